@@ -1,0 +1,89 @@
+#include "kernels/cpu/mla_attention.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+namespace dsinfer::cpu {
+namespace {
+
+inline float Dot(const float* a, const float* b, int64_t n) {
+  float s = 0.f;
+#pragma omp simd reduction(+ : s)
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+inline void Axpy(float a, const float* x, float* y, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+// In-place softmax over scores[0, n); returns nothing, scores become probabilities.
+inline void Softmax(float* s, int64_t n) {
+  float mx = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, s[i]);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - mx));
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int64_t i = 0; i < n; ++i) s[i] *= inv;
+}
+
+}  // namespace
+
+void MlaDecode(const MlaDecodeParams& p, const ParallelFor& pfor) {
+  pfor(p.batch * p.heads, [&](int64_t w0, int64_t w1) {
+    std::vector<float> scores;
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t b = w / p.heads, h = w % p.heads;
+      const int64_t n = p.seq_lens[b];
+      const int32_t* table = p.block_tables + b * p.max_blocks;
+      const float* ql = p.q_latent + (b * p.heads + h) * p.kv_lora;
+      const float* qp = p.q_pe + (b * p.heads + h) * p.rope;
+      scores.resize(n);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* row = p.cache.Row(table, t);
+        scores[t] = (Dot(ql, row, p.kv_lora) + Dot(qp, row + p.kv_lora, p.rope)) * p.softmax_scale;
+      }
+      Softmax(scores.data(), n);
+      float* out = p.out_latent + (b * p.heads + h) * p.kv_lora;
+      std::fill(out, out + p.kv_lora, 0.f);
+      for (int64_t t = 0; t < n; ++t) Axpy(scores[t], p.cache.Row(table, t), out, p.kv_lora);
+    }
+  });
+}
+
+void MlaPrefill(const MlaPrefillParams& p, const ParallelFor& pfor) {
+  const int64_t qk = p.nope + p.rope, kvw = p.nope + p.v;
+  const int64_t first = p.n_total - p.n_new;
+  pfor(p.n_new * p.heads, [&](int64_t w0, int64_t w1) {
+    std::vector<float> scores;
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t i = w / p.heads, h = w % p.heads;
+      const int64_t n = first + i + 1;  // causal: keys 0..position
+      const float* q = p.q + (i * p.heads + h) * qk;
+      scores.resize(n);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* k = p.kv + (t * p.heads + h) * kvw;
+        scores[t] = (Dot(q, k, p.nope) + Dot(q + p.nope, p.k_pe + t * p.ld_kpe, p.rope)) *
+                    p.softmax_scale;
+      }
+      Softmax(scores.data(), n);
+      float* out = p.out + (i * p.heads + h) * p.v;
+      std::fill(out, out + p.v, 0.f);
+      for (int64_t t = 0; t < n; ++t) Axpy(scores[t], p.kv + (t * p.heads + h) * kvw + p.nope, out, p.v);
+    }
+  });
+}
+
+void GatherPagedRows(const PagedLatentView& cache, const int32_t* block_table, int64_t n,
+                     float* dst) {
+  for (int64_t t = 0; t < n; t += cache.block_size) {
+    const int64_t len = std::min(cache.block_size, n - t);
+    std::memcpy(dst + t * cache.width, cache.Row(block_table, t),
+                static_cast<size_t>(len * cache.width) * sizeof(float));
+  }
+}
+
+}  // namespace dsinfer::cpu

@@ -1,0 +1,199 @@
+// logits / generate / bench subcommands: run a model directory on the CPU backend.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "src/cli/args.h"
+#include "src/cli/commands.h"
+#include "src/core/status_macros.h"
+#include "src/engine/batch_generator.h"
+#include "src/tokenizer/tokenizer.h"
+
+namespace dsinfer::cli {
+namespace {
+
+// Loading progress on stderr: a redrawn line on a terminal, every 10% otherwise.
+std::function<void(int64_t, int64_t)> ProgressPrinter() {
+  const bool tty = isatty(STDERR_FILENO);
+  auto last = std::make_shared<int>(-1);
+  return [tty, last](int64_t done, int64_t total) {
+    if (total <= 0) return;
+    const int pct = static_cast<int>(100 * done / total);
+    if (pct == *last || (!tty && pct / 10 == *last / 10 && pct != 100)) return;
+    *last = pct;
+    std::fprintf(stderr, "%sloading weights: %3d%% (%.2f / %.2f GB)%s", tty ? "\r" : "", pct,
+                 done / 1e9, total / 1e9, tty && pct < 100 ? "" : "\n");
+    std::fflush(stderr);
+  };
+}
+
+absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
+                                                         const char* default_dtype) {
+  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
+  ASSIGN_OR_RETURN(Precision precision, ParsePrecision(args.Get("dtype").value_or(default_dtype)));
+  ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
+  if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  ModelOptions opts{.precision = precision, .threads = static_cast<int>(threads),
+                    .progress = ProgressPrinter()};
+  return DeepseekModel::Load(dir, opts);
+}
+
+const std::set<std::string> kModelFlags = {"model", "dtype", "threads"};
+
+std::set<std::string> With(std::set<std::string> base, std::initializer_list<std::string> more) {
+  base.insert(more.begin(), more.end());
+  return base;
+}
+
+}  // namespace
+
+absl::Status RunLogits(int argc, char** argv) {
+  ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2, With(kModelFlags, {"ids"}), {}));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, args.Ids("ids"));
+  // Logits default to f32: they are what gets compared against references.
+  ASSIGN_OR_RETURN(auto model, LoadModel(args, "f32"));
+  const int64_t n = static_cast<int64_t>(ids.size());
+  if (n > model->config().max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("--ids: ", n, " tokens exceed the context length ",
+                                                   model->config().max_position_embeddings));
+  }
+  BlockPool pool(static_cast<int32_t>(BlocksForTokens(n)));
+  BlockTable table;
+  RETURN_IF_ERROR(table.Reserve(pool, n));
+  LatentCacheStorage cache = model->MakeCache(pool.num_blocks());
+  SequenceInput in{.tokens = ids, .start_pos = 0, .block_table = table.blocks(),
+                   .all_logits = true};
+  std::vector<float> logits;
+  RETURN_IF_ERROR(model->Forward({&in, 1}, cache, &logits));
+  const int64_t V = model->config().vocab_size;
+  // Stream the rows out: a real vocabulary makes this large.
+  std::string out = "{\"logits\": [";
+  for (int64_t r = 0; r < n; ++r) {
+    nlohmann::json row(std::vector<float>(logits.begin() + r * V, logits.begin() + (r + 1) * V));
+    absl::StrAppend(&out, r ? ", " : "", row.dump());
+  }
+  out += "]}\n";
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return absl::OkStatus();
+}
+
+absl::Status RunGenerate(int argc, char** argv) {
+  ASSIGN_OR_RETURN(
+      Args args,
+      Args::Parse(argc, argv, 2,
+                  With(kModelFlags, {"ids", "prompt", "system", "max-tokens", "temperature",
+                                     "top-p", "top-k", "min-p", "seed", "repetition-penalty",
+                                     "frequency-penalty", "presence-penalty", "stop-ids"}),
+                  {"chat", "ignore-eos"}));
+  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
+  if (args.Has("ids") == args.Has("prompt"))
+    return absl::InvalidArgumentError("exactly one of --ids or --prompt is required");
+  if ((args.Has("chat") || args.Has("system")) && !args.Has("prompt"))
+    return absl::InvalidArgumentError("--chat and --system go with --prompt");
+
+  GenerationRequest req;
+  ASSIGN_OR_RETURN(req.max_tokens, args.Int("max-tokens", 64));
+  ASSIGN_OR_RETURN(double temperature, args.Float("temperature", 0.0));
+  ASSIGN_OR_RETURN(double top_p, args.Float("top-p", 1.0));
+  ASSIGN_OR_RETURN(int64_t top_k, args.Int("top-k", 0));
+  ASSIGN_OR_RETURN(double min_p, args.Float("min-p", 0.0));
+  ASSIGN_OR_RETURN(double rep, args.Float("repetition-penalty", 1.0));
+  ASSIGN_OR_RETURN(double freq, args.Float("frequency-penalty", 0.0));
+  ASSIGN_OR_RETURN(double pres, args.Float("presence-penalty", 0.0));
+  req.sampling.temperature = static_cast<float>(temperature);
+  req.sampling.top_p = static_cast<float>(top_p);
+  req.sampling.top_k = static_cast<int32_t>(top_k);
+  req.sampling.min_p = static_cast<float>(min_p);
+  req.sampling.repetition_penalty = static_cast<float>(rep);
+  req.sampling.frequency_penalty = static_cast<float>(freq);
+  req.sampling.presence_penalty = static_cast<float>(pres);
+  if (args.Has("seed")) {
+    ASSIGN_OR_RETURN(int64_t seed, args.Int("seed", 0));
+    req.sampling.seed = static_cast<uint64_t>(seed);
+  }
+  if (args.Has("stop-ids")) {
+    ASSIGN_OR_RETURN(req.sampling.stop_token_ids, args.Ids("stop-ids"));
+  }
+  req.stop_at_eos = !args.Has("ignore-eos");
+  RETURN_IF_ERROR(ValidateSamplingParams(req.sampling));
+  if (req.max_tokens < 1) return absl::InvalidArgumentError("--max-tokens must be >= 1");
+
+  // The tokenizer is optional: a model directory without one still runs on --ids.
+  std::unique_ptr<Tokenizer> tok;
+  const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
+  if (std::filesystem::exists(tok_path)) {
+    ASSIGN_OR_RETURN(tok, Tokenizer::FromFile(tok_path));
+  }
+  if (args.Has("ids")) {
+    ASSIGN_OR_RETURN(req.prompt, args.Ids("ids"));
+  } else {
+    if (!tok) return absl::InvalidArgumentError(absl::StrCat("--prompt needs ", tok_path));
+    const std::string prompt = *args.Get("prompt");
+    if (args.Has("chat")) {
+      std::vector<ChatMessage> msgs;
+      if (auto sys = args.Get("system")) msgs.push_back({"system", *sys});
+      msgs.push_back({"user", prompt});
+      ASSIGN_OR_RETURN(req.prompt, ApplyChatTemplate(*tok, msgs, /*add_generation_prompt=*/true));
+    } else {
+      if (args.Has("system")) return absl::InvalidArgumentError("--system needs --chat");
+      if (auto bos = tok->bos_id()) req.prompt.push_back(*bos);
+      std::vector<int32_t> ids = tok->Encode(prompt);
+      req.prompt.insert(req.prompt.end(), ids.begin(), ids.end());
+    }
+  }
+  ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
+  ASSIGN_OR_RETURN(auto results, GenerateBatch(*model, {&req, 1}));
+  nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
+  if (tok) {
+    ASSIGN_OR_RETURN(std::string text, tok->Decode(results[0].tokens, /*skip_special=*/true));
+    out["text"] = text;
+  }
+  std::cout << out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  return absl::OkStatus();
+}
+
+absl::Status RunBench(int argc, char** argv) {
+  ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2,
+                                          With(kModelFlags, {"batch", "prompt-len", "gen-len"}), {}));
+  ASSIGN_OR_RETURN(int64_t batch, args.Int("batch", 1));
+  ASSIGN_OR_RETURN(int64_t prompt_len, args.Int("prompt-len", 128));
+  ASSIGN_OR_RETURN(int64_t gen_len, args.Int("gen-len", 32));
+  if (batch < 1 || prompt_len < 1 || gen_len < 1)
+    return absl::InvalidArgumentError("--batch, --prompt-len and --gen-len must be >= 1");
+  ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
+  const int64_t V = model->config().vocab_size;
+  std::vector<GenerationRequest> reqs(batch);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t i = 0; i < prompt_len; ++i)
+      reqs[b].prompt.push_back(static_cast<int32_t>((1009 * (b + 1) + 7919 * i) % (V - 2) + 2));
+    reqs[b].max_tokens = gen_len;
+    reqs[b].stop_at_eos = false;
+  }
+  // Warm-up (first-touch of weights, thread start-up), then the measured run.
+  {
+    GenerationRequest warm = reqs[0];
+    warm.prompt.resize(std::min<size_t>(warm.prompt.size(), 8));
+    warm.max_tokens = 2;
+    RETURN_IF_ERROR(GenerateBatch(*model, {&warm, 1}).status());
+  }
+  GenerationStats st;
+  RETURN_IF_ERROR(GenerateBatch(*model, reqs, {}, &st).status());
+  nlohmann::json out = {
+      {"batch", batch},
+      {"prompt_len", prompt_len},
+      {"gen_len", gen_len},
+      {"dtype", model->precision() == Precision::kBF16 ? "bf16" : "f32"},
+      {"prefill_tok_s", st.prefill_tokens / st.prefill_seconds},
+      {"decode_tok_s", st.decode_tokens / st.decode_seconds},
+      {"decode_step_ms", 1e3 * st.decode_seconds / std::max<int64_t>(1, st.decode_steps)},
+      {"weight_bytes", model->weight_bytes()}};
+  std::cout << out.dump() << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace dsinfer::cli

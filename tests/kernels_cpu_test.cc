@@ -1,0 +1,187 @@
+// CPU kernels against straightforward loops: the reference every GPU kernel is later held to.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <set>
+
+#include "kernels/cpu/linear.h"
+#include "kernels/cpu/mla_attention.h"
+#include "kernels/cpu/moe_router.h"
+#include "kernels/cpu/rope.h"
+
+namespace dsinfer::cpu {
+namespace {
+
+std::vector<float> Random(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.f, scale);
+  std::vector<float> v(n);
+  for (float& x : v) x = d(rng);
+  return v;
+}
+
+uint16_t Bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u += 0x7fffu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+float FromBf16(uint16_t h) {
+  uint32_t u = static_cast<uint32_t>(h) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+TEST(Linear, F32AndBf16MatchNaive) {
+  const ParallelFor serial = SerialFor;
+  for (int64_t m : {1, 3, 5, 16, 17, 40}) {
+    const int64_t n = 37, k = 75;  // odd sizes: tails in every loop
+    auto x = Random(m * k, 1), w = Random(n * k, 2);
+    std::vector<uint16_t> wb(n * k);
+    for (size_t i = 0; i < wb.size(); ++i) wb[i] = Bf16(w[i]);
+    std::vector<float> y(m * n), yb(m * n, 5.0f);
+    Linear({.x = x.data(), .w = w.data(), .y = y.data(), .m = m, .n = n, .k = k}, serial);
+    Linear({.x = x.data(), .w = wb.data(), .y = yb.data(), .m = m, .n = n, .k = k, .w_bf16 = true},
+           serial);
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0, refb = 0;
+        for (int64_t q = 0; q < k; ++q) {
+          ref += static_cast<double>(x[i * k + q]) * w[j * k + q];
+          refb += static_cast<double>(FromBf16(Bf16(x[i * k + q]))) * FromBf16(wb[j * k + q]);
+        }
+        EXPECT_NEAR(y[i * n + j], ref, 1e-3) << m;
+        EXPECT_NEAR(yb[i * n + j], refb, 1e-3) << m;
+      }
+  }
+}
+
+TEST(MoeRouter, DroppedGroupsAreMaskedWithMinusInfinity) {
+  // 4 groups of 4 experts, keep 2 groups, pick 4 experts. The bias makes every biased score
+  // negative: zero-masking would pick experts of dropped groups (0 > negative); DeepSeek's
+  // -inf masking must keep the choice inside the two kept groups.
+  const int64_t E = 16, K = 4;
+  std::vector<float> logits(E), bias(E, -2.0f);
+  for (int64_t e = 0; e < E; ++e) logits[e] = 0.1f * static_cast<float>((e * 7) % 16) - 0.8f;
+  bias[1] = bias[2] = -1.0f;   // group 0 strong
+  bias[13] = bias[14] = -1.2f; // group 3 second
+  std::vector<int32_t> ids(K);
+  std::vector<float> w(K);
+  MoeRoute({.logits = logits.data(), .bias = bias.data(), .topk_ids = ids.data(),
+            .topk_weights = w.data(), .tokens = 1, .n_experts = E, .top_k = K, .n_group = 4,
+            .topk_group = 2, .scoring = RouterScoring::kSigmoid,
+            .group_score = RouterGroupScore::kTop2Sum, .normalize = true, .scale = 2.5f});
+  float sum = 0;
+  for (int64_t i = 0; i < K; ++i) {
+    EXPECT_TRUE(ids[i] / 4 == 0 || ids[i] / 4 == 3) << "expert " << ids[i];
+    sum += w[i];
+  }
+  // Weights are the unbiased sigmoid scores, normalised, times the routing scale.
+  EXPECT_NEAR(sum, 2.5f, 1e-5);
+  std::set<int32_t> distinct(ids.begin(), ids.end());
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(K));
+}
+
+TEST(MoeRouter, SoftmaxGreedyAndV2ScalingRule) {
+  const int64_t E = 8, K = 2;
+  std::vector<float> logits = {0.1f, 2.0f, -1.0f, 1.5f, 0.0f, 0.3f, -0.2f, 0.9f};
+  std::vector<int32_t> ids(K);
+  std::vector<float> w(K);
+  double z = 0;
+  for (float l : logits) z += std::exp(l);
+  const float p1 = std::exp(2.0f) / z, p3 = std::exp(1.5f) / z;
+  MoeRouterParams p{.logits = logits.data(), .bias = nullptr, .topk_ids = ids.data(),
+                    .topk_weights = w.data(), .tokens = 1, .n_experts = E, .top_k = K,
+                    .scale = 16.0f};
+  MoeRoute(p);  // not normalised: scaled
+  EXPECT_EQ(ids[0], 1);
+  EXPECT_EQ(ids[1], 3);
+  EXPECT_NEAR(w[0], 16 * p1, 1e-5);
+  EXPECT_NEAR(w[1], 16 * p3, 1e-5);
+  p.normalize = true;
+  p.scale_when_normalized = false;  // DeepSeek-V2: normalise or scale, not both
+  MoeRoute(p);
+  EXPECT_NEAR(w[0], p1 / (p1 + p3), 1e-5);
+  p.scale_when_normalized = true;   // DeepSeek-V3: normalise, then scale
+  MoeRoute(p);
+  EXPECT_NEAR(w[0], 16 * p1 / (p1 + p3), 1e-4);
+}
+
+TEST(Rope, YarnFrequenciesAndRotation) {
+  YarnParams yp{.rope_dim = 64, .theta = 10000, .yarn = true, .factor = 40,
+                .original_max_position = 4096, .beta_fast = 32, .beta_slow = 1};
+  auto inv = RopeInvFreq(yp);
+  auto plain = RopeInvFreq({.rope_dim = 64, .theta = 10000});
+  ASSERT_EQ(inv.size(), 32u);
+  // High frequencies are kept, low ones divided by the factor.
+  EXPECT_FLOAT_EQ(inv[0], plain[0]);
+  EXPECT_NEAR(inv[31], plain[31] / 40, 1e-12);
+  for (size_t i = 1; i < inv.size(); ++i) EXPECT_LE(inv[i], inv[i - 1]);
+  EXPECT_NEAR(YarnMscale(40, 0.707), 0.1 * 0.707 * std::log(40.0) + 1, 1e-12);
+  // Interleaved pairs rotate: norms are preserved, position 0 is identity.
+  auto x = Random(2 * 64, 3);
+  auto y = x;
+  int32_t pos[2] = {0, 1000};
+  ApplyRope({.x = y.data(), .positions = pos, .inv_freq = inv.data(), .rows = 2, .heads = 1,
+             .rope_dim = 64, .head_stride = 64, .row_stride = 64});
+  for (int i = 0; i < 64; ++i) EXPECT_FLOAT_EQ(y[i], x[i]);
+  for (int i = 0; i < 32; ++i) {
+    float a = x[64 + 2 * i], b = x[64 + 2 * i + 1], c = y[64 + 2 * i], d = y[64 + 2 * i + 1];
+    EXPECT_NEAR(a * a + b * b, c * c + d * d, 1e-4);
+    float ang = 1000.0f * inv[i];
+    EXPECT_NEAR(c, a * std::cos(ang) - b * std::sin(ang), 1e-5);
+  }
+}
+
+// The absorbed (decode) and expanded (prefill) forms of MLA are the same function.
+TEST(MlaAttention, AbsorbedEqualsExpanded) {
+  const int64_t H = 3, nope = 8, rope = 4, vd = 6, kvl = 10, width = kvl + rope;
+  for (int64_t T : {1, 63, 64, 65, 130}) {
+    const int64_t blocks = (T + 63) / 64 + 1;
+    auto cache = Random(blocks * 64 * width, 4);
+    std::vector<int32_t> table(blocks);
+    for (int64_t b = 0; b < blocks; ++b) table[b] = static_cast<int32_t>(blocks - 1 - b);
+    auto kv_b = Random(H * (nope + vd) * kvl, 5, 0.3f);
+    auto q = Random(H * (nope + rope), 6);  // the last token's query
+    const float scale = 0.3f;
+    PagedLatentView view{.data = cache.data(), .block_size = 64, .width = width};
+
+    // Expanded: k_nope/v = latent · kv_b^T for every token.
+    std::vector<float> rows(T * width), kvx(T * H * (nope + vd), 0.f);
+    GatherPagedRows(view, table.data(), T, rows.data());
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t r = 0; r < H * (nope + vd); ++r)
+        for (int64_t c = 0; c < kvl; ++c) kvx[t * H * (nope + vd) + r] += rows[t * width + c] * kv_b[r * kvl + c];
+    std::vector<float> out_exp(H * vd);
+    MlaPrefill({.q = q.data(), .kv = kvx.data(), .k_pe = rows.data() + kvl, .ld_kpe = width,
+                .out = out_exp.data(), .n_new = 1, .n_total = T, .heads = H, .nope = nope,
+                .rope = rope, .v = vd, .softmax_scale = scale},
+               SerialFor);
+
+    // Absorbed: q_lat = q_nope · W_UK, attention over latents, then W_UV.
+    std::vector<float> q_lat(H * kvl, 0.f), q_pe(H * rope), o_lat(H * kvl), out_abs(H * vd, 0.f);
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t c = 0; c < kvl; ++c)
+        for (int64_t d = 0; d < nope; ++d)
+          q_lat[h * kvl + c] += q[h * (nope + rope) + d] * kv_b[(h * (nope + vd) + d) * kvl + c];
+      for (int64_t r = 0; r < rope; ++r) q_pe[h * rope + r] = q[h * (nope + rope) + nope + r];
+    }
+    int32_t len = static_cast<int32_t>(T);
+    MlaDecode({.q_latent = q_lat.data(), .q_pe = q_pe.data(), .cache = view,
+               .block_tables = table.data(), .max_blocks = blocks, .seq_lens = &len,
+               .out_latent = o_lat.data(), .batch = 1, .heads = H, .kv_lora = kvl, .rope = rope,
+               .softmax_scale = scale},
+              SerialFor);
+    for (int64_t h = 0; h < H; ++h)
+      for (int64_t d = 0; d < vd; ++d)
+        for (int64_t c = 0; c < kvl; ++c)
+          out_abs[h * vd + d] += o_lat[h * kvl + c] * kv_b[(h * (nope + vd) + nope + d) * kvl + c];
+    for (int64_t i = 0; i < H * vd; ++i) EXPECT_NEAR(out_abs[i], out_exp[i], 1e-4) << "T=" << T;
+  }
+}
+
+}  // namespace
+}  // namespace dsinfer::cpu

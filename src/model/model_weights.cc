@@ -6,7 +6,7 @@
 
 namespace dsinfer {
 
-absl::StatusOr<Precision> ParsePrecision(std::string_view name) {
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name) {
   if (name == "f32" || name == "float32") return Precision::kF32;
   if (name == "bf16" || name == "bfloat16") return Precision::kBF16;
   return absl::InvalidArgumentError(

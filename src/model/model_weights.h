@@ -16,7 +16,7 @@ namespace dsinfer {
 
 enum class Precision : uint8_t { kF32, kBF16 };
 
-absl::StatusOr<Precision> ParsePrecision(std::string_view name);  // "f32" | "bf16"
+absl::StatusOr<Precision> ParsePrecision(absl::string_view name);  // "f32" | "bf16"
 
 // A [rows, cols] row-major weight matrix in the run's precision (HF [out, in] layout).
 struct Matrix {

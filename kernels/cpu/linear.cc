@@ -139,6 +139,12 @@ void Linear(const LinearParams& p, const ParallelFor& pfor) {
     return;
   }
   const int64_t ldx = p.ldx ? p.ldx : p.k, ldy = p.ldy ? p.ldy : p.n;
+  if (p.m == 1) {  // OpenBLAS's GEMV path streams the weights far better than GEMM at m = 1
+    cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(p.n), static_cast<blasint>(p.k),
+                1.0f, static_cast<const float*>(p.w), static_cast<blasint>(p.k), p.x, 1,
+                p.accumulate ? 1.0f : 0.0f, p.y, 1);
+    return;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<blasint>(p.m),
               static_cast<blasint>(p.n), static_cast<blasint>(p.k), 1.0f, p.x,
               static_cast<blasint>(ldx), static_cast<const float*>(p.w), static_cast<blasint>(p.k),

@@ -1,6 +1,4 @@
 // logits / generate / bench subcommands: run a model directory on the CPU backend.
-#include <unistd.h>
-
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -12,25 +10,12 @@
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
 #include "src/engine/batch_generator.h"
+#include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
+#include "src/weights/load_progress.h"
 
 namespace dsinfer::cli {
 namespace {
-
-// Loading progress on stderr: a redrawn line on a terminal, every 10% otherwise.
-std::function<void(int64_t, int64_t)> ProgressPrinter() {
-  const bool tty = isatty(STDERR_FILENO);
-  auto last = std::make_shared<int>(-1);
-  return [tty, last](int64_t done, int64_t total) {
-    if (total <= 0) return;
-    const int pct = static_cast<int>(100 * done / total);
-    if (pct == *last || (!tty && pct / 10 == *last / 10 && pct != 100)) return;
-    *last = pct;
-    std::fprintf(stderr, "%sloading weights: %3d%% (%.2f / %.2f GB)%s", tty ? "\r" : "", pct,
-                 done / 1e9, total / 1e9, tty && pct < 100 ? "" : "\n");
-    std::fflush(stderr);
-  };
-}
 
 absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
                                                          const char* default_dtype) {
@@ -39,7 +24,7 @@ absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
   ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
   if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   ModelOptions opts{.precision = precision, .threads = static_cast<int>(threads),
-                    .progress = ProgressPrinter()};
+                    .progress = StderrProgress("loading weights")};
   return DeepseekModel::Load(dir, opts);
 }
 

@@ -30,13 +30,7 @@ int ResolveThreads(int threads) {
 absl::StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::Load(const std::string& model_dir,
                                                                    const ModelOptions& options) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
-  ProgressFn progress;
-  if (options.progress) {
-    progress = [&options](uint64_t done, uint64_t total) {
-      options.progress(static_cast<int64_t>(done), static_cast<int64_t>(total));
-    };
-  }
-  ASSIGN_OR_RETURN(auto store, WeightStore::Open(model_dir, progress));
+  ASSIGN_OR_RETURN(auto store, WeightStore::Open(model_dir, options.progress));
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
   ASSIGN_OR_RETURN(auto weights, LoadModelWeights(config, *store, options.precision));
   store->FinishProgress();

@@ -16,14 +16,14 @@
 #include "src/kv_cache/latent_cache.h"
 #include "src/model/model_weights.h"
 #include "src/model/step.h"
+#include "src/weights/weight_store.h"
 
 namespace dsinfer {
 
 struct ModelOptions {
   Precision precision = Precision::kF32;
   int threads = 0;  // 0: DSINFER_THREADS or all cores
-  // Called while loading with (bytes read, total bytes) of the checkpoint.
-  std::function<void(int64_t, int64_t)> progress;
+  ProgressFn progress;  // called while loading with (bytes read, total bytes)
 };
 
 // Tokens routed to each expert, per MoE layer, accumulated over steps.

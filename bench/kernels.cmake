@@ -1,0 +1,1 @@
+dsinfer_add_bench(kernels_bench SOURCES kernels_bench.cc LIBS dsinfer_cpu_kernels dsinfer_core)

@@ -1,0 +1,522 @@
+// config.json parsing: per-family HF defaults, then type checks, then consistency checks.
+#include "src/config/model_config.h"
+
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <optional>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "nlohmann/json.hpp"
+#include "src/core/status_macros.h"
+
+namespace dsinfer {
+namespace {
+
+using Json = nlohmann::json;
+
+// Upper bound for any size-like field, so that later products (vocab * hidden, ...) cannot
+// overflow int64.
+constexpr int64_t kMaxDim = int64_t{1} << 24;
+
+absl::Status FieldError(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("config.json: ", field, " ", what));
+}
+
+std::string Describe(const Json& v) {
+  std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return absl::StrCat(v.type_name(), " ", text);
+}
+
+// Reads obj[key] into *out when present. `null_value`: what a JSON null means; without one,
+// null is a type error.
+absl::Status GetInt(const Json& obj, absl::string_view key, absl::string_view field, int64_t* out,
+                    std::optional<int64_t> null_value = std::nullopt) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return absl::OkStatus();
+  if (it->is_null() && null_value.has_value()) {
+    *out = *null_value;
+    return absl::OkStatus();
+  }
+  if (it->is_number_unsigned()) {
+    uint64_t u = it->get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+      return FieldError(field, absl::StrCat("is out of range: ", u));
+    }
+    *out = static_cast<int64_t>(u);
+    return absl::OkStatus();
+  }
+  if (it->is_number_integer()) {
+    *out = it->get<int64_t>();
+    return absl::OkStatus();
+  }
+  // Some writers emit integral values as floats (4096.0); accept those exactly.
+  if (it->is_number_float()) {
+    double d = it->get<double>();
+    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
+      *out = static_cast<int64_t>(d);
+      return absl::OkStatus();
+    }
+  }
+  return FieldError(field, absl::StrCat("must be an integer, got ", Describe(*it)));
+}
+
+absl::Status GetDouble(const Json& obj, absl::string_view key, absl::string_view field,
+                       double* out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return absl::OkStatus();
+  if (!it->is_number()) {
+    return FieldError(field, absl::StrCat("must be a number, got ", Describe(*it)));
+  }
+  *out = it->get<double>();
+  if (!std::isfinite(*out)) return FieldError(field, "must be finite");
+  return absl::OkStatus();
+}
+
+absl::Status GetBool(const Json& obj, absl::string_view key, absl::string_view field, bool* out) {
+  auto it = obj.find(key);
+  if (it == obj.end()) return absl::OkStatus();
+  if (!it->is_boolean()) {
+    return FieldError(field, absl::StrCat("must be true or false, got ", Describe(*it)));
+  }
+  *out = it->get<bool>();
+  return absl::OkStatus();
+}
+
+// Returns nullopt when absent or null.
+absl::StatusOr<std::optional<std::string>> GetString(const Json& obj, absl::string_view key,
+                                                     absl::string_view field) {
+  auto it = obj.find(key);
+  if (it == obj.end() || it->is_null()) return std::optional<std::string>();
+  if (!it->is_string()) {
+    return FieldError(field, absl::StrCat("must be a string, got ", Describe(*it)));
+  }
+  return std::optional<std::string>(it->get<std::string>());
+}
+
+absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi) {
+  if (v < lo || v > hi) {
+    return FieldError(field, absl::StrCat("must be in [", lo, ", ", hi, "], got ", v));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckPositive(absl::string_view field, double v) {
+  if (!(v > 0)) return FieldError(field, absl::StrCat("must be positive, got ", v));
+  return absl::OkStatus();
+}
+
+// HF defaults: transformers' DeepseekV2Config / DeepseekV3Config, plus DeepSeek's own remote
+// code for the keys transformers does not model (topk_method, scoring_func, moe_layer_freq).
+void ApplyFamilyDefaults(ModelConfig* c) {
+  if (c->model_type == "deepseek_v2") {
+    c->vocab_size = 32000;
+    c->hidden_size = 4096;
+    c->intermediate_size = 11008;
+    c->moe_intermediate_size = 1407;
+    c->num_hidden_layers = 32;
+    c->num_attention_heads = 32;
+    c->q_lora_rank = 1536;
+    c->kv_lora_rank = 512;
+    c->qk_nope_head_dim = 128;
+    c->qk_rope_head_dim = 64;
+    c->v_head_dim = 128;
+    c->n_routed_experts = 64;
+    c->n_shared_experts = 2;
+    c->num_experts_per_tok = 0;  // HF: None; must be given when experts exist
+    c->n_group = 1;
+    c->topk_group = 1;
+    c->topk_method = TopkMethod::kGreedy;
+    c->scoring_func = ScoringFunc::kSoftmax;
+    c->norm_topk_prob = false;
+    c->routed_scaling_factor = 1.0;
+    c->first_k_dense_replace = 0;
+    c->max_position_embeddings = 2048;
+    c->bos_token_id = 1;
+    c->eos_token_ids = {2};
+  } else {  // deepseek_v3, kimi_k2
+    c->vocab_size = 129280;
+    c->hidden_size = 7168;
+    c->intermediate_size = 18432;
+    c->moe_intermediate_size = 2048;
+    c->num_hidden_layers = 61;
+    c->num_attention_heads = 128;
+    c->q_lora_rank = 1536;
+    c->kv_lora_rank = 512;
+    c->qk_nope_head_dim = 128;
+    c->qk_rope_head_dim = 64;
+    c->v_head_dim = 128;
+    c->n_routed_experts = 256;
+    c->n_shared_experts = 1;
+    c->num_experts_per_tok = 8;
+    c->n_group = 8;
+    c->topk_group = 4;
+    c->topk_method = TopkMethod::kNoauxTc;
+    c->scoring_func = ScoringFunc::kSigmoid;
+    c->norm_topk_prob = true;
+    c->routed_scaling_factor = 2.5;
+    c->first_k_dense_replace = 3;
+    c->max_position_embeddings = 4096;
+    c->bos_token_id = 0;
+    c->eos_token_ids = {1};
+  }
+  c->moe_layer_freq = 1;
+  c->rms_norm_eps = 1e-6;
+  c->rope_theta = 10000.0;
+  c->tie_word_embeddings = false;
+  c->num_nextn_predict_layers = 0;
+}
+
+absl::Status ParseRopeScaling(const Json& root, ModelConfig* c) {
+  // Newer transformers write "rope_parameters" (with rope_type "default" when unscaled).
+  std::string field = "rope_scaling";
+  auto it = root.find("rope_scaling");
+  if (it == root.end() || it->is_null()) {
+    it = root.find("rope_parameters");
+    field = "rope_parameters";
+  }
+  if (it == root.end() || it->is_null()) return absl::OkStatus();
+  const Json& rs = *it;
+  if (!rs.is_object()) {
+    return FieldError(field, absl::StrCat("must be an object or null, got ", Describe(rs)));
+  }
+  if (field == "rope_parameters") {
+    RETURN_IF_ERROR(GetDouble(rs, "rope_theta", "rope_parameters.rope_theta", &c->rope_theta));
+  }
+  // "type" in DeepSeek's configs, "rope_type" in newer HF ones.
+  const char* type_key = rs.contains("type") ? "type" : "rope_type";
+  std::string type_field = absl::StrCat(field, ".", type_key);
+  ASSIGN_OR_RETURN(std::optional<std::string> type, GetString(rs, type_key, type_field));
+  if (!type.has_value()) return FieldError(type_field, "is missing");
+  if (*type == "default") return absl::OkStatus();
+  if (*type != "yarn") {
+    return FieldError(type_field,
+                      absl::StrCat("\"", *type, "\" is not supported (only yarn or default)"));
+  }
+  RopeScaling& y = c->rope_scaling;
+  y.yarn = true;
+  // DeepSeek's yarn implementation defaults original_max_position_embeddings to 4096.
+  y.original_max_position_embeddings = 4096;
+  auto name = [&](const char* k) { return absl::StrCat(field, ".", k); };
+  RETURN_IF_ERROR(GetDouble(rs, "factor", name("factor"), &y.factor));
+  RETURN_IF_ERROR(GetInt(rs, "original_max_position_embeddings",
+                         name("original_max_position_embeddings"),
+                         &y.original_max_position_embeddings));
+  RETURN_IF_ERROR(GetDouble(rs, "beta_fast", name("beta_fast"), &y.beta_fast));
+  RETURN_IF_ERROR(GetDouble(rs, "beta_slow", name("beta_slow"), &y.beta_slow));
+  RETURN_IF_ERROR(GetDouble(rs, "mscale", name("mscale"), &y.mscale));
+  RETURN_IF_ERROR(GetDouble(rs, "mscale_all_dim", name("mscale_all_dim"), &y.mscale_all_dim));
+  if (!rs.contains("factor")) return FieldError(name("factor"), "is missing");
+  if (!(y.factor >= 1.0)) {
+    return FieldError(name("factor"), absl::StrCat("must be >= 1, got ", y.factor));
+  }
+  RETURN_IF_ERROR(CheckRange(name("original_max_position_embeddings"),
+                             y.original_max_position_embeddings, 1, kMaxDim * 64));
+  RETURN_IF_ERROR(CheckPositive(name("beta_fast"), y.beta_fast));
+  RETURN_IF_ERROR(CheckPositive(name("beta_slow"), y.beta_slow));
+  if (y.mscale < 0) return FieldError(name("mscale"), "must not be negative");
+  if (y.mscale_all_dim < 0) return FieldError(name("mscale_all_dim"), "must not be negative");
+  return absl::OkStatus();
+}
+
+absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
+  auto it = root.find("quantization_config");
+  if (it == root.end() || it->is_null()) return absl::OkStatus();
+  const Json& q = *it;
+  if (!q.is_object()) {
+    return FieldError("quantization_config",
+                      absl::StrCat("must be an object or null, got ", Describe(q)));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> method,
+                   GetString(q, "quant_method", "quantization_config.quant_method"));
+  if (!method.has_value()) return FieldError("quantization_config.quant_method", "is missing");
+  if (*method != "fp8") {
+    return FieldError("quantization_config.quant_method",
+                      absl::StrCat("\"", *method, "\" is not supported (only fp8)"));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> fmt, GetString(q, "fmt", "quantization_config.fmt"));
+  if (fmt.has_value() && *fmt != "e4m3") {
+    return FieldError("quantization_config.fmt",
+                      absl::StrCat("\"", *fmt, "\" is not supported (only e4m3)"));
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> act,
+                   GetString(q, "activation_scheme", "quantization_config.activation_scheme"));
+  if (act.has_value() && *act != "dynamic") {
+    return FieldError("quantization_config.activation_scheme",
+                      absl::StrCat("\"", *act, "\" is not supported (only dynamic)"));
+  }
+  c->fp8.enabled = true;
+  auto wb = q.find("weight_block_size");
+  if (wb != q.end() && !wb->is_null()) {
+    if (!wb->is_array() || wb->size() != 2) {
+      return FieldError("quantization_config.weight_block_size",
+                        absl::StrCat("must be a list [n, k], got ", Describe(*wb)));
+    }
+    Json pair = Json::object({{"n", (*wb)[0]}, {"k", (*wb)[1]}});
+    RETURN_IF_ERROR(GetInt(pair, "n", "quantization_config.weight_block_size[0]", &c->fp8.block_n));
+    RETURN_IF_ERROR(GetInt(pair, "k", "quantization_config.weight_block_size[1]", &c->fp8.block_k));
+    RETURN_IF_ERROR(
+        CheckRange("quantization_config.weight_block_size[0]", c->fp8.block_n, 1, kMaxDim));
+    RETURN_IF_ERROR(
+        CheckRange("quantization_config.weight_block_size[1]", c->fp8.block_k, 1, kMaxDim));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ParseTokens(const Json& root, ModelConfig* c) {
+  RETURN_IF_ERROR(GetInt(root, "bos_token_id", "bos_token_id", &c->bos_token_id, -1));
+  auto it = root.find("eos_token_id");
+  if (it == root.end()) return absl::OkStatus();
+  c->eos_token_ids.clear();
+  if (it->is_null()) return absl::OkStatus();
+  if (it->is_array()) {
+    for (size_t i = 0; i < it->size(); ++i) {
+      Json one = Json::object({{"v", (*it)[i]}});
+      int64_t id = 0;
+      RETURN_IF_ERROR(GetInt(one, "v", absl::StrCat("eos_token_id[", i, "]"), &id));
+      c->eos_token_ids.push_back(id);
+    }
+    return absl::OkStatus();
+  }
+  int64_t id = 0;
+  RETURN_IF_ERROR(GetInt(root, "eos_token_id", "eos_token_id", &id));
+  c->eos_token_ids.push_back(id);
+  return absl::OkStatus();
+}
+
+absl::Status Validate(const ModelConfig& c) {
+  RETURN_IF_ERROR(CheckRange("hidden_size", c.hidden_size, 1, kMaxDim));
+  RETURN_IF_ERROR(CheckRange("intermediate_size", c.intermediate_size, 1, kMaxDim));
+  RETURN_IF_ERROR(CheckRange("num_hidden_layers", c.num_hidden_layers, 1, 1 << 16));
+  RETURN_IF_ERROR(CheckRange("num_attention_heads", c.num_attention_heads, 1, 1 << 16));
+  RETURN_IF_ERROR(CheckRange("q_lora_rank", c.q_lora_rank, 0, kMaxDim));
+  RETURN_IF_ERROR(CheckRange("kv_lora_rank", c.kv_lora_rank, 1, kMaxDim));
+  RETURN_IF_ERROR(CheckRange("qk_nope_head_dim", c.qk_nope_head_dim, 1, 1 << 16));
+  RETURN_IF_ERROR(CheckRange("qk_rope_head_dim", c.qk_rope_head_dim, 2, 1 << 16));
+  if (c.qk_rope_head_dim % 2 != 0) {
+    return FieldError("qk_rope_head_dim",
+                      absl::StrCat("must be even (rotary pairs), got ", c.qk_rope_head_dim));
+  }
+  RETURN_IF_ERROR(CheckRange("v_head_dim", c.v_head_dim, 1, 1 << 16));
+  RETURN_IF_ERROR(CheckRange("vocab_size", c.vocab_size, 1, kMaxDim));
+  RETURN_IF_ERROR(
+      CheckRange("max_position_embeddings", c.max_position_embeddings, 1, kMaxDim * 64));
+  RETURN_IF_ERROR(CheckPositive("rms_norm_eps", c.rms_norm_eps));
+  RETURN_IF_ERROR(CheckPositive("rope_theta", c.rope_theta));
+  RETURN_IF_ERROR(CheckRange("num_nextn_predict_layers", c.num_nextn_predict_layers, 0, 1 << 16));
+
+  RETURN_IF_ERROR(CheckRange("n_routed_experts", c.n_routed_experts, 0, 1 << 20));
+  RETURN_IF_ERROR(CheckRange("n_shared_experts", c.n_shared_experts, 0, 1 << 16));
+  if (c.n_routed_experts > 0) {
+    RETURN_IF_ERROR(CheckRange("moe_intermediate_size", c.moe_intermediate_size, 1, kMaxDim));
+    RETURN_IF_ERROR(CheckRange("first_k_dense_replace", c.first_k_dense_replace, 0, 1 << 16));
+    RETURN_IF_ERROR(CheckRange("moe_layer_freq", c.moe_layer_freq, 1, 1 << 16));
+    if (c.num_experts_per_tok <= 0) {
+      return FieldError("num_experts_per_tok",
+                        absl::StrCat("must be positive when n_routed_experts is ",
+                                     c.n_routed_experts, ", got ", c.num_experts_per_tok));
+    }
+    if (c.num_experts_per_tok > c.n_routed_experts) {
+      return FieldError("num_experts_per_tok", absl::StrCat("(", c.num_experts_per_tok,
+                                                            ") must not exceed n_routed_experts (",
+                                                            c.n_routed_experts, ")"));
+    }
+    RETURN_IF_ERROR(CheckRange("n_group", c.n_group, 1, c.n_routed_experts));
+    if (c.n_routed_experts % c.n_group != 0) {
+      return FieldError("n_group", absl::StrCat("(", c.n_group, ") must divide n_routed_experts (",
+                                                c.n_routed_experts, ")"));
+    }
+    RETURN_IF_ERROR(CheckRange("topk_group", c.topk_group, 1, c.n_group));
+    if (c.topk_method != TopkMethod::kGreedy) {
+      int64_t per_group = c.n_routed_experts / c.n_group;
+      if (c.num_experts_per_tok > c.topk_group * per_group) {
+        return FieldError(
+            "num_experts_per_tok",
+            absl::StrCat("(", c.num_experts_per_tok, ") exceeds the ", c.topk_group * per_group,
+                         " experts in topk_group (", c.topk_group, ") groups of ", per_group));
+      }
+      // noaux_tc ranks groups by the sum of their two best experts.
+      if (c.topk_method == TopkMethod::kNoauxTc && c.n_group > 1 && per_group < 2) {
+        return FieldError("n_group", absl::StrCat("(", c.n_group,
+                                                  ") leaves fewer than 2 experts per group, "
+                                                  "which noaux_tc needs"));
+      }
+    }
+    if (!(c.routed_scaling_factor > 0)) {
+      return FieldError("routed_scaling_factor",
+                        absl::StrCat("must be positive, got ", c.routed_scaling_factor));
+    }
+  }
+  if (c.bos_token_id < -1 || c.bos_token_id >= c.vocab_size) {
+    return FieldError(
+        "bos_token_id",
+        absl::StrCat("(", c.bos_token_id, ") is outside the vocabulary of ", c.vocab_size));
+  }
+  for (int64_t id : c.eos_token_ids) {
+    if (id < 0 || id >= c.vocab_size) {
+      return FieldError("eos_token_id",
+                        absl::StrCat("(", id, ") is outside the vocabulary of ", c.vocab_size));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* TopkMethodName(TopkMethod m) {
+  switch (m) {
+    case TopkMethod::kGreedy:
+      return "greedy";
+    case TopkMethod::kGroupLimitedGreedy:
+      return "group_limited_greedy";
+    case TopkMethod::kNoauxTc:
+      return "noaux_tc";
+  }
+  return "?";
+}
+
+const char* ScoringFuncName(ScoringFunc f) {
+  switch (f) {
+    case ScoringFunc::kSoftmax:
+      return "softmax";
+    case ScoringFunc::kSigmoid:
+      return "sigmoid";
+  }
+  return "?";
+}
+
+bool ModelConfig::IsMoeLayer(int64_t layer) const {
+  return n_routed_experts > 0 && layer >= first_k_dense_replace && moe_layer_freq > 0 &&
+         layer % moe_layer_freq == 0;
+}
+
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
+  Json root = Json::parse(json_text.begin(), json_text.end(), nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return absl::InvalidArgumentError("config.json: not valid JSON");
+  if (!root.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: top level must be an object, got ", root.type_name()));
+  }
+
+  ModelConfig c;
+  ASSIGN_OR_RETURN(std::optional<std::string> model_type,
+                   GetString(root, "model_type", "model_type"));
+  if (!model_type.has_value()) return FieldError("model_type", "is missing");
+  if (*model_type != "deepseek_v2" && *model_type != "deepseek_v3" && *model_type != "kimi_k2") {
+    return FieldError("model_type", absl::StrCat("\"", *model_type,
+                                                 "\" is not one of deepseek_v2, deepseek_v3, "
+                                                 "kimi_k2"));
+  }
+  c.model_type = *model_type;
+  ApplyFamilyDefaults(&c);
+
+  struct IntField {
+    const char* key;
+    int64_t* out;
+    std::optional<int64_t> null_value;
+  };
+  const IntField ints[] = {
+      {"hidden_size", &c.hidden_size, std::nullopt},
+      {"intermediate_size", &c.intermediate_size, std::nullopt},
+      {"moe_intermediate_size", &c.moe_intermediate_size, std::nullopt},
+      {"num_hidden_layers", &c.num_hidden_layers, std::nullopt},
+      {"num_attention_heads", &c.num_attention_heads, std::nullopt},
+      {"q_lora_rank", &c.q_lora_rank, 0},
+      {"kv_lora_rank", &c.kv_lora_rank, std::nullopt},
+      {"qk_nope_head_dim", &c.qk_nope_head_dim, std::nullopt},
+      {"qk_rope_head_dim", &c.qk_rope_head_dim, std::nullopt},
+      {"v_head_dim", &c.v_head_dim, std::nullopt},
+      {"n_routed_experts", &c.n_routed_experts, 0},
+      {"n_shared_experts", &c.n_shared_experts, 0},
+      {"num_experts_per_tok", &c.num_experts_per_tok, 0},
+      {"n_group", &c.n_group, 1},
+      {"topk_group", &c.topk_group, 1},
+      {"first_k_dense_replace", &c.first_k_dense_replace, std::nullopt},
+      {"moe_layer_freq", &c.moe_layer_freq, std::nullopt},
+      {"max_position_embeddings", &c.max_position_embeddings, std::nullopt},
+      {"vocab_size", &c.vocab_size, std::nullopt},
+      {"num_nextn_predict_layers", &c.num_nextn_predict_layers, 0},
+  };
+  for (const IntField& f : ints) RETURN_IF_ERROR(GetInt(root, f.key, f.key, f.out, f.null_value));
+
+  RETURN_IF_ERROR(
+      GetDouble(root, "routed_scaling_factor", "routed_scaling_factor", &c.routed_scaling_factor));
+  RETURN_IF_ERROR(GetDouble(root, "rms_norm_eps", "rms_norm_eps", &c.rms_norm_eps));
+  RETURN_IF_ERROR(GetDouble(root, "rope_theta", "rope_theta", &c.rope_theta));
+  RETURN_IF_ERROR(GetBool(root, "norm_topk_prob", "norm_topk_prob", &c.norm_topk_prob));
+  RETURN_IF_ERROR(
+      GetBool(root, "tie_word_embeddings", "tie_word_embeddings", &c.tie_word_embeddings));
+
+  ASSIGN_OR_RETURN(std::optional<std::string> topk, GetString(root, "topk_method", "topk_method"));
+  if (topk.has_value()) {
+    if (*topk == "greedy") {
+      c.topk_method = TopkMethod::kGreedy;
+    } else if (*topk == "group_limited_greedy") {
+      c.topk_method = TopkMethod::kGroupLimitedGreedy;
+    } else if (*topk == "noaux_tc") {
+      c.topk_method = TopkMethod::kNoauxTc;
+    } else {
+      return FieldError(
+          "topk_method",
+          absl::StrCat("\"", *topk, "\" is not one of greedy, group_limited_greedy, noaux_tc"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> scoring,
+                   GetString(root, "scoring_func", "scoring_func"));
+  if (scoring.has_value()) {
+    if (*scoring == "softmax") {
+      c.scoring_func = ScoringFunc::kSoftmax;
+    } else if (*scoring == "sigmoid") {
+      c.scoring_func = ScoringFunc::kSigmoid;
+    } else {
+      return FieldError("scoring_func",
+                        absl::StrCat("\"", *scoring, "\" is not one of softmax, sigmoid"));
+    }
+  }
+  ASSIGN_OR_RETURN(std::optional<std::string> act, GetString(root, "hidden_act", "hidden_act"));
+  if (act.has_value() && *act != "silu") {
+    return FieldError("hidden_act", absl::StrCat("\"", *act, "\" is not supported (only silu)"));
+  }
+  bool attention_bias = false;
+  RETURN_IF_ERROR(GetBool(root, "attention_bias", "attention_bias", &attention_bias));
+  if (attention_bias) return FieldError("attention_bias", "true is not supported");
+
+  // "dtype" is the newer transformers spelling of "torch_dtype".
+  const char* dtype_key = root.contains("torch_dtype") ? "torch_dtype" : "dtype";
+  ASSIGN_OR_RETURN(std::optional<std::string> dtype, GetString(root, dtype_key, dtype_key));
+  if (dtype.has_value()) {
+    if (*dtype != "bfloat16" && *dtype != "float16" && *dtype != "float32") {
+      return FieldError(dtype_key,
+                        absl::StrCat("\"", *dtype, "\" is not one of bfloat16, float16, float32"));
+    }
+    c.torch_dtype = *dtype;
+  }
+
+  RETURN_IF_ERROR(ParseRopeScaling(root, &c));
+  RETURN_IF_ERROR(ParseQuantization(root, &c));
+  RETURN_IF_ERROR(ParseTokens(root, &c));
+  RETURN_IF_ERROR(Validate(c));
+  return c;
+}
+
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  std::string path = model_dir + "/config.json";
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) return absl::InternalError(absl::StrCat("cannot read ", path));
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(text.str());
+  if (!config.ok()) {
+    return absl::Status(
+        config.status().code(),
+        absl::StrCat(path, ": ", absl::StripPrefix(config.status().message(), "config.json: ")));
+  }
+  return config;
+}
+
+}  // namespace dsinfer

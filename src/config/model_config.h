@@ -1,0 +1,71 @@
+// Model hyper-parameters read from a Hugging Face config.json (DeepSeek-V2/V3, Kimi-K2).
+// Parsing validates every field once, here; the rest of the code trusts a ModelConfig.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace dsinfer {
+
+// How the MoE router picks experts (config.json "topk_method").
+enum class TopkMethod { kGreedy, kGroupLimitedGreedy, kNoauxTc };
+// How router logits become scores (config.json "scoring_func").
+enum class ScoringFunc { kSoftmax, kSigmoid };
+
+const char* TopkMethodName(TopkMethod m);
+const char* ScoringFuncName(ScoringFunc f);
+
+// config.json "rope_scaling" of type yarn; yarn == false means plain RoPE.
+struct RopeScaling {
+  bool yarn = false;
+  double factor = 1.0;
+  int64_t original_max_position_embeddings = 0;
+  double beta_fast = 32, beta_slow = 1, mscale = 1, mscale_all_dim = 0;
+};
+
+// config.json "quantization_config" (block-wise FP8 E4M3 weights, DeepSeek-V3 style).
+struct Fp8Quant {
+  bool enabled = false;
+  int64_t block_n = 128, block_k = 128;  // weight_block_size [n, k]: rows, columns per scale
+};
+
+struct ModelConfig {
+  std::string model_type;  // deepseek_v2, deepseek_v3 or kimi_k2
+  int64_t hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
+  int64_t num_hidden_layers = 0, num_attention_heads = 0;
+  int64_t q_lora_rank = 0;  // 0 when null: plain q_proj
+  int64_t kv_lora_rank = 0, qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  int64_t n_routed_experts = 0, n_shared_experts = 0, num_experts_per_tok = 0;
+  int64_t n_group = 1, topk_group = 1;
+  TopkMethod topk_method = TopkMethod::kGreedy;
+  ScoringFunc scoring_func = ScoringFunc::kSoftmax;
+  bool norm_topk_prob = false;
+  double routed_scaling_factor = 1.0;
+  int64_t first_k_dense_replace = 0, moe_layer_freq = 1;
+  double rms_norm_eps = 1e-6, rope_theta = 10000.0;
+  RopeScaling rope_scaling;
+  int64_t max_position_embeddings = 0, vocab_size = 0;
+  bool tie_word_embeddings = false;
+  int64_t bos_token_id = -1;           // -1 when null
+  std::vector<int64_t> eos_token_ids;  // config may give an int or a list
+  Fp8Quant fp8;
+  int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
+  std::string torch_dtype;               // "" when absent
+
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  // DeepSeek's rule: routed experts exist, past the leading dense layers, every moe_layer_freq.
+  bool IsMoeLayer(int64_t layer) const;
+};
+
+// Parses config.json text. Unsupported or inconsistent values give InvalidArgument naming the
+// field; unknown keys are ignored (HF configs carry many).
+absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text);
+
+// Reads and parses model_dir/config.json.
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
+
+}  // namespace dsinfer

@@ -1,0 +1,76 @@
+// All tensors of a checkpoint directory (one model.safetensors, or shards listed by
+// model.safetensors.index.json), mapped read-only and converted on request.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "src/weights/safetensors.h"
+
+namespace dsinfer {
+
+// Called with (bytes read so far, total bytes) after each Read*; may come from any thread that
+// reads, but never concurrently.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
+
+class WeightStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<WeightStore>> Open(const std::string& model_dir,
+                                                           ProgressFn progress = nullptr);
+
+  // FP8 block size (config.json quantization_config.weight_block_size); 128 x 128 by default.
+  void SetFp8BlockSize(int64_t block_n, int64_t block_k);
+
+  bool Has(std::string_view name) const;
+  absl::StatusOr<const TensorInfo*> Get(std::string_view name) const;
+  std::vector<std::string> Names() const;  // sorted
+  const std::string& model_dir() const { return model_dir_; }
+
+  // Copies a tensor into out (expected_shape's element count), converting BF16/F16/F32 and
+  // dequantising F8_E4M3 with its `<name minus .weight>.weight_scale_inv` block scales.
+  // Large tensors are converted on ThreadPool::Default(): do not call from inside its work.
+  absl::Status ReadF32(std::string_view name, absl::Span<const int64_t> expected_shape,
+                       float* out) const;
+  // As ReadF32, rounding to bf16 (a BF16 tensor is copied bit for bit).
+  absl::Status ReadBf16(std::string_view name, absl::Span<const int64_t> expected_shape,
+                        uint16_t* out) const;
+
+  // Progress runs from 0 to the bytes of all tensors; loaders that skip some (MTP layers) can
+  // set the total they will read, and FinishProgress reports completion either way.
+  void set_progress_total(uint64_t bytes) { progress_total_ = bytes; }
+  uint64_t total_bytes() const { return total_bytes_; }
+  void FinishProgress() const;
+
+ private:
+  struct Entry {
+    const TensorInfo* info;
+    const SafetensorsFile* file;
+  };
+  enum class OutType { kF32, kBf16 };
+
+  WeightStore() = default;
+  absl::StatusOr<Entry> Find(std::string_view name) const;
+  absl::Status Read(std::string_view name, absl::Span<const int64_t> expected_shape,
+                    OutType out_type, void* out) const;
+  void AddProgress(uint64_t bytes) const;
+
+  std::string model_dir_;
+  std::vector<std::unique_ptr<SafetensorsFile>> files_;
+  std::map<std::string, Entry, std::less<>> entries_;
+  int64_t block_n_ = 128, block_k_ = 128;
+  uint64_t total_bytes_ = 0;
+  uint64_t progress_total_ = 0;
+  ProgressFn progress_;
+  mutable std::mutex progress_mu_;
+  mutable uint64_t progress_done_ = 0;
+};
+
+}  // namespace dsinfer

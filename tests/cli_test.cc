@@ -1,0 +1,180 @@
+// The dsinfer command end to end: JSON on stdout, clear errors on stderr with non-zero exit.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "nlohmann/json.hpp"
+#include "src/weights/safetensors.h"
+
+namespace dsinfer {
+namespace {
+
+namespace fs = std::filesystem;
+const std::string kSrc = DSINFER_SOURCE_DIR;
+const std::string kFixtures = kSrc + "/tests/fixtures/models/";
+const std::string kTokenizer = kSrc + "/models/tokenizers/deepseek-v3/tokenizer.json";
+
+struct Result {
+  int code;
+  std::string out, err;
+};
+
+Result RunCli(const std::string& args) {
+  const fs::path err_file = fs::temp_directory_path() / absl::StrCat("dsinfer_cli_err_", getpid());
+  const std::string cmd = absl::StrCat(DSINFER_CLI, " ", args, " 2>", err_file.string());
+  Result r;
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  fs::remove(err_file);
+  return r;
+}
+
+fs::path TempDir(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / absl::StrCat("dsinfer_cli_", name, "_", getpid());
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+TEST(Cli, LogitsMatchGolden) {
+  std::ifstream g(kFixtures + "v3_fp8/golden.json");
+  auto golden = nlohmann::json::parse(g);
+  auto prompt = golden["prompts"][1].get<std::vector<int32_t>>();
+  std::string ids;
+  for (int32_t t : prompt) absl::StrAppend(&ids, ids.empty() ? "" : ",", t);
+  Result r = RunCli("logits --model " + kFixtures + "v3_fp8 --ids " + ids + " --threads 2");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  auto logits = out["logits"].get<std::vector<std::vector<float>>>();
+  ASSERT_EQ(logits.size(), prompt.size());
+  auto file = SafetensorsFile::Open(kFixtures + "v3_fp8/golden.safetensors");
+  ASSERT_TRUE(file.ok());
+  const TensorInfo* t = (*file)->Find("logits.1");
+  std::vector<float> want(t->nbytes / 4);
+  std::memcpy(want.data(), t->data, t->nbytes);
+  const size_t V = logits[0].size();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num = std::max(num, std::fabs(static_cast<double>(logits[i / V][i % V]) - want[i]));
+    den = std::max(den, std::fabs(static_cast<double>(want[i])));
+  }
+  EXPECT_LE(num / den, 1e-3);
+}
+
+TEST(Cli, GreedyGenerateMatchesGolden) {
+  std::ifstream g(kFixtures + "v2_lite_bf16/golden.json");
+  auto golden = nlohmann::json::parse(g);
+  auto prompt = golden["prompts"][2].get<std::vector<int32_t>>();
+  auto greedy = golden["greedy"][2].get<std::vector<int32_t>>();
+  std::string ids;
+  for (int32_t t : prompt) absl::StrAppend(&ids, ids.empty() ? "" : ",", t);
+  Result r = RunCli(absl::StrCat("generate --model ", kFixtures, "v2_lite_bf16 --dtype f32 --ids ",
+                              ids, " --max-tokens 12 --ignore-eos"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  greedy.resize(12);
+  EXPECT_EQ(out["ids"].get<std::vector<int32_t>>(), greedy);
+  EXPECT_FALSE(out.contains("text"));  // no tokenizer in the fixture directory
+}
+
+TEST(Cli, TokenizeDetokenizeRoundTrip) {
+  Result r = RunCli("tokenize --tokenizer " + kTokenizer + " --text '12345热线 hello'");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto ids = nlohmann::json::parse(r.out)["ids"].get<std::vector<int32_t>>();
+  ASSERT_FALSE(ids.empty());
+  std::string list;
+  for (int32_t t : ids) absl::StrAppend(&list, list.empty() ? "" : ",", t);
+  Result d = RunCli("detokenize --tokenizer " + kTokenizer + " --ids " + list);
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(nlohmann::json::parse(d.out)["text"], "12345热线 hello");
+}
+
+TEST(Cli, BundledModelChatGeneration) {
+  fs::path dir = TempDir("tiny");
+  {
+    const std::string cmd = absl::StrCat(DSINFER_MAKE_TINY_MODEL, " --out ", dir.string(),
+                                         " > /dev/null 2>&1");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  Result r = RunCli("generate --model " + dir.string() +
+                 " --chat --system 'hotline' --prompt '如何办理居住证？' --max-tokens 8"
+                 " --temperature 0.8 --seed 3 --dtype bf16");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["ids"].size(), 8u);
+  EXPECT_TRUE(out["text"].is_string());
+  // Same seed, same output.
+  Result again = RunCli("generate --model " + dir.string() +
+                     " --chat --system 'hotline' --prompt '如何办理居住证？' --max-tokens 8"
+                     " --temperature 0.8 --seed 3 --dtype bf16");
+  EXPECT_EQ(again.out, r.out);
+  EXPECT_NE(r.err.find("loading weights"), std::string::npos);  // progress on stderr
+  fs::remove_all(dir);
+}
+
+TEST(Cli, BadInputGetsAClearError) {
+  const std::string m = kFixtures + "v2_lite_bf16";
+  Result r = RunCli("logits --model " + m + " --ids 1,2 --bogus 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--bogus"), std::string::npos) << r.err;
+
+  r = RunCli("logits --model " + m + " --ids 1,x");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("\"x\""), std::string::npos) << r.err;
+
+  r = RunCli("logits --model " + m + " --ids 1,99999");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("99999"), std::string::npos) << r.err;
+
+  r = RunCli("generate --model " + m + " --ids 1,2 --top-p 7");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("top_p"), std::string::npos) << r.err;
+
+  r = RunCli("logits --model /nonexistent/dir --ids 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("/nonexistent/dir"), std::string::npos) << r.err;
+
+  r = RunCli("generate --model " + m + " --prompt hi");  // no tokenizer in that directory
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("tokenizer.json"), std::string::npos) << r.err;
+
+  // A config with an unsupported value names the field.
+  fs::path bad = TempDir("badcfg");
+  for (const auto& e : fs::directory_iterator(m)) fs::copy(e.path(), bad / e.path().filename());
+  {
+    std::ifstream in(bad / "config.json");
+    auto cfg = nlohmann::json::parse(in);
+    cfg["topk_method"] = "random_pick";
+    std::ofstream(bad / "config.json") << cfg.dump();
+  }
+  r = RunCli("logits --model " + bad.string() + " --ids 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("topk_method"), std::string::npos) << r.err;
+
+  // A truncated checkpoint is an error naming the file, never a crash.
+  {
+    std::ifstream in(m + "/config.json");
+    std::ofstream(bad / "config.json") << in.rdbuf();
+  }
+  fs::resize_file(bad / "model.safetensors", fs::file_size(bad / "model.safetensors") / 2);
+  r = RunCli("logits --model " + bad.string() + " --ids 1");
+  EXPECT_NE(r.code, 0);
+  EXPECT_LT(r.code, 128) << "crashed: " << r.err;
+  EXPECT_NE(r.err.find("model.safetensors"), std::string::npos) << r.err;
+  fs::remove_all(bad);
+}
+
+}  // namespace
+}  // namespace dsinfer

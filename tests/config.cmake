@@ -1,0 +1,4 @@
+dsinfer_add_test(config_test
+  SOURCES config_test.cc
+  LIBS dsinfer_config nlohmann_json::nlohmann_json GTest::gmock
+  LABELS config)

@@ -1,0 +1,8 @@
+# Tokenizer: HF parity on committed fixtures (tools/gen_tokenizer_fixtures.py), robustness,
+# and the Oniguruma -> PCRE2 regex translation checked on every code point.
+foreach(t tokenizer_test tokenizer_robustness_test tokenizer_unicode_test)
+  dsinfer_add_test(${t}
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cc
+    LIBS dsinfer_tokenizer nlohmann_json::nlohmann_json absl::strings GTest::gmock
+    LABELS tokenizer)
+endforeach()

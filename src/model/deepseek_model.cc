@@ -78,9 +78,9 @@ DeepseekModel::DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> w
     if (weights_->layers[l].is_moe) expert_load_.tokens[l].assign(config_.n_routed_experts, 0);
 }
 
-absl::StatusOr<StepPlan> DeepseekModel::Plan(absl::Span<const SequenceInput> seqs,
+absl::StatusOr<ForwardPlan> DeepseekModel::Plan(absl::Span<const SequenceInput> seqs,
                                              const LatentCacheStorage& cache) const {
-  StepPlan plan;
+  ForwardPlan plan;
   if (seqs.empty()) return absl::InvalidArgumentError("forward: empty batch");
   if (cache.width() != latent_width() || cache.num_layers() != config_.num_hidden_layers) {
     return absl::InvalidArgumentError("forward: KV cache shape does not match the model");
@@ -134,7 +134,7 @@ absl::StatusOr<StepPlan> DeepseekModel::Plan(absl::Span<const SequenceInput> seq
 
 absl::Status DeepseekModel::Forward(absl::Span<const SequenceInput> seqs,
                                     LatentCacheStorage& cache, std::vector<float>* logits) {
-  ASSIGN_OR_RETURN(StepPlan plan, Plan(seqs, cache));
+  ASSIGN_OR_RETURN(ForwardPlan plan, Plan(seqs, cache));
   const int64_t N = plan.num_tokens, D = config_.hidden_size;
   const ModelWeights& w = *weights_;
 

@@ -55,9 +55,9 @@ class DeepseekModel {
 
  private:
   DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> weights, int threads);
-  absl::StatusOr<StepPlan> Plan(absl::Span<const SequenceInput> seqs,
+  absl::StatusOr<ForwardPlan> Plan(absl::Span<const SequenceInput> seqs,
                                 const LatentCacheStorage& cache) const;
-  void Attention(int64_t layer, absl::Span<const SequenceInput> seqs, const StepPlan& plan,
+  void Attention(int64_t layer, absl::Span<const SequenceInput> seqs, const ForwardPlan& plan,
                  const float* xn, LatentCacheStorage& cache, float* out);
   void Moe(int64_t layer, const float* xn, int64_t n, float* out);
   void Mlp(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate);

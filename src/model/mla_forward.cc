@@ -12,7 +12,7 @@
 namespace dsinfer {
 
 void DeepseekModel::Attention(int64_t layer, absl::Span<const SequenceInput> seqs,
-                              const StepPlan& plan, const float* xn, LatentCacheStorage& cache,
+                              const ForwardPlan& plan, const float* xn, LatentCacheStorage& cache,
                               float* out) {
   const ModelConfig& c = config_;
   const AttentionWeights& a = weights_->layers[layer].attn;

@@ -17,7 +17,7 @@ struct SequenceInput {
 };
 
 // Derived once per step and shared by every layer (the "plan" of the step).
-struct StepPlan {
+struct ForwardPlan {
   int64_t num_tokens = 0;
   std::vector<int32_t> positions;      // [num_tokens]
   std::vector<int64_t> token_offset;   // [num_seqs] first row of each sequence

@@ -1,0 +1,349 @@
+#include "src/engine/engine.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "src/core/status_macros.h"
+
+namespace dsinfer {
+
+const char* FinishReasonName(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kNone: break;
+  }
+  return "none";
+}
+
+// Engine-thread state of one live request.
+struct Engine::Live {
+  Live(uint64_t id, EngineRequest r, EventSink s, const Tokenizer* tok, double now)
+      : id(id),
+        req(std::move(r)),
+        sink(std::move(s)),
+        sampler(req.sampling, req.prompt),
+        text(tok, req.stop),
+        submit_time(now) {}
+  uint64_t id;
+  EngineRequest req;
+  EventSink sink;
+  Sampler sampler;
+  OutputText text;
+  double submit_time;
+  double admit_time = -1;
+  double first_token_time = -1;
+  double last_token_time = -1;
+  int64_t cached_tokens = 0;
+  int64_t generated = 0;
+
+  Usage MakeUsage(double now) const {
+    Usage u;
+    u.prompt_tokens = static_cast<int64_t>(req.prompt.size());
+    u.completion_tokens = generated;
+    u.cached_tokens = cached_tokens;
+    u.queue_seconds = admit_time >= 0 ? admit_time - submit_time : now - submit_time;
+    u.time_to_first_token_seconds = first_token_time >= 0 ? first_token_time - submit_time : 0;
+    u.total_seconds = now - submit_time;
+    return u;
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<Executor> executor,
+                                                       const Tokenizer* tokenizer,
+                                                       EngineOptions options,
+                                                       EngineObserver* observer) {
+  if (!executor) return absl::InvalidArgumentError("engine: no executor");
+  options.limits.num_kv_blocks = executor->num_kv_blocks();
+  options.limits.max_model_len = executor->config().max_position_embeddings;
+  ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(options.limits, std::move(options.tenants)));
+  return std::unique_ptr<Engine>(
+      new Engine(std::move(executor), tokenizer, std::move(scheduler), observer));
+}
+
+Engine::Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
+               std::unique_ptr<Scheduler> scheduler, EngineObserver* observer)
+    : executor_(std::move(executor)),
+      tokenizer_(tokenizer),
+      scheduler_(std::move(scheduler)),
+      observer_(observer),
+      epoch_(std::chrono::steady_clock::now()) {
+  stats_ = scheduler_->Stats();
+  thread_ = std::thread([this] { Loop(); });
+}
+
+Engine::~Engine() { Shutdown(); }
+
+double Engine::Now() const {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_).count();
+}
+
+SchedulerStats Engine::Stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_;
+}
+
+uint64_t Engine::Submit(EngineRequest request, EventSink sink) {
+  const uint64_t id = next_id_.fetch_add(1);
+  live_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back({Command::kSubmit, id, std::move(request), std::move(sink)});
+  }
+  cv_.notify_one();
+  return id;
+}
+
+void Engine::Cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    inbox_.push_back({Command::kCancel, id, {}, {}});
+  }
+  cv_.notify_one();
+}
+
+void Engine::StartDraining() { draining_.store(true); }
+
+void Engine::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  std::lock_guard<std::mutex> lock(join_mu_);  // Shutdown may be called from several threads
+  if (thread_.joinable()) thread_.join();
+}
+
+void Engine::End(uint64_t id, EngineEvent ev, const std::string& outcome) {
+  auto it = requests_.find(id);
+  if (it == requests_.end()) return;
+  Live& l = *it->second;
+  const double now = Now();
+  ev.usage = l.MakeUsage(now);
+  if (observer_)
+    observer_->OnRequestEnd(id, l.req.tenant, l.req.priority, outcome, ev.usage,
+                            l.req.client_request_id);
+  EventSink sink = std::move(l.sink);
+  requests_.erase(it);
+  live_.fetch_sub(1);  // before the sink runs: a client that saw its end sees Idle()
+  sink(std::move(ev));
+}
+
+void Engine::HandleCommand(Command& c, double now) {
+  if (c.kind == Command::kCancel) {
+    if (requests_.count(c.id)) {
+      scheduler_->Cancel(c.id);
+      PublishStats();  // the cancelled request's blocks are free before its sink hears the end
+      EngineEvent ev;
+      ev.finish = FinishReason::kCancelled;
+      End(c.id, std::move(ev), "cancelled");
+    }
+    return;
+  }
+  // Errors before the request is live: the sink hears the status, nothing follows.
+  auto fail = [&](absl::Status st, double retry, const std::string& outcome) {
+    EngineEvent ev;
+    ev.status = std::move(st);
+    ev.retry_after_seconds = retry;
+    ev.usage.prompt_tokens = static_cast<int64_t>(c.request.prompt.size());
+    if (observer_) {
+      observer_->OnRequestEnd(c.id, c.request.tenant, c.request.priority, outcome, ev.usage,
+                              c.request.client_request_id);
+    }
+    live_.fetch_sub(1);
+    c.sink(std::move(ev));
+  };
+  if (draining_.load()) {
+    fail(absl::UnavailableError("server is draining; retry on another replica"), 0,
+         "UNAVAILABLE");
+    return;
+  }
+  if (absl::Status st = ValidateSamplingParams(c.request.sampling); !st.ok()) {
+    fail(st, 0, "INVALID_ARGUMENT");
+    return;
+  }
+  if (!tokenizer_ && !c.request.stop.empty()) {
+    fail(absl::InvalidArgumentError("stop: the model has no tokenizer, stop strings need one"), 0,
+         "INVALID_ARGUMENT");
+    return;
+  }
+  NewRequest nr{.id = c.id,
+                .tenant = c.request.tenant,
+                .priority = c.request.priority,
+                .prompt = c.request.prompt,
+                .max_tokens = c.request.max_tokens,
+                .deadline = c.request.deadline};
+  AdmitResult admit = scheduler_->Add(std::move(nr), now);
+  if (!admit.status.ok()) {
+    if (observer_) observer_->OnRejected(c.request.tenant, c.request.priority, admit.reason);
+    fail(admit.status, admit.retry_after_seconds,
+         std::string(absl::StatusCodeToString(admit.status.code())));
+    return;
+  }
+  auto live = std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_,
+                                     now);
+  live->sampler = Sampler(live->req.sampling, live->req.prompt);
+  requests_.emplace(c.id, std::move(live));
+}
+
+void Engine::RunStep(double now) {
+  StepPlan plan = scheduler_->Plan(now);
+  scheduler_->Commit(plan);
+  const double t_planned = Now();
+  for (const Rejection& r : plan.rejected) {
+    auto it = requests_.find(r.seq_id);
+    if (it == requests_.end()) continue;
+    if (observer_) observer_->OnRejected(it->second->req.tenant, it->second->req.priority, r.reason);
+    EngineEvent ev;
+    ev.status = r.status;
+    End(r.seq_id, std::move(ev), std::string(absl::StatusCodeToString(r.status.code())));
+  }
+  if (plan.items.empty()) return;
+
+  std::vector<SequenceInput> seqs;
+  seqs.reserve(plan.items.size());
+  EngineObserver::StepInfo info;
+  info.schedule_seconds = t_planned - now;
+  for (const StepItem& item : plan.items) {
+    seqs.push_back({.tokens = plan.tokens(item),
+                    .start_pos = item.start_pos,
+                    .block_table = plan.block_table(item)});
+    auto it = requests_.find(item.seq_id);
+    if (it != requests_.end() && item.admitted && it->second->admit_time < 0) {
+      it->second->admit_time = now;
+      it->second->cached_tokens = item.cached_tokens;
+    }
+    info.tokens += item.num_tokens;
+    if (!(item.num_tokens == 1 && item.sample && item.start_pos > 0)) info.prompt_tokens += item.num_tokens;
+  }
+  info.sequences = static_cast<int64_t>(plan.items.size());
+
+  const absl::Status st = executor_->Forward(seqs, &logits_);
+  const double t_done = Now();
+  std::vector<std::pair<uint64_t, int32_t>> sampled;
+  std::vector<uint64_t> finished;
+  if (!st.ok()) {
+    // A failed step ends the requests it carried; the others continue.
+    for (const StepItem& item : plan.items) {
+      scheduler_->Cancel(item.seq_id);
+      EngineEvent ev;
+      ev.status = absl::InternalError(absl::StrCat("model step failed: ", st.message()));
+      End(item.seq_id, std::move(ev), "INTERNAL");
+    }
+    return;
+  }
+  const ModelConfig& cfg = executor_->config();
+  const int64_t V = cfg.vocab_size;
+  // Events are delivered after the scheduler has taken the step in, so a client that sees its
+  // request end also sees the KV blocks released in Stats().
+  std::vector<std::pair<uint64_t, EngineEvent>> events;
+  for (size_t i = 0; i < plan.items.size(); ++i) {
+    const StepItem& item = plan.items[i];
+    if (!item.sample) continue;
+    auto it = requests_.find(item.seq_id);
+    if (it == requests_.end()) continue;
+    Live& l = *it->second;
+    const int32_t tok = l.sampler.Sample(absl::MakeSpan(logits_.data() + i * V, V));
+    ++l.generated;
+    ++info.generated_tokens;
+    if (l.first_token_time < 0) {
+      l.first_token_time = t_done;
+      if (observer_)
+        observer_->OnFirstToken(l.req.tenant, l.req.priority, t_done - l.submit_time,
+                                (l.admit_time >= 0 ? l.admit_time : now) - l.submit_time);
+    } else if (observer_) {
+      observer_->OnTokenGap(t_done - l.last_token_time);
+    }
+    l.last_token_time = t_done;
+
+    EngineEvent ev;
+    ev.token_ids.push_back(tok);
+    const bool eos = !l.req.ignore_eos && std::find(cfg.eos_token_ids.begin(),
+                                                    cfg.eos_token_ids.end(),
+                                                    tok) != cfg.eos_token_ids.end();
+    if (!eos) ev.text = l.text.Push(tok);
+    if (eos || l.sampler.IsStop(tok) || l.text.stopped()) {
+      ev.finish = FinishReason::kStop;
+    } else if (l.generated >= l.req.max_tokens ||
+               static_cast<int64_t>(l.req.prompt.size()) + l.generated >=
+                   cfg.max_position_embeddings) {
+      ev.finish = FinishReason::kLength;
+    }
+    sampled.push_back({item.seq_id, tok});
+    if (ev.finish != FinishReason::kNone) {
+      ev.text += l.text.Finish();
+      finished.push_back(item.seq_id);
+    }
+    events.emplace_back(item.seq_id, std::move(ev));
+  }
+  scheduler_->OnTokens(sampled, finished);
+  info.seconds = Now() - t_planned;
+  PublishStats();
+  if (observer_) observer_->OnStep(info, Stats(), executor_->expert_load());
+  for (auto& [id, ev] : events) {
+    if (ev.last()) {
+      End(id, std::move(ev), "ok");
+    } else {
+      requests_.at(id)->sink(std::move(ev));
+    }
+  }
+}
+
+void Engine::PublishStats() {
+  SchedulerStats stats = scheduler_->Stats();
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_ = std::move(stats);
+}
+
+void Engine::Loop() {
+  for (;;) {
+    std::deque<Command> cmds;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      const bool busy = scheduler_->num_waiting() > 0 || scheduler_->num_running() > 0;
+      if (!busy) cv_.wait(lock, [&] { return stop_ || !inbox_.empty(); });
+      if (stop_) {
+        cmds.swap(inbox_);
+        break;
+      }
+      cmds.swap(inbox_);
+    }
+    const double now = Now();
+    for (Command& c : cmds) HandleCommand(c, now);
+    if (!cmds.empty()) PublishStats();  // admissions change the stats without a step
+    if (scheduler_->num_waiting() > 0 || scheduler_->num_running() > 0) {
+      const size_t before = requests_.size();
+      RunStep(Now());
+      // Nothing could run (e.g. waiting for a queue-time limit): do not spin.
+      if (scheduler_->num_running() == 0 && requests_.size() == before) {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait_for(lock, std::chrono::milliseconds(5), [&] { return stop_ || !inbox_.empty(); });
+      }
+    }
+  }
+  // Shutdown: every request still live (or still in the inbox) ends with UNAVAILABLE.
+  std::deque<Command> rest;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    rest.swap(inbox_);
+  }
+  for (Command& c : rest) {
+    if (c.kind != Command::kSubmit) continue;
+    EngineEvent ev;
+    ev.status = absl::UnavailableError("server is shutting down");
+    live_.fetch_sub(1);
+    c.sink(std::move(ev));
+  }
+  std::vector<uint64_t> ids;
+  for (auto& [id, l] : requests_) ids.push_back(id);
+  for (uint64_t id : ids) {
+    scheduler_->Cancel(id);
+    EngineEvent ev;
+    ev.status = absl::UnavailableError("server is shutting down");
+    End(id, std::move(ev), "UNAVAILABLE");
+  }
+}
+
+}  // namespace dsinfer

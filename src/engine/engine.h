@@ -1,0 +1,161 @@
+// The serving engine: one thread owns the scheduler and the executor and runs the step loop
+// (admit -> plan -> commit -> forward -> sample -> stream). Other threads only Submit and Cancel;
+// both return at once, and every outcome (tokens, the end, an admission error) arrives on the
+// request's EventSink, called from the engine thread. Sinks must not block: a slow client
+// buffers in its own stream, never in the step loop.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "src/engine/executor.h"
+#include "src/engine/output_text.h"
+#include "src/sampling/sampler.h"
+#include "src/scheduler/scheduler.h"
+#include "src/tokenizer/tokenizer.h"
+
+namespace dsinfer {
+
+enum class FinishReason : uint8_t { kNone, kStop, kLength, kCancelled };
+const char* FinishReasonName(FinishReason r);  // "stop", "length", "cancelled"
+
+struct EngineRequest {
+  std::string tenant;  // from the caller's credentials, never from the request body
+  Priority priority = Priority::kInteractive;
+  std::vector<int32_t> prompt;
+  SamplingParams sampling;
+  int64_t max_tokens = 16;
+  std::vector<std::string> stop;  // stop strings, not included in the output
+  bool ignore_eos = false;
+  double deadline = std::numeric_limits<double>::infinity();  // Engine::Now() clock
+  std::string client_request_id;  // for logs only
+};
+
+struct Usage {
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;
+  double queue_seconds = 0;
+  double time_to_first_token_seconds = 0;
+  double total_seconds = 0;
+};
+
+// In order per request. The last event has finish != kNone or a non-OK status.
+struct EngineEvent {
+  absl::Status status;             // non-OK: the request ended with this error
+  double retry_after_seconds = 0;  // with RESOURCE_EXHAUSTED
+  std::vector<int32_t> token_ids;  // new tokens
+  std::string text;                // UTF-8-safe delta
+  FinishReason finish = FinishReason::kNone;
+  Usage usage;                     // on the last event
+  bool last() const { return !status.ok() || finish != FinishReason::kNone; }
+};
+using EventSink = std::function<void(EngineEvent)>;
+
+// Hooks for metrics and logs, called on the engine thread.
+class EngineObserver {
+ public:
+  virtual ~EngineObserver() = default;
+  struct StepInfo {
+    double seconds = 0;        // forward + sampling
+    double schedule_seconds = 0;
+    int64_t tokens = 0;        // batched tokens
+    int64_t sequences = 0;
+    int64_t prompt_tokens = 0;      // prefill tokens computed
+    int64_t generated_tokens = 0;   // tokens sampled
+  };
+  virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
+                      const ExpertLoad& expert_load) {}
+  virtual void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
+                            double queue_seconds) {}
+  virtual void OnTokenGap(double seconds) {}  // time between two tokens of a request
+  // Every request ends exactly once: outcome "ok", "cancelled" or a status-code name.
+  virtual void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p,
+                            const std::string& outcome, const Usage& usage,
+                            const std::string& client_request_id) {}
+  virtual void OnRejected(const std::string& tenant, Priority p, RejectReason reason) {}
+};
+
+struct EngineOptions {
+  SchedulerLimits limits;  // num_kv_blocks and max_model_len are taken from the executor
+  std::vector<TenantPolicy> tenants;
+};
+
+class Engine {
+ public:
+  // tokenizer may be null (token ids only, no text or stop strings).
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<Executor> executor,
+                                                        const Tokenizer* tokenizer,
+                                                        EngineOptions options,
+                                                        EngineObserver* observer = nullptr);
+  ~Engine();
+
+  // Returns the request id at once; the outcome arrives on `sink`.
+  uint64_t Submit(EngineRequest request, EventSink sink);
+  // Ends a request now (its sink gets a kCancelled finish) and frees its KV blocks.
+  void Cancel(uint64_t id);
+  // Stops admitting: later Submits end with UNAVAILABLE; running requests continue.
+  void StartDraining();
+  bool draining() const { return draining_.load(); }
+  // No request waiting or running.
+  bool Idle() const { return live_.load() == 0; }
+  // Ends every request still live with UNAVAILABLE and stops the thread.
+  void Shutdown();
+
+  // Seconds on the engine's monotonic clock (deadlines use it).
+  double Now() const;
+  const ModelConfig& model_config() const { return executor_->config(); }
+  const Executor& executor() const { return *executor_; }
+  SchedulerStats Stats() const;  // copy, refreshed after every step
+
+ private:
+  struct Live;
+  struct Command {
+    enum Kind { kSubmit, kCancel } kind;
+    uint64_t id;
+    EngineRequest request;
+    EventSink sink;
+  };
+
+  Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
+         std::unique_ptr<Scheduler> scheduler, EngineObserver* observer);
+  void Loop();
+  void HandleCommand(Command& c, double now);
+  void RunStep(double now);
+  void End(uint64_t id, EngineEvent ev, const std::string& outcome);
+  void PublishStats();
+
+  std::unique_ptr<Executor> executor_;
+  const Tokenizer* tokenizer_;
+  std::unique_ptr<Scheduler> scheduler_;
+  EngineObserver* observer_;
+  const std::chrono::steady_clock::time_point epoch_;
+
+  mutable std::mutex mu_;  // guards inbox_, stop_, stats_
+  std::mutex join_mu_;
+  std::condition_variable cv_;
+  std::deque<Command> inbox_;
+  bool stop_ = false;
+  SchedulerStats stats_;
+  std::atomic<uint64_t> next_id_{1};
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> live_{0};
+
+  // Engine-thread state.
+  std::unordered_map<uint64_t, std::unique_ptr<Live>> requests_;
+  std::vector<float> logits_;
+  std::thread thread_;
+};
+
+}  // namespace dsinfer

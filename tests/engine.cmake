@@ -1,0 +1,2 @@
+dsinfer_add_test(engine_test SOURCES engine_test.cc
+  LIBS dsinfer_serving_engine nlohmann_json::nlohmann_json LABELS cpu)

@@ -9,6 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git python3
   libabsl-dev libpcre2-dev libopenblas-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, /metrics server, promtool
 )
 
 missing=()
@@ -23,6 +24,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 else
   echo "install-deps: all packages present"
+fi
+
+# --- ops checks: CI runs this block (small: prometheus_client only) ---
+# tests/check_prometheus_text.py parses the /metrics exposition with prometheus_client.
+# (Debian's own python3 refuses plain pip installs (PEP 668), hence the fallback.)
+python3 -m pip install -q prometheus_client ||
+  python3 -m pip install -q --break-system-packages prometheus_client ||
+  echo "install-deps: prometheus_client not installed; metrics_exposition_python will skip"
+# --- end ops checks ---
+
+# --- Helm chart check (tools/check_helm.sh), opt-in: --helm (helm-python-sdk is ~75 MB) ---
+if [[ " $* " == *" --helm "* ]]; then
+  python3 -m pip install -q pyyaml kubernetes-validate helm-python-sdk
 fi
 
 if [[ "${1:-}" == "--python" ]]; then

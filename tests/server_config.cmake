@@ -1,7 +1,7 @@
 dsinfer_add_test(server_config_test
   SOURCES server_config_test.cc
   LIBS dsinfer_server_config GTest::gmock
-  LABELS config cpu)
+  LABELS config)
 
 # Checks config files with the server's parser (tools/check_helm.sh uses it).
 add_executable(server_config_check server_config_check.cc)

@@ -1,12 +1,12 @@
 // ServerConfig: the bundled configs parse; every invalid input is InvalidArgument naming its key.
 #include "src/config/server_config.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "src/config/priority.h"
 #include "src/config/sha256.h"
@@ -25,7 +25,8 @@ std::string Minimal(const std::string& extra = "") {
   return std::string("model_path: /models/m\n") + extra +
          "tenants:\n"
          "  - id: county-a\n"
-         "    api_key_sha256: [" + kKeyA + "]\n";
+         "    api_key_sha256: [" +
+         kKeyA + "]\n";
 }
 
 std::string ErrorOf(const std::string& yaml) {
@@ -81,8 +82,9 @@ TEST(ServerConfig, LocalYaml) {
   absl::StatusOr<ServerConfig> c = LoadServerConfig(path);
   ASSERT_TRUE(c.ok()) << c.status();
   // Relative to configs/, not to the working directory.
-  EXPECT_EQ(std::filesystem::path(c->model_path),
-            (std::filesystem::path(DSINFER_SOURCE_DIR) / "models/generated/tiny-v3").lexically_normal());
+  EXPECT_EQ(
+      std::filesystem::path(c->model_path),
+      (std::filesystem::path(DSINFER_SOURCE_DIR) / "models/generated/tiny-v3").lexically_normal());
   EXPECT_EQ(c->backend, "cpu");
   EXPECT_EQ(c->grpc_listen, "127.0.0.1:50051");
   EXPECT_EQ(c->http_listen, "127.0.0.1:9090");
@@ -140,7 +142,8 @@ tenants:
     max_concurrent: 3
     max_queued: 4
     tokens_per_minute: 5000
-    api_key_sha256: [)") + "3E7D454D68B3851908C171470F50D0B16FAE787C3B18D6B39411F1E40F0626EC" + R"(]
+    api_key_sha256: [)") + "3E7D454D68B3851908C171470F50D0B16FAE787C3B18D6B39411F1E40F0626EC" +
+                           R"(]
     client_cert_identities: ["CN=dispatch", dispatch.example]
   - id: analytics
     max_priority: batch
@@ -221,6 +224,9 @@ struct BadCase {
   std::string message;  // expected substring
 };
 
+// Keeps ctest's test names short (gtest_discover_tests appends the printed parameter).
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }
+
 class ServerConfigErrors : public ::testing::TestWithParam<BadCase> {};
 
 TEST_P(ServerConfigErrors, NamesTheKey) {
@@ -241,27 +247,32 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"UnknownTopKey", Minimal("modle_path: /x\n"), "modle_path: unknown key"},
         BadCase{"UnknownSchedulerKey", Minimal("scheduler:\n  max_batched_tokenz: 10\n"),
                 "scheduler.max_batched_tokenz: unknown key (line 3)"},
-        BadCase{"UnknownTenantKey", Minimal() + "    colour: red\n", "tenants[0].colour: unknown key"},
+        BadCase{"UnknownTenantKey", Minimal() + "    colour: red\n",
+                "tenants[0].colour: unknown key"},
         BadCase{"DuplicateKey", Minimal("backend: cpu\nbackend: cuda\n"), "backend: duplicate key"},
         BadCase{"SectionNotMap", Minimal("tls: yes\n"), "tls: expected a mapping, got a scalar"},
-        BadCase{"BadPriority",
-                Minimal() + kTenantB + "  - id: c\n    max_priority: urgent\n",
+        BadCase{"BadPriority", Minimal() + kTenantB + "  - id: c\n    max_priority: urgent\n",
                 "tenants[2].max_priority: \"urgent\" is not one of emergency, interactive, batch"},
-        BadCase{"BadBackend", Minimal("backend: tpu\n"), "backend: \"tpu\" is not one of cpu, cuda"},
+        BadCase{"BadBackend", Minimal("backend: tpu\n"),
+                "backend: \"tpu\" is not one of cpu, cuda"},
         BadCase{"BadDtype", Minimal("dtype: int4\n"), "dtype: \"int4\" is not one of bf16, f32"},
-        BadCase{"BadLogLevel", Minimal("log_level: verbose\n"), "log_level: \"verbose\" is not one of"},
+        BadCase{"BadLogLevel", Minimal("log_level: verbose\n"),
+                "log_level: \"verbose\" is not one of"},
         BadCase{"IntNotInt", Minimal("threads: many\n"), "threads: \"many\" is not an integer"},
         BadCase{"IntIsFloat", Minimal("scheduler: {max_running: 1.5}\n"),
                 "scheduler.max_running: \"1.5\" is not an integer"},
-        BadCase{"IntIsList", Minimal("threads: [1]\n"), "threads: expected an integer, got a sequence"},
+        BadCase{"IntIsList", Minimal("threads: [1]\n"),
+                "threads: expected an integer, got a sequence"},
         BadCase{"BadBool", Minimal("kv_cache: {prefix_caching: maybe}\n"),
                 "kv_cache.prefix_caching: \"maybe\" is not true or false"},
         BadCase{"ZeroWeight", Minimal() + "    weight: 0\n", "tenants[0].weight: must be > 0"},
         BadCase{"NegativeWeight", Minimal() + "    weight: -1\n", "tenants[0].weight: must be > 0"},
-        BadCase{"NanWeight", Minimal() + "    weight: .nan\n", "tenants[0].weight: \".nan\" is not a finite number"},
+        BadCase{"NanWeight", Minimal() + "    weight: .nan\n",
+                "tenants[0].weight: \".nan\" is not a finite number"},
         BadCase{"NegativeConcurrent", Minimal() + "    max_concurrent: -1\n",
                 "tenants[0].max_concurrent: must be >= 0, got -1"},
-        BadCase{"NegativeQueued", Minimal() + "    max_queued: -5\n", "tenants[0].max_queued: must be >= 0"},
+        BadCase{"NegativeQueued", Minimal() + "    max_queued: -5\n",
+                "tenants[0].max_queued: must be >= 0"},
         BadCase{"NegativeTpm", Minimal() + "    tokens_per_minute: -5\n",
                 "tenants[0].tokens_per_minute: must be >= 0"},
         BadCase{"Int32Overflow", Minimal() + "    max_concurrent: 3000000000\n",
@@ -272,26 +283,36 @@ INSTANTIATE_TEST_SUITE_P(
                 "scheduler.max_batched_tokens: must be >= 1"},
         BadCase{"ZeroQueueSeconds", Minimal("scheduler: {max_queue_seconds: 0}\n"),
                 "scheduler.max_queue_seconds: must be > 0"},
-        BadCase{"RunningOverTokens", Minimal("scheduler: {max_batched_tokens: 16, max_running: 32, prefill_chunk: 16}\n"),
-                "scheduler.max_running: 32 exceeds scheduler.max_batched_tokens"},
-        BadCase{"ChunkOverTokens", Minimal("scheduler: {max_batched_tokens: 256, prefill_chunk: 512, max_running: 8}\n"),
-                "scheduler.prefill_chunk: 512 exceeds"},
-        BadCase{"NegativeBlocks", Minimal("kv_cache: {num_blocks: -1}\n"), "kv_cache.num_blocks: must be >= 0"},
+        BadCase{
+            "RunningOverTokens",
+            Minimal("scheduler: {max_batched_tokens: 16, max_running: 32, prefill_chunk: 16}\n"),
+            "scheduler.max_running: 32 exceeds scheduler.max_batched_tokens"},
+        BadCase{
+            "ChunkOverTokens",
+            Minimal("scheduler: {max_batched_tokens: 256, prefill_chunk: 512, max_running: 8}\n"),
+            "scheduler.prefill_chunk: 512 exceeds"},
+        BadCase{"NegativeBlocks", Minimal("kv_cache: {num_blocks: -1}\n"),
+                "kv_cache.num_blocks: must be >= 0"},
         BadCase{"BadByteSize", Minimal("kv_cache: {memory_bytes: 60GB}\n"),
                 "kv_cache.memory_bytes: \"60GB\" is not a byte count"},
-        BadCase{"NegativeBytes", Minimal("kv_cache: {memory_bytes: -1}\n"), "kv_cache.memory_bytes: must be >= 0"},
+        BadCase{"NegativeBytes", Minimal("kv_cache: {memory_bytes: -1}\n"),
+                "kv_cache.memory_bytes: must be >= 0"},
         BadCase{"BlocksAndBytes", Minimal("kv_cache: {num_blocks: 10, memory_bytes: 1GiB}\n"),
                 "kv_cache.memory_bytes: set together with kv_cache.num_blocks"},
         BadCase{"FractionOverOne", Minimal("kv_cache: {memory_fraction: 1.5}\n"),
                 "kv_cache.memory_fraction: must be <= 1"},
-        BadCase{"NegativeDrain", Minimal("drain_grace_seconds: -1\n"), "drain_grace_seconds: must be >= 0"},
+        BadCase{"NegativeDrain", Minimal("drain_grace_seconds: -1\n"),
+                "drain_grace_seconds: must be >= 0"},
         BadCase{"DuplicateTenant",
                 Minimal() + "  - id: county-a\n    api_key_sha256: [" + kKeyB + "]\n",
                 "tenants[1].id: duplicate tenant id \"county-a\""},
         BadCase{"MissingTenantId", Minimal() + "  - weight: 2\n", "tenants[1].id: required"},
-        BadCase{"BadTenantId", Minimal() + "  - id: \"county a\"\n", "tenants[1].id: \"county a\" must be 1-64 characters"},
-        BadCase{"TenantNotMap", Minimal() + "  - county-b\n", "tenants[1]: expected a mapping, got a scalar"},
-        BadCase{"TenantsNotList", "model_path: /m\ntenants: {id: a}\n", "tenants: expected a sequence, got a mapping"},
+        BadCase{"BadTenantId", Minimal() + "  - id: \"county a\"\n",
+                "tenants[1].id: \"county a\" must be 1-64 characters"},
+        BadCase{"TenantNotMap", Minimal() + "  - county-b\n",
+                "tenants[1]: expected a mapping, got a scalar"},
+        BadCase{"TenantsNotList", "model_path: /m\ntenants: {id: a}\n",
+                "tenants: expected a sequence, got a mapping"},
         BadCase{"DuplicateTenantKey", Minimal() + kTenantB + "    api_key_sha256: [abc123]\n",
                 "tenants[1].api_key_sha256: duplicate key (line 7)"},
         BadCase{"MalformedHash",
@@ -309,22 +330,25 @@ INSTANTIATE_TEST_SUITE_P(
                 "tenants[0].client_cert_identities[0]: must not be empty"},
         BadCase{"IdentityWithoutTls", Minimal() + "    client_cert_identities: [a.example]\n",
                 "tenants[0].client_cert_identities[0]: needs tls.enabled and tls.client_ca_file"},
-        BadCase{"TenantWithoutCredentials", Minimal() + "  - id: orphan\n",
-                "tenants[1]: tenant \"orphan\" has no api_key_sha256 and no client_cert_identities"},
+        BadCase{
+            "TenantWithoutCredentials", Minimal() + "  - id: orphan\n",
+            "tenants[1]: tenant \"orphan\" has no api_key_sha256 and no client_cert_identities"},
         BadCase{"TlsWithoutCert", Minimal("tls: {enabled: true, key_file: k}\n"),
                 "tls.cert_file: required when tls.enabled is true"},
         BadCase{"TlsWithoutKey", Minimal("tls: {enabled: true, cert_file: c}\n"),
                 "tls.key_file: required when tls.enabled is true"},
-        BadCase{"ClientCertWithoutCa",
-                Minimal("tls: {enabled: true, cert_file: c, key_file: k, require_client_cert: true}\n"),
-                "tls.client_ca_file: required when tls.require_client_cert is true"},
+        BadCase{
+            "ClientCertWithoutCa",
+            Minimal("tls: {enabled: true, cert_file: c, key_file: k, require_client_cert: true}\n"),
+            "tls.client_ca_file: required when tls.require_client_cert is true"},
         BadCase{"TlsFilesWhileDisabled", Minimal("tls: {cert_file: c}\n"),
                 "tls.cert_file: set but tls.enabled is false"},
         BadCase{"ClientCertWhileDisabled", Minimal("tls: {require_client_cert: true}\n"),
                 "tls.require_client_cert: true but tls.enabled is false"},
         BadCase{"NoTenantsNoAnonymous", "model_path: /m\n",
                 "tenants: no tenants and allow_unauthenticated is false"},
-        BadCase{"DefaultTenantUnknown", Minimal("allow_unauthenticated: true\ndefault_tenant: nobody\n"),
+        BadCase{"DefaultTenantUnknown",
+                Minimal("allow_unauthenticated: true\ndefault_tenant: nobody\n"),
                 "default_tenant: \"nobody\" is not a tenant id"},
         BadCase{"DefaultTenantRequired", Minimal("allow_unauthenticated: true\n"),
                 "default_tenant: required when allow_unauthenticated is true"},
@@ -332,9 +356,12 @@ INSTANTIATE_TEST_SUITE_P(
                 "default_tenant: set but allow_unauthenticated is false"},
         BadCase{"LogRequestContent", Minimal("log_request_content: true\n"),
                 "log_request_content: must be false"},
-        BadCase{"BadListen", Minimal("grpc_listen: localhost\n"), "grpc_listen: \"localhost\" is not host:port"},
-        BadCase{"BadPort", Minimal("http_listen: 0.0.0.0:70000\n"), "http_listen: \"0.0.0.0:70000\" has no valid port"},
-        BadCase{"BadHost", Minimal("http_listen: \"a b:80\"\n"), "http_listen: \"a b:80\" has an invalid host"},
+        BadCase{"BadListen", Minimal("grpc_listen: localhost\n"),
+                "grpc_listen: \"localhost\" is not host:port"},
+        BadCase{"BadPort", Minimal("http_listen: 0.0.0.0:70000\n"),
+                "http_listen: \"0.0.0.0:70000\" has no valid port"},
+        BadCase{"BadHost", Minimal("http_listen: \"a b:80\"\n"),
+                "http_listen: \"a b:80\" has an invalid host"},
         BadCase{"SamePort", Minimal("grpc_listen: 0.0.0.0:9000\nhttp_listen: 127.0.0.1:9000\n"),
                 "http_listen: port 9000 is also grpc_listen's"},
         BadCase{"ThreadsTooMany", Minimal("threads: 100000\n"), "threads: must be <= 4096"}),
@@ -359,6 +386,41 @@ TEST(ServerConfig, NeverEchoesKeyMaterial) {
   const std::string syntax = ErrorOf("model_path: /m\napi_key: [" + secret + ", {\n");
   EXPECT_THAT(syntax, HasSubstr("not valid YAML"));
   EXPECT_THAT(syntax, Not(HasSubstr(secret)));
+}
+
+TEST(ServerConfig, RandomMutationsNeverCrash) {
+  std::ifstream in(std::string(DSINFER_SOURCE_DIR) + "/configs/production.yaml");
+  const std::string base((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(base.empty());
+  static constexpr char kAlphabet[] = ":-[]{}\"'#&*!|>%@`\n\t 0123456789abcxyz\0\xff.";
+  const std::string alphabet(kAlphabet, sizeof(kAlphabet) - 1);
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&state] {
+    state ^= state << 13, state ^= state >> 7, state ^= state << 17;
+    return state;
+  };
+  for (int i = 0; i < 3000; ++i) {
+    std::string text = base;
+    for (int k = 0, n = 1 + next() % 4; k < n; ++k) {
+      const size_t pos = next() % text.size();
+      switch (next() % 3) {
+        case 0:
+          text[pos] = alphabet[next() % alphabet.size()];
+          break;
+        case 1:
+          text.erase(pos, 1 + next() % 16);
+          break;
+        default:
+          text.insert(text.begin() + static_cast<std::ptrdiff_t>(pos),
+                      alphabet[next() % alphabet.size()]);
+      }
+      if (text.empty()) text.push_back('x');
+    }
+    absl::StatusOr<ServerConfig> c = ParseServerConfig(text);
+    if (!c.ok()) {
+      ASSERT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << c.status();
+    }
+  }
 }
 
 TEST(ServerConfig, ControlCharactersInValuesAreEscaped) {

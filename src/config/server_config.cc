@@ -1,6 +1,8 @@
 // ServerConfig from YAML (yaml-cpp): a strict walk that names the full key path of each problem.
 #include "src/config/server_config.h"
 
+#include <yaml-cpp/yaml.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -11,8 +13,6 @@
 #include <limits>
 #include <set>
 #include <utility>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -235,8 +235,10 @@ class ConfigParser {
       }
       int64_t v = 0;
       if (!absl::SimpleAtoi(Av(digits), &v)) {
-        Error(path, absl::StrCat(Quote(s), " is not a byte count (an integer, or with KiB, MiB, "
-                                           "GiB or TiB)"),
+        Error(path,
+              absl::StrCat(Quote(s),
+                           " is not a byte count (an integer, or with KiB, MiB, "
+                           "GiB or TiB)"),
               &n);
         return;
       }
@@ -289,8 +291,9 @@ class ConfigParser {
   }
 
   // A sequence of strings; `each` checks one element (path is `key[i]`).
-  Handler StringList(std::vector<std::string>* out,
-                     std::function<bool(std::string*, const YAML::Node&, const std::string&)> each) {
+  Handler StringList(
+      std::vector<std::string>* out,
+      std::function<bool(std::string*, const YAML::Node&, const std::string&)> each) {
     return [this, out, each](const YAML::Node& n, const std::string& path) {
       if (n.IsNull()) return;
       if (!n.IsSequence()) {
@@ -362,7 +365,7 @@ class ConfigParser {
             {"model_path",
              [&](const YAML::Node& v, const std::string& p) {
                has_model_path = true;
-               String(&c->model_path)(v, p);
+               String (&c->model_path)(v, p);
              }},
             {"dtype", OneOf(&c->dtype, {"bf16", "f32"})},
             {"backend", OneOf(&c->backend, {"cpu", "cuda"})},
@@ -421,7 +424,7 @@ class ConfigParser {
             {"drain_grace_seconds", Number(&c->drain_grace_seconds, 0, false, 3600)},
             {"log_request_content",
              [&](const YAML::Node& v, const std::string& p) {
-               Bool(&c->log_request_content)(v, p);
+               Bool (&c->log_request_content)(v, p);
                if (c->log_request_content) {
                  Error(p, "must be false: request content never appears in dsinfer logs", &v);
                }
@@ -463,7 +466,8 @@ class ConfigParser {
                                 {"tls.client_ca_file", &tls.client_ca_file}}) {
         if (!value->empty()) Error(key, "set but tls.enabled is false");
       }
-      if (tls.require_client_cert) Error("tls.require_client_cert", "true but tls.enabled is false");
+      if (tls.require_client_cert)
+        Error("tls.require_client_cert", "true but tls.enabled is false");
     }
 
     const SchedulerConfig& s = c->scheduler;
@@ -518,7 +522,8 @@ class ConfigParser {
           c->tenants.push_back(anonymous);
           c->default_tenant = anonymous.id;
         } else {
-          Error("default_tenant", "required when allow_unauthenticated is true and tenants are set");
+          Error("default_tenant",
+                "required when allow_unauthenticated is true and tenants are set");
         }
       } else if (!ids.contains(c->default_tenant)) {
         Error("default_tenant", absl::StrCat(Quote(c->default_tenant), " is not a tenant id"));
@@ -570,8 +575,8 @@ absl::StatusOr<ServerConfig> Parse(std::string_view yaml_text, const std::string
   } catch (const YAML::Exception& e) {
     // e.msg only: what() may quote the offending line, which could hold a secret.
     return absl::InvalidArgumentError(absl::StrCat(prefix, "not valid YAML: ", e.msg, " (line ",
-                                                   e.mark.line + 1, ", column ",
-                                                   e.mark.column + 1, ")"));
+                                                   e.mark.line + 1, ", column ", e.mark.column + 1,
+                                                   ")"));
   }
   ConfigParser parser;
   ServerConfig config;

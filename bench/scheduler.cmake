@@ -1,0 +1,1 @@
+dsinfer_add_bench(scheduler_bench SOURCES scheduler_bench.cc LIBS dsinfer_scheduler)

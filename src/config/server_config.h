@@ -1,0 +1,77 @@
+// Server configuration (YAML): listeners, TLS, scheduler and KV-cache limits, tenants.
+// Validated once here; see src/config/README.md for the rules. The rest of dsinfer trusts it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/config/priority.h"
+
+namespace dsinfer {
+
+// One county service (or other client) sharing the deployment. Limits of 0 mean "no limit of
+// this tenant's own"; the global scheduler limits still apply.
+struct TenantConfig {
+  std::string id;       // 1-64 of [A-Za-z0-9_.-]; also the `tenant` metric label
+  double weight = 1.0;  // fair-share weight, > 0
+  Priority max_priority = Priority::kInteractive;   // highest class the tenant may request
+  int32_t max_concurrent = 0;                       // running sequences
+  int32_t max_queued = 0;                           // waiting requests
+  int64_t tokens_per_minute = 0;                    // prompt + generated tokens
+  std::vector<std::string> api_key_sha256;          // lower-case hex SHA-256 of each key
+  std::vector<std::string> client_cert_identities;  // mTLS: certificate subject CN or SAN
+};
+
+struct TlsConfig {
+  bool enabled = false;
+  std::string cert_file, key_file, client_ca_file;
+  bool require_client_cert = false;
+};
+
+struct SchedulerConfig {
+  int64_t max_batched_tokens = 2048;  // tokens per engine step (prefill chunks + decodes)
+  int32_t max_running = 64;           // sequences in the running batch
+  int32_t max_waiting = 1024;         // queued requests, all tenants
+  double max_queue_seconds = 30;      // a request waiting longer is rejected
+  int64_t prefill_chunk = 512;        // prompt tokens of one sequence per step
+};
+
+struct KvCacheConfig {
+  int32_t num_blocks = 0;        // 0: derive from memory_bytes, else from memory_fraction
+  int64_t memory_bytes = 0;      // 0: memory_fraction of the memory left after weights
+  double memory_fraction = 0.9;  // (0, 1]
+  bool prefix_caching = true;
+};
+
+struct ServerConfig {
+  std::string model_path;
+  std::string dtype = "bf16";   // compute precision: bf16 | f32
+  std::string backend = "cpu";  // cpu | cuda
+  int32_t threads = 0;          // CPU worker threads; 0 = one per core
+  std::string grpc_listen = "0.0.0.0:50051";
+  std::string http_listen = "0.0.0.0:9090";  // /metrics, /healthz, /readyz
+  TlsConfig tls;
+  SchedulerConfig scheduler;
+  KvCacheConfig kv_cache;
+  std::vector<TenantConfig> tenants;
+  bool allow_unauthenticated = false;
+  // Tenant of unauthenticated requests. Always names an entry of `tenants` when
+  // allow_unauthenticated is true (the parser adds tenant "anonymous" if there are no tenants).
+  std::string default_tenant;
+  double drain_grace_seconds = 30;
+  bool log_request_content = false;  // must stay false: request content never enters logs
+  std::string log_level = "info";    // debug | info | warning | error
+};
+
+// Parses and validates. Every problem is collected; the InvalidArgument message lists them one
+// per line, each naming the full key path (`tenants[2].max_priority: ...`).
+absl::StatusOr<ServerConfig> ParseServerConfig(std::string_view yaml_text);
+
+// Reads `path`; errors are prefixed with it. Relative model_path and TLS file paths are resolved
+// against the directory of `path`.
+absl::StatusOr<ServerConfig> LoadServerConfig(const std::string& path);
+
+}  // namespace dsinfer

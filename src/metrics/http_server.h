@@ -1,0 +1,44 @@
+// The ops HTTP endpoint on its own thread: /metrics (Prometheus text 0.0.4), /healthz (200 while
+// the process serves HTTP at all) and /readyz (200 only when the readiness callback says so).
+// It never logs requests and never sees inference traffic.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+
+namespace dsinfer {
+
+class MetricRegistry;
+
+struct Readiness {
+  bool ready = false;
+  std::string reason;  // short, shown in the 503 body: "loading", "draining", "worker down"
+};
+
+class MetricsHttpServer {
+ public:
+  // `registry` must outlive the server. `readiness` runs on the HTTP thread for each /readyz
+  // request: keep it cheap and thread-safe (read an atomic). A null callback means "ready".
+  MetricsHttpServer(const MetricRegistry* registry, std::function<Readiness()> readiness);
+  ~MetricsHttpServer();  // Stop()s
+  MetricsHttpServer(const MetricsHttpServer&) = delete;
+  MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
+
+  // Binds `listen` ("host:port", "[v6]:port"; port 0 picks a free one) and starts serving.
+  // Returns once the listener accepts connections; an error if binding fails or already started.
+  absl::Status Start(std::string_view listen);
+  // The bound port (after Start).
+  int port() const;
+  // Stops accepting, finishes in-flight requests and joins the thread. Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dsinfer

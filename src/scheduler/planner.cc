@@ -1,0 +1,317 @@
+#include "src/scheduler/planner.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_format.h"
+#include "src/core/status_macros.h"
+
+namespace dsinfer {
+
+Planner::Planner(const SchedulerState& state, double now) : st_(state), now_(now) {
+  sim_.budget = st_.limits.max_batched_tokens;
+  sim_.running = st_.num_running;
+  sim_.free = st_.pool.num_free();
+  sim_.evictable = st_.cache.num_evictable();
+  sim_.lru_cursor = st_.cache.lru_front();
+  sim_.vtc = st_.vtc.counters();
+  for (int p = 0; p < kNumPriorities; ++p) sim_.queue_pos[p].assign(st_.tenants.size(), 0);
+}
+
+int32_t Planner::Ref(int32_t block) const {
+  auto it = sim_.ref_delta.find(block);
+  return st_.pool.ref_count(block) + (it == sim_.ref_delta.end() ? 0 : it->second);
+}
+
+// Mirrors Scheduler::ReleaseBlocks: last block first; cached blocks left with only the cache's
+// reference become evictable in that order.
+void Planner::ReleaseBlocks(const Sequence& s) {
+  for (auto it = s.blocks.rbegin(); it != s.blocks.rend(); ++it) {
+    const int32_t b = *it;
+    --sim_.ref_delta[b];
+    const int32_t r = Ref(b);
+    if (r == 0) {
+      ++sim_.free;
+    } else if (r == 1 && st_.cache.cached(b) && !sim_.evicted.contains(b)) {
+      ++sim_.evictable;
+      sim_.late.push_back(b);
+    }
+  }
+}
+
+void Planner::Pin(int32_t block) {
+  if (Ref(block) == 1) --sim_.evictable;  // a cached block nobody held
+  ++sim_.ref_delta[block];
+}
+
+void Planner::EvictOne() {
+  auto take = [this](int32_t b) {
+    if (Ref(b) != 1 || sim_.evicted.contains(b) || !st_.cache.cached(b)) return false;
+    sim_.evicted.insert(b);
+    sim_.evicted_order.push_back(b);
+    --sim_.evictable;
+    ++sim_.free;
+    return true;
+  };
+  while (sim_.lru_cursor >= 0) {
+    const int32_t b = sim_.lru_cursor;
+    sim_.lru_cursor = st_.cache.lru_next(b);
+    if (take(b)) return;
+  }
+  while (sim_.late_cursor < sim_.late.size()) {
+    if (take(sim_.late[sim_.late_cursor++])) return;
+  }
+  DSINFER_CHECK(false && "evictable count out of step with the LRU list");
+}
+
+void Planner::Allocate(int32_t n) {
+  DSINFER_CHECK(n <= Avail());
+  while (sim_.free < n) EvictOne();
+  sim_.free -= n;
+}
+
+int32_t Planner::Victim() {
+  while (sim_.tail >= 0 && sim_.dead.contains(order_[sim_.tail]->id)) --sim_.tail;
+  return sim_.tail;
+}
+
+void Planner::Preempt(int32_t index) {
+  const Sequence* v = order_[index];
+  sim_.dead.insert(v->id);
+  if (auto it = sim_.item_of.find(v->id); it != sim_.item_of.end()) {
+    Item& item = sim_.items[it->second];
+    item.dropped = true;
+    sim_.budget += item.n;
+    sim_.free += item.new_blocks;
+    sim_.item_of.erase(it);
+  }
+  ReleaseBlocks(*v);
+  --sim_.running;
+  sim_.preempted.push_back(v->id);
+}
+
+void Planner::AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks,
+                      bool admitted) {
+  if (!admitted) sim_.item_of[s->id] = static_cast<int32_t>(sim_.items.size());
+  sim_.items.push_back({s, start, n, new_blocks, start + n == s->num_tokens(), admitted, false});
+  sim_.budget -= n;
+  // Prompt tokens computed for the first time are charged (cache hits and recompute are not).
+  const int64_t from = std::max(start, s->prompt_charged);
+  const int64_t to = std::min(start + n, s->prompt_len);
+  if (to > from) sim_.vtc[s->tenant] += st_.vtc.Cost(s->tenant, to - from, 0);
+}
+
+// A running sequence computes n more tokens. Worse sequences (later in order_) are preempted
+// when blocks are short; a prefill chunk may shrink to the blocks there are; otherwise the
+// sequence waits this step out, keeping its blocks.
+void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
+  const Sequence* s = order_[index];
+  const int64_t c = s->num_computed;
+  const int64_t have = static_cast<int64_t>(s->blocks.size());
+  int64_t k = BlocksForTokens(c + n) - have;
+  while (Avail() < k) {
+    const int32_t v = Victim();
+    if (v <= index) break;
+    Preempt(v);
+  }
+  if (Avail() < k) {
+    if (!may_shrink) return;
+    n = (have + Avail()) * kKvBlockSize - c;
+    if (n <= 0) return;
+    k = BlocksForTokens(c + n) - have;
+  }
+  k = std::max<int64_t>(k, 0);
+  Allocate(static_cast<int32_t>(k));
+  AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false);
+}
+
+// Head of class p: preempted sequences first, then the backlogged tenant with the smallest
+// virtual counter (ties: earliest request), FCFS inside the tenant.
+const Sequence* Planner::NextWaiting(int p) {
+  const auto& resume = st_.resume[p];
+  size_t& rp = sim_.resume_pos[p];
+  while (rp < resume.size() && rejected_.contains(resume[rp]->id)) ++rp;
+  if (rp < resume.size()) return resume[rp];
+  const Sequence* best = nullptr;
+  for (size_t t = 0; t < st_.tenants.size(); ++t) {
+    const auto& q = st_.queued[p][t];
+    size_t& qp = sim_.queue_pos[p][t];
+    while (qp < q.size() && rejected_.contains(q[qp]->id)) ++qp;
+    if (qp == q.size()) continue;
+    const Sequence* s = q[qp];
+    if (best == nullptr || sim_.vtc[t] < sim_.vtc[best->tenant] ||
+        (sim_.vtc[t] == sim_.vtc[best->tenant] && s->enqueue_order < best->enqueue_order)) {
+      best = s;
+    }
+  }
+  return best;
+}
+
+void Planner::Consume(const Sequence* s) {
+  const int p = PriorityIndex(s->priority);
+  if (s->admitted_before()) {
+    ++sim_.resume_pos[p];
+  } else {
+    ++sim_.queue_pos[p][s->tenant];
+  }
+}
+
+bool Planner::AdmitClass(int p) {
+  const bool emergency = p == PriorityIndex(Priority::kEmergency);
+  std::vector<PrefixCache::Hit> hits;
+  while (sim_.budget > 0) {
+    const Sequence* s = NextWaiting(p);
+    if (s == nullptr) return true;
+    if (sim_.running >= st_.limits.max_running && !emergency) return false;
+
+    const int64_t len = s->num_tokens();
+    hits.clear();
+    // Reuse whole cached blocks but always compute the last token (its logits are needed).
+    if (st_.limits.prefix_caching) st_.cache.Match(s->tokens, (len - 1) / kKvBlockSize, &hits);
+    for (size_t i = 0; i < hits.size(); ++i) {
+      if (sim_.evicted.contains(hits[i].block)) {
+        hits.resize(i);
+        break;
+      }
+    }
+    const int64_t cached = static_cast<int64_t>(hits.size()) * kKvBlockSize;
+    const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget});
+    const int32_t k = static_cast<int32_t>(BlocksForTokens(cached + n)) -
+                      static_cast<int32_t>(hits.size());
+    int32_t pinned_evictable = 0;
+    for (const auto& h : hits) pinned_evictable += Ref(h.block) == 1;
+
+    const bool fits = sim_.running < st_.limits.max_running &&
+                      k <= sim_.free + sim_.evictable - pinned_evictable;
+    if (!fits) {
+      if (!emergency) return false;
+      // Emergency: preempt lower classes, worst first, if that makes room; else wait.
+      Sim saved = sim_;
+      for (const auto& h : hits) Pin(h.block);
+      while (sim_.running >= st_.limits.max_running || Avail() < k) {
+        const int32_t v = Victim();
+        if (v < 0 || order_[v]->priority == Priority::kEmergency) break;
+        Preempt(v);
+      }
+      if (sim_.running >= st_.limits.max_running || Avail() < k) {
+        sim_ = std::move(saved);
+        return false;
+      }
+    } else {
+      for (const auto& h : hits) Pin(h.block);
+    }
+    Allocate(k);
+    Consume(s);
+    ++sim_.running;
+    AddItem(s, cached, n, k, /*admitted=*/true);
+  }
+  return true;
+}
+
+void Planner::RejectExpired() {
+  auto check_waiting = [this](const Sequence* s) {
+    if (now_ >= s->deadline) {
+      rejections_.push_back(
+          {s->id,
+           absl::DeadlineExceededError(absl::StrFormat(
+               "deadline passed after %.3f s in the waiting queue", now_ - s->arrival)),
+           RejectReason::kDeadline});
+    } else if (!s->admitted_before() && now_ - s->arrival > st_.limits.max_queue_seconds) {
+      // Only never-admitted requests time out; a preempted one has streamed tokens already.
+      rejections_.push_back(
+          {s->id,
+           absl::ResourceExhaustedError(absl::StrFormat(
+               "waited %.3f s in the waiting queue without being scheduled "
+               "(max_queue_seconds = %g)",
+               now_ - s->arrival, st_.limits.max_queue_seconds)),
+           RejectReason::kQueueTimeout});
+    } else {
+      return;
+    }
+    rejected_.insert(s->id);
+  };
+  for (int p = 0; p < kNumPriorities; ++p) {
+    for (const Sequence* s : st_.resume[p]) check_waiting(s);
+    for (const auto& q : st_.queued[p]) {
+      for (const Sequence* s : q) check_waiting(s);
+    }
+  }
+  for (int p = 0; p < kNumPriorities; ++p) {
+    for (const Sequence* s : st_.running[p]) {
+      if (now_ < s->deadline) continue;
+      rejections_.push_back(
+          {s->id,
+           absl::DeadlineExceededError(absl::StrFormat(
+               "deadline passed after %.3f s, %d tokens generated", now_ - s->arrival,
+               s->generated())),
+           RejectReason::kDeadline});
+      rejected_.insert(s->id);
+      ReleaseBlocks(*s);
+      --sim_.running;
+    }
+  }
+}
+
+StepPlan Planner::Run() {
+  RejectExpired();
+  order_.reserve(st_.num_running);
+  for (int p = 0; p < kNumPriorities; ++p) {
+    class_begin_[p] = static_cast<int32_t>(order_.size());
+    for (const Sequence* s : st_.running[p]) {
+      if (!rejected_.contains(s->id)) order_.push_back(s);
+    }
+  }
+  class_begin_[kNumPriorities] = static_cast<int32_t>(order_.size());
+  sim_.tail = static_cast<int32_t>(order_.size()) - 1;
+  sim_.items.reserve(order_.size() + 16);
+  sim_.item_of.reserve(order_.size());
+
+  // 1. Decodes: one token for every running sequence whose prompt is computed.
+  for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
+    const Sequence* s = order_[i];
+    if (sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
+    ScheduleRunning(i, 1, /*may_shrink=*/false);
+  }
+  // 2. Per class, best first: prefill chunks of running sequences, then admissions.
+  bool admitting = true;
+  for (int p = 0; p < kNumPriorities && sim_.budget > 0; ++p) {
+    for (int32_t i = class_begin_[p]; i < class_begin_[p + 1] && sim_.budget > 0; ++i) {
+      const Sequence* s = order_[i];
+      if (sim_.dead.contains(s->id) || s->num_computed >= s->num_tokens() - 1) continue;
+      const int64_t n = std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed,
+                                  sim_.budget});
+      ScheduleRunning(i, n, /*may_shrink=*/true);
+    }
+    if (admitting) admitting = AdmitClass(p);
+  }
+
+  StepPlan plan;
+  plan.now = now_;
+  plan.state_version = st_.version;
+  int64_t blocks = 0;
+  plan.items.reserve(sim_.items.size());
+  for (const Item& it : sim_.items) {
+    if (it.dropped) continue;
+    StepItem& out = plan.items.emplace_back();
+    out.seq_id = it.seq->id;
+    out.start_pos = it.start;
+    out.num_tokens = it.n;
+    out.sample = it.sample;
+    out.admitted = it.admitted;
+    out.resumed = it.admitted && it.seq->admitted_before();
+    out.cached_tokens = it.admitted ? it.start : 0;
+    out.token_offset = static_cast<int64_t>(plan.token_ids.size());
+    plan.token_ids.insert(plan.token_ids.end(), it.seq->tokens.begin() + it.start,
+                          it.seq->tokens.begin() + it.start + it.n);
+    out.block_offset = blocks;
+    out.num_blocks = static_cast<int32_t>(BlocksForTokens(it.start + it.n));
+    blocks += out.num_blocks;
+    plan.num_batched_tokens += it.n;
+  }
+  plan.block_ids.assign(blocks, -1);
+  plan.preempted = std::move(sim_.preempted);
+  plan.rejected = std::move(rejections_);
+  plan.evicted_blocks = std::move(sim_.evicted_order);
+  return plan;
+}
+
+}  // namespace dsinfer

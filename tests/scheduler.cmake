@@ -1,0 +1,1 @@
+dsinfer_add_test(scheduler_test SOURCES scheduler_test.cc LIBS dsinfer_scheduler LABELS cpu)

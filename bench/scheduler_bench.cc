@@ -3,6 +3,7 @@
 // and replaced as they go (so each step has ~256 decodes and a prefill chunk or two).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <memory>
 #include <random>
 #include <vector>
@@ -14,12 +15,12 @@ namespace {
 
 class SteadyState {
  public:
-  SteadyState(int32_t running, int32_t waiting) : waiting_(waiting) {
+  SteadyState(int32_t running, int32_t waiting) : running_(running), waiting_(waiting) {
     SchedulerLimits l;
     l.max_running = running;
     l.max_batched_tokens = 2048;
     l.prefill_chunk = 512;
-    l.max_waiting = waiting + 64;
+    l.max_waiting = running + waiting + 64;
     l.max_queue_seconds = 1e12;
     l.max_model_len = 8192;
     l.num_kv_blocks = running * 32 + 256;  // ~2000 tokens per running sequence
@@ -28,8 +29,8 @@ class SteadyState {
     sched_ = std::move(Scheduler::Create(l, tenants)).value();
     system_.resize(512);
     for (auto& t : system_) t = static_cast<int32_t>(rng_() % 30000);
-    for (int32_t i = 0; i < running + waiting; ++i) AddOne();
-    while (sched_->num_running() < running || !Settled()) Step();
+    Refill();
+    for (int i = 0; i < 400; ++i) Step();  // admissions fill the running set, then churn
   }
 
   // One step; returns the number of tokens scheduled.
@@ -42,16 +43,19 @@ class SteadyState {
     }
     sched_->OnTokens(sampled_, {});
     now_ += 0.02;
-    while (sched_->num_waiting() < waiting_) AddOne();
+    Refill();
     return plan.num_batched_tokens;
   }
 
   Scheduler& sched() { return *sched_; }
 
  private:
-  bool Settled() {
-    ++warmup_;
-    return warmup_ > 400;
+  // Keeps `waiting_` requests queued and the running set full (Add is timed with the step).
+  void Refill() {
+    while (sched_->num_waiting() < waiting_ ||
+           sched_->num_waiting() + sched_->num_running() < running_ + waiting_) {
+      AddOne();
+    }
   }
   void AddOne() {
     NewRequest r;
@@ -70,8 +74,8 @@ class SteadyState {
   std::vector<std::pair<uint64_t, int32_t>> sampled_;
   std::mt19937_64 rng_{42};
   uint64_t next_id_ = 1;
+  int32_t running_;
   int32_t waiting_;
-  int warmup_ = 0;
   double now_ = 0;
 };
 
@@ -85,7 +89,10 @@ void BM_SchedulerStep(benchmark::State& state) {
   const SchedulerStats st = s.sched().Stats();
   state.counters["preempt"] = static_cast<double>(st.preemptions[1]);
 }
-BENCHMARK(BM_SchedulerStep)->Args({256, 1000})->Args({64, 1000})->Args({256, 0})
+BENCHMARK(BM_SchedulerStep)
+    ->Args({256, 1000})
+    ->Args({64, 1000})
+    ->Args({256, 0})
     ->Unit(benchmark::kMicrosecond);
 
 void BM_SchedulerPlanOnly(benchmark::State& state) {

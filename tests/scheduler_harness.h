@@ -136,7 +136,7 @@ class Harness {
 
   std::map<uint64_t, std::vector<int32_t>> outputs;  // generated tokens, kept after the end
   std::map<uint64_t, absl::Status> rejected;
-  std::map<std::string, double> service;             // input + 2 x output tokens, per tenant
+  std::map<std::string, double> service;               // input + 2 x output tokens, per tenant
   std::map<uint64_t, std::vector<int32_t>> computed_;  // times each position was computed
   std::function<void(const StepPlan&)> on_plan;
   int32_t eos_mod = 0;  // a sampled token t with t % eos_mod == 0 ends the sequence
@@ -161,8 +161,7 @@ class Harness {
         continue;
       }
       const auto& want = it->second;
-      EXPECT_EQ(item.sample, item.start_pos + item.num_tokens ==
-                                 static_cast<int64_t>(want.size()));
+      EXPECT_EQ(item.sample, item.start_pos + item.num_tokens == static_cast<int64_t>(want.size()));
       auto got = plan.tokens(item);
       ASSERT_LE(item.start_pos + item.num_tokens, static_cast<int64_t>(want.size()));
       EXPECT_TRUE(std::equal(got.begin(), got.end(), want.begin() + item.start_pos))

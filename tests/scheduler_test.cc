@@ -18,7 +18,8 @@ using testing::Tokens;
 
 // Outputs of each request run alone on a fresh scheduler.
 std::map<uint64_t, std::vector<int32_t>> RunAlone(
-    const SchedulerLimits& limits, const std::vector<std::pair<std::vector<int32_t>, int64_t>>& reqs) {
+    const SchedulerLimits& limits,
+    const std::vector<std::pair<std::vector<int32_t>, int64_t>>& reqs) {
   std::map<uint64_t, std::vector<int32_t>> out;
   for (size_t i = 0; i < reqs.size(); ++i) {
     Harness h(limits, {Tenant("a")});
@@ -31,7 +32,7 @@ std::map<uint64_t, std::vector<int32_t>> RunAlone(
 
 TEST(Scheduler, BudgetCapBatchInvarianceAndPromptCoveredOnce) {
   SchedulerLimits limits = TestLimits();
-  limits.prefix_caching = false;  // every position is then computed exactly once
+  limits.prefix_caching = false;     // every position is then computed exactly once
   limits.max_batched_tokens = 2048;  // 32 first chunks of 64 tokens: all 32 run together
   std::mt19937 rng(7);
   std::vector<std::pair<std::vector<int32_t>, int64_t>> reqs;
@@ -81,8 +82,8 @@ TEST(Scheduler, RunningCapAndDecodesFirst) {
   h.on_plan = [&](const StepPlan& plan) {
     bool prefill_seen = false;
     for (const StepItem& item : plan.items) {
-      const bool decode = !item.admitted && item.num_tokens == 1 &&
-                          item.start_pos >= 200;  // prompt computed
+      const bool decode =
+          !item.admitted && item.num_tokens == 1 && item.start_pos >= 200;  // prompt computed
       if (!decode) prefill_seen = true;
       EXPECT_FALSE(decode && prefill_seen) << "a decode after a prefill chunk";
     }
@@ -208,6 +209,33 @@ TEST(Scheduler, EmergencyOvertakesAndPreemptsBatchWhenPoolIsFull) {
   for (int i : {0, 1, 2, 3, 9}) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
 }
 
+TEST(Scheduler, EmergencyPreemptsNothingWhenThatCannotMakeRoom) {
+  SchedulerLimits limits = TestLimits();
+  limits.num_kv_blocks = 16;
+  limits.prefix_caching = false;
+  limits.max_batched_tokens = 1024;
+  limits.prefill_chunk = 512;
+  std::vector<TenantPolicy> tenants = {Tenant("bulk", 1, Priority::kBatch),
+                                       Tenant("ops", 1, Priority::kEmergency)};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    ASSERT_TRUE(x->Add(1, "ops", Priority::kEmergency, Tokens(1, 600), 100).status.ok());
+    ASSERT_TRUE(x->Add(2, "bulk", Priority::kBatch, Tokens(2, 100), 28).status.ok());
+  }
+  ref.RunUntilIdle();
+  for (int i = 0; i < 3; ++i) h.Step();  // 1 holds 10 blocks, 2 holds 2: 4 free
+  ASSERT_EQ(h.sched().block_pool().num_free(), 4);
+  // Its first chunk (400 tokens, 7 blocks) does not fit even without request 2 (4 + 2 blocks).
+  ASSERT_TRUE(h.Add(3, "ops", Priority::kEmergency, Tokens(3, 400), 10).status.ok());
+  StepPlan plan = h.Step();
+  EXPECT_TRUE(plan.preempted.empty());
+  for (const StepItem& item : plan.items) EXPECT_NE(item.seq_id, 3u);
+  h.RunUntilIdle();
+  EXPECT_EQ(h.sched().Stats().preemptions[PriorityIndex(Priority::kBatch)], 0);
+  EXPECT_EQ(h.outputs[2], ref.outputs[2]);
+  EXPECT_EQ(h.outputs[3].size(), 10u);
+}
+
 TEST(Scheduler, EmergencyTakesARunningSlotFromBatch) {
   SchedulerLimits limits = TestLimits();
   limits.max_running = 2;
@@ -316,7 +344,8 @@ TEST(Admission, ErrorsNameTheirLimit) {
   EXPECT_EQ(code(x), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(msg(x).find("33 KV blocks"), std::string::npos) << msg(x);
   EXPECT_NE(msg(x).find("32 blocks"), std::string::npos) << msg(x);
-  EXPECT_EQ(code(h.Add(1, "a", Priority::kInteractive, {}, 10)), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(code(h.Add(1, "a", Priority::kInteractive, {}, 10)),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(h.Add(1, "a", Priority::kInteractive, Tokens(1, 5), 0)),
             absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(code(h.Add(1, "a", static_cast<Priority>(7), Tokens(1, 5), 1)),
@@ -348,6 +377,18 @@ TEST(Admission, ErrorsNameTheirLimit) {
   EXPECT_NE(msg(x).find("max_waiting = 3"), std::string::npos) << msg(x);
   EXPECT_GT(x.retry_after_seconds, 0);
   h.RunUntilIdle();
+
+  // Global queued tokens.
+  SchedulerLimits tl = TestLimits();
+  tl.max_waiting_tokens = 100;
+  Harness w(tl, {Tenant("a")});
+  ASSERT_TRUE(w.Add(1, "a", Priority::kInteractive, Tokens(1, 60), 1).status.ok());
+  x = w.Add(2, "a", Priority::kInteractive, Tokens(2, 50), 1);
+  EXPECT_EQ(code(x), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(msg(x).find("max_waiting_tokens = 100"), std::string::npos) << msg(x);
+  EXPECT_TRUE(w.Add(3, "a", Priority::kInteractive, Tokens(3, 40), 1).status.ok());
+  EXPECT_EQ(code(w.Add(4, "a", Priority::kInteractive, Tokens(4, 101), 1)),
+            absl::StatusCode::kInvalidArgument);
 
   // Token rate: 600 at t=0, 300 at t=10; at t=20 a 200-token request waits for the first.
   h.now = 0;
@@ -390,7 +431,8 @@ TEST(Scheduler, QueueTimeAndDeadlineRejection) {
   h.dt = 0.5;
   ASSERT_TRUE(h.Add(1, "a", Priority::kInteractive, Tokens(1, 10), 1000).status.ok());
   ASSERT_TRUE(h.Add(2, "a", Priority::kInteractive, Tokens(2, 10), 10).status.ok());
-  ASSERT_TRUE(h.Add(3, "a", Priority::kInteractive, Tokens(3, 10), 10, /*deadline=*/2.0).status.ok());
+  ASSERT_TRUE(
+      h.Add(3, "a", Priority::kInteractive, Tokens(3, 10), 10, /*deadline=*/2.0).status.ok());
   while (!h.rejected.contains(2) && h.now < 10) h.Step();
   ASSERT_TRUE(h.rejected.contains(3));
   EXPECT_EQ(h.rejected[3].code(), absl::StatusCode::kDeadlineExceeded);
@@ -506,7 +548,8 @@ TEST(Soak, RandomOperationsKeepPoolAccounting) {
   Harness h(limits, {ops, bulk, web});
   h.eos_mod = 61;
   std::mt19937_64 rng(12345);
-  const std::vector<std::vector<int32_t>> prefixes = {Tokens(7, 150), Tokens(8, 64), Tokens(9, 300)};
+  const std::vector<std::vector<int32_t>> prefixes = {Tokens(7, 150), Tokens(8, 64),
+                                                      Tokens(9, 300)};
   const char* names[] = {"ops", "bulk", "web"};
   uint64_t next_id = 1;
   std::vector<uint64_t> live;
@@ -522,7 +565,8 @@ TEST(Soak, RandomOperationsKeepPoolAccounting) {
       const double deadline = rng() % 8 == 0 ? h.now + 0.5 + (rng() % 100) * 0.05
                                              : std::numeric_limits<double>::infinity();
       if (h.Add(next_id, names[t], static_cast<Priority>(rng() % 3), prompt, 1 + rng() % 120,
-                deadline).status.ok()) {
+                deadline)
+              .status.ok()) {
         live.push_back(next_id);
         ++accepted;
       }

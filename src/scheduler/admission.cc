@@ -25,8 +25,8 @@ void AdmissionControl::Expire(RateWindow& w, double now) {
   }
 }
 
-AdmitResult AdmissionControl::Check(const NewRequest& r, const TenantPolicy& policy,
-                                    int32_t tenant, const AdmissionLoad& load, double now) {
+AdmitResult AdmissionControl::Check(const NewRequest& r, const TenantPolicy& policy, int32_t tenant,
+                                    const AdmissionLoad& load, double now) {
   const int64_t prompt = static_cast<int64_t>(r.prompt.size());
   if (prompt == 0) {
     return Reject(absl::InvalidArgumentError("prompt is empty"), RejectReason::kInvalid);
@@ -37,30 +37,35 @@ AdmitResult AdmissionControl::Check(const NewRequest& r, const TenantPolicy& pol
                   RejectReason::kInvalid);
   }
   if (static_cast<uint8_t>(r.priority) >= kNumPriorities) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "unknown priority ", static_cast<int>(r.priority))),
-                  RejectReason::kInvalid);
+    return Reject(
+        absl::InvalidArgumentError(absl::StrCat("unknown priority ", static_cast<int>(r.priority))),
+        RejectReason::kInvalid);
   }
   const int64_t total = prompt + r.max_tokens;
   if (total > limits_.max_model_len) {
     return Reject(absl::InvalidArgumentError(absl::StrCat(
                       "prompt (", prompt, " tokens) + max_tokens (", r.max_tokens, ") = ", total,
-                      " tokens exceeds the model's context of ", limits_.max_model_len,
-                      " tokens")),
+                      " tokens exceeds the model's context of ", limits_.max_model_len, " tokens")),
                   RejectReason::kInvalid);
   }
   const int64_t blocks = BlocksForTokens(total);
   if (blocks > limits_.num_kv_blocks) {
     return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "prompt + max_tokens = ", total, " tokens needs ", blocks,
-                      " KV blocks of ", kKvBlockSize, " tokens; the KV pool has ",
-                      limits_.num_kv_blocks, " blocks")),
+                      "prompt + max_tokens = ", total, " tokens needs ", blocks, " KV blocks of ",
+                      kKvBlockSize, " tokens; the KV pool has ", limits_.num_kv_blocks, " blocks")),
                   RejectReason::kInvalid);
   }
   if (policy.tokens_per_minute > 0 && total > policy.tokens_per_minute) {
+    return Reject(absl::InvalidArgumentError(
+                      absl::StrCat("prompt + max_tokens = ", total, " tokens exceeds tenant '",
+                                   policy.id, "' tokens_per_minute = ", policy.tokens_per_minute)),
+                  RejectReason::kInvalid);
+  }
+
+  if (limits_.max_waiting_tokens > 0 && prompt > limits_.max_waiting_tokens) {
     return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "prompt + max_tokens = ", total, " tokens exceeds tenant '", policy.id,
-                      "' tokens_per_minute = ", policy.tokens_per_minute)),
+                      "prompt of ", prompt,
+                      " tokens exceeds max_waiting_tokens = ", limits_.max_waiting_tokens)),
                   RejectReason::kInvalid);
   }
 
@@ -70,19 +75,25 @@ AdmitResult AdmissionControl::Check(const NewRequest& r, const TenantPolicy& pol
                       "waiting queue is full (max_waiting = ", limits_.max_waiting, ")")),
                   RejectReason::kQueueFull, retry);
   }
-  if (policy.max_queued > 0 && load.tenant_waiting >= policy.max_queued) {
+  if (limits_.max_waiting_tokens > 0 && load.waiting_tokens + prompt > limits_.max_waiting_tokens) {
     return Reject(absl::ResourceExhaustedError(absl::StrCat(
-                      "tenant '", policy.id, "' has ", load.tenant_waiting,
-                      " requests queued (max_queued = ", policy.max_queued, ")")),
+                      "waiting queue holds ", load.waiting_tokens, " tokens; this prompt's ",
+                      prompt, " would exceed max_waiting_tokens = ", limits_.max_waiting_tokens)),
+                  RejectReason::kQueueFull, retry);
+  }
+  if (policy.max_queued > 0 && load.tenant_waiting >= policy.max_queued) {
+    return Reject(absl::ResourceExhaustedError(
+                      absl::StrCat("tenant '", policy.id, "' has ", load.tenant_waiting,
+                                   " requests queued (max_queued = ", policy.max_queued, ")")),
                   RejectReason::kTenantQueued, retry);
   }
   if (policy.max_concurrent > 0 &&
       load.tenant_waiting + load.tenant_running >= policy.max_concurrent) {
-    return Reject(absl::ResourceExhaustedError(absl::StrCat(
-                      "tenant '", policy.id, "' has ", load.tenant_waiting + load.tenant_running,
-                      " requests queued or running (max_concurrent = ", policy.max_concurrent,
-                      ")")),
-                  RejectReason::kTenantConcurrent, retry);
+    return Reject(
+        absl::ResourceExhaustedError(absl::StrCat(
+            "tenant '", policy.id, "' has ", load.tenant_waiting + load.tenant_running,
+            " requests queued or running (max_concurrent = ", policy.max_concurrent, ")")),
+        RejectReason::kTenantConcurrent, retry);
   }
   if (policy.tokens_per_minute > 0) {
     RateWindow& w = windows_[tenant];

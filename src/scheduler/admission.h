@@ -15,6 +15,7 @@ namespace dsinfer {
 
 struct AdmissionLoad {
   int32_t waiting_total = 0;   // all tenants, all classes
+  int64_t waiting_tokens = 0;  // their tokens
   int32_t tenant_waiting = 0;
   int32_t tenant_running = 0;
 };

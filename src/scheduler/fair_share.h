@@ -27,7 +27,8 @@ class VirtualTokenCounter {
   }
   double Cost(int32_t tenant, int64_t input_tokens, int64_t output_tokens) const {
     return (kInputCost * static_cast<double>(input_tokens) +
-            kOutputCost * static_cast<double>(output_tokens)) / weights_[tenant];
+            kOutputCost * static_cast<double>(output_tokens)) /
+           weights_[tenant];
   }
 
   const std::vector<double>& counters() const { return counters_; }

@@ -175,13 +175,13 @@ bool Planner::AdmitClass(int p) {
     }
     const int64_t cached = static_cast<int64_t>(hits.size()) * kKvBlockSize;
     const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget});
-    const int32_t k = static_cast<int32_t>(BlocksForTokens(cached + n)) -
-                      static_cast<int32_t>(hits.size());
+    const int32_t k =
+        static_cast<int32_t>(BlocksForTokens(cached + n)) - static_cast<int32_t>(hits.size());
     int32_t pinned_evictable = 0;
     for (const auto& h : hits) pinned_evictable += Ref(h.block) == 1;
 
-    const bool fits = sim_.running < st_.limits.max_running &&
-                      k <= sim_.free + sim_.evictable - pinned_evictable;
+    const bool fits =
+        sim_.running < st_.limits.max_running && k <= sim_.free + sim_.evictable - pinned_evictable;
     if (!fits) {
       if (!emergency) return false;
       // Emergency: preempt lower classes, worst first, if that makes room; else wait.
@@ -217,13 +217,12 @@ void Planner::RejectExpired() {
            RejectReason::kDeadline});
     } else if (!s->admitted_before() && now_ - s->arrival > st_.limits.max_queue_seconds) {
       // Only never-admitted requests time out; a preempted one has streamed tokens already.
-      rejections_.push_back(
-          {s->id,
-           absl::ResourceExhaustedError(absl::StrFormat(
-               "waited %.3f s in the waiting queue without being scheduled "
-               "(max_queue_seconds = %g)",
-               now_ - s->arrival, st_.limits.max_queue_seconds)),
-           RejectReason::kQueueTimeout});
+      rejections_.push_back({s->id,
+                             absl::ResourceExhaustedError(absl::StrFormat(
+                                 "waited %.3f s in the waiting queue without being scheduled "
+                                 "(max_queue_seconds = %g)",
+                                 now_ - s->arrival, st_.limits.max_queue_seconds)),
+                             RejectReason::kQueueTimeout});
     } else {
       return;
     }
@@ -238,12 +237,11 @@ void Planner::RejectExpired() {
   for (int p = 0; p < kNumPriorities; ++p) {
     for (const Sequence* s : st_.running[p]) {
       if (now_ < s->deadline) continue;
-      rejections_.push_back(
-          {s->id,
-           absl::DeadlineExceededError(absl::StrFormat(
-               "deadline passed after %.3f s, %d tokens generated", now_ - s->arrival,
-               s->generated())),
-           RejectReason::kDeadline});
+      rejections_.push_back({s->id,
+                             absl::DeadlineExceededError(absl::StrFormat(
+                                 "deadline passed after %.3f s, %d tokens generated",
+                                 now_ - s->arrival, s->generated())),
+                             RejectReason::kDeadline});
       rejected_.insert(s->id);
       ReleaseBlocks(*s);
       --sim_.running;
@@ -277,8 +275,8 @@ StepPlan Planner::Run() {
     for (int32_t i = class_begin_[p]; i < class_begin_[p + 1] && sim_.budget > 0; ++i) {
       const Sequence* s = order_[i];
       if (sim_.dead.contains(s->id) || s->num_computed >= s->num_tokens() - 1) continue;
-      const int64_t n = std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed,
-                                  sim_.budget});
+      const int64_t n =
+          std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed, sim_.budget});
       ScheduleRunning(i, n, /*may_shrink=*/true);
     }
     if (admitting) admitting = AdmitClass(p);

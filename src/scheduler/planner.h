@@ -39,17 +39,17 @@ class Planner {
     absl::flat_hash_map<int32_t, int32_t> ref_delta;
     absl::flat_hash_set<int32_t> evicted;
     std::vector<int32_t> evicted_order;
-    int32_t lru_cursor = -1;       // next candidate in the cache's LRU list
-    std::vector<int32_t> late;     // blocks that become evictable in this plan, in order
+    int32_t lru_cursor = -1;    // next candidate in the cache's LRU list
+    std::vector<int32_t> late;  // blocks that become evictable in this plan, in order
     size_t late_cursor = 0;
     std::vector<Item> items;
     absl::flat_hash_map<uint64_t, int32_t> item_of;  // running sequence -> its item
     absl::flat_hash_set<uint64_t> dead;              // preempted in this plan
     std::vector<uint64_t> preempted;
-    std::vector<double> vtc;                         // virtual counters, charged as we admit
+    std::vector<double> vtc;  // virtual counters, charged as we admit
     std::array<size_t, kNumPriorities> resume_pos{};
     std::array<std::vector<size_t>, kNumPriorities> queue_pos;  // [class][tenant]
-    int32_t tail = -1;  // victim search position in order_
+    int32_t tail = -1;                                          // victim search position in order_
   };
 
   void RejectExpired();

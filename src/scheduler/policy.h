@@ -10,22 +10,23 @@ namespace dsinfer {
 
 struct TenantPolicy {
   std::string id;
-  double weight = 1.0;                           // fair-share weight (> 0)
+  double weight = 1.0;                             // fair-share weight (> 0)
   Priority max_priority = Priority::kInteractive;  // highest class the tenant may use
-  int32_t max_concurrent = 0;                    // queued + running requests
-  int32_t max_queued = 0;                        // waiting requests
-  int64_t tokens_per_minute = 0;                 // prompt + max_tokens accepted per sliding 60 s
+  int32_t max_concurrent = 0;                      // queued + running requests
+  int32_t max_queued = 0;                          // waiting requests
+  int64_t tokens_per_minute = 0;                   // prompt + max_tokens accepted per sliding 60 s
 };
 
 struct SchedulerLimits {
   int64_t max_batched_tokens = 2048;  // tokens computed per step (decodes + prefill chunks)
   int32_t max_running = 64;           // sequences holding KV blocks
   int32_t max_waiting = 1024;         // requests in the waiting queue (all classes)
+  int64_t max_waiting_tokens = 0;     // tokens of the requests in the waiting queue (0: no limit)
   double max_queue_seconds = 30;      // a request not admitted by then is rejected
   int64_t prefill_chunk = 512;        // prompt tokens of one sequence per step
   int32_t num_kv_blocks = 0;          // KV pool size in blocks of kKvBlockSize tokens
   bool prefix_caching = true;
-  int64_t max_model_len = 0;           // prompt + max_tokens
+  int64_t max_model_len = 0;            // prompt + max_tokens
   double queue_full_retry_seconds = 1;  // retry hint when a queue or concurrency limit is hit
 };
 

@@ -18,8 +18,8 @@ bool PrefixCache::Find(uint64_t parent, absl::Span<const int32_t> tokens, Hit* h
   auto it = index_.find(Key(parent, tokens));
   if (it == index_.end()) return false;
   const Entry& e = entries_[it->second];
-  if (e.parent != parent || !std::equal(tokens.begin(), tokens.end(), e.tokens.begin(),
-                                        e.tokens.end())) {
+  if (e.parent != parent ||
+      !std::equal(tokens.begin(), tokens.end(), e.tokens.begin(), e.tokens.end())) {
     return false;  // hash clash: a different prefix
   }
   *hit = {it->second, e.serial};
@@ -76,7 +76,10 @@ void PrefixCache::Evict(BlockPool& pool, int32_t block) {
 void PrefixCache::LruPushBack(int32_t block) {
   prev_[block] = tail_;
   next_[block] = -1;
-  if (tail_ >= 0) next_[tail_] = block; else head_ = block;
+  if (tail_ >= 0)
+    next_[tail_] = block;
+  else
+    head_ = block;
   tail_ = block;
   in_lru_[block] = true;
   ++num_evictable_;
@@ -84,8 +87,14 @@ void PrefixCache::LruPushBack(int32_t block) {
 
 void PrefixCache::LruRemove(int32_t block) {
   const int32_t p = prev_[block], n = next_[block];
-  if (p >= 0) next_[p] = n; else head_ = n;
-  if (n >= 0) prev_[n] = p; else tail_ = p;
+  if (p >= 0)
+    next_[p] = n;
+  else
+    head_ = n;
+  if (n >= 0)
+    prev_[n] = p;
+  else
+    tail_ = p;
   prev_[block] = next_[block] = -1;
   in_lru_[block] = false;
   --num_evictable_;

@@ -18,8 +18,8 @@ namespace dsinfer {
 
 class PrefixCache {
  public:
-  static constexpr uint64_t kRootSerial = 0;     // parent of a sequence's first block
-  static constexpr uint64_t kNoSerial = ~0ull;   // chain broken (hash clash): stop registering
+  static constexpr uint64_t kRootSerial = 0;    // parent of a sequence's first block
+  static constexpr uint64_t kNoSerial = ~0ull;  // chain broken (hash clash): stop registering
 
   struct Hit {
     int32_t block;
@@ -64,9 +64,9 @@ class PrefixCache {
   void LruPushBack(int32_t block);
   void LruRemove(int32_t block);
 
-  std::vector<Entry> entries_;                 // [num_blocks]
+  std::vector<Entry> entries_;                    // [num_blocks]
   absl::flat_hash_map<uint64_t, int32_t> index_;  // key -> block
-  std::vector<int32_t> prev_, next_;           // intrusive LRU list of evictable blocks
+  std::vector<int32_t> prev_, next_;              // intrusive LRU list of evictable blocks
   std::vector<bool> in_lru_;
   int32_t head_ = -1, tail_ = -1;
   uint64_t next_serial_ = 1;

@@ -7,15 +7,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "src/config/priority.h"  // Priority: strict classes, kEmergency highest (header only)
 
 namespace dsinfer {
 
-// Strict classes, highest first. A tenant's policy caps the class its requests may use.
-enum class Priority : uint8_t { kEmergency = 0, kInteractive = 1, kBatch = 2 };
-inline constexpr int kNumPriorities = 3;
-
+// Classes are strict; a tenant's policy caps the class its requests may use.
 inline int PriorityIndex(Priority p) { return static_cast<int>(p); }
-const char* PriorityName(Priority p);  // "emergency", "interactive", "batch" (metric labels)
 
 struct NewRequest {
   uint64_t id = 0;  // unique among the scheduler's live requests
@@ -23,7 +20,8 @@ struct NewRequest {
   Priority priority = Priority::kInteractive;
   std::vector<int32_t> prompt;  // token ids, at least one
   int64_t max_tokens = 0;       // tokens to generate at most, at least one
-  double deadline = std::numeric_limits<double>::infinity();  // absolute seconds, same clock as `now`
+  double deadline =
+      std::numeric_limits<double>::infinity();  // absolute seconds, same clock as `now`
 };
 
 // Why a request was turned away (at admission or later, from the queue); a metric label.
@@ -42,8 +40,8 @@ inline constexpr int kNumRejectReasons = 9;
 const char* RejectReasonName(RejectReason r);  // "invalid", "unknown_tenant", "queue_full", ...
 
 struct AdmitResult {
-  absl::Status status;               // OK: the request waits for the scheduler
-  double retry_after_seconds = 0;    // with RESOURCE_EXHAUSTED: when a retry may succeed
+  absl::Status status;             // OK: the request waits for the scheduler
+  double retry_after_seconds = 0;  // with RESOURCE_EXHAUSTED: when a retry may succeed
   RejectReason reason = RejectReason::kNone;
 };
 

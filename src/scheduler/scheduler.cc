@@ -19,26 +19,26 @@ std::vector<double> Weights(const std::vector<TenantPolicy>& policies) {
 
 }  // namespace
 
-const char* PriorityName(Priority p) {
-  switch (p) {
-    case Priority::kEmergency: return "emergency";
-    case Priority::kInteractive: return "interactive";
-    case Priority::kBatch: return "batch";
-  }
-  return "unknown";
-}
-
 const char* RejectReasonName(RejectReason r) {
   switch (r) {
-    case RejectReason::kNone: return "none";
-    case RejectReason::kInvalid: return "invalid";
-    case RejectReason::kUnknownTenant: return "unknown_tenant";
-    case RejectReason::kQueueFull: return "queue_full";
-    case RejectReason::kTenantQueued: return "tenant_queued";
-    case RejectReason::kTenantConcurrent: return "tenant_concurrent";
-    case RejectReason::kTenantRate: return "tenant_rate";
-    case RejectReason::kQueueTimeout: return "queue_timeout";
-    case RejectReason::kDeadline: return "deadline";
+    case RejectReason::kNone:
+      return "none";
+    case RejectReason::kInvalid:
+      return "invalid";
+    case RejectReason::kUnknownTenant:
+      return "unknown_tenant";
+    case RejectReason::kQueueFull:
+      return "queue_full";
+    case RejectReason::kTenantQueued:
+      return "tenant_queued";
+    case RejectReason::kTenantConcurrent:
+      return "tenant_concurrent";
+    case RejectReason::kTenantRate:
+      return "tenant_rate";
+    case RejectReason::kQueueTimeout:
+      return "queue_timeout";
+    case RejectReason::kDeadline:
+      return "deadline";
   }
   return "unknown";
 }
@@ -66,22 +66,22 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerLimi
         "scheduler limits: max_batched_tokens (", limits.max_batched_tokens, "), max_running (",
         limits.max_running, "), prefill_chunk (", limits.prefill_chunk, "), num_kv_blocks (",
         limits.num_kv_blocks, "), max_model_len (", limits.max_model_len,
-        ") and max_queue_seconds (", limits.max_queue_seconds,
-        ") must be positive, max_waiting (", limits.max_waiting,
+        ") and max_queue_seconds (", limits.max_queue_seconds, ") must be positive, max_waiting (",
+        limits.max_waiting,
         ") not negative, and max_batched_tokens at least max_running (every running sequence "
         "decodes each step)"));
   }
   absl::flat_hash_set<std::string> ids;
   for (const auto& t : tenants) {
     if (t.id.empty() || !ids.insert(t.id).second) {
-      return absl::InvalidArgumentError(absl::StrCat("tenant id '", t.id, "' is empty or repeated"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tenant id '", t.id, "' is empty or repeated"));
     }
-    if (!(t.weight > 0) || !std::isfinite(t.weight) || t.max_concurrent < 0 ||
-        t.max_queued < 0 || t.tokens_per_minute < 0 ||
-        static_cast<uint8_t>(t.max_priority) >= kNumPriorities) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "tenant '", t.id, "': weight (", t.weight,
-          ") must be positive and finite, limits not negative, max_priority known"));
+    if (!(t.weight > 0) || !std::isfinite(t.weight) || t.max_concurrent < 0 || t.max_queued < 0 ||
+        t.tokens_per_minute < 0 || static_cast<uint8_t>(t.max_priority) >= kNumPriorities) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tenant '", t.id, "': weight (", t.weight,
+                       ") must be positive and finite, limits not negative, max_priority known"));
     }
   }
   return std::unique_ptr<Scheduler>(new Scheduler(limits, std::move(tenants)));
@@ -109,6 +109,7 @@ void Scheduler::Enqueue(Sequence* s, bool front) {
   }
   ++state_.tenants[s->tenant].waiting;
   ++state_.num_waiting;
+  state_.waiting_tokens += s->num_tokens();
 }
 
 void Scheduler::Dequeue(Sequence* s, bool admitted) {
@@ -126,6 +127,7 @@ void Scheduler::Dequeue(Sequence* s, bool admitted) {
   }
   --state_.tenants[s->tenant].waiting;
   --state_.num_waiting;
+  state_.waiting_tokens -= s->num_tokens();
 }
 
 void Scheduler::InsertRunning(Sequence* s) {
@@ -199,8 +201,9 @@ AdmitResult Scheduler::Add(NewRequest r, double now) {
     result = {absl::AlreadyExistsError(absl::StrCat("request id ", r.id, " is already live")), 0,
               RejectReason::kInvalid};
   } else {
-    result = state_.admission.Check(r, tenant.policy, t,
-                                    {state_.num_waiting, tenant.waiting, tenant.running}, now);
+    result = state_.admission.Check(
+        r, tenant.policy, t,
+        {state_.num_waiting, state_.waiting_tokens, tenant.waiting, tenant.running}, now);
   }
   if (!result.status.ok()) {
     ++c.rejections[static_cast<int>(result.reason)];
@@ -388,6 +391,7 @@ absl::Status Scheduler::Validate() const {
   const int32_t nb = st.pool.num_blocks();
   std::vector<int32_t> refs(nb, 0);
   int32_t waiting = 0, running = 0;
+  int64_t waiting_tokens = 0;
   std::vector<int32_t> t_waiting(st.tenants.size()), t_running(st.tenants.size());
   for (const auto& [id, seq] : st.seqs) {
     const Sequence& s = *seq;
@@ -407,6 +411,7 @@ absl::Status Scheduler::Validate() const {
     } else {
       ++waiting;
       ++t_waiting[s.tenant];
+      waiting_tokens += s.num_tokens();
       if (!s.blocks.empty() || s.num_computed != 0) {
         return absl::InternalError(absl::StrCat("waiting sequence ", id, " holds KV"));
       }
@@ -460,7 +465,7 @@ absl::Status Scheduler::Validate() const {
     }
   }
   if (waiting != st.num_waiting || running != st.num_running || queued != waiting ||
-      running > st.limits.max_running) {
+      waiting_tokens != st.waiting_tokens || running > st.limits.max_running) {
     return absl::InternalError(absl::StrCat("counts: waiting ", st.num_waiting, " vs ", waiting,
                                             " (queues ", queued, "), running ", st.num_running,
                                             " vs ", running));

@@ -29,7 +29,8 @@ namespace dsinfer {
 
 class Scheduler {
  public:
-  // Validates the limits and tenant policies (unique ids, weights > 0, limits >= 0).
+  // Validates the limits (positive; max_batched_tokens >= max_running, so every running
+  // sequence can decode each step) and tenant policies (unique ids, weights > 0, limits >= 0).
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerLimits& limits,
                                                            std::vector<TenantPolicy> tenants);
 
@@ -76,7 +77,7 @@ class Scheduler {
       : state_(limits, std::move(tenants)) {}
 
   Sequence* Find(uint64_t id) const;
-  void Enqueue(Sequence* s, bool front);   // into the waiting queue of its class
+  void Enqueue(Sequence* s, bool front);     // into the waiting queue of its class
   void Dequeue(Sequence* s, bool admitted);  // out of the waiting queue
   void InsertRunning(Sequence* s);
   void EraseRunning(Sequence* s);

@@ -47,6 +47,7 @@ struct SchedulerState {
   // Running: per class, ascending admit_order (the last one is the first preemption victim).
   std::array<std::vector<Sequence*>, kNumPriorities> running;
   int32_t num_waiting = 0;
+  int64_t waiting_tokens = 0;
   int32_t num_running = 0;
 
   uint64_t version = 1;  // bumped by every mutation; a plan is only valid for its version

@@ -24,14 +24,14 @@ struct SchedulerStats {
   std::array<int32_t, kNumPriorities> waiting{};  // gauges per class (preempted included)
   int32_t running = 0;
   int32_t kv_blocks_total = 0;
-  int32_t kv_blocks_free = 0;       // on the free list
-  int32_t kv_blocks_used = 0;       // total - free (sequences' and cached blocks)
-  int32_t kv_blocks_cached = 0;     // registered in the prefix cache
-  int32_t kv_blocks_evictable = 0;  // cached and held by no sequence
-  int64_t prefix_cache_queries = 0;  // tokens looked up at admission
-  int64_t prefix_cache_hits = 0;     // of those, tokens reused
-  std::array<int64_t, kNumPriorities> preemptions{};      // counters per class of the victim
-  std::array<int64_t, kNumRejectReasons> rejections{};    // counters per RejectReason
+  int32_t kv_blocks_free = 0;                         // on the free list
+  int32_t kv_blocks_used = 0;                         // total - free (sequences' and cached blocks)
+  int32_t kv_blocks_cached = 0;                       // registered in the prefix cache
+  int32_t kv_blocks_evictable = 0;                    // cached and held by no sequence
+  int64_t prefix_cache_queries = 0;                   // tokens looked up at admission
+  int64_t prefix_cache_hits = 0;                      // of those, tokens reused
+  std::array<int64_t, kNumPriorities> preemptions{};  // counters per class of the victim
+  std::array<int64_t, kNumRejectReasons> rejections{};  // counters per RejectReason
   int64_t steps = 0;
   std::vector<TenantStats> tenants;
 };

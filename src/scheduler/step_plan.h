@@ -13,11 +13,11 @@ namespace dsinfer {
 
 struct StepItem {
   uint64_t seq_id = 0;
-  int64_t start_pos = 0;   // tokens of the sequence whose KV is already cached
-  int64_t num_tokens = 0;  // tokens computed this step: [start_pos, start_pos + num_tokens)
-  bool sample = false;     // the step produces a token (last prompt chunk, or a decode)
-  bool admitted = false;   // first step after admission from the waiting queue
-  bool resumed = false;    // the admission resumes a preempted sequence (recompute)
+  int64_t start_pos = 0;      // tokens of the sequence whose KV is already cached
+  int64_t num_tokens = 0;     // tokens computed this step: [start_pos, start_pos + num_tokens)
+  bool sample = false;        // the step produces a token (last prompt chunk, or a decode)
+  bool admitted = false;      // first step after admission from the waiting queue
+  bool resumed = false;       // the admission resumes a preempted sequence (recompute)
   int64_t cached_tokens = 0;  // on admission: tokens reused from the prefix cache (= start_pos)
   int64_t token_offset = 0;   // into StepPlan::token_ids
   int64_t block_offset = 0;   // into StepPlan::block_ids
@@ -32,11 +32,11 @@ struct Rejection {
 
 struct StepPlan {
   double now = 0;
-  std::vector<StepItem> items;        // decodes first, then prefill chunks
-  std::vector<int32_t> token_ids;     // input tokens of every item, concatenated
-  std::vector<int32_t> block_ids;     // block table of every item; valid after Commit
-  std::vector<uint64_t> preempted;    // running sequences sent back to the waiting queue
-  std::vector<Rejection> rejected;    // requests removed with an error status
+  std::vector<StepItem> items;          // decodes first, then prefill chunks
+  std::vector<int32_t> token_ids;       // input tokens of every item, concatenated
+  std::vector<int32_t> block_ids;       // block table of every item; valid after Commit
+  std::vector<uint64_t> preempted;      // running sequences sent back to the waiting queue
+  std::vector<Rejection> rejected;      // requests removed with an error status
   std::vector<int32_t> evicted_blocks;  // prefix-cache blocks Commit evicts (LRU first)
   int64_t num_batched_tokens = 0;
   uint64_t state_version = 0;  // Commit refuses a plan computed from an older state

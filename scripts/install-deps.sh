@@ -10,6 +10,7 @@ packages=(
   libabsl-dev libpcre2-dev libopenblas-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, /metrics server, promtool
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc openssl  # gRPC server
 )
 
 missing=()
@@ -26,18 +27,15 @@ else
   echo "install-deps: all packages present"
 fi
 
-# --- ops checks: CI runs this block (small: prometheus_client only) ---
-# tests/check_prometheus_text.py parses the /metrics exposition with prometheus_client.
+# --- Python packages the test suite uses (CI runs this block) ---
+# prometheus_client parses /metrics; grpcio(-tools) runs examples/python_client.py; pyyaml,
+# kubernetes-validate and helm-python-sdk (Helm's own renderer) check the Helm chart.
 # (Debian's own python3 refuses plain pip installs (PEP 668), hence the fallback.)
-python3 -m pip install -q prometheus_client ||
-  python3 -m pip install -q --break-system-packages prometheus_client ||
-  echo "install-deps: prometheus_client not installed; metrics_exposition_python will skip"
-# --- end ops checks ---
-
-# --- Helm chart check (tools/check_helm.sh), opt-in: --helm (helm-python-sdk is ~75 MB) ---
-if [[ " $* " == *" --helm "* ]]; then
-  python3 -m pip install -q pyyaml kubernetes-validate helm-python-sdk
-fi
+test_py=(prometheus_client grpcio grpcio-tools pyyaml kubernetes-validate helm-python-sdk)
+python3 -m pip install -q "${test_py[@]}" ||
+  python3 -m pip install -q --break-system-packages "${test_py[@]}" ||
+  echo "install-deps: some Python test packages missing; the tests that need them will skip"
+# --- end ---
 
 if [[ "${1:-}" == "--python" ]]; then
   python3 -m pip install -q tokenizers safetensors numpy torch transformers

@@ -43,7 +43,7 @@ int main(int argc, char** argv) {
   }
   m.QueueLength(Priority::kInteractive).Set(5);
   m.Preemptions(Priority::kBatch).Inc(3);
-  m.Rejections(RejectReason::kRateLimited).Inc(2);
+  m.Rejections(RejectionReason::kRateLimited).Inc(2);
   m.SetKvCacheBlocks(700, 200, 100);
   m.sequences_running->Set(32);
   m.sequences_waiting->Set(5);

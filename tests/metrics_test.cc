@@ -274,7 +274,7 @@ TEST(ServerMetrics, Updates) {
   t->time_to_first_token[static_cast<int>(Priority::kInteractive)]->Observe(0.3);
   m.QueueLength(Priority::kEmergency).Set(2);
   m.Preemptions(Priority::kBatch).Inc();
-  m.Rejections(RejectReason::kQueueFull).Inc();
+  m.Rejections(RejectionReason::kQueueFull).Inc();
   m.SetKvCacheBlocks(30, 60, 10);
   m.ObserveStep(300, 12, 0.04);
   m.sequences_running->Set(12);

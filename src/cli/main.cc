@@ -4,6 +4,9 @@
 #include <string>
 
 #include "src/cli/commands.h"
+#ifdef DSINFER_WITH_SERVER
+#include "src/cli/commands_server.h"
+#endif
 
 namespace {
 
@@ -18,6 +21,16 @@ commands (JSON on stdout, errors on stderr):
   tokenize    --tokenizer FILE (--text TEXT | --text-file FILE)
   detokenize  --tokenizer FILE --ids 1,2,3 [--skip-special]
   bench       --model DIR [--dtype bf16] [--batch B] [--prompt-len P] [--gen-len G] [--threads N]
+  serve       --config FILE [--model DIR] [--grpc-listen ADDR] [--http-listen ADDR] [--threads N]
+              (JSON log lines on stderr; SIGTERM/SIGINT drains and exits 0)
+  client      --address HOST:PORT [--api-key K | env DSINFER_API_KEY]
+              [--tls | --tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name N]
+              (--prompt TEXT [--chat] [--system TEXT] | --ids 1,2,3) [--max-tokens N]
+              [--temperature T] [--top-p P] [--top-k K] [--seed S] [--stop TEXT]
+              [--stop-ids 1,2] [--ignore-eos] [--priority emergency|interactive|batch]
+              [--client-request-id ID] [--timeout SECONDS]
+              (text on stdout as it streams; a JSON line with finish_reason and usage on stderr)
+  client      --address HOST:PORT --health [--service NAME]
 )";
 
 }  // namespace
@@ -35,6 +48,10 @@ int main(int argc, char** argv) {
   else if (cmd == "bench") st = dsinfer::cli::RunBench(argc, argv);
   else if (cmd == "tokenize") st = dsinfer::cli::RunTokenize(argc, argv);
   else if (cmd == "detokenize") st = dsinfer::cli::RunDetokenize(argc, argv);
+#ifdef DSINFER_WITH_SERVER
+  else if (cmd == "serve") st = dsinfer::cli::RunServe(argc, argv);
+  else if (cmd == "client") st = dsinfer::cli::RunClient(argc, argv);
+#endif
   else {
     std::fprintf(stderr, "dsinfer: unknown command \"%s\"\n%s", cmd.c_str(), kUsage);
     return 2;

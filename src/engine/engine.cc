@@ -192,6 +192,7 @@ void Engine::RunStep(double now) {
   StepPlan plan = scheduler_->Plan(now);
   scheduler_->Commit(plan);
   const double t_planned = Now();
+  if (!plan.rejected.empty()) PublishStats();  // rejected requests' blocks are free before they hear
   for (const Rejection& r : plan.rejected) {
     auto it = requests_.find(r.seq_id);
     if (it == requests_.end()) continue;

@@ -58,25 +58,25 @@ std::string_view RequestOutcomeName(RequestOutcome o) {
   return "unknown";
 }
 
-std::string_view RejectReasonName(RejectReason r) {
+std::string_view RejectionReasonName(RejectionReason r) {
   switch (r) {
-    case RejectReason::kQueueFull:
+    case RejectionReason::kQueueFull:
       return "queue_full";
-    case RejectReason::kTenantQueueFull:
+    case RejectionReason::kTenantQueueFull:
       return "tenant_queue_full";
-    case RejectReason::kRateLimited:
+    case RejectionReason::kRateLimited:
       return "rate_limited";
-    case RejectReason::kQueueTimeout:
+    case RejectionReason::kQueueTimeout:
       return "queue_timeout";
-    case RejectReason::kTooLong:
+    case RejectionReason::kTooLong:
       return "too_long";
-    case RejectReason::kUnauthenticated:
+    case RejectionReason::kUnauthenticated:
       return "unauthenticated";
-    case RejectReason::kPriorityNotAllowed:
+    case RejectionReason::kPriorityNotAllowed:
       return "priority_not_allowed";
-    case RejectReason::kDraining:
+    case RejectionReason::kDraining:
       return "draining";
-    case RejectReason::kInvalidRequest:
+    case RejectionReason::kInvalidRequest:
       return "invalid_request";
   }
   return "unknown";
@@ -169,8 +169,8 @@ ServerMetrics::ServerMetrics(const ServerMetricsOptions& options) {
     queue_length_[p] = &queue_length->WithLabels({pn});
     preemptions_[p] = &preemptions->WithLabels({pn});
   }
-  for (int i = 0; i < kNumRejectReasons; ++i) {
-    rejections_[i] = &rejections->WithLabels({RejectReasonName(static_cast<RejectReason>(i))});
+  for (int i = 0; i < kNumRejectionReasons; ++i) {
+    rejections_[i] = &rejections->WithLabels({RejectionReasonName(static_cast<RejectionReason>(i))});
   }
   kv_used_ = &kv_blocks->WithLabels({"used"});
   kv_free_ = &kv_blocks->WithLabels({"free"});

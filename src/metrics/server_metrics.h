@@ -29,7 +29,7 @@ inline constexpr int kNumRequestOutcomes = 5;
 std::string_view RequestOutcomeName(RequestOutcome o);
 
 // Why admission refused a request: the `reason` label of dsinfer_rejections_total.
-enum class RejectReason : uint8_t {
+enum class RejectionReason : uint8_t {
   kQueueFull = 0,    // scheduler.max_waiting reached
   kTenantQueueFull,  // the tenant's max_queued reached
   kRateLimited,      // the tenant's tokens_per_minute spent
@@ -40,8 +40,8 @@ enum class RejectReason : uint8_t {
   kDraining,            // shutting down
   kInvalidRequest,
 };
-inline constexpr int kNumRejectReasons = 9;
-std::string_view RejectReasonName(RejectReason r);
+inline constexpr int kNumRejectionReasons = 9;
+std::string_view RejectionReasonName(RejectionReason r);
 
 struct ServerMetricsOptions {
   std::vector<std::string> tenants;  // ids from ServerConfig, in config order
@@ -83,7 +83,7 @@ class ServerMetrics {
 
   Gauge& QueueLength(Priority p) { return *queue_length_[static_cast<int>(p)]; }
   Counter& Preemptions(Priority p) { return *preemptions_[static_cast<int>(p)]; }
-  Counter& Rejections(RejectReason r) { return *rejections_[static_cast<int>(r)]; }
+  Counter& Rejections(RejectionReason r) { return *rejections_[static_cast<int>(r)]; }
 
   // KV pool occupancy after a step: blocks by state and used / (used + free + cached).
   // `cached` blocks hold reusable prefix KV and can be evicted on demand.
@@ -109,7 +109,7 @@ class ServerMetrics {
   std::vector<TenantMetrics> tenants_;
   std::array<Gauge*, kNumPriorities> queue_length_{};
   std::array<Counter*, kNumPriorities> preemptions_{};
-  std::array<Counter*, kNumRejectReasons> rejections_{};
+  std::array<Counter*, kNumRejectionReasons> rejections_{};
   Gauge* kv_used_ = nullptr;
   Gauge* kv_free_ = nullptr;
   Gauge* kv_cached_ = nullptr;

@@ -1,0 +1,233 @@
+#include "src/server/generate_reactor.h"
+
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "src/server/grpc_status.h"
+#include "src/server/inference_service.h"
+
+namespace dsinfer {
+namespace {
+
+v1::FinishReason ToProto(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop:
+      return v1::FINISH_REASON_STOP;
+    case FinishReason::kLength:
+      return v1::FINISH_REASON_LENGTH;
+    case FinishReason::kCancelled:
+      return v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kNone:
+      break;
+  }
+  return v1::FINISH_REASON_UNSPECIFIED;
+}
+
+void SetUsage(const Usage& u, v1::Usage* out) {
+  out->set_prompt_tokens(static_cast<uint32_t>(u.prompt_tokens));
+  out->set_completion_tokens(static_cast<uint32_t>(u.completion_tokens));
+  out->set_cached_tokens(static_cast<uint32_t>(u.cached_tokens));
+  out->set_queue_seconds(u.queue_seconds);
+  out->set_time_to_first_token_seconds(u.time_to_first_token_seconds);
+  out->set_total_seconds(u.total_seconds);
+}
+
+grpc::ByteBuffer Serialize(const v1::GenerateResponse& m) {
+  const std::string bytes = m.SerializeAsString();
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+}  // namespace
+
+GenerateReactor::GenerateReactor(InferenceService* service, grpc::CallbackServerContext* context)
+    : service_(service), context_(context) {}
+
+GenerateReactor* GenerateReactor::Start(InferenceService* service,
+                                        grpc::CallbackServerContext* context,
+                                        const grpc::ByteBuffer& request) {
+  auto reactor = std::make_shared<GenerateReactor>(service, context);
+  reactor->self_ = reactor;
+  reactor->Begin(request);
+  return reactor.get();
+}
+
+void GenerateReactor::FinishEarly(const absl::Status& status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_started_) return;  // OnCancel already finished the call
+    finish_started_ = true;
+  }
+  Finish(ToGrpcStatus(status));
+}
+
+void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
+  InferenceService& svc = *service_;
+  if (absl::Status st = svc.CheckServing(/*draining_ok=*/false); !st.ok()) {
+    svc.RecordRejection(nullptr, Priority::kInteractive, st, "");
+    FinishEarly(st);
+    return;
+  }
+  absl::StatusOr<const TenantConfig*> tenant = svc.Authenticate(context_, "Generate");
+  if (!tenant.ok()) {
+    FinishEarly(tenant.status());
+    return;
+  }
+  v1::GenerateRequest request;
+  if (absl::Status st = svc.generate_parser().Parse(wire, &request); !st.ok()) {
+    svc.RecordRejection(*tenant, Priority::kInteractive, st, "");
+    FinishEarly(st);
+    return;
+  }
+  const Priority priority = EffectivePriority(request.priority(), (*tenant)->max_priority);
+  absl::StatusOr<EngineRequest> engine_request =
+      ValidateGenerateRequest(request, svc.tokenizer(), svc.limits());
+  if (!engine_request.ok()) {
+    svc.RecordRejection(
+        *tenant, priority, engine_request.status(),
+        request.client_request_id().size() <= 128 ? request.client_request_id() : "");
+    FinishEarly(engine_request.status());
+    return;
+  }
+  Engine& engine = *svc.engine();
+  engine_request->tenant = (*tenant)->id;
+  engine_request->priority = priority;
+  // The client's deadline, on the engine's clock: a request still queued when it passes is
+  // dropped by the scheduler; gRPC also cancels the call (OnCancel) at that moment.
+  const auto deadline = context_->deadline();
+  if (deadline != std::chrono::system_clock::time_point::max()) {
+    const double remaining =
+        std::chrono::duration<double>(deadline - std::chrono::system_clock::now()).count();
+    engine_request->deadline = engine.Now() + remaining;
+  }
+  std::shared_ptr<GenerateReactor> self = shared_from_this();
+  const uint64_t id = engine.Submit(*std::move(engine_request),
+                                    [self](EngineEvent ev) { self->OnEngineEvent(std::move(ev)); });
+  Next next;
+  bool cancel = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    id_ = id;
+    // The client may have gone while we were submitting; events may already be queued.
+    cancel = cancelled_ && !final_status_.has_value();
+    next = NextLocked();
+  }
+  if (cancel) engine.Cancel(id);
+  Perform(next);
+}
+
+void GenerateReactor::OnEngineEvent(EngineEvent ev) {
+  Next next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_ || finish_started_ || final_status_.has_value()) return;
+    if (!ev.token_ids.empty() || !ev.text.empty()) {
+      if (!pending_.has_value()) pending_.emplace();
+      pending_->mutable_token_ids()->Add(ev.token_ids.begin(), ev.token_ids.end());
+      pending_->mutable_text()->append(ev.text);
+    }
+    if (ev.last()) {
+      if (!ev.status.ok()) {
+        grpc::Status st = ToGrpcStatus(ev.status);
+        if (ev.status.code() == absl::StatusCode::kResourceExhausted) {
+          // Trailing metadata must be added before Finish; nothing else touches it meanwhile.
+          const int64_t ms = std::max<int64_t>(
+              1, static_cast<int64_t>(std::ceil(ev.retry_after_seconds * 1000.0)));
+          context_->AddTrailingMetadata("retry-after-ms", std::to_string(ms));
+        }
+        final_status_ = std::move(st);
+      } else if (ev.finish == FinishReason::kCancelled) {
+        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
+      } else {
+        if (!pending_.has_value()) pending_.emplace();
+        pending_->set_finish_reason(ToProto(ev.finish));
+        SetUsage(ev.usage, pending_->mutable_usage());
+        final_status_ = grpc::Status::OK;
+      }
+    }
+    next = NextLocked();
+  }
+  Perform(next);
+}
+
+GenerateReactor::Next GenerateReactor::NextLocked() {
+  Next next;
+  if (writing_ || finish_started_ || done_) return next;
+  if (cancelled_) {
+    finish_started_ = true;
+    finish_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client");
+    next.finish = true;
+    return next;
+  }
+  if (pending_.has_value()) {
+    if (!id_.has_value()) return next;  // Begin sends it once Submit returned the id
+    if (!id_sent_) {
+      pending_->set_request_id(std::to_string(*id_));
+      id_sent_ = true;
+    }
+    in_flight_ = Serialize(*pending_);
+    pending_.reset();
+    writing_ = true;
+    next.write = true;
+    return next;
+  }
+  if (final_status_.has_value()) {
+    finish_started_ = true;
+    finish_status_ = *final_status_;
+    next.finish = true;
+  }
+  return next;
+}
+
+void GenerateReactor::Perform(Next next) {
+  // Outside mu_: gRPC may run reactions on other threads meanwhile, never this one's twin.
+  if (next.write) StartWrite(&in_flight_);
+  if (next.finish) Finish(finish_status_);
+}
+
+void GenerateReactor::OnWriteDone(bool ok) {
+  Next next;
+  std::optional<uint64_t> cancel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    writing_ = false;
+    if (!ok && !cancelled_) {
+      // The stream broke (client gone): stop the engine request, end the call.
+      cancelled_ = true;
+      if (!final_status_.has_value()) cancel = id_;
+    }
+    next = NextLocked();
+  }
+  if (cancel) service_->engine()->Cancel(*cancel);
+  Perform(next);
+}
+
+void GenerateReactor::OnCancel() {
+  Next next;
+  std::optional<uint64_t> cancel;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!cancelled_) {
+      cancelled_ = true;
+      if (!final_status_.has_value()) cancel = id_;
+    }
+    next = NextLocked();
+  }
+  if (cancel) service_->engine()->Cancel(*cancel);
+  Perform(next);
+}
+
+void GenerateReactor::OnDone() {
+  std::shared_ptr<GenerateReactor> keep;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_ = true;
+    keep = std::move(self_);
+  }
+  // `keep` may hold the last reference: the object goes away when this returns.
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,227 @@
+#include "src/server/inference_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "src/core/status_macros.h"
+#include "src/engine/executor.h"
+#include "src/model/deepseek_model.h"
+#include "src/server/kv_capacity.h"
+
+namespace dsinfer {
+namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& key, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(key, ": cannot read ", path));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsConfig& tls) {
+  if (!tls.enabled) return grpc::InsecureServerCredentials();
+  ASSIGN_OR_RETURN(std::string cert, ReadFile("tls.cert_file", tls.cert_file));
+  ASSIGN_OR_RETURN(std::string key, ReadFile("tls.key_file", tls.key_file));
+  std::string ca;
+  if (!tls.client_ca_file.empty()) {
+    ASSIGN_OR_RETURN(ca, ReadFile("tls.client_ca_file", tls.client_ca_file));
+  }
+  // With a client CA, certificates are verified against it whenever presented; required only
+  // with require_client_cert (API-key clients may then still connect without one).
+  grpc_ssl_client_certificate_request_type type = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
+  if (!ca.empty()) {
+    type = tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
+                                   : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  grpc::SslServerCredentialsOptions options(type);
+  options.pem_root_certs = ca;
+  options.pem_key_cert_pairs.push_back({key, cert});
+  return grpc::SslServerCredentials(options);
+}
+
+std::vector<TenantPolicy> Policies(const ServerConfig& c) {
+  std::vector<TenantPolicy> out;
+  for (const TenantConfig& t : c.tenants) {
+    out.push_back({.id = t.id,
+                   .weight = t.weight,
+                   .max_priority = t.max_priority,
+                   .max_concurrent = t.max_concurrent,
+                   .max_queued = t.max_queued,
+                   .tokens_per_minute = t.tokens_per_minute});
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(ServerConfig config,
+                                                                         ModelConfig model) {
+  ASSIGN_OR_RETURN(LogLevel level, ParseLogLevel(config.log_level));
+  std::unique_ptr<InferenceServer> s(new InferenceServer(std::move(config), std::move(model)));
+  s->log_ = std::make_unique<JsonLog>(level);
+  ServerMetricsOptions mo;
+  for (const TenantConfig& t : s->config_.tenants) mo.tenants.push_back(t.id);
+  mo.model_name = std::filesystem::path(s->config_.model_path).filename().string();
+  if (mo.model_name.empty()) {
+    mo.model_name = std::filesystem::path(s->config_.model_path).parent_path().filename().string();
+  }
+  mo.dtype = s->config_.dtype;
+  mo.backend = s->config_.backend;
+  for (int64_t l = 0; l < s->model_.num_hidden_layers; ++l) {
+    if (s->model_.IsMoeLayer(l)) mo.moe_layers.push_back(static_cast<int>(l));
+  }
+  mo.num_experts = static_cast<int>(s->model_.n_routed_experts);
+  s->metrics_ = std::make_unique<ServerMetrics>(mo);
+  s->observer_ = std::make_unique<ServerObserver>(s->metrics_.get(), s->log_.get());
+  s->service_ = std::make_unique<InferenceService>(s->config_, s->metrics_.get(), s->log_.get());
+  return s;
+}
+
+InferenceServer::InferenceServer(ServerConfig config, ModelConfig model)
+    : config_(std::move(config)), model_(std::move(model)) {}
+
+InferenceServer::~InferenceServer() { Drain(0); }
+
+int InferenceServer::http_port() const { return http_ ? http_->port() : 0; }
+
+void InferenceServer::SetHealth(bool serving) {
+  if (grpc_server_ == nullptr) return;
+  grpc::HealthCheckServiceInterface* health = grpc_server_->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus(v1::Inference::service_full_name(), serving);
+  health->SetServingStatus(serving);  // every service known to it, and "" (the whole server)
+}
+
+absl::Status InferenceServer::StartListeners() {
+  InferenceService* service = service_.get();
+  http_ = std::make_unique<MetricsHttpServer>(&metrics_->registry(), [service] {
+    const ServingState s = service->state();
+    return Readiness{s == ServingState::kServing, ServingStateName(s)};
+  });
+  RETURN_IF_ERROR(http_->Start(config_.http_listen));
+
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(config_.tls));
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(config_.grpc_listen, creds, &grpc_port_);
+  builder.RegisterService(service_.get());
+  grpc_server_ = builder.BuildAndStart();
+  if (grpc_server_ == nullptr || grpc_port_ == 0) {
+    grpc_server_.reset();
+    return absl::UnavailableError(
+        absl::StrCat("grpc_listen: cannot listen on ", config_.grpc_listen));
+  }
+  SetHealth(false);  // loading
+  log_->Write(LogLevel::kInfo, "listening",
+              {{"grpc_port", grpc_port_},
+               {"http_port", http_->port()},
+               {"tls", config_.tls.enabled},
+               {"mtls", config_.tls.enabled && !config_.tls.client_ca_file.empty()}});
+  return absl::OkStatus();
+}
+
+absl::Status InferenceServer::LoadModel(ProgressFn progress) {
+  if (config_.backend != "cpu") {
+    return absl::UnimplementedError(
+        absl::StrCat("backend: \"", config_.backend, "\" is not available in this build (cpu)"));
+  }
+  ASSIGN_OR_RETURN(Precision precision, ParsePrecision(config_.dtype));
+  log_->Write(LogLevel::kInfo, "model_loading",
+              {{"model", config_.model_path}, {"dtype", config_.dtype}});
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model,
+                   DeepseekModel::Load(config_.model_path, {.precision = precision,
+                                                            .threads = config_.threads,
+                                                            .progress = std::move(progress)}));
+  int64_t available = 0;
+  if (config_.kv_cache.num_blocks == 0 && config_.kv_cache.memory_bytes == 0) {
+    ASSIGN_OR_RETURN(available, AvailableMemoryBytes());
+  }
+  ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model->config(), available));
+  std::unique_ptr<Tokenizer> tokenizer;
+  const std::string tok_path =
+      (std::filesystem::path(config_.model_path) / "tokenizer.json").string();
+  if (std::filesystem::exists(tok_path)) {
+    ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromFile(tok_path));
+  }
+  log_->Write(
+      LogLevel::kInfo, "model_loaded",
+      {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+       {"weight_bytes", model->weight_bytes()},
+       {"kv_cache_blocks", blocks},
+       {"kv_cache_bytes", static_cast<int64_t>(blocks) * KvBytesPerBlock(model->config())},
+       {"tokenizer", tokenizer != nullptr}});
+  return StartEngine(std::make_unique<CpuExecutor>(std::move(model), blocks), std::move(tokenizer));
+}
+
+absl::Status InferenceServer::StartEngine(std::unique_ptr<Executor> executor,
+                                          std::unique_ptr<Tokenizer> tokenizer) {
+  if (engine_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
+  EngineOptions options;
+  const SchedulerConfig& sc = config_.scheduler;
+  options.limits.max_batched_tokens = sc.max_batched_tokens;
+  options.limits.max_running = sc.max_running;
+  options.limits.max_waiting = sc.max_waiting;
+  options.limits.max_queue_seconds = sc.max_queue_seconds;
+  options.limits.prefill_chunk = sc.prefill_chunk;
+  options.limits.prefix_caching = config_.kv_cache.prefix_caching;
+  options.tenants = Policies(config_);
+  tokenizer_ = std::move(tokenizer);
+  ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(executor), tokenizer_.get(),
+                                           std::move(options), observer_.get()));
+  service_->AttachEngine(engine_.get(), tokenizer_.get());
+  service_->SetState(ServingState::kServing);
+  SetHealth(true);
+  log_->Write(LogLevel::kInfo, "serving", {{"grpc_port", grpc_port_}});
+  return absl::OkStatus();
+}
+
+int64_t InferenceServer::Drain(double grace_seconds) {
+  std::lock_guard<std::mutex> lock(drain_mu_);
+  if (stopped_) return 0;
+  stopped_ = true;
+  service_->SetState(ServingState::kDraining);
+  SetHealth(false);
+  int64_t cut = 0;
+  if (engine_ != nullptr) {
+    log_->Write(LogLevel::kInfo, "draining", {{"grace_seconds", grace_seconds}});
+    engine_->StartDraining();
+    const auto until = std::chrono::steady_clock::now() +
+                       std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                           std::chrono::duration<double>(std::max(0.0, grace_seconds)));
+    while (!engine_->Idle() && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (!engine_->Idle()) {
+      const SchedulerStats st = engine_->Stats();
+      cut = st.running;
+      for (int32_t w : st.waiting) cut += w;
+    }
+    // Ends whatever is still live with UNAVAILABLE (the client may retry elsewhere).
+    engine_->Shutdown();
+  }
+  if (grpc_server_ != nullptr) {
+    // Streams still writing to slow clients get a moment, then are cancelled.
+    grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc_server_->Wait();
+  }
+  if (http_ != nullptr) http_->Stop();
+  service_->SetState(ServingState::kStopped);
+  log_->Write(LogLevel::kInfo, "stopped", {{"cut_off_requests", cut}});
+  log_->Flush();
+  return cut;
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,79 @@
+// The serving process as one object: logs, metrics, the ops HTTP endpoint (/metrics, /healthz,
+// /readyz), the gRPC server (Inference, grpc.health.v1.Health, reflection) and, once the model
+// is loaded, the engine. Life cycle:
+//   Create -> StartListeners (loading: health NOT_SERVING, /readyz 503, Generate UNAVAILABLE)
+//          -> LoadModel or StartEngine (serving)
+//          -> Drain (draining: NOT_SERVING, new requests UNAVAILABLE, running ones finish within
+//             the grace period, then the rest end with UNAVAILABLE; then stopped).
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "src/config/model_config.h"
+#include "src/config/server_config.h"
+#include "src/engine/engine.h"
+#include "src/metrics/http_server.h"
+#include "src/metrics/server_metrics.h"
+#include "src/server/inference_service.h"
+#include "src/server/request_log.h"
+#include "src/server/server_observer.h"
+#include "src/weights/weight_store.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace dsinfer {
+
+class InferenceServer {
+ public:
+  // `model` is the config.json of the model to be served (metric labels, request limits).
+  static absl::StatusOr<std::unique_ptr<InferenceServer>> Create(ServerConfig config,
+                                                                 ModelConfig model);
+  ~InferenceServer();  // Drain(0) if still running
+  InferenceServer(const InferenceServer&) = delete;
+  InferenceServer& operator=(const InferenceServer&) = delete;
+
+  // Binds config.http_listen and config.grpc_listen (port 0: any free port).
+  absl::Status StartListeners();
+  // Loads the weights from config.model_path (progress may be null), sizes the KV pool
+  // (kv_capacity.h), loads tokenizer.json if the directory has one, and starts serving.
+  absl::Status LoadModel(ProgressFn progress);
+  // Starts serving with a ready executor; `tokenizer` may be null (token ids only).
+  absl::Status StartEngine(std::unique_ptr<Executor> executor,
+                           std::unique_ptr<Tokenizer> tokenizer);
+  // See the life cycle above. Idempotent; returns how many requests the grace period cut off.
+  int64_t Drain(double grace_seconds);
+
+  int grpc_port() const { return grpc_port_; }
+  int http_port() const;
+  ServingState state() const { return service_->state(); }
+  Engine* engine() const { return engine_.get(); }
+  ServerMetrics& metrics() { return *metrics_; }
+  JsonLog& log() { return *log_; }
+  const ServerConfig& config() const { return config_; }
+
+ private:
+  InferenceServer(ServerConfig config, ModelConfig model);
+  void SetHealth(bool serving);
+
+  ServerConfig config_;
+  ModelConfig model_;
+  // Declared in the order they must outlive each other (destroyed bottom-up).
+  std::unique_ptr<JsonLog> log_;
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<ServerObserver> observer_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<InferenceService> service_;
+  std::unique_ptr<grpc::Server> grpc_server_;
+  std::unique_ptr<MetricsHttpServer> http_;
+  int grpc_port_ = 0;
+  std::mutex drain_mu_;
+  bool stopped_ = false;
+};
+
+}  // namespace dsinfer

@@ -1,0 +1,212 @@
+#include "src/server/inference_service.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "src/kv_cache/block_pool.h"
+#include "src/server/generate_reactor.h"
+#include "src/server/grpc_status.h"
+
+namespace dsinfer {
+namespace {
+
+// The field a validation message names ("chat.messages[1].role: ..." -> "chat.messages[1].role").
+std::string FieldOf(const absl::Status& st) {
+  if (st.code() != absl::StatusCode::kInvalidArgument) return "";
+  const absl::string_view m = st.message();
+  const size_t colon = m.find(':');
+  if (colon == absl::string_view::npos || colon > 80 ||
+      m.substr(0, colon).find(' ') != absl::string_view::npos) {
+    return "";
+  }
+  return std::string(m.substr(0, colon));
+}
+
+const char* ArchitectureOf(const std::string& model_type) {
+  return model_type == "deepseek_v2" ? "DeepseekV2ForCausalLM" : "DeepseekV3ForCausalLM";
+}
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+const char* ServingStateName(ServingState s) {
+  switch (s) {
+    case ServingState::kLoading:
+      return "loading";
+    case ServingState::kServing:
+      return "serving";
+    case ServingState::kDraining:
+      return "draining";
+    case ServingState::kStopped:
+      return "stopped";
+  }
+  return "stopped";
+}
+
+Priority EffectivePriority(v1::Priority requested, Priority ceiling) {
+  Priority p = Priority::kInteractive;
+  if (requested == v1::PRIORITY_EMERGENCY) p = Priority::kEmergency;
+  if (requested == v1::PRIORITY_BATCH) p = Priority::kBatch;
+  // Lower value = more urgent: the ceiling is the most urgent class allowed.
+  return static_cast<Priority>(std::max(static_cast<int>(p), static_cast<int>(ceiling)));
+}
+
+InferenceService::InferenceService(const ServerConfig& config, ServerMetrics* metrics, JsonLog* log)
+    : auth_(config),
+      metrics_(metrics),
+      log_(log),
+      generate_parser_(v1::GenerateRequest::descriptor()),
+      tokenize_parser_(v1::TokenizeRequest::descriptor()) {}
+
+void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) {
+  engine_ = engine;
+  tokenizer_ = tokenizer;
+  const ModelConfig& mc = engine->model_config();
+  limits_.vocab_size = mc.vocab_size;
+  limits_.context_length = mc.max_position_embeddings;
+  model_info_.set_model_type(mc.model_type);
+  model_info_.set_architecture(ArchitectureOf(mc.model_type));
+  model_info_.set_context_length(static_cast<uint32_t>(mc.max_position_embeddings));
+  model_info_.set_dtype(engine->executor().dtype_name());
+  model_info_.set_backend(engine->executor().backend_name());
+  model_info_.set_vocab_size(static_cast<uint32_t>(mc.vocab_size));
+  model_info_.set_num_layers(static_cast<uint32_t>(mc.num_hidden_layers));
+  model_info_.set_num_routed_experts(static_cast<uint32_t>(mc.n_routed_experts));
+  model_info_.set_tensor_parallel_size(1);
+  model_info_.set_expert_parallel_size(1);
+  model_info_.set_kv_cache_blocks(static_cast<uint32_t>(engine->executor().num_kv_blocks()));
+  model_info_.set_kv_block_size(static_cast<uint32_t>(kKvBlockSize));
+}
+
+absl::Status InferenceService::CheckServing(bool draining_ok) const {
+  switch (state()) {
+    case ServingState::kServing:
+      return absl::OkStatus();
+    case ServingState::kLoading:
+      return absl::UnavailableError("server is loading the model; retry shortly");
+    case ServingState::kDraining:
+      if (draining_ok) return absl::OkStatus();
+      return absl::UnavailableError("server is draining; retry on another replica");
+    case ServingState::kStopped:
+      break;
+  }
+  return absl::UnavailableError("server is stopping");
+}
+
+void InferenceService::RecordRejection(const TenantConfig* tenant, Priority priority,
+                                       const absl::Status& status,
+                                       const std::string& client_request_id) const {
+  const RejectionReason reason = status.code() == absl::StatusCode::kUnavailable
+                                     ? RejectionReason::kDraining
+                                     : RejectionReason::kInvalidRequest;
+  if (metrics_ != nullptr) {
+    metrics_->Rejections(reason).Inc();
+    if (tenant != nullptr) {
+      if (const TenantMetrics* t = metrics_->Tenant(tenant->id)) {
+        t->Requests(priority, RequestOutcome::kRejected).Inc();
+      }
+    }
+  }
+  if (log_ != nullptr && log_->Enabled(LogLevel::kInfo)) {
+    nlohmann::json fields = {{"tenant", tenant != nullptr ? tenant->id : ""},
+                             {"priority", std::string(PriorityName(priority))},
+                             {"code", absl::StatusCodeToString(status.code())}};
+    if (std::string field = FieldOf(status); !field.empty()) fields["field"] = field;
+    if (!client_request_id.empty()) fields["client_request_id"] = client_request_id;
+    log_->Write(LogLevel::kInfo, "request_rejected", std::move(fields));
+  }
+}
+
+absl::StatusOr<const TenantConfig*> InferenceService::Authenticate(
+    grpc::CallbackServerContext* context, const char* method) const {
+  absl::StatusOr<const TenantConfig*> tenant = auth_.Authenticate(CredentialsOf(*context));
+  if (tenant.ok()) return tenant;
+  if (metrics_ != nullptr) metrics_->Rejections(RejectionReason::kUnauthenticated).Inc();
+  if (log_ != nullptr && log_->Enabled(LogLevel::kWarning)) {
+    log_->Write(LogLevel::kWarning, "auth_failed",
+                {{"method", method},
+                 {"code", absl::StatusCodeToString(tenant.status().code())},
+                 {"peer", context->peer()}});
+  }
+  return tenant;
+}
+
+grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  return GenerateReactor::Start(this, context, *request);
+}
+
+grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request,
+                                                     grpc::ByteBuffer* response) {
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
+  absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "Tokenize");
+  if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  v1::TokenizeRequest req;
+  if (absl::Status st = tokenize_parser_.Parse(*request, &req); !st.ok()) {
+    return FinishUnary(context, st);
+  }
+  absl::StatusOr<std::vector<int32_t>> ids = TokenizeRequestTokens(req, tokenizer_);
+  if (!ids.ok()) return FinishUnary(context, ids.status());
+  v1::TokenizeResponse out;
+  out.mutable_token_ids()->Assign(ids->begin(), ids->end());
+  const std::string bytes = out.SerializeAsString();
+  grpc::Slice slice(bytes);
+  *response = grpc::ByteBuffer(&slice, 1);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerContext* context,
+                                                       const v1::DetokenizeRequest* request,
+                                                       v1::DetokenizeResponse* response) {
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
+  absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "Detokenize");
+  if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  if (tokenizer_ == nullptr) {
+    return FinishUnary(context,
+                       absl::InvalidArgumentError("token_ids: the served model has no tokenizer"));
+  }
+  if (request->token_ids_size() > limits_.context_length) {
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                    "token_ids: ", request->token_ids_size(),
+                                    " ids; at most the context length ", limits_.context_length)));
+  }
+  for (int i = 0; i < request->token_ids_size(); ++i) {
+    const int32_t id = request->token_ids(i);
+    if (id < 0 || id >= tokenizer_->vocab_size()) {
+      return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                      "token_ids[", i, "]: ", id, " is outside the vocabulary [0, ",
+                                      tokenizer_->vocab_size(), ")")));
+    }
+  }
+  absl::StatusOr<std::string> text = tokenizer_->Decode(
+      absl::MakeConstSpan(request->token_ids().data(), request->token_ids_size()),
+      request->skip_special_tokens());
+  if (!text.ok()) {
+    return FinishUnary(
+        context, absl::InvalidArgumentError(absl::StrCat("token_ids: ", text.status().message())));
+  }
+  response->set_text(*std::move(text));
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* InferenceService::ModelInfo(grpc::CallbackServerContext* context,
+                                                      const v1::ModelInfoRequest* request,
+                                                      v1::ModelInfoResponse* response) {
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
+  absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "ModelInfo");
+  if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  *response = model_info_;
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,91 @@
+// The dsinfer.v1.Inference service on gRPC's callback API. Generate and Tokenize take their
+// request as raw bytes (RequestParser names a field with invalid UTF-8); Detokenize and
+// ModelInfo are plain callbacks. Every method authenticates the caller first.
+#pragma once
+
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/server_callback.h>
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "dsinfer/v1/dsinfer.grpc.pb.h"
+#include "src/config/server_config.h"
+#include "src/engine/engine.h"
+#include "src/metrics/server_metrics.h"
+#include "src/server/auth.h"
+#include "src/server/request_log.h"
+#include "src/server/request_parser.h"
+#include "src/server/request_validation.h"
+
+namespace dsinfer {
+
+// Readiness: health NOT_SERVING and UNAVAILABLE for new work except while kServing.
+enum class ServingState : uint8_t { kLoading, kServing, kDraining, kStopped };
+const char* ServingStateName(ServingState s);  // "loading", "serving", "draining", "stopped"
+
+using InferenceServiceBase = v1::Inference::WithRawCallbackMethod_Generate<
+    v1::Inference::WithRawCallbackMethod_Tokenize<v1::Inference::WithCallbackMethod_Detokenize<
+        v1::Inference::WithCallbackMethod_ModelInfo<v1::Inference::Service>>>>;
+
+class InferenceService final : public InferenceServiceBase {
+ public:
+  // `metrics` and `log` (may be null) must outlive the service.
+  InferenceService(const ServerConfig& config, ServerMetrics* metrics, JsonLog* log);
+
+  // Once the model is loaded, before SetState(kServing); both must outlive the gRPC server.
+  // `tokenizer` may be null (token ids only).
+  void AttachEngine(Engine* engine, const Tokenizer* tokenizer);
+  void SetState(ServingState s) { state_.store(s, std::memory_order_release); }
+  ServingState state() const { return state_.load(std::memory_order_acquire); }
+
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Generate(grpc::CallbackServerContext* context,
+                                                       const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* Tokenize(grpc::CallbackServerContext* context,
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* Detokenize(grpc::CallbackServerContext* context,
+                                       const v1::DetokenizeRequest* request,
+                                       v1::DetokenizeResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfo(grpc::CallbackServerContext* context,
+                                      const v1::ModelInfoRequest* request,
+                                      v1::ModelInfoResponse* response) override;
+
+  // For GenerateReactor.
+  Engine* engine() const { return engine_; }
+  const Tokenizer* tokenizer() const { return tokenizer_; }
+  const RequestLimits& limits() const { return limits_; }
+  const RequestParser& generate_parser() const { return generate_parser_; }
+  // UNAVAILABLE unless serving (or, with `draining_ok`, draining).
+  absl::Status CheckServing(bool draining_ok) const;
+  // Counts and logs a request turned away before it reached the engine. `tenant` may be null
+  // (not yet authenticated). Only the status code and the field name are logged.
+  void RecordRejection(const TenantConfig* tenant, Priority priority, const absl::Status& status,
+                       const std::string& client_request_id) const;
+  JsonLog* log() const { return log_; }
+  // The caller's tenant; a failure is counted and logged (method, code and peer address only).
+  absl::StatusOr<const TenantConfig*> Authenticate(grpc::CallbackServerContext* context,
+                                                   const char* method) const;
+
+ private:
+  std::atomic<ServingState> state_{ServingState::kLoading};
+  TenantAuthenticator auth_;
+  ServerMetrics* metrics_;
+  JsonLog* log_;
+  RequestParser generate_parser_;
+  RequestParser tokenize_parser_;
+  // Set once by AttachEngine before the state becomes kServing; read-only afterwards.
+  Engine* engine_ = nullptr;
+  const Tokenizer* tokenizer_ = nullptr;
+  RequestLimits limits_;
+  v1::ModelInfoResponse model_info_;
+};
+
+// The tenant's effective class: the requested one (unspecified = interactive), never above the
+// tenant's ceiling.
+Priority EffectivePriority(v1::Priority requested, Priority ceiling);
+
+}  // namespace dsinfer

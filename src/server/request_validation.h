@@ -1,0 +1,42 @@
+// Checks a request once, at the entry, and turns it into the engine's form. Every rejection is
+// INVALID_ARGUMENT and names the field (`chat.messages[2].role: ...`); nothing past this point
+// re-validates client input.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "dsinfer/v1/dsinfer.pb.h"
+#include "src/engine/engine.h"
+#include "src/tokenizer/tokenizer.h"
+
+namespace dsinfer {
+
+struct RequestLimits {
+  int64_t vocab_size = 0;      // token ids lie in [0, vocab_size)
+  int64_t context_length = 0;  // prompt + max_tokens at most
+  int max_stop_strings = 16;
+  int max_stop_string_bytes = 256;
+  int max_stop_token_ids = 64;
+  int max_client_request_id_bytes = 128;
+};
+
+// The prompt of a chat conversation (chat template with the generation prompt; message text is
+// always plain text). `field` prefixes the names in errors ("chat").
+absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const v1::ChatInput& chat,
+                                                      const Tokenizer* tokenizer,
+                                                      absl::string_view field);
+
+// A GenerateRequest as an EngineRequest; tenant, priority and deadline are left for the caller,
+// which knows the credentials and the call.
+absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
+                                                      const Tokenizer* tokenizer,
+                                                      const RequestLimits& limits);
+
+// The token ids a TokenizeRequest asks for.
+absl::StatusOr<std::vector<int32_t>> TokenizeRequestTokens(const v1::TokenizeRequest& request,
+                                                           const Tokenizer* tokenizer);
+
+}  // namespace dsinfer

@@ -1,0 +1,49 @@
+// The engine's observer in the server: updates the dsinfer_* metrics and writes one structured
+// log line per finished request (ids, tenant, priority, outcome, token counts, timings; never
+// text or token ids). Called on the engine thread: only relaxed atomics and a queued log line.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "src/engine/engine.h"
+#include "src/metrics/server_metrics.h"
+#include "src/server/request_log.h"
+
+namespace dsinfer {
+
+class ServerObserver : public EngineObserver {
+ public:
+  // Both must outlive the engine. `log` may be null.
+  ServerObserver(ServerMetrics* metrics, JsonLog* log) : metrics_(metrics), log_(log) {}
+
+  void OnStep(const StepInfo& step, const SchedulerStats& stats,
+              const ExpertLoad& expert_load) override;
+  void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
+                    double queue_seconds) override;
+  void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p, const std::string& outcome,
+                    const Usage& usage, const std::string& client_request_id) override;
+  void OnRejected(const std::string& tenant, Priority p, RejectReason reason) override;
+
+ private:
+  ServerMetrics* metrics_;
+  JsonLog* log_;
+  // Engine-thread state: the cumulative scheduler/executor counters seen at the last step, so
+  // metrics counters get the increments.
+  int64_t prefix_queries_ = 0;
+  int64_t prefix_hits_ = 0;
+  std::array<int64_t, kNumPriorities> preemptions_{};
+  std::vector<std::vector<int64_t>> expert_tokens_;
+  std::vector<int64_t> delta_;
+};
+
+// The `reason` label of dsinfer_rejections_total for an admission rejection.
+RejectionReason RejectionLabel(RejectReason reason);
+
+// The `outcome` label of dsinfer_requests_total for an engine outcome ("ok", "cancelled" or a
+// status-code name) of a request that produced `completion_tokens`.
+RequestOutcome OutcomeOf(const std::string& outcome, int64_t completion_tokens);
+
+}  // namespace dsinfer

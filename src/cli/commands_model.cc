@@ -1,4 +1,5 @@
-// logits / generate / bench subcommands: run a model directory on the CPU backend.
+// logits / generate / bench subcommands: run a model directory on the CPU backend (default) or,
+// with --device cuda in a CUDA build, on the GPU through the Executor interface.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,9 +11,14 @@
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
 #include "src/engine/batch_generator.h"
+#include "src/engine/executor.h"
 #include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
 #include "src/weights/load_progress.h"
+#ifdef DSINFER_HAVE_CUDA
+#include "src/backend_cuda/cuda_executor.h"
+#include "src/backend_cuda/executor_generate.h"
+#endif
 
 namespace dsinfer::cli {
 namespace {
@@ -28,7 +34,35 @@ absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
   return DeepseekModel::Load(dir, opts);
 }
 
-const std::set<std::string> kModelFlags = {"model", "dtype", "threads"};
+const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device"};
+
+// --device cpu (default) | cuda.
+absl::StatusOr<bool> UseCuda(const Args& args) {
+  const std::string device = args.Get("device").value_or("cpu");
+  if (device == "cpu") return false;
+  if (device != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
+#ifdef DSINFER_HAVE_CUDA
+  if (args.Has("dtype") && *args.Get("dtype") != "bf16")
+    return absl::InvalidArgumentError("--device cuda runs bf16 weights (--dtype bf16)");
+  return true;
+#else
+  return absl::UnimplementedError("--device cuda: this dsinfer was built without CUDA");
+#endif
+}
+
+#ifdef DSINFER_HAVE_CUDA
+// kv_blocks 0: a fraction of the free GPU memory.
+absl::StatusOr<std::unique_ptr<Executor>> LoadCuda(const Args& args, int64_t max_tokens,
+                                                   int32_t kv_blocks, int64_t logit_rows) {
+  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
+  CudaExecutorOptions opts;
+  opts.max_batched_tokens = std::max<int64_t>(max_tokens, 1);
+  opts.num_kv_blocks = kv_blocks;
+  opts.max_logit_rows = std::max<int64_t>(logit_rows, 1);
+  opts.progress = StderrProgress("loading weights");
+  return MakeCudaExecutor(dir, opts);
+}
+#endif
 
 std::set<std::string> With(std::set<std::string> base, std::initializer_list<std::string> more) {
   base.insert(more.begin(), more.end());
@@ -40,22 +74,33 @@ std::set<std::string> With(std::set<std::string> base, std::initializer_list<std
 absl::Status RunLogits(int argc, char** argv) {
   ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2, With(kModelFlags, {"ids"}), {}));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, args.Ids("ids"));
-  // Logits default to f32: they are what gets compared against references.
-  ASSIGN_OR_RETURN(auto model, LoadModel(args, "f32"));
+  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
   const int64_t n = static_cast<int64_t>(ids.size());
-  if (n > model->config().max_position_embeddings) {
-    return absl::InvalidArgumentError(absl::StrCat("--ids: ", n, " tokens exceed the context length ",
-                                                   model->config().max_position_embeddings));
-  }
   BlockPool pool(static_cast<int32_t>(BlocksForTokens(n)));
   BlockTable table;
   RETURN_IF_ERROR(table.Reserve(pool, n));
-  LatentCacheStorage cache = model->MakeCache(pool.num_blocks());
   SequenceInput in{.tokens = ids, .start_pos = 0, .block_table = table.blocks(),
                    .all_logits = true};
   std::vector<float> logits;
-  RETURN_IF_ERROR(model->Forward({&in, 1}, cache, &logits));
-  const int64_t V = model->config().vocab_size;
+  int64_t V = 0;
+  if (cuda) {
+#ifdef DSINFER_HAVE_CUDA
+    ASSIGN_OR_RETURN(auto ex, LoadCuda(args, n, pool.num_blocks(), std::min<int64_t>(n, 256)));
+    RETURN_IF_ERROR(ex->Forward({&in, 1}, &logits));  // checks the context length too
+    V = ex->config().vocab_size;
+#endif
+  } else {
+    // Logits default to f32: they are what gets compared against references.
+    ASSIGN_OR_RETURN(auto model, LoadModel(args, "f32"));
+    if (n > model->config().max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat("--ids: ", n,
+                                                     " tokens exceed the context length ",
+                                                     model->config().max_position_embeddings));
+    }
+    LatentCacheStorage cache = model->MakeCache(pool.num_blocks());
+    RETURN_IF_ERROR(model->Forward({&in, 1}, cache, &logits));
+    V = model->config().vocab_size;
+  }
   // Stream the rows out: a real vocabulary makes this large.
   std::string out = "{\"logits\": [";
   for (int64_t r = 0; r < n; ++r) {
@@ -131,8 +176,17 @@ absl::Status RunGenerate(int argc, char** argv) {
       req.prompt.insert(req.prompt.end(), ids.begin(), ids.end());
     }
   }
-  ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
-  ASSIGN_OR_RETURN(auto results, GenerateBatch(*model, {&req, 1}));
+  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
+  std::vector<GenerationResult> results;
+  if (cuda) {
+#ifdef DSINFER_HAVE_CUDA
+    ASSIGN_OR_RETURN(auto ex, LoadCuda(args, 2048, 0, 1));
+    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
+#endif
+  } else {
+    ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
+    ASSIGN_OR_RETURN(results, GenerateBatch(*model, {&req, 1}));
+  }
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
   if (tok) {
     ASSIGN_OR_RETURN(std::string text, tok->Decode(results[0].tokens, /*skip_special=*/true));
@@ -150,8 +204,25 @@ absl::Status RunBench(int argc, char** argv) {
   ASSIGN_OR_RETURN(int64_t gen_len, args.Int("gen-len", 32));
   if (batch < 1 || prompt_len < 1 || gen_len < 1)
     return absl::InvalidArgumentError("--batch, --prompt-len and --gen-len must be >= 1");
-  ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
-  const int64_t V = model->config().vocab_size;
+  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
+  std::unique_ptr<DeepseekModel> model;
+  std::unique_ptr<Executor> ex;
+  if (cuda) {
+#ifdef DSINFER_HAVE_CUDA
+    ASSIGN_OR_RETURN(ex, LoadCuda(args, std::max<int64_t>(2048, batch), 0, batch));
+#endif
+  } else {
+    ASSIGN_OR_RETURN(model, LoadModel(args, "bf16"));
+  }
+  const ModelConfig& config = model ? model->config() : ex->config();
+  auto generate = [&](absl::Span<const GenerationRequest> r, const GenerationOptions& o,
+                      GenerationStats* st) -> absl::StatusOr<std::vector<GenerationResult>> {
+#ifdef DSINFER_HAVE_CUDA
+    if (ex) return GenerateOnExecutor(*ex, r, o, st);
+#endif
+    return GenerateBatch(*model, r, o, st);
+  };
+  const int64_t V = config.vocab_size;
   std::vector<GenerationRequest> reqs(batch);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t i = 0; i < prompt_len; ++i)
@@ -164,19 +235,20 @@ absl::Status RunBench(int argc, char** argv) {
     GenerationRequest warm = reqs[0];
     warm.prompt.resize(std::min<size_t>(warm.prompt.size(), 8));
     warm.max_tokens = 2;
-    RETURN_IF_ERROR(GenerateBatch(*model, {&warm, 1}).status());
+    RETURN_IF_ERROR(generate({&warm, 1}, {}, nullptr).status());
   }
   GenerationStats st;
-  RETURN_IF_ERROR(GenerateBatch(*model, reqs, {}, &st).status());
+  RETURN_IF_ERROR(generate(reqs, {}, &st).status());
   nlohmann::json out = {
       {"batch", batch},
       {"prompt_len", prompt_len},
       {"gen_len", gen_len},
-      {"dtype", model->precision() == Precision::kBF16 ? "bf16" : "f32"},
+      {"device", cuda ? "cuda" : "cpu"},
+      {"dtype", model && model->precision() == Precision::kF32 ? "f32" : "bf16"},
       {"prefill_tok_s", st.prefill_tokens / st.prefill_seconds},
       {"decode_tok_s", st.decode_tokens / st.decode_seconds},
       {"decode_step_ms", 1e3 * st.decode_seconds / std::max<int64_t>(1, st.decode_steps)},
-      {"weight_bytes", model->weight_bytes()}};
+      {"weight_bytes", model ? model->weight_bytes() : 0}};
   std::cout << out.dump() << "\n";
   return absl::OkStatus();
 }

@@ -1,0 +1,7 @@
+# CUDA kernel benchmarks (built only with CUDA): MLA decode bytes/s against the device-to-device
+# copy bandwidth, MoE grouped GEMM TFLOP/s against cuBLAS dense GEMM of the same FLOPs.
+if(DSINFER_HAVE_CUDA)
+  find_package(CUDAToolkit REQUIRED)
+  dsinfer_add_bench(cuda_kernels_bench SOURCES cuda_mla_bench.cc cuda_moe_bench.cc cuda_bench_main.cc
+    LIBS dsinfer_cuda_kernels CUDA::cudart CUDA::cublas)
+endif()

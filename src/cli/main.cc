@@ -13,14 +13,16 @@ namespace {
 constexpr char kUsage[] = R"(usage: dsinfer COMMAND [flags]
 
 commands (JSON on stdout, errors on stderr):
-  logits      --model DIR --ids 1,2,3 [--dtype f32|bf16] [--threads N]
+  logits      --model DIR --ids 1,2,3 [--dtype f32|bf16] [--threads N] [--device cpu|cuda]
   generate    --model DIR (--ids 1,2,3 | --prompt TEXT [--chat] [--system TEXT])
               [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P]
               [--repetition-penalty R] [--frequency-penalty F] [--presence-penalty P]
               [--seed S] [--stop-ids 1,2] [--ignore-eos] [--dtype f32|bf16] [--threads N]
+              [--device cpu|cuda]
   tokenize    --tokenizer FILE (--text TEXT | --text-file FILE)
   detokenize  --tokenizer FILE --ids 1,2,3 [--skip-special]
   bench       --model DIR [--dtype bf16] [--batch B] [--prompt-len P] [--gen-len G] [--threads N]
+              [--device cpu|cuda]
   serve       --config FILE [--model DIR] [--grpc-listen ADDR] [--http-listen ADDR] [--threads N]
               (JSON log lines on stderr; SIGTERM/SIGINT drains and exits 0)
   client      --address HOST:PORT [--api-key K | env DSINFER_API_KEY]

@@ -180,6 +180,18 @@ INSTANTIATE_TEST_SUITE_P(
                           "tc_h16_prefill_chunks", 512, 64, 16, {37, 1, 130}, {0, 500, 64}, true},
                       MlaCase{"tc_h128_prefill", 512, 64, 128, {9, 2}, {70, 0}, true},
                       MlaCase{"tc_h16_prefill_split", 512, 64, 16, {5}, {400}, true, 128},
+                      // The executor's prefill shapes: 64-row tiles mixing 4 tokens x 16 heads
+                      // (per-row causal limits inside a tile), one token per tile at 64 heads,
+                      // two tiles per token at 128, tiles past the SM count (no split, many key
+                      // tiles per CTA), and chunked prefill after cached tokens.
+                      MlaCase{"tc_h16_prefill_long", 512, 64, 16, {301}, {0}, true},
+                      MlaCase{"tc_h16_prefill_batch", 512, 64, 16, {150, 70, 301}, {0, 0, 0},
+                              true},
+                      MlaCase{"tc_h64_prefill_nosplit", 512, 64, 64, {150, 70}, {0, 0}, true},
+                      MlaCase{"tc_h64_prefill_chunked", 512, 64, 64, {100, 37}, {257, 64}, true},
+                      MlaCase{"tc_h128_prefill_long", 512, 64, 128, {130}, {0}, true},
+                      MlaCase{"tc_h128_prefill_chunked", 512, 64, 128, {33, 1}, {700, 90}, true},
+                      MlaCase{"tc_h16_prefill_chunked_split", 512, 64, 16, {96}, {200}, true, 64},
                       Decode("generic_512_h16", 512, 64, 16, {300, 2, 129}, false),
                       Decode("generic_48_h4", 48, 8, 4, RandomLens(7, 1, 500, 5), false),
                       Decode("generic_48_forced_splits", 48, 8, 4, {200, 64, 1}, false, 64),

@@ -1,4 +1,7 @@
 #include "src/server/inference_server.h"
+#ifdef DSINFER_HAVE_CUDA
+#include "src/backend_cuda/cuda_executor.h"
+#endif
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -132,14 +135,26 @@ absl::Status InferenceServer::StartListeners() {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The model directory's tokenizer, when it has one (token ids only otherwise).
+absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) {
+  const std::string path = (std::filesystem::path(model_path) / "tokenizer.json").string();
+  if (!std::filesystem::exists(path)) return std::unique_ptr<Tokenizer>();
+  return Tokenizer::FromFile(path);
+}
+
+}  // namespace
+
 absl::Status InferenceServer::LoadModel(ProgressFn progress) {
+  if (config_.backend == "cuda") return LoadCudaModel(std::move(progress));
   if (config_.backend != "cpu") {
-    return absl::UnimplementedError(
-        absl::StrCat("backend: \"", config_.backend, "\" is not available in this build (cpu)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend: \"", config_.backend, "\" is not one of cpu, cuda"));
   }
   ASSIGN_OR_RETURN(Precision precision, ParsePrecision(config_.dtype));
   log_->Write(LogLevel::kInfo, "model_loading",
-              {{"model", config_.model_path}, {"dtype", config_.dtype}});
+              {{"model", config_.model_path}, {"dtype", config_.dtype}, {"backend", "cpu"}});
   const auto t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model,
                    DeepseekModel::Load(config_.model_path, {.precision = precision,
@@ -150,12 +165,7 @@ absl::Status InferenceServer::LoadModel(ProgressFn progress) {
     ASSIGN_OR_RETURN(available, AvailableMemoryBytes());
   }
   ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model->config(), available));
-  std::unique_ptr<Tokenizer> tokenizer;
-  const std::string tok_path =
-      (std::filesystem::path(config_.model_path) / "tokenizer.json").string();
-  if (std::filesystem::exists(tok_path)) {
-    ASSIGN_OR_RETURN(tokenizer, Tokenizer::FromFile(tok_path));
-  }
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
   log_->Write(
       LogLevel::kInfo, "model_loaded",
       {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
@@ -164,6 +174,35 @@ absl::Status InferenceServer::LoadModel(ProgressFn progress) {
        {"kv_cache_bytes", static_cast<int64_t>(blocks) * KvBytesPerBlock(model->config())},
        {"tokenizer", tokenizer != nullptr}});
   return StartEngine(std::make_unique<CpuExecutor>(std::move(model), blocks), std::move(tokenizer));
+}
+
+absl::Status InferenceServer::LoadCudaModel(ProgressFn progress) {
+#ifdef DSINFER_HAVE_CUDA
+  if (config_.dtype != "bf16") {
+    return absl::InvalidArgumentError("dtype: the cuda backend runs bf16 (set dtype: bf16)");
+  }
+  log_->Write(LogLevel::kInfo, "model_loading",
+              {{"model", config_.model_path}, {"dtype", config_.dtype}, {"backend", "cuda"}});
+  const auto t0 = std::chrono::steady_clock::now();
+  CudaExecutorOptions opts;
+  opts.num_kv_blocks = config_.kv_cache.num_blocks;
+  opts.kv_cache_fraction = config_.kv_cache.memory_fraction;
+  opts.max_batched_tokens = config_.scheduler.max_batched_tokens;
+  opts.max_seqs = config_.scheduler.max_running;
+  opts.progress = std::move(progress);
+  ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
+                   MakeCudaExecutor(config_.model_path, opts));
+  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
+  log_->Write(
+      LogLevel::kInfo, "model_loaded",
+      {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
+       {"kv_cache_blocks", executor->num_kv_blocks()},
+       {"tokenizer", tokenizer != nullptr}});
+  return StartEngine(std::move(executor), std::move(tokenizer));
+#else
+  return absl::UnimplementedError(
+      "backend: \"cuda\" is not available in this build (built without nvcc)");
+#endif
 }
 
 absl::Status InferenceServer::StartEngine(std::unique_ptr<Executor> executor,

@@ -57,6 +57,7 @@ class InferenceServer {
   const ServerConfig& config() const { return config_; }
 
  private:
+  absl::Status LoadCudaModel(ProgressFn progress);  // backend: cuda
   InferenceServer(ServerConfig config, ModelConfig model);
   void SetHealth(bool serving);
 

@@ -17,7 +17,7 @@
 #include "src/weights/load_progress.h"
 #ifdef DSINFER_HAVE_CUDA
 #include "src/backend_cuda/cuda_executor.h"
-#include "src/backend_cuda/executor_generate.h"
+#include "src/engine/batch_generator.h"
 #endif
 
 namespace dsinfer::cli {

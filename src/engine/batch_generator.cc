@@ -15,7 +15,6 @@ double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_cloc
 }
 
 struct Running {
-  size_t request;
   BlockTable table;
   int64_t pos = 0;  // tokens in the cache
   int32_t next = -1;
@@ -24,15 +23,16 @@ struct Running {
 
 }  // namespace
 
-absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
-    DeepseekModel& model, absl::Span<const GenerationRequest> requests,
+absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
+    Executor& executor, absl::Span<const GenerationRequest> requests,
     const GenerationOptions& options, GenerationStats* stats,
     const std::function<void(size_t, int32_t)>& on_token) {
-  const ModelConfig& cfg = model.config();
+  const ModelConfig& cfg = executor.config();
   int64_t blocks = 0;
   for (size_t r = 0; r < requests.size(); ++r) {
     const GenerationRequest& req = requests[r];
-    if (req.prompt.empty()) return absl::InvalidArgumentError(absl::StrCat("request ", r, ": empty prompt"));
+    if (req.prompt.empty())
+      return absl::InvalidArgumentError(absl::StrCat("request ", r, ": empty prompt"));
     if (req.max_tokens < 1)
       return absl::InvalidArgumentError(absl::StrCat("request ", r, ": max_tokens must be >= 1"));
     RETURN_IF_ERROR(ValidateSamplingParams(req.sampling));
@@ -44,17 +44,18 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
     }
     blocks += BlocksForTokens(total);
   }
+  if (blocks > executor.num_kv_blocks()) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the requests need ", blocks, " KV blocks; the executor has ", executor.num_kv_blocks()));
+  }
   GenerationStats local;
   GenerationStats& st = stats ? *stats : local;
-  BlockPool pool(static_cast<int32_t>(blocks));
-  LatentCacheStorage cache = model.MakeCache(static_cast<int32_t>(blocks));
-
+  BlockPool pool(executor.num_kv_blocks());
   std::vector<GenerationResult> results(requests.size());
   std::vector<Running> run(requests.size());
   std::vector<Sampler> samplers;
   samplers.reserve(requests.size());
   for (size_t r = 0; r < requests.size(); ++r) {
-    run[r].request = r;
     samplers.emplace_back(requests[r].sampling, requests[r].prompt);
     RETURN_IF_ERROR(run[r].table.Reserve(
         pool, static_cast<int64_t>(requests[r].prompt.size()) + requests[r].max_tokens));
@@ -63,11 +64,12 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
   auto accept = [&](size_t r, float* logits) {
     Running& s = run[r];
     const GenerationRequest& req = requests[r];
-    int32_t tok = samplers[r].Sample(absl::MakeSpan(logits, V));
+    const int32_t tok = samplers[r].Sample(absl::MakeSpan(logits, V));
     results[r].tokens.push_back(tok);
     if (on_token) on_token(r, tok);
-    bool eos = req.stop_at_eos && std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(),
-                                            tok) != cfg.eos_token_ids.end();
+    const bool eos =
+        req.stop_at_eos && std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), tok) !=
+                               cfg.eos_token_ids.end();
     if (eos || samplers[r].IsStop(tok)) {
       s.done = true;
       results[r].finish_reason = "stop";
@@ -78,7 +80,6 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
     s.next = tok;
   };
 
-  // Prefill: prompts in chunks, one prompt per step unless batch_prefill.
   std::vector<float> logits;
   auto t0 = std::chrono::steady_clock::now();
   {
@@ -97,15 +98,14 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
         members.push_back(r);
         if (!options.batch_prefill) break;
       }
-      RETURN_IF_ERROR(model.Forward(step, cache, &logits));
+      RETURN_IF_ERROR(executor.Forward(step, &logits));
       std::vector<size_t> still;
       for (size_t i = 0; i < members.size(); ++i) {
         const size_t r = members[i];
         run[r].pos += static_cast<int64_t>(step[i].tokens.size());
         st.prefill_tokens += static_cast<int64_t>(step[i].tokens.size());
-        if (run[r].pos == static_cast<int64_t>(requests[r].prompt.size())) {
+        if (run[r].pos == static_cast<int64_t>(requests[r].prompt.size()))
           accept(r, logits.data() + i * V);
-        }
       }
       for (size_t r : pending)
         if (run[r].pos < static_cast<int64_t>(requests[r].prompt.size())) still.push_back(r);
@@ -115,7 +115,6 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
   auto t1 = std::chrono::steady_clock::now();
   st.prefill_seconds += Seconds(t0, t1);
 
-  // Decode: every unfinished sequence advances by one token per step.
   for (;;) {
     std::vector<SequenceInput> step;
     std::vector<size_t> members;
@@ -127,7 +126,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
       members.push_back(r);
     }
     if (step.empty()) break;
-    RETURN_IF_ERROR(model.Forward(step, cache, &logits));
+    RETURN_IF_ERROR(executor.Forward(step, &logits));
     ++st.decode_steps;
     st.decode_tokens += static_cast<int64_t>(members.size());
     for (size_t i = 0; i < members.size(); ++i) {
@@ -138,6 +137,44 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
   st.decode_seconds += Seconds(t1, std::chrono::steady_clock::now());
   for (auto& s : run) s.table.Release(pool);
   return results;
+}
+
+namespace {
+
+// Runs a DeepseekModel the caller keeps, with a latent cache of its own (the CLI and tests
+// own the model; CpuExecutor would take it over).
+class BorrowedModelExecutor : public Executor {
+ public:
+  BorrowedModelExecutor(DeepseekModel& model, int32_t blocks)
+      : model_(model), cache_(model.MakeCache(blocks)) {}
+  const ModelConfig& config() const override { return model_.config(); }
+  int32_t num_kv_blocks() const override { return cache_.num_blocks(); }
+  const char* backend_name() const override { return "cpu"; }
+  const char* dtype_name() const override {
+    return model_.precision() == Precision::kBF16 ? "bf16" : "f32";
+  }
+  absl::Status Forward(absl::Span<const SequenceInput> seqs, std::vector<float>* logits) override {
+    return model_.Forward(seqs, cache_, logits);
+  }
+  const ExpertLoad& expert_load() const override { return model_.expert_load(); }
+
+ private:
+  DeepseekModel& model_;
+  LatentCacheStorage cache_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
+    DeepseekModel& model, absl::Span<const GenerationRequest> requests,
+    const GenerationOptions& options, GenerationStats* stats,
+    const std::function<void(size_t, int32_t)>& on_token) {
+  // A cache exactly as large as the requests need (GenerateOnExecutor validates them).
+  int64_t blocks = 0;
+  for (const GenerationRequest& r : requests)
+    blocks += BlocksForTokens(static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_tokens, 0));
+  BorrowedModelExecutor executor(model, static_cast<int32_t>(std::max<int64_t>(blocks, 1)));
+  return GenerateOnExecutor(executor, requests, options, stats, on_token);
 }
 
 }  // namespace dsinfer

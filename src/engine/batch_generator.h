@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "src/engine/executor.h"
 #include "src/model/deepseek_model.h"
 #include "src/sampling/sampler.h"
 
@@ -40,6 +41,13 @@ struct GenerationOptions {
   bool batch_prefill = false;    // prefill all prompts in one step (else one prompt per step)
 };
 
+// Over any Executor (CPU or CUDA); the requests must fit its KV blocks.
+absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
+    Executor& executor, absl::Span<const GenerationRequest> requests,
+    const GenerationOptions& options = {}, GenerationStats* stats = nullptr,
+    const std::function<void(size_t request, int32_t token)>& on_token = nullptr);
+
+// Over a DeepseekModel on the CPU, with a KV cache sized for the requests.
 absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
     DeepseekModel& model, absl::Span<const GenerationRequest> requests,
     const GenerationOptions& options = {}, GenerationStats* stats = nullptr,

@@ -18,7 +18,7 @@
 #include <random>
 
 #include "nlohmann/json.hpp"
-#include "src/backend_cuda/executor_generate.h"
+#include "src/engine/batch_generator.h"
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
 #include "src/weights/safetensors.h"

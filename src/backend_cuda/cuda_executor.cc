@@ -5,7 +5,6 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "kernels/cpu/rope.h"
 #include "kernels/cuda/elementwise.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/moe.h"
@@ -13,6 +12,7 @@
 #include "src/backend_cuda/cuda_executor_impl.h"
 #include "src/core/status_macros.h"
 #include "src/kv_cache/block_pool.h"
+#include "src/model/attention_scales.h"
 
 namespace dsinfer {
 
@@ -117,32 +117,13 @@ absl::Status CudaExecutor::Init(const WeightStore& store) {
 
   ASSIGN_OR_RETURN(w_, UploadWeights(c, store, /*kv_b_f32=*/!tc_attention_));
 
-  // RoPE and softmax scale exactly as DeepseekModel's constructor.
-  const RopeScaling& rs = c.rope_scaling;
-  const std::vector<float> inv_freq =
-      cpu::RopeInvFreq({.rope_dim = c.qk_rope_head_dim,
-                        .theta = c.rope_theta,
-                        .yarn = rs.yarn,
-                        .factor = rs.factor,
-                        .original_max_position = rs.original_max_position_embeddings,
-                        .beta_fast = rs.beta_fast,
-                        .beta_slow = rs.beta_slow});
-  RETURN_IF_ERROR(inv_freq_.Allocate(inv_freq.size() * 4));
-  DSINFER_CUDA_RETURN_IF_ERROR(
-      cudaMemcpy(inv_freq_.get(), inv_freq.data(), inv_freq.size() * 4, cudaMemcpyHostToDevice));
-  softmax_scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.qk_head_dim())));
-  if (rs.yarn) {
-    if (rs.mscale != 0 && rs.mscale_all_dim != 0) {
-      rope_attn_factor_ = static_cast<float>(cpu::YarnMscale(rs.factor, rs.mscale) /
-                                             cpu::YarnMscale(rs.factor, rs.mscale_all_dim));
-    } else {
-      rope_attn_factor_ = static_cast<float>(cpu::YarnMscale(rs.factor, 1.0));
-    }
-    if (rs.mscale_all_dim != 0) {
-      const double m = cpu::YarnMscale(rs.factor, rs.mscale_all_dim);
-      softmax_scale_ = static_cast<float>(softmax_scale_ * m * m);
-    }
-  }
+  // RoPE and softmax scale exactly as the CPU model.
+  const AttentionScales scales = MlaAttentionScales(c);
+  RETURN_IF_ERROR(inv_freq_.Allocate(scales.inv_freq.size() * 4));
+  DSINFER_CUDA_RETURN_IF_ERROR(cudaMemcpy(inv_freq_.get(), scales.inv_freq.data(),
+                                          scales.inv_freq.size() * 4, cudaMemcpyHostToDevice));
+  rope_attn_factor_ = scales.rope_attn_factor;
+  softmax_scale_ = scales.softmax_scale;
 
   RETURN_IF_ERROR(AllocateWorkspace());
   DSINFER_BLAS_RETURN_IF_ERROR(cublasSetWorkspace(blas_, ws_.blas.get(), ws_.blas.bytes()));

@@ -72,6 +72,25 @@ absl::Status CudaExecutor::Attention(int64_t layer) {
                                                   .eps = eps,
                                                   .attn_factor = rope_attn_factor_},
                                                  stream_));
+  // The step plan's attention over the paged cache; each precision path sets its q and out.
+  cuda::MlaAttentionParams attn{.cache = cache,
+                                .block_tables = step_.tables,
+                                .seqs = step_.seqs,
+                                .work = step_.work,
+                                .num_work = step_.work_grid,
+                                .combine = step_.combine,
+                                .num_combine = step_.combine_grid,
+                                .num_work_dev = step_.counts,
+                                .num_combine_dev = step_.counts + 1,
+                                .partial_out = ws_.partial_out.as<float>(),
+                                .partial_lse = ws_.partial_lse.as<float>(),
+                                .kernel = step_.kernel,
+                                .tile_rows = step_.tile_rows,
+                                .heads = H,
+                                .kv_lora = kvl,
+                                .rope = rope,
+                                .block_size = 64,
+                                .softmax_scale = softmax_scale_};
   if (tc_attention_) {
     // q_attn[:, h] = [q_nope_h · W_UK_h | rope(q_pe_h)]: [N, H, kvl + rope] bf16
     DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaQPrep({.q = q,
@@ -102,27 +121,9 @@ absl::Status CudaExecutor::Attention(int64_t layer) {
                                                            .stride_y = width_,
                                                            .w_transposed = false}));
     // o_lat = softmax(q_attn · cache^T) · cache[:, :kvl]: [N, H, kvl] bf16
-    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention({.q = ws_.q_attn.as<bf16>(),
-                                                     .cache = cache,
-                                                     .block_tables = step_.tables,
-                                                     .seqs = step_.seqs,
-                                                     .work = step_.work,
-                                                     .num_work = step_.work_grid,
-                                                     .combine = step_.combine,
-                                                     .num_combine = step_.combine_grid,
-                                                     .num_work_dev = step_.counts,
-                                                     .num_combine_dev = step_.counts + 1,
-                                                     .partial_out = ws_.partial_out.as<float>(),
-                                                     .partial_lse = ws_.partial_lse.as<float>(),
-                                                     .out = ws_.o_lat.as<bf16>(),
-                                                     .kernel = step_.kernel,
-                                                     .tile_rows = step_.tile_rows,
-                                                     .heads = H,
-                                                     .kv_lora = kvl,
-                                                     .rope = rope,
-                                                     .block_size = 64,
-                                                     .softmax_scale = softmax_scale_},
-                                                    stream_));
+    attn.q = ws_.q_attn.as<bf16>();
+    attn.out = ws_.o_lat.as<bf16>();
+    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
     // attn[:, h] = o_lat[:, h] · W_UV_h^T: [N, H * v] bf16
     DSINFER_BLAS_RETURN_IF_ERROR(cuda::BatchedGemm(blas_, {.x = ws_.o_lat.get(),
                                                            .w = a.kv_b.as<bf16>() + nope * kvl,
@@ -168,27 +169,9 @@ absl::Status CudaExecutor::Attention(int64_t layer) {
                                                            .stride_y = width_,
                                                            .w_transposed = false,
                                                            .xw_type = cuda::GemmType::kF32}));
-    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention({.cache = cache,
-                                                     .block_tables = step_.tables,
-                                                     .seqs = step_.seqs,
-                                                     .work = step_.work,
-                                                     .num_work = step_.work_grid,
-                                                     .combine = step_.combine,
-                                                     .num_combine = step_.combine_grid,
-                                                     .num_work_dev = step_.counts,
-                                                     .num_combine_dev = step_.counts + 1,
-                                                     .partial_out = ws_.partial_out.as<float>(),
-                                                     .partial_lse = ws_.partial_lse.as<float>(),
-                                                     .q_f32 = ws_.q_attn_f32.as<float>(),
-                                                     .out_f32 = ws_.o_lat_f32.as<float>(),
-                                                     .kernel = step_.kernel,
-                                                     .tile_rows = step_.tile_rows,
-                                                     .heads = H,
-                                                     .kv_lora = kvl,
-                                                     .rope = rope,
-                                                     .block_size = 64,
-                                                     .softmax_scale = softmax_scale_},
-                                                    stream_));
+    attn.q_f32 = ws_.q_attn_f32.as<float>();
+    attn.out_f32 = ws_.o_lat_f32.as<float>();
+    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
     DSINFER_BLAS_RETURN_IF_ERROR(cuda::BatchedGemm(blas_, {.x = ws_.o_lat_f32.get(),
                                                            .w = a.kv_b_f32.as<float>() + nope * kvl,
                                                            .y = ws_.attn_f32.get(),

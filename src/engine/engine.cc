@@ -184,7 +184,6 @@ void Engine::HandleCommand(Command& c, double now) {
   }
   auto live = std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_,
                                      now);
-  live->sampler = Sampler(live->req.sampling, live->req.prompt);
   requests_.emplace(c.id, std::move(live));
 }
 

@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/rmsnorm.h"
-#include "kernels/cpu/rope.h"
 #include "src/core/numeric.h"
 #include "src/core/status_macros.h"
+#include "src/model/attention_scales.h"
 #include "src/weights/weight_store.h"
 
 namespace dsinfer {
@@ -52,30 +52,10 @@ DeepseekModel::DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> w
   // OpenBLAS: its own threads would then mostly spin against the pool's (measured: 15% more CPU
   // per decode token), so it runs single-threaded there.
   cpu::SetBlasThreads(weights_->precision == Precision::kBF16 ? 1 : threads);
-  const RopeScaling& rs = config_.rope_scaling;
-  cpu::YarnParams yp{.rope_dim = config_.qk_rope_head_dim,
-                     .theta = config_.rope_theta,
-                     .yarn = rs.yarn,
-                     .factor = rs.factor,
-                     .original_max_position = rs.original_max_position_embeddings,
-                     .beta_fast = rs.beta_fast,
-                     .beta_slow = rs.beta_slow};
-  inv_freq_ = cpu::RopeInvFreq(yp);
-  softmax_scale_ = static_cast<float>(1.0 / std::sqrt(static_cast<double>(config_.qk_head_dim())));
-  if (rs.yarn) {
-    // As DeepSeek does: cos/sin carry mscale/mscale_all_dim (1 when they are equal) and the
-    // softmax scale carries mscale_all_dim squared.
-    if (rs.mscale != 0 && rs.mscale_all_dim != 0) {
-      rope_attn_factor_ = static_cast<float>(cpu::YarnMscale(rs.factor, rs.mscale) /
-                                             cpu::YarnMscale(rs.factor, rs.mscale_all_dim));
-    } else {
-      rope_attn_factor_ = static_cast<float>(cpu::YarnMscale(rs.factor, 1.0));
-    }
-    if (rs.mscale_all_dim != 0) {
-      const double m = cpu::YarnMscale(rs.factor, rs.mscale_all_dim);
-      softmax_scale_ = static_cast<float>(softmax_scale_ * m * m);
-    }
-  }
+  AttentionScales scales = MlaAttentionScales(config_);
+  inv_freq_ = std::move(scales.inv_freq);
+  rope_attn_factor_ = scales.rope_attn_factor;
+  softmax_scale_ = scales.softmax_scale;
   expert_load_.tokens.resize(config_.num_hidden_layers);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
     if (weights_->layers[l].is_moe) expert_load_.tokens[l].assign(config_.n_routed_experts, 0);

@@ -5,3 +5,9 @@ if(DSINFER_HAVE_CUDA)
   dsinfer_add_bench(cuda_kernels_bench SOURCES cuda_mla_bench.cc cuda_moe_bench.cc cuda_bench_main.cc
     LIBS dsinfer_cuda_kernels CUDA::cudart CUDA::cublas)
 endif()
+
+# NCCL collectives at DeepSeek decode sizes (all-reduce, MoE all-to-all-v) over all the GPUs.
+if(TARGET dsinfer_comm_nccl)
+  dsinfer_add_bench(nccl_comm_bench SOURCES nccl_comm_bench.cc
+    LIBS dsinfer_comm_nccl CUDA::cudart)
+endif()

@@ -31,6 +31,7 @@ DEPS_LIST=(
   libgtest-dev libgmock-dev libbenchmark-dev libbenchmark1debian
   libyaml-cpp-dev libyaml-cpp0.7 libssl-dev libssl3 libcpp-httplib-dev libcpp-httplib0.11
   libbrotli-dev libbrotli1 zlib1g-dev pkgconf pkgconf-bin libpkgconf3
+  libgloo-dev libgloo0 libhiredis-dev libhiredis0.14 libibverbs-dev libibverbs1
 )
 
 if [[ "${1:-}" == "--fetch-deps" ]]; then
@@ -163,7 +164,7 @@ note "configure rc=$CONFIGURE_RC (arch $ARCH, source $SRC)"
 
 # ---- 3. Build the tests and benchmarks first, the dsinfer binary (gRPC server too) later ------
 TARGETS=(kernels_gpu_test mla_attention_gpu_test moe_gpu_test sampling_gpu_test cuda_executor_test
-         cuda_kernels_bench)
+         nccl_communicator_test cuda_kernels_bench nccl_comm_bench)
 BUILD_RC=1
 if ((CONFIGURE_RC == 0)); then
   timeout "$(limit 300 200)" cmake --build "$BUILD" -j "$JOBS" --target "${TARGETS[@]}" \

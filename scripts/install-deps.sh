@@ -10,6 +10,7 @@ packages=(
   libabsl-dev libpcre2-dev libopenblas-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, /metrics server, promtool
+  libgloo-dev  # CPU collectives between the ranks of a sharded model (Gloo over TCP)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc openssl  # gRPC server
 )
 

@@ -14,4 +14,9 @@ if(DSINFER_HAVE_CUDA)
   dsinfer_add_test(cuda_executor_test SOURCES gpu/cuda_executor_test.cc
     LIBS dsinfer_backend_cuda dsinfer_engine dsinfer_weights nlohmann_json::nlohmann_json
          CUDA::cudart LABELS gpu)
+  # NCCL communicator: a group of 1 GPU and of all GPUs, one thread per GPU.
+  if(TARGET dsinfer_comm_nccl)
+    dsinfer_add_test(nccl_communicator_test SOURCES gpu/nccl_communicator_test.cc
+      LIBS dsinfer_comm_nccl CUDA::cudart LABELS gpu)
+  endif()
 endif()

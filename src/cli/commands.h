@@ -11,5 +11,7 @@ absl::Status RunGenerate(int argc, char** argv);
 absl::Status RunBench(int argc, char** argv);
 absl::Status RunTokenize(int argc, char** argv);
 absl::Status RunDetokenize(int argc, char** argv);
+absl::Status RunPlan(int argc, char** argv);  // commands_plan.cc: capacity planner
+absl::Status RunWorker(int argc, char** argv);
 
 }  // namespace dsinfer::cli

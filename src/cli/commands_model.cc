@@ -11,6 +11,7 @@
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
 #include "src/engine/batch_generator.h"
+#include "src/distributed/sharded_run.h"
 #include "src/engine/executor.h"
 #include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
@@ -34,13 +35,58 @@ absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
   return DeepseekModel::Load(dir, opts);
 }
 
-const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device"};
+const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device", "tp", "ep",
+                                           "timeout"};
+
+// --tp N [--ep M] [--timeout S]: N local rank processes (the model sharded over them).
+absl::StatusOr<ParallelOptions> ParallelFromArgs(const Args& args) {
+  ParallelOptions p;
+  ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
+  ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
+  ASSIGN_OR_RETURN(p.timeout_s, args.Float("timeout", 60));
+  if (tp < 1 || tp > 1024) return absl::InvalidArgumentError("--tp must be in [1, 1024]");
+  if (ep < 1 || tp % ep != 0) return absl::InvalidArgumentError("--ep must divide --tp");
+  if (p.timeout_s <= 0) return absl::InvalidArgumentError("--timeout must be > 0");
+  p.tp = static_cast<int>(tp);
+  p.ep = static_cast<int>(ep);
+  return p;
+}
+
+// The model on the CPU: one process (tp 1) or sharded over --tp local ranks.
+absl::StatusOr<std::unique_ptr<Executor>> LoadCpu(const Args& args, const char* default_dtype,
+                                                  int32_t kv_blocks) {
+  ASSIGN_OR_RETURN(ParallelOptions par, ParallelFromArgs(args));
+  if (par.tp == 1) {
+    if (args.Has("ep") && par.ep != 1) return absl::InvalidArgumentError("--ep needs --tp");
+    ASSIGN_OR_RETURN(auto model, LoadModel(args, default_dtype));
+    return std::unique_ptr<Executor>(new CpuExecutor(std::move(model), kv_blocks));
+  }
+  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
+  ShardLoad load{.model_dir = dir};
+  ASSIGN_OR_RETURN(load.precision, ParsePrecision(args.Get("dtype").value_or(default_dtype)));
+  ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
+  if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  load.threads = static_cast<int>(threads);
+  load.progress = StderrProgress("loading weights");
+  const std::string dtype = load.precision == Precision::kBF16 ? "bf16" : "f32";
+  std::vector<std::string> worker = {SelfExecutable(), "worker", "--model", dir, "--dtype", dtype,
+                                     "--threads", std::to_string(load.threads),
+                                     "--tp", std::to_string(par.tp), "--ep", std::to_string(par.ep),
+                                     "--timeout", absl::StrCat(par.timeout_s)};
+  ASSIGN_OR_RETURN(auto ex, StartShardedLeader(load, par, kv_blocks, std::move(worker)));
+  return std::unique_ptr<Executor>(std::move(ex));
+}
 
 // --device cpu (default) | cuda.
 absl::StatusOr<bool> UseCuda(const Args& args) {
   const std::string device = args.Get("device").value_or("cpu");
   if (device == "cpu") return false;
   if (device != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
+  if (args.Has("tp") && args.Get("tp") != "1") {
+    return absl::UnimplementedError(
+        "--tp with --device cuda: the CUDA backend runs one GPU per process; sharded runs are "
+        "CPU-only in this build");
+  }
 #ifdef DSINFER_HAVE_CUDA
   if (args.Has("dtype") && *args.Get("dtype") != "bf16")
     return absl::InvalidArgumentError("--device cuda runs bf16 weights (--dtype bf16)");
@@ -91,15 +137,14 @@ absl::Status RunLogits(int argc, char** argv) {
 #endif
   } else {
     // Logits default to f32: they are what gets compared against references.
-    ASSIGN_OR_RETURN(auto model, LoadModel(args, "f32"));
-    if (n > model->config().max_position_embeddings) {
+    ASSIGN_OR_RETURN(auto ex, LoadCpu(args, "f32", pool.num_blocks()));
+    if (n > ex->config().max_position_embeddings) {
       return absl::InvalidArgumentError(absl::StrCat("--ids: ", n,
                                                      " tokens exceed the context length ",
-                                                     model->config().max_position_embeddings));
+                                                     ex->config().max_position_embeddings));
     }
-    LatentCacheStorage cache = model->MakeCache(pool.num_blocks());
-    RETURN_IF_ERROR(model->Forward({&in, 1}, cache, &logits));
-    V = model->config().vocab_size;
+    RETURN_IF_ERROR(ex->Forward({&in, 1}, &logits));
+    V = ex->config().vocab_size;
   }
   // Stream the rows out: a real vocabulary makes this large.
   std::string out = "{\"logits\": [";
@@ -184,8 +229,10 @@ absl::Status RunGenerate(int argc, char** argv) {
     ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
 #endif
   } else {
-    ASSIGN_OR_RETURN(auto model, LoadModel(args, "bf16"));
-    ASSIGN_OR_RETURN(results, GenerateBatch(*model, {&req, 1}));
+    const int32_t blocks = static_cast<int32_t>(
+        BlocksForTokens(static_cast<int64_t>(req.prompt.size()) + req.max_tokens));
+    ASSIGN_OR_RETURN(auto ex, LoadCpu(args, "bf16", blocks));
+    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
   }
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
   if (tok) {
@@ -205,23 +252,19 @@ absl::Status RunBench(int argc, char** argv) {
   if (batch < 1 || prompt_len < 1 || gen_len < 1)
     return absl::InvalidArgumentError("--batch, --prompt-len and --gen-len must be >= 1");
   ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
-  std::unique_ptr<DeepseekModel> model;
   std::unique_ptr<Executor> ex;
   if (cuda) {
 #ifdef DSINFER_HAVE_CUDA
     ASSIGN_OR_RETURN(ex, LoadCuda(args, std::max<int64_t>(2048, batch), 0, batch));
 #endif
   } else {
-    ASSIGN_OR_RETURN(model, LoadModel(args, "bf16"));
+    const int64_t blocks = batch * BlocksForTokens(prompt_len + gen_len) + 1;
+    ASSIGN_OR_RETURN(ex, LoadCpu(args, "bf16", static_cast<int32_t>(blocks)));
   }
-  const ModelConfig& config = model ? model->config() : ex->config();
+  const ModelConfig& config = ex->config();
   auto generate = [&](absl::Span<const GenerationRequest> r, const GenerationOptions& o,
-                      GenerationStats* st) -> absl::StatusOr<std::vector<GenerationResult>> {
-#ifdef DSINFER_HAVE_CUDA
-    if (ex) return GenerateOnExecutor(*ex, r, o, st);
-#endif
-    return GenerateBatch(*model, r, o, st);
-  };
+                      GenerationStats* st) { return GenerateOnExecutor(*ex, r, o, st); };
+  auto* cpu = dynamic_cast<CpuExecutor*>(ex.get());
   const int64_t V = config.vocab_size;
   std::vector<GenerationRequest> reqs(batch);
   for (int64_t b = 0; b < batch; ++b) {
@@ -238,17 +281,38 @@ absl::Status RunBench(int argc, char** argv) {
     RETURN_IF_ERROR(generate({&warm, 1}, {}, nullptr).status());
   }
   GenerationStats st;
-  RETURN_IF_ERROR(generate(reqs, {}, &st).status());
+  auto* sharded = dynamic_cast<ShardedExecutor*>(ex.get());
+  GenerationOptions gen_opts;
+  // Communication is reported per decode step.
+  if (sharded) gen_opts.on_decode_start = [sharded] { sharded->ResetCommStats(); };
+  RETURN_IF_ERROR(generate(reqs, gen_opts, &st).status());
   nlohmann::json out = {
       {"batch", batch},
       {"prompt_len", prompt_len},
       {"gen_len", gen_len},
       {"device", cuda ? "cuda" : "cpu"},
-      {"dtype", model && model->precision() == Precision::kF32 ? "f32" : "bf16"},
+      {"dtype", ex->dtype_name()},
       {"prefill_tok_s", st.prefill_tokens / st.prefill_seconds},
       {"decode_tok_s", st.decode_tokens / st.decode_seconds},
       {"decode_step_ms", 1e3 * st.decode_seconds / std::max<int64_t>(1, st.decode_steps)},
-      {"weight_bytes", model ? model->weight_bytes() : 0}};
+      {"weight_bytes", cpu ? cpu->model().weight_bytes() : 0}};
+  if (sharded) {
+    // Rank 0's share, per decode step: payload bytes it contributed and seconds it spent.
+    const CommStats cs = sharded->comm_stats();
+    const double steps = std::max<int64_t>(1, st.decode_steps);
+    out["tp"] = sharded->layout().tp;
+    out["ep"] = sharded->layout().ep;
+    nlohmann::json per_step;
+    for (const auto& [name, op] : {std::pair{"all_reduce", cs.all_reduce},
+                                   std::pair{"all_gather", cs.all_gather},
+                                   std::pair{"all_to_all", cs.all_to_all},
+                                   std::pair{"broadcast", cs.broadcast}}) {
+      per_step[name] = {{"calls", op.calls / steps},
+                        {"bytes", op.bytes / steps},
+                        {"ms", 1e3 * op.seconds / steps}};
+    }
+    out["comm_per_decode_step"] = per_step;
+  }
   std::cout << out.dump() << "\n";
   return absl::OkStatus();
 }

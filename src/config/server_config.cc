@@ -406,6 +406,20 @@ class ConfigParser {
                        {"prefix_caching", Bool(&k.prefix_caching)},
                    });
              }},
+            {"parallel",
+             [&](const YAML::Node& v, const std::string& p) {
+               ParallelConfig& q = c->parallel;
+               Map(v, p,
+                   {
+                       {"tp", Integer(&q.tp, 1, 1024)},
+                       {"ep", Integer(&q.ep, 1, 1024)},
+                       {"ranks_per_node", Integer(&q.ranks_per_node, 0, 1024)},
+                       {"rendezvous_listen", String(&q.rendezvous_listen)},
+                       {"leader_address", String(&q.leader_address)},
+                       {"bind_address", String(&q.bind_address)},
+                       {"timeout_seconds", Number(&q.timeout_seconds, 0, true, 86400)},
+                   });
+             }},
             {"tenants",
              [&](const YAML::Node& v, const std::string& p) {
                if (v.IsNull()) return;
@@ -436,6 +450,18 @@ class ConfigParser {
 
   // Rules that relate several keys; run after the walk.
   void CrossCheck(ServerConfig* c) {
+    const ParallelConfig& q = c->parallel;
+    if (q.tp % q.ep != 0) {
+      Error("parallel.ep", absl::StrCat("must divide parallel.tp (", q.tp, "); is ", q.ep));
+    }
+    if (q.ranks_per_node > 0 && q.tp % q.ranks_per_node != 0) {
+      Error("parallel.ranks_per_node",
+            absl::StrCat("parallel.tp (", q.tp, ") must be a multiple of it; is ",
+                         q.ranks_per_node));
+    }
+    if (q.tp > 1 && c->backend == "cuda") {
+      Error("parallel.tp", "the cuda backend runs one GPU per process in this build; use tp: 1");
+    }
     std::string grpc_host, http_host;
     int grpc_port = 0, http_port = 0;
     bool addrs_ok = true;

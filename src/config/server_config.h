@@ -46,6 +46,17 @@ struct KvCacheConfig {
   bool prefix_caching = true;
 };
 
+// Model sharded over ranks (tensor + expert parallelism); tp 1 is one process.
+struct ParallelConfig {
+  int32_t tp = 1;              // ranks in total
+  int32_t ep = 1;              // expert-parallel groups; divides tp
+  int32_t ranks_per_node = 0;  // ranks per node (the leader starts its node's); 0: tp
+  std::string rendezvous_listen = "127.0.0.1:29500";  // leader's rendezvous port (multi-node)
+  std::string leader_address;  // workers on other nodes: the leader's rendezvous host:port
+  std::string bind_address;    // this node's address for collectives (env DSINFER_BIND_ADDRESS)
+  double timeout_seconds = 60; // a rank silent this long is gone
+};
+
 struct ServerConfig {
   std::string model_path;
   std::string dtype = "bf16";   // compute precision: bf16 | f32
@@ -56,6 +67,7 @@ struct ServerConfig {
   TlsConfig tls;
   SchedulerConfig scheduler;
   KvCacheConfig kv_cache;
+  ParallelConfig parallel;
   std::vector<TenantConfig> tenants;
   bool allow_unauthenticated = false;
   // Tenant of unauthenticated requests. Always names an entry of `tenants` when

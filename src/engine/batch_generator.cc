@@ -114,6 +114,8 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
   }
   auto t1 = std::chrono::steady_clock::now();
   st.prefill_seconds += Seconds(t0, t1);
+  if (options.on_decode_start) options.on_decode_start();
+  t1 = std::chrono::steady_clock::now();
 
   for (;;) {
     std::vector<SequenceInput> step;

@@ -229,8 +229,10 @@ void Engine::RunStep(double now) {
     for (const StepItem& item : plan.items) {
       scheduler_->Cancel(item.seq_id);
       EngineEvent ev;
-      ev.status = absl::InternalError(absl::StrCat("model step failed: ", st.message()));
-      End(item.seq_id, std::move(ev), "INTERNAL");
+      const bool gone = st.code() == absl::StatusCode::kUnavailable;
+      ev.status = gone ? absl::UnavailableError(absl::StrCat("model step failed: ", st.message()))
+                       : absl::InternalError(absl::StrCat("model step failed: ", st.message()));
+      End(item.seq_id, std::move(ev), gone ? "UNAVAILABLE" : "INTERNAL");
     }
     return;
   }

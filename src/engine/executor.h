@@ -26,6 +26,10 @@ class Executor {
                                std::vector<float>* logits) = 0;
   // Tokens routed per expert so far ([layer][expert]; empty rows for dense layers).
   virtual const ExpertLoad& expert_load() const = 0;
+  // UNAVAILABLE once the backend cannot run steps any more (a rank of a sharded model is gone).
+  virtual absl::Status Health() const { return absl::OkStatus(); }
+  virtual int tensor_parallel_size() const { return 1; }
+  virtual int expert_parallel_size() const { return 1; }
 };
 
 // The CPU backend: the model plus a latent cache of num_kv_blocks blocks.

@@ -32,21 +32,27 @@ absl::StatusOr<std::unique_ptr<DeepseekModel>> DeepseekModel::Load(const std::st
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(model_dir));
   ASSIGN_OR_RETURN(auto store, WeightStore::Open(model_dir, options.progress));
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
-  ASSIGN_OR_RETURN(auto weights, LoadModelWeights(config, *store, options.precision));
+  if (options.layout.tp > 1 && (options.comm == nullptr || options.comm->size() != options.layout.tp ||
+                                 options.comm->rank() != options.layout.rank)) {
+    return absl::InvalidArgumentError("a tensor-parallel model needs a communicator of its ranks");
+  }
+  ASSIGN_OR_RETURN(auto weights,
+                   LoadModelWeights(config, *store, options.precision, options.layout));
   store->FinishProgress();
-  return FromWeights(std::move(config), std::move(weights), options.threads);
+  return FromWeights(std::move(config), std::move(weights), options.threads, options.comm);
 }
 
 std::unique_ptr<DeepseekModel> DeepseekModel::FromWeights(ModelConfig config,
                                                           std::unique_ptr<ModelWeights> weights,
-                                                          int threads) {
+                                                          int threads, Communicator* comm) {
   return std::unique_ptr<DeepseekModel>(
-      new DeepseekModel(std::move(config), std::move(weights), ResolveThreads(threads)));
+      new DeepseekModel(std::move(config), std::move(weights), ResolveThreads(threads), comm));
 }
 
 DeepseekModel::DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> weights,
-                             int threads)
-    : config_(std::move(config)), weights_(std::move(weights)), pool_(threads) {
+                             int threads, Communicator* comm)
+    : config_(std::move(config)), weights_(std::move(weights)), pool_(threads), comm_(comm) {
+  DSINFER_CHECK(weights_->layout.single() || comm_ != nullptr);
   pfor_ = [this](int64_t n, const cpu::RangeBody& body) { pool_.ParallelFor(n, body); };
   // bf16 runs do their big GEMMs on pool_ and leave only small f32 ops (router, kv_b) to
   // OpenBLAS: its own threads would then mostly spin against the pool's (measured: 15% more CPU
@@ -59,6 +65,69 @@ DeepseekModel::DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> w
   expert_load_.tokens.resize(config_.num_hidden_layers);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
     if (weights_->layers[l].is_moe) expert_load_.tokens[l].assign(config_.n_routed_experts, 0);
+  if (!weights_->layout.single())
+    pending_load_.assign(config_.num_hidden_layers * config_.n_routed_experts, 0.f);
+}
+
+absl::Status DeepseekModel::AllReduce(float* data, int64_t n) {
+  if (weights_->layout.single()) return absl::OkStatus();
+  return comm_->AllReduceSum(data, n, CommDType::kF32);
+}
+
+// Embedding rows of this rank's vocab range; the others are zero until the all-reduce.
+absl::Status DeepseekModel::Embed(absl::Span<const SequenceInput> seqs, int64_t n, float* x) {
+  const int64_t D = config_.hidden_size;
+  const Matrix& e = weights_->embed;
+  const int64_t v0 = weights_->layout.VocabBegin(config_), v1 = v0 + e.rows;
+  std::memset(x, 0, n * D * sizeof(float));
+  int64_t row = 0;
+  for (const SequenceInput& in : seqs) {
+    for (int32_t t : in.tokens) {
+      float* dst = x + (row++) * D;
+      if (t < v0 || t >= v1) continue;
+      const int64_t r = t - v0;
+      if (e.bf16) {
+        const uint16_t* src = e.b16.data() + r * D;
+        for (int64_t i = 0; i < D; ++i) dst[i] = Bf16ToF32(src[i]);
+      } else {
+        std::memcpy(dst, e.f32.data() + r * D, D * sizeof(float));
+      }
+    }
+  }
+  return AllReduce(x, n * D);
+}
+
+// logits [rows, vocab]: this rank's vocab columns, then (parallel runs) gathered from all ranks.
+absl::Status DeepseekModel::LmHead(const float* last, int64_t R, std::vector<float>* logits) {
+  const int64_t V = config_.vocab_size, D = config_.hidden_size;
+  const Matrix& h = weights_->lm_head;
+  const ShardLayout& lay = weights_->layout;
+  if (lay.single()) {
+    logits->assign(R * V, 0.f);
+    cpu::Linear({.x = last, .w = h.data(), .y = logits->data(), .m = R, .n = V, .k = D,
+                 .w_bf16 = h.bf16},
+                pfor_);
+    return absl::OkStatus();
+  }
+  std::vector<float> local(R * h.rows), all(R * V);
+  cpu::Linear({.x = last, .w = h.data(), .y = local.data(), .m = R, .n = h.rows, .k = D,
+               .w_bf16 = h.bf16},
+              pfor_);
+  std::vector<int64_t> bytes(lay.tp);
+  for (int r = 0; r < lay.tp; ++r)
+    bytes[r] = R * (ShardLayout::PartBegin(V, lay.tp, r + 1) - ShardLayout::PartBegin(V, lay.tp, r)) *
+               static_cast<int64_t>(sizeof(float));
+  RETURN_IF_ERROR(comm_->AllGatherV(local.data(), all.data(), bytes));
+  // all: per rank [R, V_r] blocks -> logits [R, V].
+  logits->assign(R * V, 0.f);
+  const float* src = all.data();
+  for (int r = 0; r < lay.tp; ++r) {
+    const int64_t b = ShardLayout::PartBegin(V, lay.tp, r), w = ShardLayout::PartBegin(V, lay.tp, r + 1) - b;
+    for (int64_t i = 0; i < R; ++i)
+      std::memcpy(logits->data() + i * V + b, src + i * w, w * sizeof(float));
+    src += R * w;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ForwardPlan> DeepseekModel::Plan(absl::Span<const SequenceInput> seqs,
@@ -123,35 +192,39 @@ absl::Status DeepseekModel::Forward(absl::Span<const SequenceInput> seqs,
 
   // x: [N, hidden] residual stream.
   std::vector<float> x(N * D), xn(N * D), branch(N * D);
-  int64_t row = 0;
-  for (const SequenceInput& in : seqs) {
-    for (int32_t t : in.tokens) {
-      float* dst = x.data() + row * D;
-      if (w.embed.bf16) {
-        const uint16_t* src = w.embed.b16.data() + static_cast<int64_t>(t) * D;
-        for (int64_t i = 0; i < D; ++i) dst[i] = Bf16ToF32(src[i]);
-      } else {
-        std::memcpy(dst, w.embed.f32.data() + static_cast<int64_t>(t) * D, D * sizeof(float));
-      }
-      ++row;
-    }
-  }
+  RETURN_IF_ERROR(Embed(seqs, N, x.data()));
 
+  const bool parallel = !weights_->layout.single();
   const float eps = static_cast<float>(config_.rms_norm_eps);
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     const LayerWeights& L = w.layers[l];
     cpu::RmsNorm({.x = x.data(), .w = L.input_norm.data(), .y = xn.data(), .rows = N, .dim = D,
                   .eps = eps});
     Attention(l, seqs, plan, xn.data(), cache, branch.data());
+    RETURN_IF_ERROR(AllReduce(branch.data(), N * D));
     for (int64_t i = 0; i < N * D; ++i) x[i] += branch[i];
     cpu::RmsNorm({.x = x.data(), .w = L.post_attention_norm.data(), .y = xn.data(), .rows = N,
                   .dim = D, .eps = eps});
     if (L.is_moe) {
-      Moe(l, xn.data(), N, branch.data());
+      if (parallel) RETURN_IF_ERROR(MoeParallel(l, xn.data(), N, branch.data()));
+      else Moe(l, xn.data(), N, branch.data());
+      for (int64_t i = 0; i < N * D; ++i) x[i] += branch[i];
+    } else if (parallel) {
+      Mlp(L.mlp, xn.data(), N, branch.data(), /*accumulate=*/false);
+      RETURN_IF_ERROR(AllReduce(branch.data(), N * D));
       for (int64_t i = 0; i < N * D; ++i) x[i] += branch[i];
     } else {
       Mlp(L.mlp, xn.data(), N, x.data(), /*accumulate=*/true);
     }
+  }
+  if (parallel && !pending_load_.empty()) {
+    // Routing counts of every rank's token slice, so that each rank sees the whole step's load.
+    RETURN_IF_ERROR(AllReduce(pending_load_.data(), static_cast<int64_t>(pending_load_.size())));
+    const int64_t E = config_.n_routed_experts;
+    for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+      for (int64_t e = 0; e < static_cast<int64_t>(expert_load_.tokens[l].size()); ++e)
+        expert_load_.tokens[l][e] += static_cast<int64_t>(pending_load_[l * E + e]);
+    std::fill(pending_load_.begin(), pending_load_.end(), 0.f);
   }
 
   // Final norm and lm_head on the rows whose logits are wanted.
@@ -161,10 +234,7 @@ absl::Status DeepseekModel::Forward(absl::Span<const SequenceInput> seqs,
     std::memcpy(last.data() + r * D, x.data() + plan.logit_rows[r] * D, D * sizeof(float));
   cpu::RmsNorm({.x = last.data(), .w = w.final_norm.data(), .y = last.data(), .rows = R, .dim = D,
                 .eps = eps});
-  logits->assign(R * config_.vocab_size, 0.f);
-  cpu::Linear({.x = last.data(), .w = w.lm_head.data(), .y = logits->data(), .m = R,
-               .n = config_.vocab_size, .k = D, .w_bf16 = w.lm_head.bf16},
-              pfor_);
+  RETURN_IF_ERROR(LmHead(last.data(), R, logits));
   return absl::OkStatus();
 }
 

@@ -11,6 +11,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "kernels/cpu/parallel.h"
+#include "src/comm/communicator.h"
 #include "src/config/model_config.h"
 #include "src/core/thread_pool.h"
 #include "src/kv_cache/latent_cache.h"
@@ -24,6 +25,10 @@ struct ModelOptions {
   Precision precision = Precision::kF32;
   int threads = 0;  // 0: DSINFER_THREADS or all cores
   ProgressFn progress;  // called while loading with (bytes read, total bytes)
+  // Tensor / expert parallelism: this rank's share is loaded, and every Forward runs the
+  // layout's collectives on `comm` (all ranks call Forward with the same inputs, in lockstep).
+  ShardLayout layout;
+  Communicator* comm = nullptr;  // required when layout.tp > 1; not owned
 };
 
 // Tokens routed to each expert, per MoE layer, accumulated over steps.
@@ -37,7 +42,7 @@ class DeepseekModel {
                                                              const ModelOptions& options);
   static std::unique_ptr<DeepseekModel> FromWeights(ModelConfig config,
                                                     std::unique_ptr<ModelWeights> weights,
-                                                    int threads);
+                                                    int threads, Communicator* comm = nullptr);
 
   const ModelConfig& config() const { return config_; }
   Precision precision() const { return weights_->precision; }
@@ -47,6 +52,8 @@ class DeepseekModel {
     return LatentCacheStorage(config_.num_hidden_layers, num_blocks, latent_width());
   }
   const ExpertLoad& expert_load() const { return expert_load_; }
+  const ShardLayout& layout() const { return weights_->layout; }
+  Communicator* comm() const { return comm_; }
 
   // Runs one step: appends each sequence's new tokens to its latent cache and returns logits
   // [rows, vocab]: per sequence in order, one row per new token (all_logits) or its last.
@@ -54,12 +61,27 @@ class DeepseekModel {
                        std::vector<float>* logits);
 
  private:
-  DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> weights, int threads);
+  DeepseekModel(ModelConfig config, std::unique_ptr<ModelWeights> weights, int threads,
+                Communicator* comm);
   absl::StatusOr<ForwardPlan> Plan(absl::Span<const SequenceInput> seqs,
                                 const LatentCacheStorage& cache) const;
   void Attention(int64_t layer, absl::Span<const SequenceInput> seqs, const ForwardPlan& plan,
                  const float* xn, LatentCacheStorage& cache, float* out);
   void Moe(int64_t layer, const float* xn, int64_t n, float* out);
+  // [expert] -> (row, routing weight) pairs, rows in ascending order.
+  using ExpertAssignment = std::vector<std::vector<std::pair<int32_t, float>>>;
+  // out[row] += weight · expert(x[row]) for every assigned pair, experts in ascending order
+  // (x rows ldx apart, out rows hidden apart).
+  void RunExperts(const MoeWeights& m, const ExpertAssignment& assigned, const float* x,
+                  int64_t ldx, float* out);
+  // The expert-parallel MoE layer (moe_parallel.cc): out [n, hidden] on every rank.
+  absl::Status MoeParallel(int64_t layer, const float* xn, int64_t n, float* out);
+  // Routes tokens (router in f32, DeepSeek's rules): ids/weights [n, top_k].
+  void Route(int64_t layer, const float* xn, int64_t n, std::vector<int32_t>* ids,
+             std::vector<float>* weights);
+  absl::Status AllReduce(float* data, int64_t n);
+  absl::Status Embed(absl::Span<const SequenceInput> seqs, int64_t n, float* x);
+  absl::Status LmHead(const float* last, int64_t rows, std::vector<float>* logits);
   void Mlp(const MlpWeights& w, const float* x, int64_t n, float* out, bool accumulate);
 
   ModelConfig config_;
@@ -70,6 +92,8 @@ class DeepseekModel {
   float rope_attn_factor_ = 1.0f;
   float softmax_scale_ = 1.0f;
   ExpertLoad expert_load_;
+  Communicator* comm_ = nullptr;
+  std::vector<float> pending_load_;  // [layers * experts] routed this step (parallel runs)
 };
 
 }  // namespace dsinfer

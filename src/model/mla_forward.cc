@@ -16,7 +16,7 @@ void DeepseekModel::Attention(int64_t layer, absl::Span<const SequenceInput> seq
                               float* out) {
   const ModelConfig& c = config_;
   const AttentionWeights& a = weights_->layers[layer].attn;
-  const int64_t N = plan.num_tokens, H = c.num_attention_heads;
+  const int64_t N = plan.num_tokens, H = weights_->layout.LocalHeads(c);  // this rank's heads
   const int64_t nope = c.qk_nope_head_dim, rope = c.qk_rope_head_dim, vd = c.v_head_dim;
   const int64_t qk = nope + rope, kvl = c.kv_lora_rank, width = kvl + rope;
   const int64_t aw = a.qkv_a.rows, qa_w = aw - width;

@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "src/config/model_config.h"
+#include "src/model/shard_layout.h"
 #include "src/weights/weight_store.h"
 
 namespace dsinfer {
@@ -50,6 +51,8 @@ struct AttentionWeights {
 struct MoeWeights {
   std::vector<float> gate;       // [n_routed_experts, hidden] router, always f32
   std::vector<float> bias;       // [n_routed_experts] e_score_correction_bias, or empty
+  // [n_routed_experts]; under expert parallelism only this rank's group is loaded (the others
+  // are empty) and each holds this rank's slice of moe_intermediate_size.
   std::vector<MlpWeights> experts;
   MlpWeights shared;             // n_shared_experts fused into one MLP (inter = n * moe_inter)
 };
@@ -62,18 +65,23 @@ struct LayerWeights {
   MoeWeights moe;  // MoE layers
 };
 
+// Under tensor parallelism (ShardLayout) a rank holds: its heads' rows of q / q_b and kv_b and
+// columns of o; its slice of dense MLPs; its vocab rows of embed and lm_head.
 struct ModelWeights {
   Precision precision = Precision::kF32;
-  Matrix embed;    // [vocab, hidden]
+  ShardLayout layout;
+  Matrix embed;    // [vocab (this rank's rows), hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
   Matrix lm_head;  // [vocab, hidden] (a copy of embed when tied)
   int64_t total_bytes = 0;
 };
 
-// Loads every tensor the forward pass needs; MTP layers (index >= num_hidden_layers) are skipped.
+// Loads every tensor the forward pass needs (this rank's share of it under `layout`); MTP layers
+// (index >= num_hidden_layers) are skipped.
 absl::StatusOr<std::unique_ptr<ModelWeights>> LoadModelWeights(const ModelConfig& cfg,
                                                                const WeightStore& store,
-                                                               Precision precision);
+                                                               Precision precision,
+                                                               const ShardLayout& layout = {});
 
 }  // namespace dsinfer

@@ -110,6 +110,10 @@ absl::Status InferenceServer::StartListeners() {
   InferenceService* service = service_.get();
   http_ = std::make_unique<MetricsHttpServer>(&metrics_->registry(), [service] {
     const ServingState s = service->state();
+    if (s == ServingState::kServing) {
+      if (absl::Status h = service->CheckServing(false); !h.ok())
+        return Readiness{false, std::string(h.message())};
+    }
     return Readiness{s == ServingState::kServing, ServingStateName(s)};
   });
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
@@ -147,6 +151,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& mode
 }  // namespace
 
 absl::Status InferenceServer::LoadModel(ProgressFn progress) {
+  if (config_.parallel.tp > 1) return LoadShardedModel(std::move(progress));
   if (config_.backend == "cuda") return LoadCudaModel(std::move(progress));
   if (config_.backend != "cpu") {
     return absl::InvalidArgumentError(

@@ -57,13 +57,15 @@ class InferenceServer {
   const ServerConfig& config() const { return config_; }
 
  private:
-  absl::Status LoadCudaModel(ProgressFn progress);  // backend: cuda
+  absl::Status LoadCudaModel(ProgressFn progress);     // backend: cuda
+  absl::Status LoadShardedModel(ProgressFn progress);  // parallel.tp > 1 (sharded_model.cc)
   InferenceServer(ServerConfig config, ModelConfig model);
   void SetHealth(bool serving);
 
   ServerConfig config_;
   ModelConfig model_;
   // Declared in the order they must outlive each other (destroyed bottom-up).
+  std::shared_ptr<void> rendezvous_;  // the multi-node rendezvous server, when this leads one
   std::unique_ptr<JsonLog> log_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ServerObserver> observer_;

@@ -78,8 +78,8 @@ void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) 
   model_info_.set_vocab_size(static_cast<uint32_t>(mc.vocab_size));
   model_info_.set_num_layers(static_cast<uint32_t>(mc.num_hidden_layers));
   model_info_.set_num_routed_experts(static_cast<uint32_t>(mc.n_routed_experts));
-  model_info_.set_tensor_parallel_size(1);
-  model_info_.set_expert_parallel_size(1);
+  model_info_.set_tensor_parallel_size(engine->executor().tensor_parallel_size());
+  model_info_.set_expert_parallel_size(engine->executor().expert_parallel_size());
   model_info_.set_kv_cache_blocks(static_cast<uint32_t>(engine->executor().num_kv_blocks()));
   model_info_.set_kv_block_size(static_cast<uint32_t>(kKvBlockSize));
 }
@@ -87,6 +87,10 @@ void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) 
 absl::Status InferenceService::CheckServing(bool draining_ok) const {
   switch (state()) {
     case ServingState::kServing:
+      // A sharded model whose ranks are no longer complete cannot serve: say so at once.
+      if (engine_ != nullptr) {
+        if (absl::Status h = engine_->executor().Health(); !h.ok()) return h;
+      }
       return absl::OkStatus();
     case ServingState::kLoading:
       return absl::UnavailableError("server is loading the model; retry shortly");

@@ -204,17 +204,17 @@ std::vector<std::string> WeightStore::Names() const {
 }
 
 absl::Status WeightStore::ReadF32(std::string_view name, absl::Span<const int64_t> expected_shape,
-                                  float* out) const {
-  return Read(name, expected_shape, OutType::kF32, out);
+                                  float* out, const TensorSlice* slice) const {
+  return Read(name, expected_shape, OutType::kF32, out, slice);
 }
 
 absl::Status WeightStore::ReadBf16(std::string_view name, absl::Span<const int64_t> expected_shape,
-                                   uint16_t* out) const {
-  return Read(name, expected_shape, OutType::kBf16, out);
+                                   uint16_t* out, const TensorSlice* slice) const {
+  return Read(name, expected_shape, OutType::kBf16, out, slice);
 }
 
 absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> expected_shape,
-                               OutType out_type, void* out) const {
+                               OutType out_type, void* out, const TensorSlice* slice) const {
   ASSIGN_OR_RETURN(Entry e, Find(name));
   const TensorInfo& t = *e.info;
   if (absl::Span<const int64_t>(t.shape) != expected_shape) {
@@ -224,7 +224,34 @@ absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> 
   }
   const int64_t n = t.numel();
   uint64_t bytes = t.nbytes;
+  if (slice != nullptr) {
+    if (t.shape.size() != 2 || slice->row0 < 0 || slice->col0 < 0 || slice->rows < 0 ||
+        slice->cols < 0 || slice->row0 + slice->rows > t.shape[0] ||
+        slice->col0 + slice->cols > t.shape[1]) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "tensor \"", t.name, "\": slice rows [", slice->row0, ", ", slice->row0 + slice->rows,
+          ") cols [", slice->col0, ", ", slice->col0 + slice->cols, ") is outside shape ",
+          ShapeString(t.shape)));
+    }
+    bytes = static_cast<uint64_t>(slice->rows * t.shape[1] * DTypeSize(t.dtype));
+  }
 
+  if (t.dtype != DType::kF8E4M3 && slice != nullptr) {
+    const int64_t full_cols = t.shape[1], esize = DTypeSize(t.dtype);
+    ParallelRange(slice->rows, slice->cols, [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* src = t.data + ((slice->row0 + r) * full_cols + slice->col0) * esize;
+        if (out_type == OutType::kF32) {
+          ConvertToF32(t.dtype, src, 0, slice->cols, static_cast<float*>(out) + r * slice->cols);
+        } else {
+          ConvertToBf16(t.dtype, src, 0, slice->cols,
+                        static_cast<uint16_t*>(out) + r * slice->cols);
+        }
+      }
+    });
+    AddProgress(bytes);
+    return absl::OkStatus();
+  }
   if (t.dtype != DType::kF8E4M3) {
     ParallelRange(n, 1, [&](int64_t b, int64_t end) {
       if (out_type == OutType::kF32) {
@@ -261,6 +288,29 @@ absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> 
         "scale tensor \"", scale_name, "\" in ", scale_it->second.file->path(), ": expected shape ",
         ShapeString(want_scale), " for ", block_n_, "x", block_k_, " blocks of ",
         ShapeString(t.shape), " but the file has ", ShapeString(s.shape)));
+  }
+  if (slice != nullptr) {
+    // Dequantise whole rows of the slice a few at a time, keep its columns.
+    ParallelRange(slice->rows, cols, [&](int64_t r0, int64_t r1) {
+      constexpr int64_t kRowsPerStep = 16;
+      std::vector<float> tmp(static_cast<size_t>(kRowsPerStep * cols));
+      for (int64_t r = r0; r < r1; r += kRowsPerStep) {
+        const int64_t r_end = std::min(r1, r + kRowsPerStep);
+        DequantizeFp8BlockRows(t.data, s.data, cols, block_n_, block_k_, slice->row0 + r,
+                               slice->row0 + r_end, tmp.data());
+        for (int64_t i = r; i < r_end; ++i) {
+          const float* src = tmp.data() + (i - r) * cols + slice->col0;
+          if (out_type == OutType::kF32) {
+            std::memcpy(static_cast<float*>(out) + i * slice->cols, src, slice->cols * 4);
+          } else {
+            uint16_t* dst = static_cast<uint16_t*>(out) + i * slice->cols;
+            for (int64_t j = 0; j < slice->cols; ++j) dst[j] = F32ToBf16(src[j]);
+          }
+        }
+      }
+    });
+    AddProgress(bytes);
+    return absl::OkStatus();
   }
   ParallelRange(rows, cols, [&](int64_t r0, int64_t r1) {
     if (out_type == OutType::kF32) {

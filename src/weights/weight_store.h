@@ -21,6 +21,12 @@ namespace dsinfer {
 // reads, but never concurrently.
 using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
+// Rows [row0, row0 + rows) and columns [col0, col0 + cols) of a 2-D tensor: what one rank of a
+// tensor-parallel layout loads. Only those rows' bytes (and their FP8 scales) are read.
+struct TensorSlice {
+  int64_t row0 = 0, rows = 0, col0 = 0, cols = 0;
+};
+
 class WeightStore {
  public:
   static absl::StatusOr<std::unique_ptr<WeightStore>> Open(const std::string& model_dir,
@@ -37,11 +43,12 @@ class WeightStore {
   // Copies a tensor into out (expected_shape's element count), converting BF16/F16/F32 and
   // dequantising F8_E4M3 with its `<name minus .weight>.weight_scale_inv` block scales.
   // Large tensors are converted on ThreadPool::Default(): do not call from inside its work.
+  // With a slice, out receives only that [rows, cols] part of the (expected_shape) tensor.
   absl::Status ReadF32(std::string_view name, absl::Span<const int64_t> expected_shape,
-                       float* out) const;
+                       float* out, const TensorSlice* slice = nullptr) const;
   // As ReadF32, rounding to bf16 (a BF16 tensor is copied bit for bit).
   absl::Status ReadBf16(std::string_view name, absl::Span<const int64_t> expected_shape,
-                        uint16_t* out) const;
+                        uint16_t* out, const TensorSlice* slice = nullptr) const;
 
   // Progress runs from 0 to the bytes of all tensors; loaders that skip some (MTP layers) can
   // set the total they will read, and FinishProgress reports completion either way.
@@ -59,7 +66,7 @@ class WeightStore {
   WeightStore() = default;
   absl::StatusOr<Entry> Find(std::string_view name) const;
   absl::Status Read(std::string_view name, absl::Span<const int64_t> expected_shape,
-                    OutType out_type, void* out) const;
+                    OutType out_type, void* out, const TensorSlice* slice) const;
   void AddProgress(uint64_t bytes) const;
 
   std::string model_dir_;

@@ -43,10 +43,14 @@ Rendered once here so the ConfigMap and the pod's checksum annotation agree.
 */}}
 {{- define "dsinfer.serverConfig" -}}
 {{- $cfg := deepCopy .Values.config -}}
-{{- range $key := list "model_path" "grpc_listen" "http_listen" "tls" -}}
+{{- range $key := list "model_path" "grpc_listen" "http_listen" "tls" "parallel" -}}
 {{- if hasKey $cfg $key -}}
-{{- fail (printf "config.%s is set by the chart; use the chart's values (model, ports, tls) instead" $key) -}}
+{{- fail (printf "config.%s is set by the chart; use the chart's values (model, ports, tls, parallel) instead" $key) -}}
 {{- end -}}
+{{- end -}}
+{{- $par := include "dsinfer.parallel" . | fromYaml -}}
+{{- if $par.section -}}
+{{- $_ := set $cfg "parallel" (dict "tp" $par.tp "ep" $par.ep "ranks_per_node" $par.ranksPerNode "rendezvous_listen" $par.rendezvousListen "timeout_seconds" $par.timeoutSeconds) -}}
 {{- end -}}
 {{- $_ := set $cfg "model_path" .Values.model.mountPath -}}
 {{- $_ := set $cfg "grpc_listen" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) -}}
@@ -66,4 +70,71 @@ Rendered once here so the ConfigMap and the pod's checksum annotation agree.
 {{- $_ := set $cfg "tls" (dict "enabled" false) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
+{{- end -}}
+
+
+{{/*
+The parallel layout, validated: .Values.parallel resolved against multiNode and gpu. Returns YAML
+(use with fromYaml): tp, ep, ranksPerNode (ranks per pod), nodes (pods per group),
+rendezvousPort, rendezvousListen, timeoutSeconds, section (whether server.yaml gets `parallel`:
+not for the single-rank default, whose config stays as before).
+JSON schema cannot express divisibility between values; these `fail`s do.
+*/}}
+{{- define "dsinfer.parallel" -}}
+{{- $p := .Values.parallel -}}
+{{- $tp := int $p.tp -}}
+{{- $ep := int $p.ep -}}
+{{- $rpn := int $p.ranksPerNode -}}
+{{- $port := int $p.rendezvousPort -}}
+{{- $multi := .Values.multiNode.enabled -}}
+{{- if or (lt $tp 1) (lt $ep 1) (lt $rpn 0) -}}
+{{- fail (printf "parallel: tp (%d) and ep (%d) must be >= 1, ranksPerNode (%d) >= 0" $tp $ep $rpn) -}}
+{{- end -}}
+{{- if mod $tp $ep -}}
+{{- fail (printf "parallel.ep (%d) must divide parallel.tp (%d): every expert-parallel group has the same number of ranks" $ep $tp) -}}
+{{- end -}}
+{{- if $multi -}}
+{{- if eq $rpn 0 -}}
+{{- $rpn = int .Values.gpu.count -}}
+{{- end -}}
+{{- else if and $rpn (ne $rpn $tp) -}}
+{{- fail (printf "parallel.ranksPerNode (%d) must be 0 or equal parallel.tp (%d) on a single node (all ranks in one pod); set multiNode.enabled to spread the ranks over several pods" $rpn $tp) -}}
+{{- else -}}
+{{- $rpn = $tp -}}
+{{- end -}}
+{{- if mod $tp $rpn -}}
+{{- fail (printf "parallel.tp (%d) must be a multiple of parallel.ranksPerNode (%d): every pod runs the same number of ranks" $tp $rpn) -}}
+{{- end -}}
+{{- $nodes := div $tp $rpn -}}
+{{- if and $multi (lt $nodes 2) -}}
+{{- fail (printf "multiNode.enabled needs parallel.tp (%d) > parallel.ranksPerNode (%d), i.e. at least 2 pods; one pod is the single-node Deployment (multiNode.enabled: false)" $tp $rpn) -}}
+{{- end -}}
+{{- $cuda := eq (toString (default "cpu" .Values.config.backend)) "cuda" -}}
+{{- if and $cuda (or $multi (gt $tp 1)) (ne (int .Values.gpu.count) $rpn) -}}
+{{- fail (printf "gpu.count (%d) must equal the ranks per pod (%d): with backend cuda every rank owns one GPU" (int .Values.gpu.count) $rpn) -}}
+{{- end -}}
+{{- if has $port (list (int .Values.ports.grpc) (int .Values.ports.metrics)) -}}
+{{- fail (printf "parallel.rendezvousPort (%d) collides with ports.grpc or ports.metrics" $port) -}}
+{{- end -}}
+{{- /* One pod: only the leader's own local ranks connect, so the port stays on loopback. */ -}}
+{{- $listen := printf "127.0.0.1:%d" $port -}}
+{{- if $multi -}}
+{{- $listen = printf "0.0.0.0:%d" $port -}}
+{{- end -}}
+tp: {{ $tp }}
+ep: {{ $ep }}
+ranksPerNode: {{ $rpn }}
+nodes: {{ $nodes }}
+rendezvousPort: {{ $port }}
+rendezvousListen: {{ $listen | quote }}
+timeoutSeconds: {{ $p.timeoutSeconds }}
+section: {{ or $multi (gt $tp 1) }}
+{{- end -}}
+
+{{/* Services and the ServiceMonitor reach the serving pod: with a LeaderWorkerSet, the leaders only. */}}
+{{- define "dsinfer.serviceSelector" -}}
+{{ include "dsinfer.selectorLabels" . }}
+{{- if .Values.multiNode.enabled }}
+leaderworkerset.sigs.k8s.io/worker-index: "0"
+{{- end -}}
 {{- end -}}

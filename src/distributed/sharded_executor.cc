@@ -1,0 +1,212 @@
+#include "src/distributed/sharded_executor.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "src/core/status_macros.h"
+#include "src/distributed/step_message.h"
+
+namespace dsinfer {
+namespace {
+
+constexpr int kLeader = 0;
+
+// Receives the next header (and payload) from the leader.
+absl::Status ReceiveHeader(Communicator& comm, RankHeader* h, std::vector<char>* payload) {
+  RETURN_IF_ERROR(comm.Broadcast(h, sizeof(*h), kLeader));
+  if (h->payload_bytes < 0 || h->payload_bytes > (int64_t{1} << 32)) {
+    return absl::InternalError(absl::StrCat("leader sent a bad payload size ", h->payload_bytes));
+  }
+  payload->resize(static_cast<size_t>(h->payload_bytes));
+  return comm.Broadcast(payload->data(), h->payload_bytes, kLeader);
+}
+
+// Every rank reports whether it accepts the leader's init; returns the ranks that refused.
+absl::StatusOr<std::vector<int>> GatherRefusals(Communicator& comm, bool ok) {
+  const char mine = ok ? 1 : 0;
+  std::vector<char> all(comm.size());
+  std::vector<int64_t> sizes(comm.size(), 1);
+  RETURN_IF_ERROR(comm.AllGatherV(&mine, all.data(), sizes));
+  std::vector<int> refused;
+  for (int r = 0; r < comm.size(); ++r)
+    if (!all[r]) refused.push_back(r);
+  return refused;
+}
+
+}  // namespace
+
+std::string ShardFingerprint(const DeepseekModel& m) {
+  const ModelConfig& c = m.config();
+  const ShardLayout& l = m.layout();
+  return absl::StrCat(c.model_type, " layers=", c.num_hidden_layers, " hidden=", c.hidden_size,
+                      " heads=", c.num_attention_heads, " experts=", c.n_routed_experts,
+                      " vocab=", c.vocab_size, " dtype=",
+                      m.precision() == Precision::kBF16 ? "bf16" : "f32", " tp=", l.tp,
+                      " ep=", l.ep);
+}
+
+ShardedExecutor::ShardedExecutor(std::unique_ptr<Communicator> comm,
+                                 std::unique_ptr<DeepseekModel> model, int32_t num_kv_blocks,
+                                 const ShardedOptions& options)
+    : comm_(std::move(comm)),
+      model_(std::move(model)),
+      cache_(model_->MakeCache(num_kv_blocks)),
+      options_(options),
+      last_activity_(std::chrono::steady_clock::now()) {}
+
+absl::StatusOr<std::unique_ptr<ShardedExecutor>> ShardedExecutor::Create(
+    std::unique_ptr<Communicator> comm, std::unique_ptr<DeepseekModel> model,
+    int32_t num_kv_blocks, const ShardedOptions& options) {
+  if (comm->rank() != kLeader) return absl::InvalidArgumentError("the leader must be rank 0");
+  if (model->comm() != comm.get())
+    return absl::InvalidArgumentError("the model must run its collectives on the leader's comm");
+  std::unique_ptr<ShardedExecutor> ex(
+      new ShardedExecutor(std::move(comm), std::move(model), num_kv_blocks, options));
+  ex->comm_->set_timeout(options.step_timeout);
+  std::vector<char> init(sizeof(int64_t));
+  const int64_t blocks = num_kv_blocks;
+  std::memcpy(init.data(), &blocks, sizeof(blocks));
+  const std::string fp = ShardFingerprint(*ex->model_);
+  init.insert(init.end(), fp.begin(), fp.end());
+  {
+    std::lock_guard<std::mutex> lock(ex->mu_);
+    RETURN_IF_ERROR(ex->Send(static_cast<uint32_t>(RankOp::kInit), init));
+    ASSIGN_OR_RETURN(std::vector<int> refused, GatherRefusals(*ex->comm_, true));
+    if (!refused.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("ranks ", absl::StrJoin(refused, ", "),
+                       " loaded a different model, precision or layout than the leader (",
+                       fp, ")"));
+    }
+  }
+  ex->heartbeat_ = std::thread([p = ex.get()] { p->Heartbeat(); });
+  return ex;
+}
+
+ShardedExecutor::~ShardedExecutor() { Shutdown(); }
+
+absl::Status ShardedExecutor::failure() const {
+  std::lock_guard<std::mutex> lock(fail_mu_);
+  return failure_;
+}
+
+absl::Status ShardedExecutor::Fail(absl::Status st) {
+  std::lock_guard<std::mutex> lock(fail_mu_);
+  if (failure_.ok()) {
+    failure_ = absl::UnavailableError(
+        absl::StrCat("the model's ranks are no longer complete: ", st.message()));
+  }
+  return failure_;
+}
+
+absl::Status ShardedExecutor::Send(uint32_t op, const std::vector<char>& payload) {
+  RankHeader h{.op = op, .payload_bytes = static_cast<int64_t>(payload.size())};
+  absl::Status st = comm_->Broadcast(&h, sizeof(h), kLeader);
+  if (st.ok() && !payload.empty())
+    st = comm_->Broadcast(const_cast<char*>(payload.data()), h.payload_bytes, kLeader);
+  return st;
+}
+
+absl::Status ShardedExecutor::Forward(absl::Span<const SequenceInput> seqs,
+                                      std::vector<float>* logits) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status f = failure(); !f.ok()) return f;
+  if (stopped_) return absl::UnavailableError("the model's ranks have been shut down");
+  last_activity_ = std::chrono::steady_clock::now();
+  if (absl::Status st = Send(static_cast<uint32_t>(RankOp::kForward), EncodeStep(seqs)); !st.ok())
+    return Fail(st);
+  absl::Status st = model_->Forward(seqs, cache_, logits);
+  last_activity_ = std::chrono::steady_clock::now();
+  // Validation errors are the same on every rank and leave the group usable; a collective that
+  // failed does not.
+  if (!st.ok() && !comm_->healthy()) return Fail(st);
+  return st;
+}
+
+absl::Status ShardedExecutor::Health() const { return failure(); }
+
+void ShardedExecutor::Heartbeat() {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (!stopped_ && failure().ok()) {
+    cv_.wait_for(lock, options_.ping_interval);
+    if (stopped_ || !failure().ok()) break;
+    if (std::chrono::steady_clock::now() - last_activity_ < options_.ping_interval) continue;
+    absl::Status st = Send(static_cast<uint32_t>(RankOp::kPing), {});
+    if (st.ok()) st = comm_->Barrier();
+    if (!st.ok()) Fail(st);
+    last_activity_ = std::chrono::steady_clock::now();
+  }
+}
+
+void ShardedExecutor::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!stopped_) {
+      stopped_ = true;
+      if (failure().ok()) Send(static_cast<uint32_t>(RankOp::kShutdown), {}).IgnoreError();
+    }
+  }
+  cv_.notify_all();
+  if (heartbeat_.joinable()) heartbeat_.join();
+  if (local_ranks_) local_ranks_->Wait(/*timeout_s=*/10).IgnoreError();
+}
+
+CommStats ShardedExecutor::comm_stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return comm_->stats();
+}
+
+void ShardedExecutor::ResetCommStats() {
+  std::lock_guard<std::mutex> lock(mu_);
+  comm_->ResetStats();
+}
+
+absl::Status RunShardedWorker(Communicator& comm, DeepseekModel& model,
+                              const ShardedOptions& options) {
+  if (comm.rank() == kLeader) return absl::InvalidArgumentError("rank 0 is the leader");
+  RankHeader h;
+  std::vector<char> payload;
+  comm.set_timeout(options.first_wait);
+  RETURN_IF_ERROR(ReceiveHeader(comm, &h, &payload));
+  if (h.op != static_cast<uint32_t>(RankOp::kInit) ||
+      payload.size() < sizeof(int64_t)) {
+    return absl::InternalError("the leader's first message is not an init");
+  }
+  int64_t blocks = 0;
+  std::memcpy(&blocks, payload.data(), sizeof(blocks));
+  const std::string leader_fp(payload.begin() + sizeof(int64_t), payload.end());
+  const std::string fp = ShardFingerprint(model);
+  comm.set_timeout(options.step_timeout);
+  RETURN_IF_ERROR(GatherRefusals(comm, fp == leader_fp).status());
+  if (fp != leader_fp) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "rank ", comm.rank(), " loaded \"", fp, "\" but the leader runs \"", leader_fp, "\""));
+  }
+  LatentCacheStorage cache = model.MakeCache(static_cast<int32_t>(blocks));
+  std::vector<float> logits;
+  // Between steps the leader pings every ping_interval; silence for this long means it is gone.
+  const auto idle_timeout = options.step_timeout + 3 * options.ping_interval;
+  for (;;) {
+    comm.set_timeout(idle_timeout);
+    RETURN_IF_ERROR(ReceiveHeader(comm, &h, &payload));
+    comm.set_timeout(options.step_timeout);
+    switch (static_cast<RankOp>(h.op)) {
+      case RankOp::kShutdown:
+        return absl::OkStatus();
+      case RankOp::kPing:
+        RETURN_IF_ERROR(comm.Barrier());
+        break;
+      case RankOp::kForward: {
+        ASSIGN_OR_RETURN(DecodedStep step, DecodeStep(payload));
+        absl::Status st = model.Forward(step.seqs, cache, &logits);
+        if (!st.ok() && !comm.healthy()) return st;  // else the leader reports it
+        break;
+      }
+      default:
+        return absl::InternalError(absl::StrCat("unknown op ", h.op, " from the leader"));
+    }
+  }
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,34 @@
+// What the leader broadcasts to every rank before each collective step: a fixed header, then
+// (for a forward step) the step's sequences in a flat little-endian encoding.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "src/model/step.h"
+
+namespace dsinfer {
+
+enum class RankOp : uint32_t { kInit = 1, kForward = 2, kPing = 3, kShutdown = 4 };
+
+struct RankHeader {
+  uint32_t op = 0;
+  uint32_t reserved = 0;
+  int64_t payload_bytes = 0;
+};
+static_assert(sizeof(RankHeader) == 16);
+
+// The sequences of one step, owning their storage.
+struct DecodedStep {
+  std::vector<int32_t> tokens, tables;
+  std::vector<SequenceInput> seqs;  // spans into tokens / tables
+};
+
+std::vector<char> EncodeStep(absl::Span<const SequenceInput> seqs);
+// Rejects anything malformed (sizes that do not add up) with INVALID_ARGUMENT.
+absl::StatusOr<DecodedStep> DecodeStep(absl::Span<const char> bytes);
+
+}  // namespace dsinfer

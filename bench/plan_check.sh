@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks `dsinfer plan` against a measured CPU run (docs/capacity_planning.md, "Check"):
-#   1. fits the planner's `measured:` step-cost coefficients (step, token, sequence, context)
-#      to `dsinfer bench` runs of the bundled tiny model (median of REPS runs per point);
+#   1. fits the planner's `measured:` step costs (a step time per batch size, per extra token and
+#      per attended context token) to `dsinfer bench` runs of the bundled tiny model (median of
+#      REPS runs per point);
 #   2. serves the tiny model (`dsinfer serve`, f32, THREADS threads, loopback) and drives it with
 #      dsinfer-loadgen, Poisson arrivals from 4 county tenants, prompts 32-64, outputs 64-128:
 #      a moderate load (RATE req/s in all) and an overload (OVER_RATE req/s);
@@ -48,45 +49,50 @@ for rep in $(seq 1 "$REPS"); do
     done
   done
 done
-python3 - "$OUT" <<'PY'
+python3 - "$OUT" "$GRID_B" <<'PY'
 import itertools, json, statistics, sys
 import numpy as np
-out = sys.argv[1]
+out, grid_b = sys.argv[1], [int(b) for b in sys.argv[2].split()]
 runs = {}
 for line in open(f"{out}/bench.jsonl"):
     r = json.loads(line)
     runs.setdefault((r["prompt_len"], r["batch"]), []).append(r)
-rows = []  # ((1, tokens, sequences, context pairs), seconds, label)
-G = 32
+# Unknowns: base(B) for each B of the grid (a step of B one-token items), token_seconds (each
+# further token of an item), context_token_seconds (each attended (query, key) pair).
+nb = len(grid_b)
+rows = []  # (coefficient vector, seconds, label)
+G = 32  # --gen-len: decode steps attend P+1 .. P+G-1 tokens (mean P + G/2)
+for P in sorted({p for p, _ in runs}):
+    # One prompt per prefill step, in every run with this P.
+    t = statistics.median(P / r["prefill_tok_s"] for (p, _), rs in runs.items() if p == P for r in rs)
+    x = [0.0] * (nb + 2)
+    x[grid_b.index(1)], x[nb], x[nb + 1] = 1, P - 1, P * (P + 1) / 2
+    rows.append((x, t, f"prefill P={P}"))
 for (P, B), rs in sorted(runs.items()):
-    prefill = statistics.median(P / r["prefill_tok_s"] for r in rs)    # one prompt per step
-    decode = statistics.median(r["decode_step_ms"] / 1e3 for r in rs)  # B sequences per step
-    if B == 1:
-        rows.append(((1, P, 1, P * (P + 1) / 2), prefill, f"prefill P={P}"))
-    # Decode steps attend P+1 .. P+G-1 tokens each (mean P + G/2).
-    rows.append(((1, B, B, B * (P + G / 2)), decode, f"decode B={B} P={P}"))
-# Least squares on relative error, all coefficients >= 0 (drop the ones that would go negative).
-def fit(cols):
-    A = np.array([[x[c] / t for c in cols] for x, t, _ in rows])
+    x = [0.0] * (nb + 2)
+    x[grid_b.index(B)], x[nb + 1] = 1, B * (P + G / 2)
+    rows.append((x, statistics.median(r["decode_step_ms"] / 1e3 for r in rs), f"decode B={B} P={P}"))
+def fit(free):  # least squares on relative error over the columns in `free`
+    A = np.array([[x[c] / t for c in free] for x, t, _ in rows])
     coef, *_ = np.linalg.lstsq(A, np.ones(len(rows)), rcond=None)
-    full = [0.0] * 4
-    for c, v in zip(cols, coef): full[c] = float(v)
+    full = np.zeros(nb + 2)
+    full[free] = coef
     return full
-def err(c): return sum((np.dot(c, x) / t - 1) ** 2 for x, t, _ in rows)
-best = None
-for k in range(4, 0, -1):
-    for cols in itertools.combinations(range(4), k):
-        c = fit(cols)
-        if min(c) >= 0 and (best is None or err(c) < err(best)): best = c
-    if best: break
-names = ["step_seconds", "token_seconds", "sequence_seconds", "context_token_seconds"]
-result = {"fit": dict(zip(names, best)), "points": []}
+cols = list(range(nb + 2))
+c = fit(cols)
+while min(c) < 0:  # a negative coefficient is dropped (fixed at 0) and the rest refitted
+    cols.remove(int(np.argmin(c)))
+    c = fit(cols)
+result = {"fit": {"token_seconds": float(c[nb]), "context_token_seconds": float(c[nb + 1]),
+                  "batch_seconds": [[b, float(c[i])] for i, b in enumerate(grid_b)]},
+          "points": []}
 for x, t, w in rows:
-    f = float(np.dot(best, x))
+    f = float(np.dot(c, x))
     result["points"].append({"what": w, "measured_s": t, "fitted_s": f})
     print(f"  {w:20s} measured {t * 1e3:7.2f} ms  fitted {f * 1e3:7.2f} ms  ({100 * (f / t - 1):+.0f}%)",
           file=sys.stderr)
-print("  fit: " + ", ".join(f"{k} {v:.3g}" for k, v in result["fit"].items()), file=sys.stderr)
+print("  fit: token_seconds %.3g, context_token_seconds %.3g, batch_seconds %s" % (
+    c[nb], c[nb + 1], ", ".join(f"{b}: {1e3 * c[i]:.2f} ms" for i, b in enumerate(grid_b))), file=sys.stderr)
 json.dump(result, open(f"{out}/fit.json", "w"), indent=1)
 PY
 # The planner input with the fresh coefficients (the committed file's other settings).
@@ -95,8 +101,10 @@ import json, re, sys
 src, out = sys.argv[1], sys.argv[2]
 fit = json.load(open(f"{out}/fit.json"))["fit"]
 text = open(src).read()
+def fmt(v):
+    return "[" + ", ".join(f"[{b}, {s:.5f}]" for b, s in v) + "]" if isinstance(v, list) else f"{v:.4g}"
 for k, v in fit.items():
-    text, n = re.subn(rf"(\n\s+{k}: )\S+", rf"\g<1>{v:.6g}", text)
+    text, n = re.subn(rf"(\n\s+{k}: ).*", lambda m: m.group(1) + fmt(v), text)
     assert n == 1, k
 text = text.replace("config: tiny-v3-config.json", f"config: {out}/tiny-v3/config.json")
 open(f"{out}/cpu-tiny.yaml", "w").write(text)
@@ -124,7 +132,7 @@ tls:
 scheduler:
   max_batched_tokens: 1024
   max_running: 64
-  max_waiting: 256
+  max_waiting: 64
   max_queue_seconds: 30
   prefill_chunk: 256
 kv_cache:

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, /metrics server, promtool
   libgloo-dev  # CPU collectives between the ranks of a sharded model (Gloo over TCP)
+  curl iproute2 procps  # multi-node tests: /readyz probes, network namespaces, pkill
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc openssl  # gRPC server
 )
 

@@ -186,6 +186,30 @@ TEST(CostModel, MeasuredIsTheLinearFit) {
   EXPECT_EQ(cost->num_kv_blocks(), 256);
 }
 
+TEST(CostModel, MeasuredBatchTableInterpolates) {
+  PlanInput in = Parse(std::string(kModel) + R"(
+deployments:
+  - name: m
+    measured: {token_seconds: 0.001, context_token_seconds: 0.000001,
+               batch_seconds: [[1, 0.01], [4, 0.02], [8, 0.04]]}
+    scheduler: {num_kv_blocks: 64}
+services: [{name: a, rate: 1, prompt_tokens: 8, output_tokens: 8}]
+)");
+  absl::StatusOr<CostModel> cost = CostModel::Create(in.model, in.precision, in.deployments[0]);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  auto decode = [&](int64_t n) {
+    return cost->StepSeconds({.decode_sequences = n, .decode_context = n, .sequences = n});
+  };
+  EXPECT_NEAR(decode(1), 0.01 + 1e-6, 1e-12);
+  EXPECT_NEAR(decode(2), 0.01 + 0.01 / 3 + 2e-6, 1e-12);
+  EXPECT_NEAR(decode(4), 0.02 + 4e-6, 1e-12);
+  EXPECT_NEAR(decode(6), 0.03 + 6e-6, 1e-12);
+  EXPECT_NEAR(decode(16), 0.08 + 16e-6, 1e-12);  // along the last segment
+  // A 100-token prefill item: base(1) + 99 more tokens + 5050 pairs.
+  EXPECT_NEAR(cost->StepSeconds({.prefill_tokens = 100, .prefill_context = 5050, .sequences = 1}),
+              0.01 + 99 * 0.001 + 5050e-6, 1e-12);
+}
+
 TEST(CostModel, WeightsThatDoNotFitAreResourceExhausted) {
   PlanInput in = Parse(std::string(kModel) +
                        "deployments: [{name: g, gpu: {memory: 100 KB, memory_bandwidth: 1 TB/s,"
@@ -399,6 +423,16 @@ TEST(PlanInput, ErrorsNameTheField) {
       {"model:\n  config_json: {model_type: llama}\n" + std::string(kMeasured) + ok_service,
        "model.config_json"},
       {std::string(kMeasured) + ok_service, "model"},
+      {std::string(kModel) +
+           "deployments: [{name: m, scheduler: {num_kv_blocks: 8}, measured: "
+           "{step_seconds: 0.01, batch_seconds: [[1, 0.01]]}}]\n" +
+           ok_service,
+       "deployments[0].measured.step_seconds"},
+      {std::string(kModel) +
+           "deployments: [{name: m, scheduler: {num_kv_blocks: 8}, measured: "
+           "{batch_seconds: [[2, 0.01], [1, 0.02]]}}]\n" +
+           ok_service,
+       "deployments[0].measured.batch_seconds[1]"},
   };
   for (const Case& c : cases) {
     absl::StatusOr<PlanInput> in = ParsePlanInput(c.yaml, ".");

@@ -19,3 +19,13 @@ if(TARGET dsinfer_server)
             ${CMAKE_CURRENT_BINARY_DIR}/multinode_loopback)
   set_tests_properties(multinode_loopback PROPERTIES LABELS "server;cpu" TIMEOUT 120)
 endif()
+if(TARGET dsinfer_server)
+  # The same across two network namespaces joined by a veth pair (skipped where they cannot be
+  # made, e.g. without root).
+  add_test(NAME multinode_netns
+    COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/multinode_loopback_test.sh $<TARGET_FILE:dsinfer>
+            ${PROJECT_SOURCE_DIR}/tests/fixtures/models/v3_fp8
+            ${CMAKE_CURRENT_BINARY_DIR}/multinode_netns netns)
+  set_tests_properties(multinode_netns PROPERTIES LABELS "server;cpu" TIMEOUT 120
+    SKIP_RETURN_CODE 77 RUN_SERIAL TRUE)
+endif()

@@ -144,10 +144,9 @@ StepBreakdown CostModel::Breakdown(const StepShape& s) const {
   const double N = static_cast<double>(s.sequences);
   if (measured_) {
     const MeasuredCosts& c = *measured_;
-    b.overhead = c.step_seconds;
-    b.compute = c.token_seconds * T + c.sequence_seconds * N;
+    b.compute = s.sequences > 0 ? c.Base(s.sequences) + c.token_seconds * (T - N) : 0;
     b.kv = c.context_token_seconds * static_cast<double>(s.context());
-    b.total = b.overhead + b.compute + b.kv;
+    b.total = b.compute + b.kv;
     return b;
   }
   const GpuSpec& g = *gpu_;

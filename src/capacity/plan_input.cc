@@ -45,6 +45,19 @@ double LengthDist::Mean() const {
   return fixed;
 }
 
+double MeasuredCosts::Base(int64_t n) const {
+  if (batch_seconds.empty()) {
+    return step_seconds + (token_seconds + sequence_seconds) * static_cast<double>(n);
+  }
+  const auto& t = batch_seconds;
+  if (n <= t.front().first || t.size() == 1) return t.front().second;
+  size_t i = 1;
+  while (i + 1 < t.size() && t[i].first < n) ++i;  // segment [i-1, i], the last one past the end
+  const double x0 = static_cast<double>(t[i - 1].first), x1 = static_cast<double>(t[i].first);
+  const double y0 = t[i - 1].second, y1 = t[i].second;
+  return std::max(0.0, y0 + (y1 - y0) * (static_cast<double>(n) - x0) / (x1 - x0));
+}
+
 bool Targets::any() const {
   for (const ClassTarget& c : classes) {
     if (c.ttft_p99_seconds || c.tpot_p99_seconds) return true;
@@ -453,13 +466,24 @@ class PlanParser {
       const std::string mp = Walker::Join(path, "measured");
       const YAML::Node mn = d["measured"];
       if (w_.Map(mn, mp,
-                 {"step_seconds", "token_seconds", "sequence_seconds", "context_token_seconds"})) {
+                 {"step_seconds", "token_seconds", "sequence_seconds", "context_token_seconds",
+                  "batch_seconds"})) {
         MeasuredCosts m;
         w_.Number(mn, mp, "step_seconds", &m.step_seconds, 0);
         w_.Number(mn, mp, "token_seconds", &m.token_seconds, 0);
         w_.Number(mn, mp, "sequence_seconds", &m.sequence_seconds, 0);
         w_.Number(mn, mp, "context_token_seconds", &m.context_token_seconds, 0);
-        if (m.step_seconds + m.token_seconds + m.sequence_seconds <= 0) {
+        if (mn["batch_seconds"].IsDefined()) {
+          BatchTable(mn["batch_seconds"], Walker::Join(mp, "batch_seconds"), &m.batch_seconds);
+          for (const char* k : {"step_seconds", "sequence_seconds"}) {
+            if (mn[k].IsDefined()) {
+              w_.Error(Walker::Join(mp, k),
+                       "give batch_seconds or step_seconds and "
+                       "sequence_seconds, not both",
+                       &mn);
+            }
+          }
+        } else if (m.step_seconds + m.token_seconds + m.sequence_seconds <= 0) {
           w_.Error(mp, "step_seconds, token_seconds and sequence_seconds are all 0", &mn);
         }
         dep.measured = m;
@@ -473,6 +497,32 @@ class PlanParser {
                  "is required when there is no gpu to size the KV cache from", &d);
       }
       in_.deployments.push_back(std::move(dep));
+    }
+  }
+
+  // [[sequences, seconds], ...]: sequences strictly increasing from >= 1, seconds > 0.
+  void BatchTable(const YAML::Node& n, const std::string& path,
+                  std::vector<std::pair<int64_t, double>>* out) {
+    if (!n.IsSequence() || n.size() == 0) {
+      w_.Error(path, "expected [[sequences, seconds], ...]", &n);
+      return;
+    }
+    for (size_t i = 0; i < n.size(); ++i) {
+      const YAML::Node e = n[i];
+      const std::string p = absl::StrCat(path, "[", i, "]");
+      int64_t seqs = 0;
+      double secs = 0;
+      if (!e.IsSequence() || e.size() != 2 || !e[0].IsScalar() || !e[1].IsScalar() ||
+          !absl::SimpleAtoi(e[0].Scalar(), &seqs) || !absl::SimpleAtod(e[1].Scalar(), &secs) ||
+          seqs < 1 || !(secs > 0) || !std::isfinite(secs)) {
+        w_.Error(p, "expected [sequences >= 1, seconds > 0]", &e);
+        return;
+      }
+      if (!out->empty() && seqs <= out->back().first) {
+        w_.Error(p, "sequences must increase", &e);
+        return;
+      }
+      out->push_back({seqs, secs});
     }
   }
 

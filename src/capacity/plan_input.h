@@ -69,14 +69,20 @@ struct Layout {
   int32_t dp() const { return gpus() / tp; }
 };
 
-// Fitted per-step costs of a measured system (replace the analytic model):
-//   step = step_seconds + token_seconds * tokens + sequence_seconds * sequences
-//          + context_token_seconds * attended (query, cached key) pairs.
+// Fitted per-step costs of a measured system (replace the analytic model). With N items
+// (sequences), T tokens and C attended (query, cached key) pairs:
+//   step = base(N) + token_seconds * (T - N) + context_token_seconds * C
+//   base(N) = step_seconds + (token_seconds + sequence_seconds) * N, i.e. the linear fit
+//     step_seconds + token_seconds * T + sequence_seconds * N + context_token_seconds * C,
+//   or, with batch_seconds, linear interpolation in measured (N, seconds) points of steps of N
+//   one-token items (extrapolated along the last segment; the first value below it).
 struct MeasuredCosts {
   double step_seconds = 0;
   double token_seconds = 0;
   double sequence_seconds = 0;
   double context_token_seconds = 0;
+  std::vector<std::pair<int64_t, double>> batch_seconds;  // N strictly increasing, >= 1
+  double Base(int64_t sequences) const;
 };
 
 // Bytes per element.

@@ -93,12 +93,15 @@ absl::StatusOr<CapacityResult> MaxSustainableScale(const PlanInput& input,
     runs.emplace(scale, std::move(r));
     return ok;
   };
+  double offered = 0;  // arrivals per second at scale 1
+  for (const ServiceSpec& svc : input.services) offered += svc.rate;
+  const double max_arrivals = 2e6;  // bounds the memory and time of one simulation
   double lo = 0, hi = 0;  // lo meets (0: trivially), hi misses
   double s = 1;
   ASSIGN_OR_RETURN(bool ok, met(s));
   if (ok) {
     lo = s;
-    for (int i = 0; i < 20; ++i) {
+    while (2 * s * offered * input.simulation.duration_seconds <= max_arrivals) {
       s *= 2;
       ASSIGN_OR_RETURN(bool m, met(s));
       if (!m) {
@@ -107,7 +110,7 @@ absl::StatusOr<CapacityResult> MaxSustainableScale(const PlanInput& input,
       }
       lo = s;
     }
-    if (hi == 0) return CapacityResult{lo, runs.at(lo)};  // never missed up to 2^20
+    if (hi == 0) return CapacityResult{lo, runs.at(lo)};  // met up to the arrival bound
   } else {
     hi = s;
     for (int i = 0; i < 30 && lo == 0; ++i) {

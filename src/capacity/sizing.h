@@ -46,7 +46,8 @@ struct CapacityResult {
   SimResult at;          // the simulation at max_scale
 };
 
-// Bisection on the rate multiplier (relative precision ~2%).
+// Doubling or halving from 1, then bisection on the rate multiplier (relative precision ~2%).
+// Doubling stops at 2 million arrivals per simulation; max_scale is then a lower bound.
 absl::StatusOr<CapacityResult> MaxSustainableScale(const PlanInput& input,
                                                    const Deployment& deployment,
                                                    const CostModel& cost);

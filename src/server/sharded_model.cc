@@ -38,7 +38,10 @@ absl::Status InferenceServer::LoadShardedModel(ProgressFn progress) {
                                              std::getenv("DSINFER_RENDEZVOUS_TOKEN")
                                                  ? std::getenv("DSINFER_RENDEZVOUS_TOKEN")
                                                  : ""));
-    par.rendezvous = absl::StrCat("grpc:127.0.0.1:", port);
+    // This node's ranks reach it where it listens (loopback when it listens everywhere).
+    std::string host = q.rendezvous_listen.substr(0, q.rendezvous_listen.rfind(':'));
+    if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";
+    par.rendezvous = absl::StrCat("grpc:", host, ":", port);
     rendezvous_ = server;
     log_->Write(LogLevel::kInfo, "rendezvous_listening", {{"port", port}});
 #else

@@ -502,6 +502,34 @@ TEST(PrefixCache, SharedSystemPromptHitsWithIdenticalOutputs) {
   EXPECT_EQ(cached[1], 64);  // block-aligned prompt: the last block is recomputed
 }
 
+// Cached prefixes are private to a tenant unless sharing is configured: another county's
+// identical prompt gets no hit (no timing signal), the same tenant's does.
+TEST(PrefixCache, PrefixesArePerTenantUnlessShared) {
+  const std::vector<int32_t> prompt = Tokens(4242, 200);
+  for (bool shared : {false, true}) {
+    SchedulerLimits limits = TestLimits();
+    limits.share_prefix_across_tenants = shared;
+    Harness h(limits, {Tenant("a"), Tenant("b")});
+    std::vector<int64_t> cached;
+    h.on_plan = [&](const StepPlan& plan) {
+      for (const StepItem& item : plan.items)
+        if (item.admitted) cached.push_back(item.cached_tokens);
+    };
+    ASSERT_TRUE(h.Add(1, "a", Priority::kInteractive, prompt, 4).status.ok());
+    h.RunUntilIdle();
+    ASSERT_TRUE(h.Add(2, "b", Priority::kInteractive, prompt, 4).status.ok());
+    h.RunUntilIdle();
+    ASSERT_TRUE(h.Add(3, "a", Priority::kInteractive, prompt, 4).status.ok());
+    h.RunUntilIdle();
+    ASSERT_EQ(cached.size(), 3u);
+    EXPECT_EQ(cached[0], 0);
+    EXPECT_EQ(cached[1], shared ? 192 : 0) << "shared=" << shared;
+    EXPECT_EQ(cached[2], 192);
+    EXPECT_EQ(h.outputs[1], h.outputs[2]);
+    EXPECT_TRUE(h.sched().Validate().ok());
+  }
+}
+
 TEST(PrefixCache, LruEvictionUnderPressure) {
   SchedulerLimits limits = TestLimits();
   limits.num_kv_blocks = 16;

@@ -45,17 +45,16 @@ double LengthDist::Mean() const {
   return fixed;
 }
 
-double MeasuredCosts::Base(int64_t n) const {
-  if (batch_seconds.empty()) {
-    return step_seconds + (token_seconds + sequence_seconds) * static_cast<double>(n);
-  }
+double MeasuredCosts::Base(int64_t sequences) const {
+  const auto n = static_cast<double>(sequences);
+  if (batch_seconds.empty()) return step_seconds + (token_seconds + sequence_seconds) * n;
   const auto& t = batch_seconds;
   if (n <= t.front().first || t.size() == 1) return t.front().second;
   size_t i = 1;
   while (i + 1 < t.size() && t[i].first < n) ++i;  // segment [i-1, i], the last one past the end
-  const double x0 = static_cast<double>(t[i - 1].first), x1 = static_cast<double>(t[i].first);
-  const double y0 = t[i - 1].second, y1 = t[i].second;
-  return std::max(0.0, y0 + (y1 - y0) * (static_cast<double>(n) - x0) / (x1 - x0));
+  const auto [x0, y0] = t[i - 1];
+  const auto [x1, y1] = t[i];
+  return std::max(0.0, y0 + (y1 - y0) * (n - x0) / (x1 - x0));
 }
 
 bool Targets::any() const {
@@ -500,9 +499,9 @@ class PlanParser {
     }
   }
 
-  // [[sequences, seconds], ...]: sequences strictly increasing from >= 1, seconds > 0.
+  // [[sequences, seconds], ...]: sequences > 0 strictly increasing, seconds > 0.
   void BatchTable(const YAML::Node& n, const std::string& path,
-                  std::vector<std::pair<int64_t, double>>* out) {
+                  std::vector<std::pair<double, double>>* out) {
     if (!n.IsSequence() || n.size() == 0) {
       w_.Error(path, "expected [[sequences, seconds], ...]", &n);
       return;
@@ -510,12 +509,11 @@ class PlanParser {
     for (size_t i = 0; i < n.size(); ++i) {
       const YAML::Node e = n[i];
       const std::string p = absl::StrCat(path, "[", i, "]");
-      int64_t seqs = 0;
-      double secs = 0;
+      double seqs = 0, secs = 0;
       if (!e.IsSequence() || e.size() != 2 || !e[0].IsScalar() || !e[1].IsScalar() ||
-          !absl::SimpleAtoi(e[0].Scalar(), &seqs) || !absl::SimpleAtod(e[1].Scalar(), &secs) ||
-          seqs < 1 || !(secs > 0) || !std::isfinite(secs)) {
-        w_.Error(p, "expected [sequences >= 1, seconds > 0]", &e);
+          !absl::SimpleAtod(e[0].Scalar(), &seqs) || !absl::SimpleAtod(e[1].Scalar(), &secs) ||
+          !(seqs > 0) || !(secs > 0) || !std::isfinite(seqs) || !std::isfinite(secs)) {
+        w_.Error(p, "expected [sequences > 0, seconds > 0]", &e);
         return;
       }
       if (!out->empty() && seqs <= out->back().first) {

@@ -74,14 +74,15 @@ struct Layout {
 //   step = base(N) + token_seconds * (T - N) + context_token_seconds * C
 //   base(N) = step_seconds + (token_seconds + sequence_seconds) * N, i.e. the linear fit
 //     step_seconds + token_seconds * T + sequence_seconds * N + context_token_seconds * C,
-//   or, with batch_seconds, linear interpolation in measured (N, seconds) points of steps of N
-//   one-token items (extrapolated along the last segment; the first value below it).
+//   or, with batch_seconds, linear interpolation in measured (N, seconds) points: steps of N
+//   one-token items, N a mean where it comes from serving metrics (extrapolated along the last
+//   segment; the first value below it).
 struct MeasuredCosts {
   double step_seconds = 0;
   double token_seconds = 0;
   double sequence_seconds = 0;
   double context_token_seconds = 0;
-  std::vector<std::pair<int64_t, double>> batch_seconds;  // N strictly increasing, >= 1
+  std::vector<std::pair<double, double>> batch_seconds;  // N strictly increasing, > 0
   double Base(int64_t sequences) const;
 };
 

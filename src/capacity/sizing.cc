@@ -96,7 +96,7 @@ absl::StatusOr<CapacityResult> MaxSustainableScale(const PlanInput& input,
   double offered = 0;  // arrivals per second at scale 1
   for (const ServiceSpec& svc : input.services) offered += svc.rate;
   const double max_arrivals = 2e6;  // bounds the memory and time of one simulation
-  double lo = 0, hi = 0;  // lo meets (0: trivially), hi misses
+  double lo = 0, hi = 0;            // lo meets (0: trivially), hi misses
   double s = 1;
   ASSIGN_OR_RETURN(bool ok, met(s));
   if (ok) {

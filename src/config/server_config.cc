@@ -404,6 +404,7 @@ class ConfigParser {
                        {"memory_bytes", ByteSize(&k.memory_bytes)},
                        {"memory_fraction", Number(&k.memory_fraction, 0, true, 1.0)},
                        {"prefix_caching", Bool(&k.prefix_caching)},
+                       {"share_prefix_across_tenants", Bool(&k.share_prefix_across_tenants)},
                    });
              }},
             {"parallel",

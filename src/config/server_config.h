@@ -44,6 +44,8 @@ struct KvCacheConfig {
   int64_t memory_bytes = 0;      // 0: memory_fraction of the memory left after weights
   double memory_fraction = 0.9;  // (0, 1]
   bool prefix_caching = true;
+  // false: a tenant's prompts only match its own cached prefixes (no cross-tenant timing signal).
+  bool share_prefix_across_tenants = false;
 };
 
 // Model sharded over ranks (tensor + expert parallelism); tp 1 is one process.

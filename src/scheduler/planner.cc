@@ -166,7 +166,7 @@ bool Planner::AdmitClass(int p) {
     const int64_t len = s->num_tokens();
     hits.clear();
     // Reuse whole cached blocks but always compute the last token (its logits are needed).
-    if (st_.limits.prefix_caching) st_.cache.Match(s->tokens, (len - 1) / kKvBlockSize, &hits);
+    if (st_.limits.prefix_caching) st_.cache.Match(s->tokens, (len - 1) / kKvBlockSize, &hits, st_.PrefixRoot(*s));
     for (size_t i = 0; i < hits.size(); ++i) {
       if (sim_.evicted.contains(hits[i].block)) {
         hits.resize(i);

@@ -26,6 +26,9 @@ struct SchedulerLimits {
   int64_t prefill_chunk = 512;        // prompt tokens of one sequence per step
   int32_t num_kv_blocks = 0;          // KV pool size in blocks of kKvBlockSize tokens
   bool prefix_caching = true;
+  // Cached prefixes are matched within a tenant only, unless shared across tenants (a common
+  // system prompt then hits for everyone, at the price of a timing side channel between them).
+  bool share_prefix_across_tenants = false;
   int64_t max_model_len = 0;            // prompt + max_tokens
   double queue_full_retry_seconds = 1;  // retry hint when a queue or concurrency limit is hit
 };

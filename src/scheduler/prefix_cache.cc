@@ -27,9 +27,9 @@ bool PrefixCache::Find(uint64_t parent, absl::Span<const int32_t> tokens, Hit* h
 }
 
 void PrefixCache::Match(absl::Span<const int32_t> tokens, int64_t max_blocks,
-                        std::vector<Hit>* out) const {
+                        std::vector<Hit>* out, uint64_t root) const {
   max_blocks = std::min<int64_t>(max_blocks, static_cast<int64_t>(tokens.size()) / kKvBlockSize);
-  uint64_t parent = kRootSerial;
+  uint64_t parent = root;
   for (int64_t i = 0; i < max_blocks; ++i) {
     Hit hit;
     if (!Find(parent, tokens.subspan(i * kKvBlockSize, kKvBlockSize), &hit)) return;

@@ -20,6 +20,9 @@ class PrefixCache {
  public:
   static constexpr uint64_t kRootSerial = 0;    // parent of a sequence's first block
   static constexpr uint64_t kNoSerial = ~0ull;  // chain broken (hash clash): stop registering
+  // Per-tenant chain roots: with them a tenant's prompts only ever match its own cached blocks,
+  // so cache timing reveals nothing of what another tenant sent. Serials never reach 2^63.
+  static uint64_t TenantRoot(int32_t tenant) { return (uint64_t{1} << 63) + static_cast<uint64_t>(tenant); }
 
   struct Hit {
     int32_t block;
@@ -30,8 +33,10 @@ class PrefixCache {
 
   // The cached entry for the full block `tokens` (kKvBlockSize ids) following entry `parent`.
   bool Find(uint64_t parent, absl::Span<const int32_t> tokens, Hit* hit) const;
-  // Longest chain of cached entries over the first `max_blocks` full blocks of `tokens`.
-  void Match(absl::Span<const int32_t> tokens, int64_t max_blocks, std::vector<Hit>* out) const;
+  // Longest chain of cached entries over the first `max_blocks` full blocks of `tokens`, starting
+  // from `root` (kRootSerial, or a TenantRoot).
+  void Match(absl::Span<const int32_t> tokens, int64_t max_blocks, std::vector<Hit>* out,
+             uint64_t root = kRootSerial) const;
 
   // Registers `block` (written and held by a sequence) under (parent, tokens) and takes a pool
   // reference. Returns its serial, or kNoSerial when another entry owns the hash.

@@ -169,7 +169,7 @@ void Scheduler::RegisterFullBlocks(Sequence* s) {
       std::min(static_cast<size_t>(s->num_computed / kKvBlockSize), s->blocks.size());
   while (s->chain.size() < full) {
     const size_t i = s->chain.size();
-    const uint64_t parent = i == 0 ? PrefixCache::kRootSerial : s->chain[i - 1];
+    const uint64_t parent = i == 0 ? state_.PrefixRoot(*s) : s->chain[i - 1];
     if (parent == PrefixCache::kNoSerial) {
       s->chain.push_back(PrefixCache::kNoSerial);
       continue;
@@ -264,7 +264,7 @@ void Scheduler::Admit(Sequence* s, int64_t cached_tokens) {
   if (cached_tokens > 0) {
     std::vector<PrefixCache::Hit> hits;
     const int64_t n = cached_tokens / kKvBlockSize;
-    state_.cache.Match(s->tokens, n, &hits);
+    state_.cache.Match(s->tokens, n, &hits, state_.PrefixRoot(*s));
     DSINFER_CHECK(static_cast<int64_t>(hits.size()) == n);
     for (const auto& h : hits) {
       state_.pool.AddRef(h.block);

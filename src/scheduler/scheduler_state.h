@@ -32,6 +32,12 @@ struct TenantState {
 struct SchedulerState {
   SchedulerState(const SchedulerLimits& l, std::vector<TenantPolicy> policies);
 
+  // Where the sequence's prefix chain starts: its tenant's root unless prefixes are shared.
+  uint64_t PrefixRoot(const Sequence& s) const {
+    return limits.share_prefix_across_tenants ? PrefixCache::kRootSerial
+                                              : PrefixCache::TenantRoot(s.tenant);
+  }
+
   SchedulerLimits limits;
   std::vector<TenantState> tenants;
   absl::flat_hash_map<std::string, int32_t> tenant_index;

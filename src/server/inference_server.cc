@@ -221,6 +221,7 @@ absl::Status InferenceServer::StartEngine(std::unique_ptr<Executor> executor,
   options.limits.max_queue_seconds = sc.max_queue_seconds;
   options.limits.prefill_chunk = sc.prefill_chunk;
   options.limits.prefix_caching = config_.kv_cache.prefix_caching;
+  options.limits.share_prefix_across_tenants = config_.kv_cache.share_prefix_across_tenants;
   options.tenants = Policies(config_);
   tokenizer_ = std::move(tokenizer);
   ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(executor), tokenizer_.get(),

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HF transformers CPU speed peer: prefill and batched greedy decode tok/s; prints one JSON line.
+"""HF transformers speed peer (CPU, or --device cuda on a GPU): prefill and batched greedy decode tok/s; prints one JSON line.
 
   prefill: batch 1, --prompt-len P random token ids, one forward with KV cache
            (best of --reps after a warm-up); prefill_tok_s = P / time.
@@ -40,7 +40,9 @@ def main() -> int:
     ap.add_argument("--experts-impl", default=None, help="experts_implementation (default: HF's choice)")
     ap.add_argument("--no-prefill", action="store_true", help="skip the batch-1 prefill measurement")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda (timings synchronise the GPU)")
     args = ap.parse_args()
+    dev = torch.device(args.device)
 
     torch.set_num_threads(args.threads)
     try:
@@ -56,6 +58,8 @@ def main() -> int:
     if args.experts_impl:
         kw["experts_implementation"] = args.experts_impl
     t0 = time.perf_counter()
+    if dev.type == "cuda":
+        kw["device_map"] = args.device
     model = AutoModelForCausalLM.from_pretrained(args.model, **kw)
     model.eval()
     load_s = time.perf_counter() - t0
@@ -65,7 +69,12 @@ def main() -> int:
     DP = args.decode_prompt_len or P
 
     def ids(b, n):
-        return torch.randint(0, min(vocab, 100000), (b, n), generator=g)
+        return torch.randint(0, min(vocab, 100000), (b, n), generator=g).to(dev)
+
+    def clock():  # wall time after the GPU has finished what was queued
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     res = {
         "engine": "hf-transformers",
@@ -77,6 +86,7 @@ def main() -> int:
         "prompt_len": P,
         "decode_prompt_len": DP,
         "gen_len": G,
+        "device": args.device,
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
         "experts_implementation": getattr(model.config, "_experts_implementation", None),
         "load_s": round(load_s, 2),
@@ -108,9 +118,9 @@ def main() -> int:
             best = float("inf")
             prompt = ids(1, P)
             for _ in range(max(1, args.reps)):
-                t = time.perf_counter()
+                t = clock()
                 out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-                best = min(best, time.perf_counter() - t)
+                best = min(best, clock() - t)
                 del out
             res["prefill_s"] = round(best, 4)
             res["prefill_tok_s"] = round(P / best, 2)
@@ -119,21 +129,21 @@ def main() -> int:
         runs = []
         for _ in range(max(1, args.reps)):
             prompt = ids(B, DP)
-            t = time.perf_counter()
+            t = clock()
             out = model(input_ids=prompt, use_cache=True, logits_to_keep=1)
-            pre_s = time.perf_counter() - t
+            pre_s = clock() - t
             cache = cache_of(out)
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
             del out
             step_s = []
-            t = time.perf_counter()
+            t = clock()
             for _ in range(G):
-                s = time.perf_counter()
+                s = clock()
                 out = step(nxt, cache)
                 nxt = out.logits[:, -1].argmax(-1, keepdim=True)
                 del out
-                step_s.append(time.perf_counter() - s)
-            runs.append((time.perf_counter() - t, pre_s, sorted(step_s)[len(step_s) // 2]))
+                step_s.append(clock() - s)
+            runs.append((clock() - t, pre_s, sorted(step_s)[len(step_s) // 2]))
             del cache
         dt, pre_s, med = min(runs)
         res["decode_s"] = round(dt, 3)

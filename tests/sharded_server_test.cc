@@ -30,11 +30,12 @@ std::vector<pid_t> ChildPids() {
   return out;
 }
 
-int Readyz(int port) {
+int Get(int port, const char* path) {
   httplib::Client c("127.0.0.1", port);
-  auto r = c.Get("/readyz");
+  auto r = c.Get(path);
   return r ? r->status : -1;
 }
+int Readyz(int port) { return Get(port, "/readyz"); }
 
 grpc::Status Generate(v1::Inference::Stub& stub, const std::vector<int32_t>& ids, int n,
                       std::vector<int32_t>* out) {
@@ -74,6 +75,7 @@ log_level: warning
   auto stub = v1::Inference::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", (*server)->grpc_port()), grpc::InsecureChannelCredentials()));
   EXPECT_EQ(Readyz((*server)->http_port()), 200);
+  EXPECT_EQ(Get((*server)->http_port(), "/healthz"), 200);
 
   // Greedy tokens equal one rank's (CPU f32, the same model).
   const std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35};
@@ -103,6 +105,8 @@ log_level: warning
          std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15))
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   EXPECT_EQ(Readyz((*server)->http_port()), 503);
+  // Liveness fails too: the group never recovers in place, a restart (of the group) cures it.
+  EXPECT_EQ(Get((*server)->http_port(), "/healthz"), 503);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
   got.clear();
   const auto t1 = std::chrono::steady_clock::now();

@@ -16,6 +16,7 @@ namespace dsinfer {
 struct MetricsHttpServer::Impl {
   const MetricRegistry* registry;
   std::function<Readiness()> readiness;
+  std::function<Readiness()> liveness;
   httplib::Server server;
   std::thread thread;
   std::atomic<bool> listener_done{false};
@@ -46,10 +47,12 @@ bool SplitListen(std::string_view listen, std::string* host, int* port) {
 }  // namespace
 
 MetricsHttpServer::MetricsHttpServer(const MetricRegistry* registry,
-                                     std::function<Readiness()> readiness)
+                                     std::function<Readiness()> readiness,
+                                     std::function<Readiness()> liveness)
     : impl_(std::make_unique<Impl>()) {
   impl_->registry = registry;
   impl_->readiness = std::move(readiness);
+  impl_->liveness = std::move(liveness);
   httplib::Server& s = impl_->server;
   // Scrapes and probes are few and small: two workers, short timeouts, tiny request bodies.
   s.new_task_queue = [] { return new httplib::ThreadPool(2); };
@@ -71,8 +74,15 @@ MetricsHttpServer::MetricsHttpServer(const MetricRegistry* registry,
     res.set_header("Cache-Control", "no-store");
     res.set_content(impl->registry->Render(), std::string(kPrometheusTextContentType).c_str());
   });
-  s.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content("ok\n", "text/plain");
+  s.Get("/healthz", [impl](const httplib::Request&, httplib::Response& res) {
+    res.set_header("Cache-Control", "no-store");
+    Readiness r = impl->liveness ? impl->liveness() : Readiness{true, ""};
+    if (r.ready) {
+      res.set_content("ok\n", "text/plain");
+    } else {
+      res.status = 503;
+      res.set_content(absl::StrCat("unhealthy: ", r.reason, "\n"), "text/plain");
+    }
   });
   s.Get("/readyz", [impl](const httplib::Request&, httplib::Response& res) {
     res.set_header("Cache-Control", "no-store");

@@ -1,5 +1,6 @@
-// The ops HTTP endpoint on its own thread: /metrics (Prometheus text 0.0.4), /healthz (200 while
-// the process serves HTTP at all) and /readyz (200 only when the readiness callback says so).
+// The ops HTTP endpoint on its own thread: /metrics (Prometheus text 0.0.4), /healthz (200 unless
+// the liveness callback reports a failure only a restart cures) and /readyz (200 only when the
+// readiness callback says so).
 // It never logs requests and never sees inference traffic.
 #pragma once
 
@@ -23,7 +24,10 @@ class MetricsHttpServer {
  public:
   // `registry` must outlive the server. `readiness` runs on the HTTP thread for each /readyz
   // request: keep it cheap and thread-safe (read an atomic). A null callback means "ready".
-  MetricsHttpServer(const MetricRegistry* registry, std::function<Readiness()> readiness);
+  // `liveness` (optional, same rules): not "ready" means the process should be restarted (a
+  // sharded model that lost a rank), and /healthz answers 503 with the reason.
+  MetricsHttpServer(const MetricRegistry* registry, std::function<Readiness()> readiness,
+                    std::function<Readiness()> liveness = nullptr);
   ~MetricsHttpServer();  // Stop()s
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;

@@ -115,6 +115,16 @@ absl::Status InferenceServer::StartListeners() {
         return Readiness{false, std::string(h.message())};
     }
     return Readiness{s == ServingState::kServing, ServingStateName(s)};
+  }, [service] {
+    // A sharded model that lost a rank never recovers in place: ask for a restart (with a
+    // LeaderWorkerSet the whole group is recreated).
+    // engine() is set before the state leaves kLoading (release/acquire through state()).
+    if (service->state() == ServingState::kLoading) return Readiness{true, ""};
+    if (Engine* e = service->engine()) {
+      if (absl::Status h = e->executor().Health(); !h.ok())
+        return Readiness{false, std::string(h.message())};
+    }
+    return Readiness{true, ""};
   });
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
 

@@ -261,11 +261,11 @@ for load in $LOADS; do
 done
 stop_server
 
-# --- 4. the planner on the same workloads (cpu-tiny.yaml offers 3 req/s; --scale sets the rate) -
+# --- 4. the planner on the same workloads (cpu-tiny.yaml offers 2 req/s; --scale sets the rate) -
 log "4. dsinfer plan"
 for load in $LOADS; do
   for costs in serving bench; do
-    "$DSINFER" plan --input "$OUT/cpu-tiny-$costs.yaml" --scale "$(python3 -c "print(${load#*:} / 3)")" \
+    "$DSINFER" plan --input "$OUT/cpu-tiny-$costs.yaml" --scale "$(python3 -c "print(${load#*:} / 2)")" \
       >"$OUT/plan_${load%%:*}_$costs.json"
   done
 done

@@ -83,7 +83,10 @@ log_level: warning
   ASSERT_TRUE(Generate(*stub, prompt, 12, &got).ok());
   auto single = DeepseekModel::Load(kModel, {.precision = Precision::kF32, .threads = 1});
   ASSERT_TRUE(single.ok());
-  GenerationRequest req{.prompt = prompt, .max_tokens = 12, .stop_at_eos = false};
+  GenerationRequest req;
+  req.prompt = prompt;
+  req.max_tokens = 12;
+  req.stop_at_eos = false;
   auto want = GenerateBatch(**single, {&req, 1});
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(got, (*want)[0].tokens);

@@ -161,7 +161,7 @@ StepBreakdown CostModel::Breakdown(const StepShape& s) const {
   const double bw = g.memory_bandwidth * g.bandwidth_efficiency;
 
   // Weights: every replicated matrix once per step, plus the routed experts the step's tokens
-  // touch (expected distinct experts per layer), each on its own GPU.
+  // touch (expected distinct experts per layer), spread over the ep GPUs.
   const double replicated = f.attention_params + f.dense_mlp_params + f.shared_expert_params +
                             f.router_params + f.lm_head_params;
   const double experts =

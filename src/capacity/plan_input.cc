@@ -67,6 +67,7 @@ bool Targets::any() const {
 namespace {
 
 constexpr size_t kMaxErrors = 40;
+constexpr size_t kMaxServices = 4096;  // the simulator's token-id ranges (simulator.cc)
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kZ90 = 1.2815515655446004;  // standard normal 90th percentile
 
@@ -637,7 +638,7 @@ class PlanParser {
                  absl::StrCat("\"", spec.name, "\" must be 1-64 characters of A-Z a-z 0-9 _ . -"),
                  &s);
       }
-      w_.Integer(s, path, "count", &count, 1, 100000);
+      w_.Integer(s, path, "count", &count, 1, static_cast<int64_t>(kMaxServices));
       if (!s["rate"].IsDefined()) w_.Error(Walker::Join(path, "rate"), "is missing", &s);
       w_.Number(s, path, "rate", &spec.rate, 0);
       w_.Number(s, path, "weight", &spec.policy.weight, 0, true);
@@ -648,7 +649,7 @@ class PlanParser {
       w_.Integer(s, path, "max_concurrent", &spec.policy.max_concurrent, 0);
       w_.Integer(s, path, "max_queued", &spec.policy.max_queued, 0);
       w_.Integer(s, path, "tokens_per_minute", &spec.policy.tokens_per_minute, 0);
-      w_.Integer(s, path, "shared_prefix_tokens", &spec.shared_prefix_tokens, 0);
+      w_.Integer(s, path, "shared_prefix_tokens", &spec.shared_prefix_tokens, 0, 65536);
       const YAML::Node mix = s["priority_mix"];
       const std::string mp = Walker::Join(path, "priority_mix");
       if (mix.IsDefined()) {
@@ -689,6 +690,11 @@ class PlanParser {
     }
     if (in_.services.empty() && w_.errors().empty()) {
       w_.Error("services", "needs at least one service", &n);
+    }
+    if (in_.services.size() > kMaxServices) {
+      w_.Error("services", absl::StrCat(in_.services.size(), " services (counts expanded); at most ",
+                                        kMaxServices),
+               &n);
     }
   }
 

@@ -134,7 +134,7 @@ void ShardedExecutor::Heartbeat() {
     if (std::chrono::steady_clock::now() - last_activity_ < options_.ping_interval) continue;
     absl::Status st = Send(static_cast<uint32_t>(RankOp::kPing), {});
     if (st.ok()) st = comm_->Barrier();
-    if (!st.ok()) Fail(st);
+    if (!st.ok()) Fail(st).IgnoreError();  // remembered; Health() reports it
     last_activity_ = std::chrono::steady_clock::now();
   }
 }

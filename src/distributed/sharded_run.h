@@ -18,7 +18,7 @@ struct ParallelOptions {
   int ep = 1;               // expert-parallel groups
   int ranks_per_node = 0;   // ranks the leader starts on its node (0: all tp)
   // "" : a private file: store for ranks on this node; else file:DIR or grpc:HOST:PORT.
-  std::string rendezvous;
+  std::string rendezvous = "";
   std::string bind_address = "127.0.0.1";  // this node's address for the Gloo transport
   double timeout_s = 60;
 
@@ -31,7 +31,7 @@ struct ShardLoad {
   std::string model_dir;
   Precision precision = Precision::kBF16;
   int threads = 0;
-  ProgressFn progress;
+  ProgressFn progress = nullptr;
 };
 
 // worker_argv: the executable and the flags every worker gets (model, dtype, ... or --config);

@@ -9,8 +9,10 @@ namespace {
 constexpr int64_t kSeqHeader = 4;
 
 void Put(std::vector<char>* out, const void* p, size_t n) {
-  const char* c = static_cast<const char*>(p);
-  out->insert(out->end(), c, c + n);
+  if (n == 0) return;
+  const size_t at = out->size();
+  out->resize(at + n);
+  std::memcpy(out->data() + at, p, n);
 }
 
 }  // namespace

@@ -24,10 +24,10 @@ namespace dsinfer {
 struct ModelOptions {
   Precision precision = Precision::kF32;
   int threads = 0;  // 0: DSINFER_THREADS or all cores
-  ProgressFn progress;  // called while loading with (bytes read, total bytes)
+  ProgressFn progress = nullptr;  // called while loading with (bytes read, total bytes)
   // Tensor / expert parallelism: this rank's share is loaded, and every Forward runs the
   // layout's collectives on `comm` (all ranks call Forward with the same inputs, in lockstep).
-  ShardLayout layout;
+  ShardLayout layout = {};
   Communicator* comm = nullptr;  // required when layout.tp > 1; not owned
 };
 

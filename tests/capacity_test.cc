@@ -304,6 +304,23 @@ services:
   EXPECT_GT(r.prefix_hit_tokens, 192 * (r.total.completed - 2));
 }
 
+TEST(Simulator, SystemPromptSharedAcrossCountiesOnlyWhenAllowed) {
+  // Two counties of one entry, one system prompt; the server keeps prefixes per tenant unless
+  // share_prefix_across_tenants is set.
+  auto hits = [](bool share) {
+    const std::string yaml = std::string(kModel) + kMeasured + R"(
+services:
+  - {name: c, count: 2, rate: 0.5, prompt_tokens: 256, output_tokens: 4, shared_prefix_tokens: 192}
+)";
+    PlanInput in = Parse(yaml);
+    in.deployments[0].limits.share_prefix_across_tenants = share;
+    return SimulateOne(in).prefix_hit_tokens;
+  };
+  const int64_t private_hits = hits(false), shared_hits = hits(true);
+  EXPECT_GT(private_hits, 0);
+  EXPECT_GT(shared_hits, private_hits);
+}
+
 TEST(Sizing, SmallestReplicaCountMeetsAndOneFewerMisses) {
   const std::string yaml = OneService(30, 64, 64) + R"(
 targets:

@@ -56,8 +56,13 @@ void GenerateCall::OnDone(const grpc::Status& status) {
       record_.retry_after_ms = ms;
     }
   }
-  on_done_(this, std::move(record_));
+  // Free the call before telling the driver: once told, the driver may finish its run and tear
+  // down the channels this call's context still refers to. `self` is only compared, never used.
+  auto done = std::move(on_done_);
+  CallRecord record = std::move(record_);
+  GenerateCall* self = this;
   delete this;
+  done(self, std::move(record));
 }
 
 }  // namespace dsinfer::loadgen

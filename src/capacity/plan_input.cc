@@ -375,7 +375,7 @@ class PlanParser {
     if (!w_.Map(n, path,
                 {"max_batched_tokens", "max_running", "max_waiting", "max_waiting_tokens",
                  "max_queue_seconds", "prefill_chunk", "num_kv_blocks", "prefix_caching",
-                 "max_model_len"})) {
+                 "share_prefix_across_tenants", "max_model_len"})) {
       return;
     }
     w_.Integer(n, path, "max_batched_tokens", &l->max_batched_tokens, 1);
@@ -386,6 +386,7 @@ class PlanParser {
     w_.Integer(n, path, "prefill_chunk", &l->prefill_chunk, 1);
     w_.Integer(n, path, "num_kv_blocks", &l->num_kv_blocks, 0);
     w_.Bool(n, path, "prefix_caching", &l->prefix_caching);
+    w_.Bool(n, path, "share_prefix_across_tenants", &l->share_prefix_across_tenants);
     w_.Integer(n, path, "max_model_len", &l->max_model_len, 1);
     if (l->max_batched_tokens < l->max_running) {
       w_.Error(Walker::Join(path, "max_batched_tokens"),
@@ -680,6 +681,7 @@ class PlanParser {
                                  : absl::StrCat(spec.name, "-", k);
         }
         one.policy.id = one.name;
+        one.prefix_group = static_cast<int32_t>(i);
         if (!ids.insert(one.name).second) {
           w_.Error(Walker::Join(path, "name"),
                    absl::StrCat("service \"", one.name, "\" appears twice"), &s);
@@ -692,9 +694,10 @@ class PlanParser {
       w_.Error("services", "needs at least one service", &n);
     }
     if (in_.services.size() > kMaxServices) {
-      w_.Error("services", absl::StrCat(in_.services.size(), " services (counts expanded); at most ",
-                                        kMaxServices),
-               &n);
+      w_.Error(
+          "services",
+          absl::StrCat(in_.services.size(), " services (counts expanded); at most ", kMaxServices),
+          &n);
     }
   }
 

@@ -43,6 +43,7 @@ struct ServiceSpec {
   std::vector<std::pair<Priority, double>> priority_mix;  // class of each request, by weight
   LengthDist prompt_tokens, output_tokens;
   int64_t shared_prefix_tokens = 0;  // the same leading tokens on every request (system prompt)
+  int32_t prefix_group = 0;  // services of one input entry (`count`) share that system prompt
 };
 
 // One accelerator and its links. Rates are per GPU.

@@ -114,9 +114,10 @@ absl::StatusOr<SimResult> Simulate(const PlanInput& in, const Deployment& deploy
   std::array<Samples, kNumPriorities> samples;
   absl::flat_hash_map<uint64_t, Live> live;
   uint64_t next_id = 1;
-  // Token ids: service s's shared prefix is [2 + s * 2^16, ...) (parsing bounds it to 2^16
-  // tokens and 4096 services), every other prompt token is a fresh id from kUniqueBase on, so
-  // only shared prefixes hit the prefix cache.
+  // Token ids: the shared prefix of input entry g (all its `count` services) is
+  // [2 + g * 2^16, ...) (parsing bounds it to 2^16 tokens and 4096 entries); every other prompt
+  // token is a fresh id from kUniqueBase on, so only shared prefixes hit the prefix cache (across
+  // the services of an entry only with scheduler.share_prefix_across_tenants).
   constexpr int32_t kUniqueBase = 1 << 28;
   int32_t next_token = kUniqueBase;
   int64_t window_tokens = 0, window_prompt = 0, window_done = 0, window_steps = 0;
@@ -147,7 +148,8 @@ absl::StatusOr<SimResult> Simulate(const PlanInput& in, const Deployment& deploy
       req.prompt.resize(a.prompt_tokens);
       const int64_t shared = std::min(svc.shared_prefix_tokens, a.prompt_tokens - 1);
       for (int64_t i = 0; i < a.prompt_tokens; ++i) {
-        req.prompt[i] = i < shared ? static_cast<int32_t>(2 + a.service * 65536 + i) : next_token++;
+        req.prompt[i] =
+            i < shared ? static_cast<int32_t>(2 + svc.prefix_group * 65536 + i) : next_token++;
         if (next_token == std::numeric_limits<int32_t>::max()) next_token = kUniqueBase;
       }
       const AdmitResult admit = sched->Add(std::move(req), now);

@@ -39,7 +39,7 @@ struct GenerationStats {
 struct GenerationOptions {
   int64_t prefill_chunk = 2048;  // prompt tokens per forward step
   bool batch_prefill = false;    // prefill all prompts in one step (else one prompt per step)
-  std::function<void()> on_decode_start;  // after the last prefill step (benchmarks reset here)
+  std::function<void()> on_decode_start = nullptr;  // after the last prefill step (benchmarks reset here)
 };
 
 // Over any Executor (CPU or CUDA); the requests must fit its KV blocks.

@@ -1,5 +1,6 @@
 // Plan input from YAML (yaml-cpp): a strict walk that collects every problem with its key path.
 #include "src/capacity/plan_input.h"
+#include "src/config/yaml_kind.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -71,21 +72,7 @@ constexpr size_t kMaxServices = 4096;  // the simulator's token-id ranges (simul
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kZ90 = 1.2815515655446004;  // standard normal 90th percentile
 
-const char* KindName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-      return "null";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Sequence:
-      return "a sequence";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
+const char* KindName(const YAML::Node& n) { return YamlKindName(n); }
 
 bool IsTenantId(const std::string& s) {
   if (s.empty() || s.size() > 64) return false;

@@ -1,5 +1,6 @@
 // ServerConfig from YAML (yaml-cpp): a strict walk that names the full key path of each problem.
 #include "src/config/server_config.h"
+#include "src/config/yaml_kind.h"
 
 #include <yaml-cpp/yaml.h>
 
@@ -38,21 +39,7 @@ std::string Quote(std::string_view s) {
   return absl::StrCat("\"", absl::CHexEscape(cut), s.size() > kMax ? "...\"" : "\"");
 }
 
-const char* KindName(const YAML::Node& n) {
-  switch (n.Type()) {
-    case YAML::NodeType::Null:
-      return "null";
-    case YAML::NodeType::Scalar:
-      return "a scalar";
-    case YAML::NodeType::Sequence:
-      return "a sequence";
-    case YAML::NodeType::Map:
-      return "a mapping";
-    case YAML::NodeType::Undefined:
-      break;
-  }
-  return "nothing";
-}
+const char* KindName(const YAML::Node& n) { return YamlKindName(n); }
 
 bool IsHex64(std::string_view s) {
   if (s.size() != 64) return false;

@@ -127,7 +127,7 @@ use_carried_deps() {
   [[ -e "$lib/libopenblas.so.0" ]] || ln -sf openblas-pthread/libopenblas.so.0 "$lib/libopenblas.so.0"
   export PATH="$DEPS_DIR/usr/bin:$PATH"
   export PKG_CONFIG_PATH="$lib/pkgconfig:$DEPS_DIR/usr/share/pkgconfig:$lib/openblas-pthread/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-  export LD_LIBRARY_PATH="$lib:$lib/openblas-pthread:$DEPS_DIR/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export LD_LIBRARY_PATH="$lib:$lib/openblas-pthread:$DEPS_DIR/lib/x86_64-linux-gnu:$DEPS_DIR/usr/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"  # usr/lib: libgloo.so
   export CMAKE_PREFIX_PATH="$DEPS_DIR/usr${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
   command -v pkg-config >/dev/null || ln -sf pkgconf "$DEPS_DIR/usr/bin/pkg-config"
   CMAKE_EXTRA=(-DPKG_CONFIG_EXECUTABLE="$(command -v pkg-config || echo "$DEPS_DIR/usr/bin/pkgconf")")

@@ -134,18 +134,7 @@ EOF
   printf 'allow_unauthenticated: false\ndrain_grace_seconds: 2\nlog_level: warning\n'
 } >"$OUT/serve.yaml"
 
-SERVER_PID=""
-stop_server() {
-  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.2; done
-    kill -KILL "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-  fi
-  SERVER_PID=""
-}
-trap stop_server EXIT
-trap 'exit 130' INT TERM
+source "$(dirname "${BASH_SOURCE[0]}")/server_lib.sh"
 "$SERVE_BIN" serve --config "$OUT/serve.yaml" >"$OUT/serve.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 600); do

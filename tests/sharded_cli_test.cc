@@ -106,9 +106,7 @@ TEST(ShardedRun, ARankThatDiesMakesTheLeaderUnavailableFast) {
   const std::string dir = kFixtures + "v2_lite_bf16";
   ParallelOptions par{.tp = 2, .ep = 2, .timeout_s = 5};
   auto ex = StartShardedLeader({.model_dir = dir, .precision = Precision::kF32, .threads = 1},
-                               par, 4,
-                               {DSINFER_CLI, "worker", "--model", dir, "--dtype", "f32",
-                                "--threads", "1", "--tp", "2", "--ep", "2", "--timeout", "5"});
+                               par, 4);
   ASSERT_TRUE(ex.ok()) << ex.status();
   const std::vector<int32_t> tokens = {1, 2, 3}, table = {0};
   SequenceInput in{.tokens = tokens, .start_pos = 0, .block_table = table};

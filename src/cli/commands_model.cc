@@ -68,12 +68,7 @@ absl::StatusOr<std::unique_ptr<Executor>> LoadCpu(const Args& args, const char* 
   if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   load.threads = static_cast<int>(threads);
   load.progress = StderrProgress("loading weights");
-  const std::string dtype = load.precision == Precision::kBF16 ? "bf16" : "f32";
-  std::vector<std::string> worker = {SelfExecutable(), "worker", "--model", dir, "--dtype", dtype,
-                                     "--threads", std::to_string(load.threads),
-                                     "--tp", std::to_string(par.tp), "--ep", std::to_string(par.ep),
-                                     "--timeout", absl::StrCat(par.timeout_s)};
-  ASSIGN_OR_RETURN(auto ex, StartShardedLeader(load, par, kv_blocks, std::move(worker)));
+  ASSIGN_OR_RETURN(auto ex, StartShardedLeader(load, par, kv_blocks));
   return std::unique_ptr<Executor>(std::move(ex));
 }
 

@@ -40,11 +40,13 @@ absl::Status RunNode(const Args& args) {
         "a node worker needs its address for collectives: --bind, parallel.bind_address or "
         "DSINFER_BIND_ADDRESS");
   }
-  std::vector<std::string> argv = {SelfExecutable(), "worker", "--model", cfg.model_path,
-                                   "--dtype", cfg.dtype, "--threads", std::to_string(cfg.threads),
-                                   "--tp", std::to_string(q.tp), "--ep", std::to_string(q.ep),
-                                   "--timeout", absl::StrCat(q.timeout_seconds),
-                                   "--rendezvous", "grpc:" + leader, "--bind", bind};
+  ShardLoad load{.model_dir = cfg.model_path, .threads = cfg.threads};
+  ASSIGN_OR_RETURN(load.precision, ParsePrecision(cfg.dtype));
+  const ParallelOptions par{.tp = q.tp, .ep = q.ep, .ranks_per_node = per_node,
+                            .bind_address = bind, .timeout_s = q.timeout_seconds};
+  std::vector<std::string> argv = WorkerArgv(load, par);
+  argv.push_back("--rendezvous");
+  argv.push_back("grpc:" + leader);
   std::vector<int> ranks;
   for (int r = 0; r < per_node; ++r) ranks.push_back(static_cast<int>(node) * per_node + r);
   LocalRanks children;

@@ -35,9 +35,19 @@ int ParallelOptions::DefaultThreads() const {
   return std::max(1, cores / std::max(1, local_ranks()));
 }
 
+std::vector<std::string> WorkerArgv(const ShardLoad& load, const ParallelOptions& p) {
+  return {SelfExecutable(), "worker",
+          "--model", load.model_dir,
+          "--dtype", load.precision == Precision::kBF16 ? "bf16" : "f32",
+          "--threads", std::to_string(load.threads),
+          "--tp", std::to_string(p.tp),
+          "--ep", std::to_string(p.ep),
+          "--timeout", absl::StrCat(p.timeout_s),
+          "--bind", p.bind_address};
+}
+
 absl::StatusOr<std::unique_ptr<ShardedExecutor>> StartShardedLeader(
-    const ShardLoad& load, const ParallelOptions& p, int32_t num_kv_blocks,
-    std::vector<std::string> worker_argv) {
+    const ShardLoad& load, const ParallelOptions& p, int32_t num_kv_blocks) {
   if (p.tp < 2) return absl::InvalidArgumentError("a sharded run needs tp >= 2");
   if (p.tp % p.local_ranks() != 0) {
     return absl::InvalidArgumentError(absl::StrCat("tp (", p.tp, ") is not a multiple of ranks_per_node (",
@@ -55,6 +65,7 @@ absl::StatusOr<std::unique_ptr<ShardedExecutor>> StartShardedLeader(
     dir->emplace(std::move(d));
   }
   auto ranks = std::make_unique<LocalRanks>();
+  std::vector<std::string> worker_argv = WorkerArgv(load, p);
   worker_argv.push_back("--rendezvous");
   worker_argv.push_back(rendezvous);
   std::vector<int> local;

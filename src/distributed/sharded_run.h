@@ -34,11 +34,13 @@ struct ShardLoad {
   ProgressFn progress = nullptr;
 };
 
-// worker_argv: the executable and the flags every worker gets (model, dtype, ... or --config);
-// "--rendezvous SPEC" and "--rank R" are appended here.
+// `dsinfer worker` with the model, precision, threads, layout, timeout and bind address of a
+// rank (SelfExecutable() runs it); the caller appends --rendezvous, the launcher --rank.
+std::vector<std::string> WorkerArgv(const ShardLoad& load, const ParallelOptions& parallel);
+
+// Starts ranks 1 .. local_ranks()-1 as `WorkerArgv` processes on this node.
 absl::StatusOr<std::unique_ptr<ShardedExecutor>> StartShardedLeader(
-    const ShardLoad& load, const ParallelOptions& parallel, int32_t num_kv_blocks,
-    std::vector<std::string> worker_argv);
+    const ShardLoad& load, const ParallelOptions& parallel, int32_t num_kv_blocks);
 
 // One worker rank: connect, load the shard, serve the leader's steps until it says shutdown.
 absl::Status RunWorkerRank(const ShardLoad& load, const ParallelOptions& parallel, int rank);

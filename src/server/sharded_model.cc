@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
-#include "src/distributed/launcher.h"
 #include "src/distributed/sharded_run.h"
 #include "src/server/inference_server.h"
 #include "src/server/kv_capacity.h"
@@ -58,13 +57,7 @@ absl::Status InferenceServer::LoadShardedModel(ProgressFn progress) {
     available /= par.local_ranks();  // every rank holds the whole latent cache
   }
   ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model_, available));
-  std::vector<std::string> worker = {
-      SelfExecutable(), "worker", "--model", config_.model_path, "--dtype", config_.dtype,
-      "--threads", std::to_string(config_.threads), "--tp", std::to_string(q.tp),
-      "--ep", std::to_string(q.ep), "--timeout", absl::StrCat(q.timeout_seconds),
-      "--bind", par.bind_address};
-  ASSIGN_OR_RETURN(std::unique_ptr<ShardedExecutor> ex,
-                   StartShardedLeader(load, par, blocks, std::move(worker)));
+  ASSIGN_OR_RETURN(std::unique_ptr<ShardedExecutor> ex, StartShardedLeader(load, par, blocks));
   std::unique_ptr<Tokenizer> tokenizer;
   {
     const std::string path = config_.model_path + "/tokenizer.json";

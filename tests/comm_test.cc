@@ -107,7 +107,7 @@ TEST(Gloo, ARankThatLeavesMakesTheOthersFailNotHang) {
 
 TEST(StepMessage, RoundTripsAndRejectsTruncation) {
   const std::vector<int32_t> t1 = {5, 6, 7}, b1 = {0, 3}, t2 = {9}, b2 = {4};
-  std::vector<SequenceInput> seqs = {
+  std::vector<RunnerSequence> seqs = {
       {.tokens = t1, .start_pos = 0, .block_table = b1, .all_logits = true},
       {.tokens = t2, .start_pos = 70, .block_table = b2}};
   std::vector<char> bytes = EncodeStep(seqs);

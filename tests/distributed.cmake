@@ -3,12 +3,12 @@
 dsinfer_add_test(comm_test SOURCES comm_test.cc
   LIBS dsinfer_comm dsinfer_distributed dsinfer_weights gloo LABELS cpu)
 dsinfer_add_test(sharded_cli_test SOURCES sharded_cli_test.cc
-  LIBS dsinfer_distributed nlohmann_json::nlohmann_json absl::strings LABELS cpu)
+  LIBS dsinfer_runner nlohmann_json::nlohmann_json absl::strings LABELS cpu)
 add_dependencies(sharded_cli_test dsinfer)
 target_compile_definitions(sharded_cli_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
 if(TARGET dsinfer_server)
   dsinfer_add_test(sharded_server_test SOURCES sharded_server_test.cc
-    LIBS dsinfer_server dsinfer_engine PkgConfig::HTTPLIB absl::strings LABELS server cpu)
+    LIBS dsinfer_server dsinfer_engine dsinfer_runner PkgConfig::HTTPLIB absl::strings LABELS server cpu)
   add_dependencies(sharded_server_test dsinfer)
   target_compile_definitions(sharded_server_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
 endif()

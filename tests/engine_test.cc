@@ -5,9 +5,11 @@
 #include <fstream>
 #include <future>
 #include <map>
+#include <random>
 
 #include "nlohmann/json.hpp"
 #include "src/engine/engine.h"
+#include "src/runner/runner_factory.h"
 
 namespace dsinfer {
 namespace {
@@ -26,10 +28,10 @@ Golden LoadGolden() {
 
 std::unique_ptr<Engine> MakeEngine(int32_t blocks, SchedulerLimits limits = {},
                                    std::vector<TenantPolicy> tenants = {{.id = "county"}}) {
-  auto model = DeepseekModel::Load(kModel, {.precision = Precision::kF32, .threads = 2});
-  EXPECT_TRUE(model.ok()) << model.status();
-  auto exec = std::make_unique<CpuExecutor>(std::move(*model), blocks);
-  auto engine = Engine::Create(std::move(exec), nullptr,
+  auto runner = MakeModelRunner(
+      {.model_dir = kModel, .precision = Precision::kF32, .threads = 2, .num_kv_blocks = blocks});
+  EXPECT_TRUE(runner.ok()) << runner.status();
+  auto engine = Engine::Create(std::move(*runner), nullptr,
                                {.limits = limits, .tenants = std::move(tenants)});
   EXPECT_TRUE(engine.ok()) << engine.status();
   return std::move(*engine);
@@ -161,6 +163,73 @@ TEST(Engine, ShutdownEndsEverything) {
   engine->Shutdown();
   c.fut.wait();
   EXPECT_EQ(c.last.status.code(), absl::StatusCode::kUnavailable);
+}
+
+// The engine knows a runner, not a model: a runner with no model behind it drives it, each
+// sampled row reaches the runner with its request's parameters and seeded draw, and the one
+// finish rule ends requests on a stop id and on max_tokens.
+class ScriptedRunner : public ModelRunner {
+ public:
+  ScriptedRunner() {
+    config_.vocab_size = 50;
+    config_.max_position_embeddings = 12;
+    config_.num_hidden_layers = 1;
+    config_.eos_token_ids = {49};
+    spec_ = {.num_layers = 1, .row_width = 4, .dtype = KvDType::kF32};
+  }
+  const ModelConfig& config() const override { return config_; }
+  const KvCacheSpec& kv_cache_spec() const override { return spec_; }
+  int32_t num_kv_blocks() const override { return 16; }
+  const char* backend_name() const override { return "scripted"; }
+  const char* dtype_name() const override { return "none"; }
+  absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) override {
+    result->seqs.assign(seqs.size(), {});
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      if (!seqs[i].sample) continue;
+      rows.push_back(seqs[i].sampling);
+      // The next token: the position, so outputs are predictable; 7 after position 5.
+      const int64_t pos = seqs[i].start_pos + static_cast<int64_t>(seqs[i].tokens.size());
+      result->seqs[i].token = pos == 6 ? 7 : static_cast<int32_t>(pos);
+    }
+    return absl::OkStatus();
+  }
+  const ExpertLoad& expert_load() const override { return load_; }
+  std::vector<SamplingRow> rows;  // engine thread only; read after the requests end
+
+ private:
+  ModelConfig config_;
+  KvCacheSpec spec_;
+  ExpertLoad load_;
+};
+
+TEST(Engine, DrivesAnyRunnerWithItsSamplingParameters) {
+  auto runner = std::make_unique<ScriptedRunner>();
+  ScriptedRunner* r = runner.get();
+  auto engine = Engine::Create(std::move(runner), nullptr, {.tenants = {{.id = "county"}}});
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  EngineRequest req = Greedy({1, 2, 3}, 8);
+  req.sampling = {.temperature = 0.5f, .top_k = 7, .top_p = 0.9f, .seed = 42,
+                  .stop_token_ids = {7}};
+  Collector stop, length;
+  (*engine)->Submit(req, stop.Sink());
+  stop.fut.wait();
+  // Tokens 3, 4, 5 then 7 (a stop id) at position 6.
+  EXPECT_EQ(stop.tokens, (std::vector<int32_t>{3, 4, 5, 7}));
+  EXPECT_EQ(stop.last.finish, FinishReason::kStop);
+  ASSERT_EQ(r->rows.size(), 4u);
+  std::mt19937_64 rng(42);
+  for (const SamplingRow& row : r->rows) {
+    EXPECT_EQ(row.temperature, 0.5f);
+    EXPECT_EQ(row.top_k, 7);
+    EXPECT_EQ(row.top_p, 0.9f);
+    EXPECT_EQ(row.uniform, std::uniform_real_distribution<double>(0.0, 1.0)(rng));
+  }
+  req.sampling.stop_token_ids.clear();
+  req.max_tokens = 2;
+  (*engine)->Submit(req, length.Sink());
+  length.fut.wait();
+  EXPECT_EQ(length.tokens, (std::vector<int32_t>{3, 4}));
+  EXPECT_EQ(length.last.finish, FinishReason::kLength);
 }
 
 }  // namespace

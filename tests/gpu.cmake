@@ -1,4 +1,4 @@
-# GPU tests (ctest label `gpu`): each kernel against its CPU twin, and the CUDA executor end to
+# GPU tests (ctest label `gpu`): each kernel against its CPU twin, and the CUDA backend end to
 # end. Built only with CUDA; every test skips ("no CUDA device: skipped") where no GPU is present.
 if(DSINFER_HAVE_CUDA)
   find_package(CUDAToolkit REQUIRED)
@@ -11,9 +11,13 @@ if(DSINFER_HAVE_CUDA)
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
   dsinfer_add_test(sampling_gpu_test SOURCES gpu/sampling_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_sampling dsinfer_core CUDA::cudart LABELS gpu)
-  dsinfer_add_test(cuda_executor_test SOURCES gpu/cuda_executor_test.cc
-    LIBS dsinfer_backend_cuda dsinfer_engine dsinfer_weights nlohmann_json::nlohmann_json
+  dsinfer_add_test(cuda_runner_test SOURCES gpu/cuda_runner_test.cc
+    LIBS dsinfer_runner dsinfer_engine dsinfer_weights nlohmann_json::nlohmann_json absl::strings
          CUDA::cudart LABELS gpu)
+  add_dependencies(cuda_runner_test dsinfer)
+  target_compile_definitions(cuda_runner_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
+  dsinfer_add_test(logprobs_gpu_test SOURCES gpu/logprobs_gpu_test.cc
+    LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
   # NCCL communicator: a group of 1 GPU and of all GPUs, one thread per GPU.
   if(TARGET dsinfer_comm_nccl)
     dsinfer_add_test(nccl_communicator_test SOURCES gpu/nccl_communicator_test.cc

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "src/kv_cache/block_pool.h"
-#include "src/kv_cache/latent_cache.h"
+#include "src/kv_cache/kv_cache_spec.h"
 
 namespace dsinfer {
 namespace {
@@ -38,10 +38,14 @@ TEST(BlockTable, ReserveGrowsByBlocks) {
   EXPECT_EQ(pool.num_free(), 8);
 }
 
-TEST(LatentCacheStorage, LayersAreDisjoint) {
-  LatentCacheStorage s(3, 2, 5);
-  EXPECT_EQ(s.layer(1) - s.layer(0), 2 * kKvBlockSize * 5);
-  s.layer(2)[2 * kKvBlockSize * 5 - 1] = 1.0f;  // last element is addressable
+TEST(KvCacheSpec, BytesFollowTheRow) {
+  const KvCacheSpec f32{.num_layers = 3, .row_width = 5, .dtype = KvDType::kF32};
+  EXPECT_EQ(f32.bytes_per_token(), 3 * 5 * 4);
+  EXPECT_EQ(f32.bytes_per_block(), 3 * 5 * 4 * kKvBlockSize);
+  const KvCacheSpec b16{.num_layers = 61, .row_width = 576, .dtype = KvDType::kBF16};
+  EXPECT_EQ(b16.bytes_per_token(), 61 * 576 * 2);  // DeepSeek-V3: 70,272 bytes per token
+  EXPECT_EQ(b16.BlocksFor(65), 2);
+  EXPECT_EQ(b16.BlocksFor(64), 1);
 }
 
 }  // namespace

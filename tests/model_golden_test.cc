@@ -1,5 +1,6 @@
-// Fidelity of the CPU forward pass against golden logits and greedy continuations of tiny
-// random checkpoints (tests/fixtures/models, made by tools/gen_golden_models.py).
+// Fidelity of the model program on the CPU backend against golden logits and greedy
+// continuations of tiny random checkpoints (tests/fixtures/models, made by
+// tools/gen_golden_models.py).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,6 +10,8 @@
 
 #include "nlohmann/json.hpp"
 #include "src/engine/batch_generator.h"
+#include "src/kv_cache/block_pool.h"
+#include "src/runner/runner_factory.h"
 #include "src/weights/safetensors.h"
 
 namespace dsinfer {
@@ -51,23 +54,33 @@ double RelErr(const std::vector<float>& got, const std::vector<float>& want) {
   return num / den;
 }
 
-std::unique_ptr<DeepseekModel> Load(const std::string& name, Precision p) {
-  auto m = DeepseekModel::Load(kFixtures + name, {.precision = p, .threads = 2});
+// The CPU runner of a fixture; 64 KV blocks hold every test's requests together.
+std::unique_ptr<ModelRunner> Load(const std::string& name, Precision p, bool keep_fp8 = true) {
+  auto m = MakeModelRunner({.model_dir = kFixtures + name,
+                            .precision = p,
+                            .keep_fp8 = keep_fp8,
+                            .threads = 2,
+                            .num_kv_blocks = 64});
   EXPECT_TRUE(m.ok()) << m.status();
   return m.ok() ? std::move(*m) : nullptr;
 }
 
-std::vector<float> PromptLogits(DeepseekModel& model, const std::vector<int32_t>& prompt) {
+std::vector<float> PromptLogits(ModelRunner& model, const std::vector<int32_t>& prompt) {
   const int64_t n = static_cast<int64_t>(prompt.size());
-  BlockPool pool(static_cast<int32_t>(BlocksForTokens(n)));
+  BlockPool pool(model.num_kv_blocks());
   BlockTable table;
   EXPECT_TRUE(table.Reserve(pool, n).ok());
-  LatentCacheStorage cache = model.MakeCache(pool.num_blocks());
-  SequenceInput in{.tokens = prompt, .block_table = table.blocks(), .all_logits = true};
-  std::vector<float> logits;
-  absl::Status st = model.Forward({&in, 1}, cache, &logits);
+  RunnerSequence in{.tokens = prompt, .block_table = table.blocks(), .all_logits = true};
+  StepResult out;
+  absl::Status st = model.Step({&in, 1}, &out);
   EXPECT_TRUE(st.ok()) << st;
-  return logits;
+  return out.logits;
+}
+
+absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
+    ModelRunner& model, absl::Span<const GenerationRequest> reqs,
+    const GenerationOptions& options = {}) {
+  return GenerateOnRunner(model, reqs, options);
 }
 
 class GoldenModelTest : public ::testing::TestWithParam<std::string> {};
@@ -160,15 +173,18 @@ TEST(ModelErrors, BadInputIsAnError) {
   BlockPool pool(2);
   BlockTable table;
   ASSERT_TRUE(table.Reserve(pool, 70).ok());
-  LatentCacheStorage cache = model->MakeCache(2);
-  std::vector<float> logits;
+  StepResult out;
   std::vector<int32_t> bad_token = {5, 100000};
-  SequenceInput in{.tokens = bad_token, .block_table = table.blocks()};
-  EXPECT_EQ(model->Forward({&in, 1}, cache, &logits).code(), absl::StatusCode::kInvalidArgument);
+  RunnerSequence in{.tokens = bad_token, .block_table = table.blocks()};
+  absl::Status st = model->Step({&in, 1}, &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("token id 100000 outside the vocabulary"), std::string::npos) << st;
   std::vector<int32_t> long_prompt(200, 3);
   in = {.tokens = long_prompt, .block_table = table.blocks()};
-  EXPECT_EQ(model->Forward({&in, 1}, cache, &logits).code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(DeepseekModel::Load("/nonexistent/model", {}).ok());
+  st = model->Step({&in, 1}, &out);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(st.message().find("too few for 200 tokens"), std::string::npos) << st;
+  EXPECT_FALSE(MakeModelRunner({.model_dir = "/nonexistent/model", .num_kv_blocks = 1}).ok());
 }
 
 }  // namespace

@@ -14,7 +14,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "src/distributed/sharded_run.h"
+#include "src/distributed/sharded_runner.h"
+#include "src/runner/runner_factory.h"
 #include "src/kv_cache/block_pool.h"
 
 namespace dsinfer {
@@ -104,26 +105,30 @@ TEST(ShardedCli, BadLayoutsAreRefusedByName) {
 TEST(ShardedRun, ARankThatDiesMakesTheLeaderUnavailableFast) {
   setenv("DSINFER_WORKER_BINARY", DSINFER_CLI, 1);
   const std::string dir = kFixtures + "v2_lite_bf16";
-  ParallelOptions par{.tp = 2, .ep = 2, .timeout_s = 5};
-  auto ex = StartShardedLeader({.model_dir = dir, .precision = Precision::kF32, .threads = 1},
-                               par, 4);
-  ASSERT_TRUE(ex.ok()) << ex.status();
+  auto made = MakeModelRunner({.model_dir = dir,
+                                .precision = Precision::kF32,
+                                .threads = 1,
+                                .parallel = {.tp = 2, .ep = 2, .timeout_s = 5},
+                                .num_kv_blocks = 4});
+  ASSERT_TRUE(made.ok()) << made.status();
+  auto* ex = dynamic_cast<ShardedRunner*>(made->get());
+  ASSERT_NE(ex, nullptr);
   const std::vector<int32_t> tokens = {1, 2, 3}, table = {0};
-  SequenceInput in{.tokens = tokens, .start_pos = 0, .block_table = table};
-  std::vector<float> logits;
-  ASSERT_TRUE((*ex)->Forward({&in, 1}, &logits).ok());
-  EXPECT_EQ((*ex)->tensor_parallel_size(), 2);
-  EXPECT_TRUE((*ex)->Health().ok());
-  const auto pids = (*ex)->local_rank_pids();
+  RunnerSequence in{.tokens = tokens, .start_pos = 0, .block_table = table, .sample = true};
+  StepResult out;
+  ASSERT_TRUE(ex->Step({&in, 1}, &out).ok());
+  EXPECT_EQ(ex->tensor_parallel_size(), 2);
+  EXPECT_TRUE(ex->Health().ok());
+  const auto pids = ex->local_rank_pids();
   ASSERT_EQ(pids.size(), 1u);
   kill(pids[0], SIGKILL);
   const auto t0 = std::chrono::steady_clock::now();
-  while ((*ex)->Health().ok() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15))
+  while (ex->Health().ok() && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(15))
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  EXPECT_EQ((*ex)->Health().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ex->Health().code(), absl::StatusCode::kUnavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
   const auto t1 = std::chrono::steady_clock::now();
-  absl::Status st = (*ex)->Forward({&in, 1}, &logits);
+  absl::Status st = ex->Step({&in, 1}, &out);
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   EXPECT_NE(st.message().find("ranks are no longer complete"), std::string::npos) << st;
   EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::milliseconds(100));

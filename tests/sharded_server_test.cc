@@ -15,6 +15,7 @@
 #include "dsinfer/v1/dsinfer.grpc.pb.h"
 #include "httplib.h"
 #include "src/engine/batch_generator.h"
+#include "src/runner/runner_factory.h"
 #include "src/server/inference_server.h"
 
 namespace dsinfer {
@@ -81,13 +82,14 @@ log_level: warning
   const std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35};
   std::vector<int32_t> got;
   ASSERT_TRUE(Generate(*stub, prompt, 12, &got).ok());
-  auto single = DeepseekModel::Load(kModel, {.precision = Precision::kF32, .threads = 1});
-  ASSERT_TRUE(single.ok());
+  auto single = MakeModelRunner(
+      {.model_dir = kModel, .precision = Precision::kF32, .threads = 1, .num_kv_blocks = 4});
+  ASSERT_TRUE(single.ok()) << single.status();
   GenerationRequest req;
   req.prompt = prompt;
   req.max_tokens = 12;
   req.stop_at_eos = false;
-  auto want = GenerateBatch(**single, {&req, 1});
+  auto want = GenerateOnRunner(**single, {&req, 1});
   ASSERT_TRUE(want.ok());
   EXPECT_EQ(got, (*want)[0].tokens);
   {

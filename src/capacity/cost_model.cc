@@ -9,6 +9,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "src/kv_cache/block_pool.h"
+#include "src/model/deepseek_program.h"
+#include "src/model/deepseek_weights.h"
 
 namespace dsinfer::capacity {
 
@@ -68,7 +70,9 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   const double V = static_cast<double>(c.vocab_size);
   f.lm_head_params = V * H;
   f.embedding_params = c.tie_word_embeddings ? 0 : V * H;
-  f.kv_elements_per_token = L * (rkv + rope);
+  // The latent row as the model program defines it (MlaKvCacheSpec: one formula everywhere).
+  const KvCacheSpec kv = MlaKvCacheSpec(c, KvDType::kBF16);
+  f.kv_elements_per_token = static_cast<double>(kv.num_layers * kv.row_width);
   f.prefill_pair_flops = L * nh * 2 * (dq + dv);
   f.decode_pair_flops = L * nh * 2 * (rkv + rope + rkv);
   return f;
@@ -97,6 +101,13 @@ absl::StatusOr<CostModel> CostModel::Create(const ModelConfig& model, const Prec
                             f.router_params + f.lm_head_params + f.embedding_params;
   const double routed = static_cast<double>(f.moe_layers * f.experts) * f.expert_params;
   m.weight_bytes_per_gpu_ = (replicated / l.tp + routed / l.ep) * precision.weight_bytes;
+  if (l.dp() == 1 && (precision.weight_bytes == 1 || precision.weight_bytes == 2)) {
+    // A tensor / expert parallel layout the program shards: the schema's bytes of the fullest
+    // rank (rank 0 holds the most vocabulary rows), FP8 block scales included.
+    auto bytes = DeepseekStoredBytes(model, ShardLayout{.rank = 0, .tp = l.tp, .ep = l.ep},
+                                     nullptr, /*fp8_kept=*/precision.weight_bytes == 1);
+    if (bytes.ok()) m.weight_bytes_per_gpu_ = static_cast<double>(*bytes);
+  }
 
   if (d.gpu && !d.measured) {
     const GpuSpec& g = *d.gpu;

@@ -1,5 +1,6 @@
-// logits / generate / bench subcommands: run a model directory on the CPU backend (default) or,
-// with --device cuda in a CUDA build, on the GPU through the Executor interface.
+// logits / generate / bench subcommands: run a model directory through the runner factory on
+// the CPU backend (default) or, with --device cuda in a CUDA build, on the GPU; --tp/--ep shard
+// it over local rank processes on either.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -10,100 +11,50 @@
 #include "src/cli/args.h"
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
+#include "src/distributed/sharded_runner.h"
 #include "src/engine/batch_generator.h"
-#include "src/distributed/sharded_run.h"
-#include "src/engine/executor.h"
+#include "src/kv_cache/block_pool.h"
+#include "src/runner/runner_factory.h"
 #include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
 #include "src/weights/load_progress.h"
-#ifdef DSINFER_HAVE_CUDA
-#include "src/backend_cuda/cuda_executor.h"
-#include "src/engine/batch_generator.h"
-#endif
 
 namespace dsinfer::cli {
 namespace {
 
-absl::StatusOr<std::unique_ptr<DeepseekModel>> LoadModel(const Args& args,
-                                                         const char* default_dtype) {
-  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
-  ASSIGN_OR_RETURN(Precision precision, ParsePrecision(args.Get("dtype").value_or(default_dtype)));
-  ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
-  if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
-  ModelOptions opts{.precision = precision, .threads = static_cast<int>(threads),
-                    .progress = StderrProgress("loading weights")};
-  return DeepseekModel::Load(dir, opts);
-}
-
 const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device", "tp", "ep",
                                            "timeout"};
+const std::set<std::string> kModelBools = {"dequantize-fp8"};
 
-// --tp N [--ep M] [--timeout S]: N local rank processes (the model sharded over them).
-absl::StatusOr<ParallelOptions> ParallelFromArgs(const Args& args) {
-  ParallelOptions p;
-  ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
-  ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
-  ASSIGN_OR_RETURN(p.timeout_s, args.Float("timeout", 60));
-  if (tp < 1 || tp > 1024) return absl::InvalidArgumentError("--tp must be in [1, 1024]");
-  if (ep < 1 || tp % ep != 0) return absl::InvalidArgumentError("--ep must divide --tp");
-  if (p.timeout_s <= 0) return absl::InvalidArgumentError("--timeout must be > 0");
-  p.tp = static_cast<int>(tp);
-  p.ep = static_cast<int>(ep);
-  return p;
-}
-
-// The model on the CPU: one process (tp 1) or sharded over --tp local ranks.
-absl::StatusOr<std::unique_ptr<Executor>> LoadCpu(const Args& args, const char* default_dtype,
-                                                  int32_t kv_blocks) {
-  ASSIGN_OR_RETURN(ParallelOptions par, ParallelFromArgs(args));
-  if (par.tp == 1) {
-    if (args.Has("ep") && par.ep != 1) return absl::InvalidArgumentError("--ep needs --tp");
-    ASSIGN_OR_RETURN(auto model, LoadModel(args, default_dtype));
-    return std::unique_ptr<Executor>(new CpuExecutor(std::move(model), kv_blocks));
-  }
-  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
-  ShardLoad load{.model_dir = dir};
-  ASSIGN_OR_RETURN(load.precision, ParsePrecision(args.Get("dtype").value_or(default_dtype)));
+// --device cpu (default) | cuda, --dtype (default: f32 or bf16 by command on the CPU, bf16 on
+// CUDA), --tp N [--ep M] [--timeout S] (N local rank processes), --dequantize-fp8.
+absl::StatusOr<RunnerOptions> RunnerFromArgs(const Args& args, const char* cpu_dtype) {
+  RunnerOptions o;
+  ASSIGN_OR_RETURN(o.model_dir, args.Required("model"));
+  o.backend = args.Get("device").value_or("cpu");
+  if (o.backend != "cpu" && o.backend != "cuda")
+    return absl::InvalidArgumentError("--device must be cpu or cuda");
+  RETURN_IF_ERROR(CheckBackend(o.backend));
+  const std::string dtype = args.Get("dtype").value_or(o.backend == "cuda" ? "bf16" : cpu_dtype);
+  ASSIGN_OR_RETURN(o.precision, ParsePrecision(dtype));
+  if (o.backend == "cuda" && o.precision != Precision::kBF16)
+    return absl::InvalidArgumentError("--device cuda runs bf16 (--dtype bf16)");
   ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
   if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
-  load.threads = static_cast<int>(threads);
-  load.progress = StderrProgress("loading weights");
-  ASSIGN_OR_RETURN(auto ex, StartShardedLeader(load, par, kv_blocks));
-  return std::unique_ptr<Executor>(std::move(ex));
+  o.threads = static_cast<int>(threads);
+  o.keep_fp8 = !args.Has("dequantize-fp8");
+  ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
+  ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
+  ASSIGN_OR_RETURN(o.parallel.timeout_s, args.Float("timeout", 60));
+  if (tp < 1 || tp > 1024) return absl::InvalidArgumentError("--tp must be in [1, 1024]");
+  if (ep < 1 || tp % ep != 0) return absl::InvalidArgumentError("--ep must divide --tp");
+  if (tp == 1 && args.Has("ep") && ep != 1) return absl::InvalidArgumentError("--ep needs --tp");
+  if (o.parallel.timeout_s <= 0) return absl::InvalidArgumentError("--timeout must be > 0");
+  o.parallel.tp = static_cast<int>(tp);
+  o.parallel.ep = static_cast<int>(ep);
+  o.progress = StderrProgress("loading weights");
+  return o;
 }
-
-// --device cpu (default) | cuda.
-absl::StatusOr<bool> UseCuda(const Args& args) {
-  const std::string device = args.Get("device").value_or("cpu");
-  if (device == "cpu") return false;
-  if (device != "cuda") return absl::InvalidArgumentError("--device must be cpu or cuda");
-  if (args.Has("tp") && args.Get("tp") != "1") {
-    return absl::UnimplementedError(
-        "--tp with --device cuda: the CUDA backend runs one GPU per process; sharded runs are "
-        "CPU-only in this build");
-  }
-#ifdef DSINFER_HAVE_CUDA
-  if (args.Has("dtype") && *args.Get("dtype") != "bf16")
-    return absl::InvalidArgumentError("--device cuda runs bf16 weights (--dtype bf16)");
-  return true;
-#else
-  return absl::UnimplementedError("--device cuda: this dsinfer was built without CUDA");
-#endif
-}
-
-#ifdef DSINFER_HAVE_CUDA
-// kv_blocks 0: a fraction of the free GPU memory.
-absl::StatusOr<std::unique_ptr<Executor>> LoadCuda(const Args& args, int64_t max_tokens,
-                                                   int32_t kv_blocks, int64_t logit_rows) {
-  ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
-  CudaExecutorOptions opts;
-  opts.max_batched_tokens = std::max<int64_t>(max_tokens, 1);
-  opts.num_kv_blocks = kv_blocks;
-  opts.max_logit_rows = std::max<int64_t>(logit_rows, 1);
-  opts.progress = StderrProgress("loading weights");
-  return MakeCudaExecutor(dir, opts);
-}
-#endif
 
 std::set<std::string> With(std::set<std::string> base, std::initializer_list<std::string> more) {
   base.insert(more.begin(), more.end());
@@ -113,38 +64,32 @@ std::set<std::string> With(std::set<std::string> base, std::initializer_list<std
 }  // namespace
 
 absl::Status RunLogits(int argc, char** argv) {
-  ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2, With(kModelFlags, {"ids"}), {}));
+  ASSIGN_OR_RETURN(Args args,
+                   Args::Parse(argc, argv, 2, With(kModelFlags, {"ids"}), kModelBools));
   ASSIGN_OR_RETURN(std::vector<int32_t> ids, args.Ids("ids"));
-  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
+  // Logits default to f32 on the CPU: they are what gets compared against references.
+  ASSIGN_OR_RETURN(RunnerOptions o, RunnerFromArgs(args, "f32"));
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
   const int64_t n = static_cast<int64_t>(ids.size());
-  BlockPool pool(static_cast<int32_t>(BlocksForTokens(n)));
-  BlockTable table;
-  RETURN_IF_ERROR(table.Reserve(pool, n));
-  SequenceInput in{.tokens = ids, .start_pos = 0, .block_table = table.blocks(),
-                   .all_logits = true};
-  std::vector<float> logits;
-  int64_t V = 0;
-  if (cuda) {
-#ifdef DSINFER_HAVE_CUDA
-    ASSIGN_OR_RETURN(auto ex, LoadCuda(args, n, pool.num_blocks(), std::min<int64_t>(n, 256)));
-    RETURN_IF_ERROR(ex->Forward({&in, 1}, &logits));  // checks the context length too
-    V = ex->config().vocab_size;
-#endif
-  } else {
-    // Logits default to f32: they are what gets compared against references.
-    ASSIGN_OR_RETURN(auto ex, LoadCpu(args, "f32", pool.num_blocks()));
-    if (n > ex->config().max_position_embeddings) {
-      return absl::InvalidArgumentError(absl::StrCat("--ids: ", n,
-                                                     " tokens exceed the context length ",
-                                                     ex->config().max_position_embeddings));
-    }
-    RETURN_IF_ERROR(ex->Forward({&in, 1}, &logits));
-    V = ex->config().vocab_size;
+  if (n > config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--ids: ", n, " tokens exceed the context length ", config.max_position_embeddings));
   }
+  o.num_kv_blocks = static_cast<int32_t>(std::max<int64_t>(1, BlocksForTokens(n)));
+  o.cuda.max_batched_tokens = std::max<int64_t>(n, 1);
+  o.cuda.max_logit_rows = std::max<int64_t>(n, 1);
+  ASSIGN_OR_RETURN(auto runner, MakeModelRunner(o));
+  std::vector<int32_t> table(o.num_kv_blocks);
+  for (int32_t b = 0; b < o.num_kv_blocks; ++b) table[b] = b;
+  RunnerSequence in{.tokens = ids, .start_pos = 0, .block_table = table, .all_logits = true};
+  StepResult result;
+  RETURN_IF_ERROR(runner->Step({&in, 1}, &result));
+  const int64_t V = runner->config().vocab_size;
   // Stream the rows out: a real vocabulary makes this large.
   std::string out = "{\"logits\": [";
   for (int64_t r = 0; r < n; ++r) {
-    nlohmann::json row(std::vector<float>(logits.begin() + r * V, logits.begin() + (r + 1) * V));
+    nlohmann::json row(std::vector<float>(result.logits.begin() + r * V,
+                                          result.logits.begin() + (r + 1) * V));
     absl::StrAppend(&out, r ? ", " : "", row.dump());
   }
   out += "]}\n";
@@ -159,7 +104,7 @@ absl::Status RunGenerate(int argc, char** argv) {
                   With(kModelFlags, {"ids", "prompt", "system", "max-tokens", "temperature",
                                      "top-p", "top-k", "min-p", "seed", "repetition-penalty",
                                      "frequency-penalty", "presence-penalty", "stop-ids"}),
-                  {"chat", "ignore-eos"}));
+                  With(kModelBools, {"chat", "ignore-eos"})));
   ASSIGN_OR_RETURN(std::string dir, args.Required("model"));
   if (args.Has("ids") == args.Has("prompt"))
     return absl::InvalidArgumentError("exactly one of --ids or --prompt is required");
@@ -216,19 +161,11 @@ absl::Status RunGenerate(int argc, char** argv) {
       req.prompt.insert(req.prompt.end(), ids.begin(), ids.end());
     }
   }
-  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
-  std::vector<GenerationResult> results;
-  if (cuda) {
-#ifdef DSINFER_HAVE_CUDA
-    ASSIGN_OR_RETURN(auto ex, LoadCuda(args, 2048, 0, 1));
-    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
-#endif
-  } else {
-    const int32_t blocks = static_cast<int32_t>(
-        BlocksForTokens(static_cast<int64_t>(req.prompt.size()) + req.max_tokens));
-    ASSIGN_OR_RETURN(auto ex, LoadCpu(args, "bf16", blocks));
-    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
-  }
+  ASSIGN_OR_RETURN(RunnerOptions o, RunnerFromArgs(args, "bf16"));
+  o.num_kv_blocks = static_cast<int32_t>(
+      BlocksForTokens(static_cast<int64_t>(req.prompt.size()) + req.max_tokens));
+  ASSIGN_OR_RETURN(auto runner, MakeModelRunner(o));
+  ASSIGN_OR_RETURN(std::vector<GenerationResult> results, GenerateOnRunner(*runner, {&req, 1}));
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
   if (tok) {
     ASSIGN_OR_RETURN(std::string text, tok->Decode(results[0].tokens, /*skip_special=*/true));
@@ -239,27 +176,31 @@ absl::Status RunGenerate(int argc, char** argv) {
 }
 
 absl::Status RunBench(int argc, char** argv) {
-  ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2,
-                                          With(kModelFlags, {"batch", "prompt-len", "gen-len"}), {}));
+  ASSIGN_OR_RETURN(Args args,
+                   Args::Parse(argc, argv, 2, With(kModelFlags, {"batch", "prompt-len", "gen-len"}),
+                               kModelBools));
   ASSIGN_OR_RETURN(int64_t batch, args.Int("batch", 1));
   ASSIGN_OR_RETURN(int64_t prompt_len, args.Int("prompt-len", 128));
   ASSIGN_OR_RETURN(int64_t gen_len, args.Int("gen-len", 32));
   if (batch < 1 || prompt_len < 1 || gen_len < 1)
     return absl::InvalidArgumentError("--batch, --prompt-len and --gen-len must be >= 1");
-  ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
-  std::unique_ptr<Executor> ex;
+  ASSIGN_OR_RETURN(RunnerOptions o, RunnerFromArgs(args, "bf16"));
+  const bool cuda = o.backend == "cuda";
   if (cuda) {
-#ifdef DSINFER_HAVE_CUDA
-    ASSIGN_OR_RETURN(ex, LoadCuda(args, std::max<int64_t>(2048, batch), 0, batch));
-#endif
+    // KV from the free GPU memory; workspaces for a step of up to max(2048, batch) tokens.
+    o.kv_sizer = [](const KvCacheSpec& spec, int64_t available) -> absl::StatusOr<int32_t> {
+      const int64_t blocks = static_cast<int64_t>(0.9 * available) / spec.bytes_per_block();
+      if (blocks < 1) return absl::ResourceExhaustedError("no GPU memory left for the KV cache");
+      return static_cast<int32_t>(std::min<int64_t>(blocks, INT32_MAX / 64));
+    };
+    o.cuda.max_batched_tokens = std::max<int64_t>(2048, batch);
+    o.cuda.max_seqs = static_cast<int32_t>(std::max<int64_t>(256, batch));
+    o.cuda.max_logit_rows = std::max<int64_t>(256, batch);
   } else {
-    const int64_t blocks = batch * BlocksForTokens(prompt_len + gen_len) + 1;
-    ASSIGN_OR_RETURN(ex, LoadCpu(args, "bf16", static_cast<int32_t>(blocks)));
+    o.num_kv_blocks = static_cast<int32_t>(batch * BlocksForTokens(prompt_len + gen_len) + 1);
   }
-  const ModelConfig& config = ex->config();
-  auto generate = [&](absl::Span<const GenerationRequest> r, const GenerationOptions& o,
-                      GenerationStats* st) { return GenerateOnExecutor(*ex, r, o, st); };
-  auto* cpu = dynamic_cast<CpuExecutor*>(ex.get());
+  ASSIGN_OR_RETURN(auto runner, MakeModelRunner(o));
+  const ModelConfig& config = runner->config();
   const int64_t V = config.vocab_size;
   std::vector<GenerationRequest> reqs(batch);
   for (int64_t b = 0; b < batch; ++b) {
@@ -268,29 +209,30 @@ absl::Status RunBench(int argc, char** argv) {
     reqs[b].max_tokens = gen_len;
     reqs[b].stop_at_eos = false;
   }
-  // Warm-up (first-touch of weights, thread start-up), then the measured run.
+  // Warm-up (first-touch of weights, thread start-up, kernels loaded), then the measured run.
   {
     GenerationRequest warm = reqs[0];
     warm.prompt.resize(std::min<size_t>(warm.prompt.size(), 8));
-    warm.max_tokens = 2;
-    RETURN_IF_ERROR(generate({&warm, 1}, {}, nullptr).status());
+    warm.max_tokens = 3;
+    RETURN_IF_ERROR(GenerateOnRunner(*runner, {&warm, 1}).status());
   }
   GenerationStats st;
-  auto* sharded = dynamic_cast<ShardedExecutor*>(ex.get());
-  GenerationOptions gen_opts;
+  auto* sharded = dynamic_cast<ShardedRunner*>(runner.get());
+  GenerationOptions gen_opts{.batch_prefill = true};
   // Communication is reported per decode step.
   if (sharded) gen_opts.on_decode_start = [sharded] { sharded->ResetCommStats(); };
-  RETURN_IF_ERROR(generate(reqs, gen_opts, &st).status());
+  RETURN_IF_ERROR(GenerateOnRunner(*runner, reqs, gen_opts, &st).status());
   nlohmann::json out = {
       {"batch", batch},
       {"prompt_len", prompt_len},
       {"gen_len", gen_len},
       {"device", cuda ? "cuda" : "cpu"},
-      {"dtype", ex->dtype_name()},
+      {"dtype", runner->dtype_name()},
       {"prefill_tok_s", st.prefill_tokens / st.prefill_seconds},
       {"decode_tok_s", st.decode_tokens / st.decode_seconds},
       {"decode_step_ms", 1e3 * st.decode_seconds / std::max<int64_t>(1, st.decode_steps)},
-      {"weight_bytes", cpu ? cpu->model().weight_bytes() : 0}};
+      {"weight_bytes", runner->weight_bytes()},
+      {"kv_bytes_per_token", runner->kv_cache_spec().bytes_per_token()}};
   if (sharded) {
     // Rank 0's share, per decode step: payload bytes it contributed and seconds it spent.
     const CommStats cs = sharded->comm_stats();

@@ -13,7 +13,7 @@
 #include "src/config/server_config.h"
 #include "src/core/status_macros.h"
 #include "src/distributed/launcher.h"
-#include "src/distributed/sharded_run.h"
+#include "src/runner/runner_factory.h"
 
 namespace dsinfer::cli {
 namespace {
@@ -40,11 +40,11 @@ absl::Status RunNode(const Args& args) {
         "a node worker needs its address for collectives: --bind, parallel.bind_address or "
         "DSINFER_BIND_ADDRESS");
   }
-  ShardLoad load{.model_dir = cfg.model_path, .threads = cfg.threads};
-  ASSIGN_OR_RETURN(load.precision, ParsePrecision(cfg.dtype));
-  const ParallelOptions par{.tp = q.tp, .ep = q.ep, .ranks_per_node = per_node,
-                            .bind_address = bind, .timeout_s = q.timeout_seconds};
-  std::vector<std::string> argv = WorkerArgv(load, par);
+  RunnerOptions o{.model_dir = cfg.model_path, .backend = cfg.backend, .threads = cfg.threads};
+  ASSIGN_OR_RETURN(o.precision, ParsePrecision(cfg.dtype));
+  o.parallel = {.tp = q.tp, .ep = q.ep, .ranks_per_node = per_node, .bind_address = bind,
+                .timeout_s = q.timeout_seconds};
+  std::vector<std::string> argv = WorkerArgv(o);
   argv.push_back("--rendezvous");
   argv.push_back("grpc:" + leader);
   std::vector<int> ranks;
@@ -63,26 +63,30 @@ absl::Status RunNode(const Args& args) {
 
 absl::Status RunWorker(int argc, char** argv) {
   ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2,
-                                          {"model", "dtype", "threads", "tp", "ep", "rank",
-                                           "rendezvous", "bind", "timeout", "config", "node-rank",
-                                           "leader"},
-                                          {}));
+                                          {"model", "device", "dtype", "threads", "tp", "ep",
+                                           "ranks-per-node", "rank", "rendezvous", "bind",
+                                           "timeout", "config", "node-rank", "leader"},
+                                          {"dequantize-fp8"}));
   if (args.Has("config")) return RunNode(args);
-  ShardLoad load;
-  ASSIGN_OR_RETURN(load.model_dir, args.Required("model"));
-  ASSIGN_OR_RETURN(load.precision, ParsePrecision(args.Get("dtype").value_or("bf16")));
+  RunnerOptions o;
+  ASSIGN_OR_RETURN(o.model_dir, args.Required("model"));
+  o.backend = args.Get("device").value_or("cpu");
+  ASSIGN_OR_RETURN(o.precision, ParsePrecision(args.Get("dtype").value_or("bf16")));
   ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
-  load.threads = static_cast<int>(threads);
-  ParallelOptions par;
+  o.threads = static_cast<int>(threads);
+  o.keep_fp8 = !args.Has("dequantize-fp8");
+  ParallelOptions& par = o.parallel;
   ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
   ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
+  ASSIGN_OR_RETURN(int64_t per_node, args.Int("ranks-per-node", 0));
   ASSIGN_OR_RETURN(int64_t rank, args.Int("rank", -1));
   ASSIGN_OR_RETURN(par.rendezvous, args.Required("rendezvous"));
   ASSIGN_OR_RETURN(par.timeout_s, args.Float("timeout", 60));
   par.tp = static_cast<int>(tp);
   par.ep = static_cast<int>(ep);
+  par.ranks_per_node = static_cast<int>(per_node);
   if (auto bind = args.Get("bind"); bind && !bind->empty()) par.bind_address = *bind;
-  return RunWorkerRank(load, par, static_cast<int>(rank));
+  return RunWorkerRank(o, static_cast<int>(rank));
 }
 
 }  // namespace dsinfer::cli

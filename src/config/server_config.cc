@@ -447,9 +447,6 @@ class ConfigParser {
             absl::StrCat("parallel.tp (", q.tp, ") must be a multiple of it; is ",
                          q.ranks_per_node));
     }
-    if (q.tp > 1 && c->backend == "cuda") {
-      Error("parallel.tp", "the cuda backend runs one GPU per process in this build; use tp: 1");
-    }
     std::string grpc_host, http_host;
     int grpc_port = 0, http_port = 0;
     bool addrs_ok = true;

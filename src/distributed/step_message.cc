@@ -17,11 +17,11 @@ void Put(std::vector<char>* out, const void* p, size_t n) {
 
 }  // namespace
 
-std::vector<char> EncodeStep(absl::Span<const SequenceInput> seqs) {
+std::vector<char> EncodeStep(absl::Span<const RunnerSequence> seqs) {
   std::vector<char> out;
   const int64_t n = static_cast<int64_t>(seqs.size());
   Put(&out, &n, sizeof(n));
-  for (const SequenceInput& s : seqs) {
+  for (const RunnerSequence& s : seqs) {
     const int64_t h[kSeqHeader] = {static_cast<int64_t>(s.tokens.size()), s.start_pos,
                                    static_cast<int64_t>(s.block_table.size()), s.all_logits};
     Put(&out, h, sizeof(h));

@@ -8,7 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/model/step.h"
+#include "src/engine/model_runner.h"
 
 namespace dsinfer {
 
@@ -24,10 +24,10 @@ static_assert(sizeof(RankHeader) == 16);
 // The sequences of one step, owning their storage.
 struct DecodedStep {
   std::vector<int32_t> tokens, tables;
-  std::vector<SequenceInput> seqs;  // spans into tokens / tables
+  std::vector<RunnerSequence> seqs;  // spans into tokens / tables
 };
 
-std::vector<char> EncodeStep(absl::Span<const SequenceInput> seqs);
+std::vector<char> EncodeStep(absl::Span<const RunnerSequence> seqs);
 // Rejects anything malformed (sizes that do not add up) with INVALID_ARGUMENT.
 absl::StatusOr<DecodedStep> DecodeStep(absl::Span<const char> bytes);
 

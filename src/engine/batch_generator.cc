@@ -1,34 +1,66 @@
 #include "src/engine/batch_generator.h"
 
-#include <algorithm>
-#include <chrono>
+#include <condition_variable>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
+#include "src/engine/engine.h"
 #include "src/kv_cache/block_pool.h"
 
 namespace dsinfer {
 namespace {
 
-double Seconds(std::chrono::steady_clock::time_point a, std::chrono::steady_clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
+// The caller's runner, lent to an engine for one run.
+class BorrowedRunner : public ModelRunner {
+ public:
+  explicit BorrowedRunner(ModelRunner& r) : r_(r) {}
+  const ModelConfig& config() const override { return r_.config(); }
+  const KvCacheSpec& kv_cache_spec() const override { return r_.kv_cache_spec(); }
+  int32_t num_kv_blocks() const override { return r_.num_kv_blocks(); }
+  const char* backend_name() const override { return r_.backend_name(); }
+  const char* dtype_name() const override { return r_.dtype_name(); }
+  int64_t max_step_tokens() const override { return r_.max_step_tokens(); }
+  absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) override {
+    return r_.Step(seqs, result);
+  }
+  const ExpertLoad& expert_load() const override { return r_.expert_load(); }
+  absl::Status Health() const override { return r_.Health(); }
 
-struct Running {
-  BlockTable table;
-  int64_t pos = 0;  // tokens in the cache
-  int32_t next = -1;
-  bool done = false;
+ private:
+  ModelRunner& r_;
+};
+
+class StatsObserver : public EngineObserver {
+ public:
+  StatsObserver(GenerationStats* st, std::function<void()> on_prefill)
+      : st_(st), on_prefill_(std::move(on_prefill)) {}
+  void OnStep(const StepInfo& s, const SchedulerStats&, const ExpertLoad&) override {
+    if (s.prompt_tokens > 0) {
+      st_->prefill_tokens += s.prompt_tokens;
+      st_->prefill_seconds += s.seconds;
+      if (on_prefill_) on_prefill_();
+    } else {
+      st_->decode_tokens += s.generated_tokens;
+      st_->decode_seconds += s.seconds;
+      ++st_->decode_steps;
+    }
+  }
+
+ private:
+  GenerationStats* st_;
+  std::function<void()> on_prefill_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
-    Executor& executor, absl::Span<const GenerationRequest> requests,
+absl::StatusOr<std::vector<GenerationResult>> GenerateOnRunner(
+    ModelRunner& runner, absl::Span<const GenerationRequest> requests,
     const GenerationOptions& options, GenerationStats* stats,
     const std::function<void(size_t, int32_t)>& on_token) {
-  const ModelConfig& cfg = executor.config();
-  int64_t blocks = 0;
+  const ModelConfig& cfg = runner.config();
+  const KvCacheSpec& spec = runner.kv_cache_spec();
+  int64_t blocks = 0, prompt_tokens = 0;
   for (size_t r = 0; r < requests.size(); ++r) {
     const GenerationRequest& req = requests[r];
     if (req.prompt.empty())
@@ -42,141 +74,71 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
           "request ", r, ": prompt of ", req.prompt.size(), " tokens plus max_tokens ",
           req.max_tokens, " exceeds the context length ", cfg.max_position_embeddings));
     }
-    blocks += BlocksForTokens(total);
+    blocks += spec.BlocksFor(total);
+    prompt_tokens += std::min<int64_t>(options.prefill_chunk, req.prompt.size());
   }
-  if (blocks > executor.num_kv_blocks()) {
+  if (blocks > runner.num_kv_blocks()) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the requests need ", blocks, " KV blocks; the executor has ", executor.num_kv_blocks()));
+        "the requests need ", blocks, " KV blocks; the runner has ", runner.num_kv_blocks()));
   }
+  if (requests.empty()) return std::vector<GenerationResult>{};
+  const int64_t n = static_cast<int64_t>(requests.size());
   GenerationStats local;
-  GenerationStats& st = stats ? *stats : local;
-  BlockPool pool(executor.num_kv_blocks());
+  StatsObserver observer(stats ? stats : &local, options.on_decode_start);
+  // Every request admitted at once; a step carries every decode plus one prompt chunk (or all
+  // first chunks with batch_prefill).
+  int64_t budget = n + (options.batch_prefill ? prompt_tokens : options.prefill_chunk);
+  if (runner.max_step_tokens() > 0) budget = std::min(budget, runner.max_step_tokens());
+  if (budget < n) {
+    return absl::InvalidArgumentError(absl::StrCat(n, " requests exceed the ",
+                                                   runner.max_step_tokens(),
+                                                   " tokens one step of the runner may carry"));
+  }
+  SchedulerLimits limits{
+      .max_batched_tokens = budget,
+      .max_running = static_cast<int32_t>(n),
+      .max_waiting = static_cast<int32_t>(n),
+      .max_queue_seconds = 1e12,
+      .prefill_chunk = options.prefill_chunk,
+      .prefix_caching = false};
+  ASSIGN_OR_RETURN(auto engine,
+                   Engine::Create(std::make_unique<BorrowedRunner>(runner), nullptr,
+                                  {.limits = limits, .tenants = {{.id = "offline"}}}, &observer));
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t done = 0;
+  absl::Status failure;
   std::vector<GenerationResult> results(requests.size());
-  std::vector<Running> run(requests.size());
-  std::vector<Sampler> samplers;
-  samplers.reserve(requests.size());
   for (size_t r = 0; r < requests.size(); ++r) {
-    samplers.emplace_back(requests[r].sampling, requests[r].prompt);
-    RETURN_IF_ERROR(run[r].table.Reserve(
-        pool, static_cast<int64_t>(requests[r].prompt.size()) + requests[r].max_tokens));
+    EngineRequest er;
+    er.tenant = "offline";
+    er.priority = Priority::kInteractive;
+    er.prompt = requests[r].prompt;
+    er.sampling = requests[r].sampling;
+    er.max_tokens = requests[r].max_tokens;
+    er.ignore_eos = !requests[r].stop_at_eos;
+    engine->Submit(std::move(er), [&, r](EngineEvent ev) {
+      std::lock_guard<std::mutex> lock(mu);
+      for (int32_t t : ev.token_ids) {
+        results[r].tokens.push_back(t);
+        if (on_token) on_token(r, t);
+      }
+      if (!ev.last()) return;
+      if (!ev.status.ok() && failure.ok())
+        failure = absl::Status(ev.status.code(),
+                               absl::StrCat("request ", r, ": ", ev.status.message()));
+      results[r].finish_reason = FinishReasonName(ev.finish);
+      ++done;
+      cv.notify_all();
+    });
   }
-  const int64_t V = cfg.vocab_size;
-  auto accept = [&](size_t r, float* logits) {
-    Running& s = run[r];
-    const GenerationRequest& req = requests[r];
-    const int32_t tok = samplers[r].Sample(absl::MakeSpan(logits, V));
-    results[r].tokens.push_back(tok);
-    if (on_token) on_token(r, tok);
-    const bool eos =
-        req.stop_at_eos && std::find(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end(), tok) !=
-                               cfg.eos_token_ids.end();
-    if (eos || samplers[r].IsStop(tok)) {
-      s.done = true;
-      results[r].finish_reason = "stop";
-    } else if (static_cast<int64_t>(results[r].tokens.size()) >= req.max_tokens) {
-      s.done = true;
-      results[r].finish_reason = "length";
-    }
-    s.next = tok;
-  };
-
-  std::vector<float> logits;
-  auto t0 = std::chrono::steady_clock::now();
   {
-    std::vector<size_t> pending(requests.size());
-    for (size_t r = 0; r < requests.size(); ++r) pending[r] = r;
-    while (!pending.empty()) {
-      std::vector<SequenceInput> step;
-      std::vector<size_t> members;
-      for (size_t r : pending) {
-        const auto& prompt = requests[r].prompt;
-        const int64_t n = std::min<int64_t>(options.prefill_chunk,
-                                            static_cast<int64_t>(prompt.size()) - run[r].pos);
-        step.push_back({.tokens = absl::MakeConstSpan(prompt.data() + run[r].pos, n),
-                        .start_pos = run[r].pos,
-                        .block_table = run[r].table.blocks()});
-        members.push_back(r);
-        if (!options.batch_prefill) break;
-      }
-      RETURN_IF_ERROR(executor.Forward(step, &logits));
-      std::vector<size_t> still;
-      for (size_t i = 0; i < members.size(); ++i) {
-        const size_t r = members[i];
-        run[r].pos += static_cast<int64_t>(step[i].tokens.size());
-        st.prefill_tokens += static_cast<int64_t>(step[i].tokens.size());
-        if (run[r].pos == static_cast<int64_t>(requests[r].prompt.size()))
-          accept(r, logits.data() + i * V);
-      }
-      for (size_t r : pending)
-        if (run[r].pos < static_cast<int64_t>(requests[r].prompt.size())) still.push_back(r);
-      pending.swap(still);
-    }
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return done == requests.size(); });
   }
-  auto t1 = std::chrono::steady_clock::now();
-  st.prefill_seconds += Seconds(t0, t1);
-  if (options.on_decode_start) options.on_decode_start();
-  t1 = std::chrono::steady_clock::now();
-
-  for (;;) {
-    std::vector<SequenceInput> step;
-    std::vector<size_t> members;
-    for (size_t r = 0; r < run.size(); ++r) {
-      if (run[r].done) continue;
-      step.push_back({.tokens = absl::MakeConstSpan(&run[r].next, 1),
-                      .start_pos = run[r].pos,
-                      .block_table = run[r].table.blocks()});
-      members.push_back(r);
-    }
-    if (step.empty()) break;
-    RETURN_IF_ERROR(executor.Forward(step, &logits));
-    ++st.decode_steps;
-    st.decode_tokens += static_cast<int64_t>(members.size());
-    for (size_t i = 0; i < members.size(); ++i) {
-      run[members[i]].pos += 1;
-      accept(members[i], logits.data() + i * V);
-    }
-  }
-  st.decode_seconds += Seconds(t1, std::chrono::steady_clock::now());
-  for (auto& s : run) s.table.Release(pool);
+  engine->Shutdown();
+  RETURN_IF_ERROR(failure);
   return results;
-}
-
-namespace {
-
-// Runs a DeepseekModel the caller keeps, with a latent cache of its own (the CLI and tests
-// own the model; CpuExecutor would take it over).
-class BorrowedModelExecutor : public Executor {
- public:
-  BorrowedModelExecutor(DeepseekModel& model, int32_t blocks)
-      : model_(model), cache_(model.MakeCache(blocks)) {}
-  const ModelConfig& config() const override { return model_.config(); }
-  int32_t num_kv_blocks() const override { return cache_.num_blocks(); }
-  const char* backend_name() const override { return "cpu"; }
-  const char* dtype_name() const override {
-    return model_.precision() == Precision::kBF16 ? "bf16" : "f32";
-  }
-  absl::Status Forward(absl::Span<const SequenceInput> seqs, std::vector<float>* logits) override {
-    return model_.Forward(seqs, cache_, logits);
-  }
-  const ExpertLoad& expert_load() const override { return model_.expert_load(); }
-
- private:
-  DeepseekModel& model_;
-  LatentCacheStorage cache_;
-};
-
-}  // namespace
-
-absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
-    DeepseekModel& model, absl::Span<const GenerationRequest> requests,
-    const GenerationOptions& options, GenerationStats* stats,
-    const std::function<void(size_t, int32_t)>& on_token) {
-  // A cache exactly as large as the requests need (GenerateOnExecutor validates them).
-  int64_t blocks = 0;
-  for (const GenerationRequest& r : requests)
-    blocks += BlocksForTokens(static_cast<int64_t>(r.prompt.size()) + std::max<int64_t>(r.max_tokens, 0));
-  BorrowedModelExecutor executor(model, static_cast<int32_t>(std::max<int64_t>(blocks, 1)));
-  return GenerateOnExecutor(executor, requests, options, stats, on_token);
 }
 
 }  // namespace dsinfer

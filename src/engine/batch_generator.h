@@ -1,6 +1,6 @@
-// Offline generation for the command line and benchmarks: a fixed set of requests is prefilled
-// and then decoded together, one batched forward step per token, until each one stops.
-// (The server's continuous-batching engine loop schedules the same model.Forward calls.)
+// Offline generation for the command line and benchmarks: a fixed set of requests submitted at
+// once to the serving engine (the same scheduler, step loop and finish rule as the server), over
+// a runner the caller keeps.
 #pragma once
 
 #include <cstdint>
@@ -10,8 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "src/engine/executor.h"
-#include "src/model/deepseek_model.h"
+#include "src/engine/model_runner.h"
 #include "src/sampling/sampler.h"
 
 namespace dsinfer {
@@ -29,28 +28,24 @@ struct GenerationResult {
 };
 
 struct GenerationStats {
-  int64_t prefill_tokens = 0;
-  double prefill_seconds = 0;
-  int64_t decode_tokens = 0;
+  int64_t prefill_tokens = 0;   // prompt tokens computed
+  double prefill_seconds = 0;   // steps that computed prompt tokens
+  int64_t decode_tokens = 0;    // tokens sampled in decode-only steps
   int64_t decode_steps = 0;
   double decode_seconds = 0;
 };
 
 struct GenerationOptions {
-  int64_t prefill_chunk = 2048;  // prompt tokens per forward step
-  bool batch_prefill = false;    // prefill all prompts in one step (else one prompt per step)
-  std::function<void()> on_decode_start = nullptr;  // after the last prefill step (benchmarks reset here)
+  int64_t prefill_chunk = 2048;  // prompt tokens of one sequence per step
+  bool batch_prefill = false;    // prefill every prompt in one step (else one chunk per step)
+  // Called after every step that computed prompt tokens, so last right before the decode-only
+  // steps (benchmarks reset their counters here).
+  std::function<void()> on_decode_start = nullptr;
 };
 
-// Over any Executor (CPU or CUDA); the requests must fit its KV blocks.
-absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
-    Executor& executor, absl::Span<const GenerationRequest> requests,
-    const GenerationOptions& options = {}, GenerationStats* stats = nullptr,
-    const std::function<void(size_t request, int32_t token)>& on_token = nullptr);
-
-// Over a DeepseekModel on the CPU, with a KV cache sized for the requests.
-absl::StatusOr<std::vector<GenerationResult>> GenerateBatch(
-    DeepseekModel& model, absl::Span<const GenerationRequest> requests,
+// The requests must fit the runner's KV cache together; ResourceExhausted otherwise.
+absl::StatusOr<std::vector<GenerationResult>> GenerateOnRunner(
+    ModelRunner& runner, absl::Span<const GenerationRequest> requests,
     const GenerationOptions& options = {}, GenerationStats* stats = nullptr,
     const std::function<void(size_t request, int32_t token)>& on_token = nullptr);
 

@@ -20,18 +20,25 @@ const char* FinishReasonName(FinishReason r) {
 
 // Engine-thread state of one live request.
 struct Engine::Live {
-  Live(uint64_t id, EngineRequest r, EventSink s, const Tokenizer* tok, double now)
+  Live(uint64_t id, EngineRequest r, EventSink s, const Tokenizer* tok, double now,
+       const ModelConfig& cfg)
       : id(id),
         req(std::move(r)),
         sink(std::move(s)),
         sampler(req.sampling, req.prompt),
         text(tok, req.stop),
-        submit_time(now) {}
+        submit_time(now) {
+    finish = {.stop_ids = req.sampling.stop_token_ids,
+              .max_tokens = req.max_tokens,
+              .context_length = cfg.max_position_embeddings};
+    if (!req.ignore_eos) finish.eos_ids.assign(cfg.eos_token_ids.begin(), cfg.eos_token_ids.end());
+  }
   uint64_t id;
   EngineRequest req;
   EventSink sink;
   Sampler sampler;
   OutputText text;
+  FinishRule finish;
   double submit_time;
   double admit_time = -1;
   double first_token_time = -1;
@@ -51,21 +58,21 @@ struct Engine::Live {
   }
 };
 
-absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<Executor> executor,
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ModelRunner> runner,
                                                        const Tokenizer* tokenizer,
                                                        EngineOptions options,
                                                        EngineObserver* observer) {
-  if (!executor) return absl::InvalidArgumentError("engine: no executor");
-  options.limits.num_kv_blocks = executor->num_kv_blocks();
-  options.limits.max_model_len = executor->config().max_position_embeddings;
+  if (!runner) return absl::InvalidArgumentError("engine: no model runner");
+  options.limits.num_kv_blocks = runner->num_kv_blocks();
+  options.limits.max_model_len = runner->config().max_position_embeddings;
   ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(options.limits, std::move(options.tenants)));
   return std::unique_ptr<Engine>(
-      new Engine(std::move(executor), tokenizer, std::move(scheduler), observer));
+      new Engine(std::move(runner), tokenizer, std::move(scheduler), observer));
 }
 
-Engine::Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
+Engine::Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
                std::unique_ptr<Scheduler> scheduler, EngineObserver* observer)
-    : executor_(std::move(executor)),
+    : runner_(std::move(runner)),
       tokenizer_(tokenizer),
       scheduler_(std::move(scheduler)),
       observer_(observer),
@@ -183,7 +190,7 @@ void Engine::HandleCommand(Command& c, double now) {
     return;
   }
   auto live = std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_,
-                                     now);
+                                     now, runner_->config());
   requests_.emplace(c.id, std::move(live));
 }
 
@@ -202,25 +209,34 @@ void Engine::RunStep(double now) {
   }
   if (plan.items.empty()) return;
 
-  std::vector<SequenceInput> seqs;
+  std::vector<RunnerSequence> seqs;
   seqs.reserve(plan.items.size());
   EngineObserver::StepInfo info;
   info.schedule_seconds = t_planned - now;
   for (const StepItem& item : plan.items) {
-    seqs.push_back({.tokens = plan.tokens(item),
-                    .start_pos = item.start_pos,
-                    .block_table = plan.block_table(item)});
+    RunnerSequence rs{.tokens = plan.tokens(item),
+                      .start_pos = item.start_pos,
+                      .block_table = plan.block_table(item)};
     auto it = requests_.find(item.seq_id);
-    if (it != requests_.end() && item.admitted && it->second->admit_time < 0) {
-      it->second->admit_time = now;
-      it->second->cached_tokens = item.cached_tokens;
+    if (it != requests_.end()) {
+      Live& l = *it->second;
+      if (item.admitted && l.admit_time < 0) {
+        l.admit_time = now;
+        l.cached_tokens = item.cached_tokens;
+      }
+      if (item.sample) {
+        rs.sample = true;
+        rs.sampling = l.sampler.NextRow();
+        rs.logprobs = l.req.logprobs;
+      }
     }
+    seqs.push_back(rs);
     info.tokens += item.num_tokens;
     if (!(item.num_tokens == 1 && item.sample && item.start_pos > 0)) info.prompt_tokens += item.num_tokens;
   }
   info.sequences = static_cast<int64_t>(plan.items.size());
 
-  const absl::Status st = executor_->Forward(seqs, &logits_);
+  const absl::Status st = runner_->Step(seqs, &result_);
   const double t_done = Now();
   std::vector<std::pair<uint64_t, int32_t>> sampled;
   std::vector<uint64_t> finished;
@@ -236,18 +252,15 @@ void Engine::RunStep(double now) {
     }
     return;
   }
-  const ModelConfig& cfg = executor_->config();
-  const int64_t V = cfg.vocab_size;
   // Events are delivered after the scheduler has taken the step in, so a client that sees its
   // request end also sees the KV blocks released in Stats().
   std::vector<std::pair<uint64_t, EngineEvent>> events;
   for (size_t i = 0; i < plan.items.size(); ++i) {
     const StepItem& item = plan.items[i];
-    if (!item.sample) continue;
-    auto it = requests_.find(item.seq_id);
-    if (it == requests_.end()) continue;
-    Live& l = *it->second;
-    const int32_t tok = l.sampler.Sample(absl::MakeSpan(logits_.data() + i * V, V));
+    if (!seqs[i].sample) continue;
+    Live& l = *requests_.at(item.seq_id);
+    const int32_t tok = result_.seqs[i].token;
+    l.sampler.Accept(tok);
     ++l.generated;
     ++info.generated_tokens;
     if (l.first_token_time < 0) {
@@ -262,17 +275,10 @@ void Engine::RunStep(double now) {
 
     EngineEvent ev;
     ev.token_ids.push_back(tok);
-    const bool eos = !l.req.ignore_eos && std::find(cfg.eos_token_ids.begin(),
-                                                    cfg.eos_token_ids.end(),
-                                                    tok) != cfg.eos_token_ids.end();
-    if (!eos) ev.text = l.text.Push(tok);
-    if (eos || l.sampler.IsStop(tok) || l.text.stopped()) {
-      ev.finish = FinishReason::kStop;
-    } else if (l.generated >= l.req.max_tokens ||
-               static_cast<int64_t>(l.req.prompt.size()) + l.generated >=
-                   cfg.max_position_embeddings) {
-      ev.finish = FinishReason::kLength;
-    }
+    if (l.req.logprobs >= 0) ev.logprobs.push_back(std::move(result_.seqs[i]));
+    if (!IsEos(l.finish, tok)) ev.text = l.text.Push(tok);
+    ev.finish = DecideFinish(l.finish, tok, l.generated, static_cast<int64_t>(l.req.prompt.size()),
+                             l.text.stopped());
     sampled.push_back({item.seq_id, tok});
     if (ev.finish != FinishReason::kNone) {
       ev.text += l.text.Finish();
@@ -283,7 +289,7 @@ void Engine::RunStep(double now) {
   scheduler_->OnTokens(sampled, finished);
   info.seconds = Now() - t_planned;
   PublishStats();
-  if (observer_) observer_->OnStep(info, Stats(), executor_->expert_load());
+  if (observer_) observer_->OnStep(info, Stats(), runner_->expert_load());
   for (auto& [id, ev] : events) {
     if (ev.last()) {
       End(id, std::move(ev), "ok");

@@ -1,4 +1,4 @@
-// The serving engine: one thread owns the scheduler and the executor and runs the step loop
+// The serving engine: one thread owns the scheduler and the model runner and runs the step loop
 // (admit -> plan -> commit -> forward -> sample -> stream). Other threads only Submit and Cancel;
 // both return at once, and every outcome (tokens, the end, an admission error) arrives on the
 // request's EventSink, called from the engine thread. Sinks must not block: a slow client
@@ -19,16 +19,14 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "src/engine/executor.h"
+#include "src/engine/finish.h"
+#include "src/engine/model_runner.h"
 #include "src/engine/output_text.h"
 #include "src/sampling/sampler.h"
 #include "src/scheduler/scheduler.h"
 #include "src/tokenizer/tokenizer.h"
 
 namespace dsinfer {
-
-enum class FinishReason : uint8_t { kNone, kStop, kLength, kCancelled };
-const char* FinishReasonName(FinishReason r);  // "stop", "length", "cancelled"
 
 struct EngineRequest {
   std::string tenant;  // from the caller's credentials, never from the request body
@@ -38,6 +36,7 @@ struct EngineRequest {
   int64_t max_tokens = 16;
   std::vector<std::string> stop;  // stop strings, not included in the output
   bool ignore_eos = false;
+  int32_t logprobs = -1;  // -1: none; n >= 0: each token's logprob and its n top alternatives
   double deadline = std::numeric_limits<double>::infinity();  // Engine::Now() clock
   std::string client_request_id;  // for logs only
 };
@@ -56,6 +55,7 @@ struct EngineEvent {
   absl::Status status;             // non-OK: the request ended with this error
   double retry_after_seconds = 0;  // with RESOURCE_EXHAUSTED
   std::vector<int32_t> token_ids;  // new tokens
+  std::vector<SequenceResult> logprobs;  // per new token, when the request asked for them
   std::string text;                // UTF-8-safe delta
   FinishReason finish = FinishReason::kNone;
   Usage usage;                     // on the last event
@@ -88,14 +88,14 @@ class EngineObserver {
 };
 
 struct EngineOptions {
-  SchedulerLimits limits;  // num_kv_blocks and max_model_len are taken from the executor
+  SchedulerLimits limits;  // num_kv_blocks and max_model_len are taken from the runner
   std::vector<TenantPolicy> tenants;
 };
 
 class Engine {
  public:
   // tokenizer may be null (token ids only, no text or stop strings).
-  static absl::StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<Executor> executor,
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(std::unique_ptr<ModelRunner> runner,
                                                         const Tokenizer* tokenizer,
                                                         EngineOptions options,
                                                         EngineObserver* observer = nullptr);
@@ -115,8 +115,8 @@ class Engine {
 
   // Seconds on the engine's monotonic clock (deadlines use it).
   double Now() const;
-  const ModelConfig& model_config() const { return executor_->config(); }
-  const Executor& executor() const { return *executor_; }
+  const ModelConfig& model_config() const { return runner_->config(); }
+  const ModelRunner& runner() const { return *runner_; }
   SchedulerStats Stats() const;  // copy, refreshed after every step
 
  private:
@@ -128,7 +128,7 @@ class Engine {
     EventSink sink;
   };
 
-  Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
+  Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
          std::unique_ptr<Scheduler> scheduler, EngineObserver* observer);
   void Loop();
   void HandleCommand(Command& c, double now);
@@ -136,7 +136,7 @@ class Engine {
   void End(uint64_t id, EngineEvent ev, const std::string& outcome);
   void PublishStats();
 
-  std::unique_ptr<Executor> executor_;
+  std::unique_ptr<ModelRunner> runner_;
   const Tokenizer* tokenizer_;
   std::unique_ptr<Scheduler> scheduler_;
   EngineObserver* observer_;
@@ -154,7 +154,7 @@ class Engine {
 
   // Engine-thread state.
   std::unordered_map<uint64_t, std::unique_ptr<Live>> requests_;
-  std::vector<float> logits_;
+  StepResult result_;
   std::thread thread_;
 };
 

@@ -28,15 +28,18 @@ absl::Status ValidateSamplingParams(const SamplingParams& p) {
 Sampler::Sampler(const SamplingParams& params, absl::Span<const int32_t> prompt)
     : params_(params), rng_(params.seed ? *params.seed : std::random_device{}()) {
   if (params_.repetition_penalty != 1.0f) {
-    for (int32_t t : prompt) {
-      if (t < 0) continue;
-      if (static_cast<size_t>(t) >= seen_mask_.size()) seen_mask_.resize(t + 1, 0);
-      if (!seen_mask_[t]) {
-        seen_mask_[t] = 1;
-        seen_.push_back(t);
-      }
-    }
+    for (int32_t t : prompt)
+      if (t >= 0) Note(t, 0);
   }
+}
+
+void Sampler::Note(int32_t token, int32_t output_increment) {
+  auto [it, inserted] = index_.try_emplace(token, static_cast<int32_t>(penalty_tokens_.size()));
+  if (inserted) {
+    penalty_tokens_.push_back(token);
+    penalty_counts_.push_back(0);
+  }
+  penalty_counts_[it->second] += output_increment;
 }
 
 bool Sampler::IsStop(int32_t token) const {
@@ -44,89 +47,90 @@ bool Sampler::IsStop(int32_t token) const {
          params_.stop_token_ids.end();
 }
 
-void Sampler::ApplyPenalties(absl::Span<float> logits) const {
-  const int64_t V = static_cast<int64_t>(logits.size());
-  if (params_.repetition_penalty != 1.0f) {
-    for (int32_t t : seen_) {
-      if (t >= V) continue;
-      float& l = logits[t];
-      l = l > 0 ? l / params_.repetition_penalty : l * params_.repetition_penalty;
-    }
-  }
-  if (params_.frequency_penalty != 0.0f || params_.presence_penalty != 0.0f) {
-    for (const auto& [t, count] : output_counts_) {
-      if (t >= V) continue;
-      logits[t] -= params_.frequency_penalty * count + params_.presence_penalty;
-    }
-  }
+SamplingRow Sampler::NextRow() {
+  SamplingRow row{.temperature = params_.temperature,
+                  .top_k = params_.top_k,
+                  .top_p = params_.top_p,
+                  .min_p = params_.min_p,
+                  .repetition_penalty = params_.repetition_penalty,
+                  .frequency_penalty = params_.frequency_penalty,
+                  .presence_penalty = params_.presence_penalty,
+                  .penalty_tokens = penalty_tokens_,
+                  .penalty_counts = penalty_counts_};
+  if (row.temperature != 0.0f) row.uniform = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  return row;
 }
 
+void Sampler::Accept(int32_t token) { Note(token, 1); }
+
 int32_t Sampler::Sample(absl::Span<float> logits) {
-  ApplyPenalties(logits);
-  const int32_t V = static_cast<int32_t>(logits.size());
-  int32_t token = 0;
-  if (params_.temperature == 0.0f) {
-    token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-  } else {
-    // Candidates sorted by logit, cut by top-k, then softmax at the temperature.
-    scratch_.resize(V);
-    for (int32_t i = 0; i < V; ++i) scratch_[i] = {logits[i], i};
-    auto by_logit = [](const auto& a, const auto& b) {
-      return a.first > b.first || (a.first == b.first && a.second < b.second);
-    };
-    int32_t n = V;
-    if (params_.top_k > 0 && params_.top_k < V) {
-      n = params_.top_k;
-      std::partial_sort(scratch_.begin(), scratch_.begin() + n, scratch_.end(), by_logit);
-    } else {
-      std::sort(scratch_.begin(), scratch_.end(), by_logit);
-    }
-    const float mx = scratch_[0].first, inv_t = 1.0f / params_.temperature;
-    double sum = 0.0;
-    for (int32_t i = 0; i < n; ++i) {
-      scratch_[i].first = std::exp((scratch_[i].first - mx) * inv_t);
-      sum += scratch_[i].first;
-    }
-    // top-p: smallest prefix whose mass reaches top_p (at least one token).
-    if (params_.top_p < 1.0f) {
-      double cum = 0.0;
-      int32_t keep = 0;
-      while (keep < n) {
-        cum += scratch_[keep].first / sum;
-        ++keep;
-        if (cum >= params_.top_p) break;
-      }
-      n = keep;
-    }
-    // min-p: drop tokens below min_p times the top probability.
-    if (params_.min_p > 0.0f) {
-      const float cutoff = params_.min_p * scratch_[0].first;
-      int32_t keep = 1;
-      while (keep < n && scratch_[keep].first >= cutoff) ++keep;
-      n = keep;
-    }
-    double total = 0.0;
-    for (int32_t i = 0; i < n; ++i) total += scratch_[i].first;
-    const double u = std::uniform_real_distribution<double>(0.0, 1.0)(rng_) * total;
-    double cum = 0.0;
-    token = scratch_[n - 1].second;
-    for (int32_t i = 0; i < n; ++i) {
-      cum += scratch_[i].first;
-      if (u < cum) {
-        token = scratch_[i].second;
-        break;
-      }
-    }
-  }
-  ++output_counts_[token];
-  if (params_.repetition_penalty != 1.0f) {
-    if (static_cast<size_t>(token) >= seen_mask_.size()) seen_mask_.resize(token + 1, 0);
-    if (!seen_mask_[token]) {
-      seen_mask_[token] = 1;
-      seen_.push_back(token);
-    }
-  }
+  const int32_t token = SampleRow(NextRow(), logits, &scratch_);
+  Accept(token);
   return token;
+}
+
+int32_t SampleRow(const SamplingRow& row, absl::Span<float> logits,
+                  std::vector<std::pair<float, int32_t>>* scratch) {
+  const int32_t V = static_cast<int32_t>(logits.size());
+  // Penalties: repetition over every listed token, then frequency / presence over output ones.
+  for (size_t i = 0; i < row.penalty_tokens.size(); ++i) {
+    const int32_t t = row.penalty_tokens[i];
+    if (t < 0 || t >= V) continue;
+    float& l = logits[t];
+    if (row.repetition_penalty != 1.0f)
+      l = l > 0 ? l / row.repetition_penalty : l * row.repetition_penalty;
+    const int32_t count = row.penalty_counts[i];
+    if (count > 0) l -= row.frequency_penalty * count + row.presence_penalty;
+  }
+  if (row.temperature == 0.0f)
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  // Candidates sorted by logit, cut by top-k, then softmax at the temperature.
+  auto& cand = *scratch;
+  cand.resize(V);
+  for (int32_t i = 0; i < V; ++i) cand[i] = {logits[i], i};
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  int32_t n = V;
+  if (row.top_k > 0 && row.top_k < V) {
+    n = row.top_k;
+    std::partial_sort(cand.begin(), cand.begin() + n, cand.end(), by_logit);
+  } else {
+    std::sort(cand.begin(), cand.end(), by_logit);
+  }
+  const float mx = cand[0].first, inv_t = 1.0f / row.temperature;
+  double sum = 0.0;
+  for (int32_t i = 0; i < n; ++i) {
+    cand[i].first = std::exp((cand[i].first - mx) * inv_t);
+    sum += cand[i].first;
+  }
+  // top-p: smallest prefix whose mass reaches top_p (at least one token).
+  if (row.top_p < 1.0f) {
+    double cum = 0.0;
+    int32_t keep = 0;
+    while (keep < n) {
+      cum += cand[keep].first / sum;
+      ++keep;
+      if (cum >= row.top_p) break;
+    }
+    n = keep;
+  }
+  // min-p: drop tokens below min_p times the top probability.
+  if (row.min_p > 0.0f) {
+    const float cutoff = row.min_p * cand[0].first;
+    int32_t keep = 1;
+    while (keep < n && cand[keep].first >= cutoff) ++keep;
+    n = keep;
+  }
+  double total = 0.0;
+  for (int32_t i = 0; i < n; ++i) total += cand[i].first;
+  const double u = row.uniform * total;
+  double cum = 0.0;
+  for (int32_t i = 0; i < n; ++i) {
+    cum += cand[i].first;
+    if (u < cum) return cand[i].second;
+  }
+  return cand[n - 1].second;
 }
 
 }  // namespace dsinfer

@@ -1,7 +1,4 @@
 #include "src/server/inference_server.h"
-#ifdef DSINFER_HAVE_CUDA
-#include "src/backend_cuda/cuda_executor.h"
-#endif
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -17,9 +14,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
-#include "src/engine/executor.h"
-#include "src/model/deepseek_model.h"
-#include "src/server/kv_capacity.h"
 
 namespace dsinfer {
 namespace {
@@ -121,7 +115,7 @@ absl::Status InferenceServer::StartListeners() {
     // engine() is set before the state leaves kLoading (release/acquire through state()).
     if (service->state() == ServingState::kLoading) return Readiness{true, ""};
     if (Engine* e = service->engine()) {
-      if (absl::Status h = e->executor().Health(); !h.ok())
+      if (absl::Status h = e->runner().Health(); !h.ok())
         return Readiness{false, std::string(h.message())};
     }
     return Readiness{true, ""};
@@ -149,78 +143,7 @@ absl::Status InferenceServer::StartListeners() {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The model directory's tokenizer, when it has one (token ids only otherwise).
-absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) {
-  const std::string path = (std::filesystem::path(model_path) / "tokenizer.json").string();
-  if (!std::filesystem::exists(path)) return std::unique_ptr<Tokenizer>();
-  return Tokenizer::FromFile(path);
-}
-
-}  // namespace
-
-absl::Status InferenceServer::LoadModel(ProgressFn progress) {
-  if (config_.parallel.tp > 1) return LoadShardedModel(std::move(progress));
-  if (config_.backend == "cuda") return LoadCudaModel(std::move(progress));
-  if (config_.backend != "cpu") {
-    return absl::InvalidArgumentError(
-        absl::StrCat("backend: \"", config_.backend, "\" is not one of cpu, cuda"));
-  }
-  ASSIGN_OR_RETURN(Precision precision, ParsePrecision(config_.dtype));
-  log_->Write(LogLevel::kInfo, "model_loading",
-              {{"model", config_.model_path}, {"dtype", config_.dtype}, {"backend", "cpu"}});
-  const auto t0 = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(std::unique_ptr<DeepseekModel> model,
-                   DeepseekModel::Load(config_.model_path, {.precision = precision,
-                                                            .threads = config_.threads,
-                                                            .progress = std::move(progress)}));
-  int64_t available = 0;
-  if (config_.kv_cache.num_blocks == 0 && config_.kv_cache.memory_bytes == 0) {
-    ASSIGN_OR_RETURN(available, AvailableMemoryBytes());
-  }
-  ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model->config(), available));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
-  log_->Write(
-      LogLevel::kInfo, "model_loaded",
-      {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-       {"weight_bytes", model->weight_bytes()},
-       {"kv_cache_blocks", blocks},
-       {"kv_cache_bytes", static_cast<int64_t>(blocks) * KvBytesPerBlock(model->config())},
-       {"tokenizer", tokenizer != nullptr}});
-  return StartEngine(std::make_unique<CpuExecutor>(std::move(model), blocks), std::move(tokenizer));
-}
-
-absl::Status InferenceServer::LoadCudaModel(ProgressFn progress) {
-#ifdef DSINFER_HAVE_CUDA
-  if (config_.dtype != "bf16") {
-    return absl::InvalidArgumentError("dtype: the cuda backend runs bf16 (set dtype: bf16)");
-  }
-  log_->Write(LogLevel::kInfo, "model_loading",
-              {{"model", config_.model_path}, {"dtype", config_.dtype}, {"backend", "cuda"}});
-  const auto t0 = std::chrono::steady_clock::now();
-  CudaExecutorOptions opts;
-  opts.num_kv_blocks = config_.kv_cache.num_blocks;
-  opts.kv_cache_fraction = config_.kv_cache.memory_fraction;
-  opts.max_batched_tokens = config_.scheduler.max_batched_tokens;
-  opts.max_seqs = config_.scheduler.max_running;
-  opts.progress = std::move(progress);
-  ASSIGN_OR_RETURN(std::unique_ptr<Executor> executor,
-                   MakeCudaExecutor(config_.model_path, opts));
-  ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
-  log_->Write(
-      LogLevel::kInfo, "model_loaded",
-      {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()},
-       {"kv_cache_blocks", executor->num_kv_blocks()},
-       {"tokenizer", tokenizer != nullptr}});
-  return StartEngine(std::move(executor), std::move(tokenizer));
-#else
-  return absl::UnimplementedError(
-      "backend: \"cuda\" is not available in this build (built without nvcc)");
-#endif
-}
-
-absl::Status InferenceServer::StartEngine(std::unique_ptr<Executor> executor,
+absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
                                           std::unique_ptr<Tokenizer> tokenizer) {
   if (engine_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
   EngineOptions options;
@@ -234,7 +157,7 @@ absl::Status InferenceServer::StartEngine(std::unique_ptr<Executor> executor,
   options.limits.share_prefix_across_tenants = config_.kv_cache.share_prefix_across_tenants;
   options.tenants = Policies(config_);
   tokenizer_ = std::move(tokenizer);
-  ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(executor), tokenizer_.get(),
+  ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(runner), tokenizer_.get(),
                                            std::move(options), observer_.get()));
   service_->AttachEngine(engine_.get(), tokenizer_.get());
   service_->SetState(ServingState::kServing);

@@ -42,8 +42,8 @@ class InferenceServer {
   // Loads the weights from config.model_path (progress may be null), sizes the KV pool
   // (kv_capacity.h), loads tokenizer.json if the directory has one, and starts serving.
   absl::Status LoadModel(ProgressFn progress);
-  // Starts serving with a ready executor; `tokenizer` may be null (token ids only).
-  absl::Status StartEngine(std::unique_ptr<Executor> executor,
+  // Starts serving with a ready runner; `tokenizer` may be null (token ids only).
+  absl::Status StartEngine(std::unique_ptr<ModelRunner> runner,
                            std::unique_ptr<Tokenizer> tokenizer);
   // See the life cycle above. Idempotent; returns how many requests the grace period cut off.
   int64_t Drain(double grace_seconds);
@@ -57,8 +57,8 @@ class InferenceServer {
   const ServerConfig& config() const { return config_; }
 
  private:
-  absl::Status LoadCudaModel(ProgressFn progress);     // backend: cuda
-  absl::Status LoadShardedModel(ProgressFn progress);  // parallel.tp > 1 (sharded_model.cc)
+  // parallel: the rendezvous other nodes' ranks reach (multi-node layouts), in model_loading.cc.
+  absl::Status StartRendezvous(std::string* spec);
   InferenceServer(ServerConfig config, ModelConfig model);
   void SetHealth(bool serving);
 

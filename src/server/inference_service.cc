@@ -73,14 +73,14 @@ void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) 
   model_info_.set_model_type(mc.model_type);
   model_info_.set_architecture(ArchitectureOf(mc.model_type));
   model_info_.set_context_length(static_cast<uint32_t>(mc.max_position_embeddings));
-  model_info_.set_dtype(engine->executor().dtype_name());
-  model_info_.set_backend(engine->executor().backend_name());
+  model_info_.set_dtype(engine->runner().dtype_name());
+  model_info_.set_backend(engine->runner().backend_name());
   model_info_.set_vocab_size(static_cast<uint32_t>(mc.vocab_size));
   model_info_.set_num_layers(static_cast<uint32_t>(mc.num_hidden_layers));
   model_info_.set_num_routed_experts(static_cast<uint32_t>(mc.n_routed_experts));
-  model_info_.set_tensor_parallel_size(engine->executor().tensor_parallel_size());
-  model_info_.set_expert_parallel_size(engine->executor().expert_parallel_size());
-  model_info_.set_kv_cache_blocks(static_cast<uint32_t>(engine->executor().num_kv_blocks()));
+  model_info_.set_tensor_parallel_size(engine->runner().tensor_parallel_size());
+  model_info_.set_expert_parallel_size(engine->runner().expert_parallel_size());
+  model_info_.set_kv_cache_blocks(static_cast<uint32_t>(engine->runner().num_kv_blocks()));
   model_info_.set_kv_block_size(static_cast<uint32_t>(kKvBlockSize));
 }
 
@@ -89,7 +89,7 @@ absl::Status InferenceService::CheckServing(bool draining_ok) const {
     case ServingState::kServing:
       // A sharded model whose ranks are no longer complete cannot serve: say so at once.
       if (engine_ != nullptr) {
-        if (absl::Status h = engine_->executor().Health(); !h.ok()) return h;
+        if (absl::Status h = engine_->runner().Health(); !h.ok()) return h;
       }
       return absl::OkStatus();
     case ServingState::kLoading:

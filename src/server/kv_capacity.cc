@@ -1,37 +1,17 @@
 #include "src/server/kv_capacity.h"
 
 #include <algorithm>
-#include <fstream>
 #include <limits>
-#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "src/kv_cache/block_pool.h"
-#include "src/kv_cache/latent_cache.h"
 
 namespace dsinfer {
 
-int64_t KvBytesPerBlock(const ModelConfig& model) {
-  return LatentCacheStorage::BytesPerBlock(model.num_hidden_layers,
-                                           model.kv_lora_rank + model.qk_rope_head_dim);
-}
-
-absl::StatusOr<int64_t> AvailableMemoryBytes() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  int64_t kb = 0;
-  std::string unit;
-  while (in >> key >> kb >> unit) {
-    if (key == "MemAvailable:") return kb * 1024;
-  }
-  return absl::UnavailableError("MemAvailable not found in /proc/meminfo");
-}
-
-absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const ModelConfig& model,
-                                      int64_t available_bytes) {
+absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const KvCacheSpec& spec,
+                                      int64_t context_length, int64_t available_bytes) {
   const KvCacheConfig& kv = config.kv_cache;
   if (kv.num_blocks > 0) return kv.num_blocks;
-  const int64_t per_block = KvBytesPerBlock(model);
+  const int64_t per_block = spec.bytes_per_block();
   int64_t blocks = 0;
   if (kv.memory_bytes > 0) {
     blocks = kv.memory_bytes / per_block;
@@ -41,7 +21,7 @@ absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const ModelCon
                                                      " bytes)"));
     }
   } else {
-    const int64_t per_seq = (model.max_position_embeddings + kKvBlockSize - 1) / kKvBlockSize;
+    const int64_t per_seq = spec.BlocksFor(context_length);
     const int64_t cap = per_seq * std::max<int64_t>(1, config.scheduler.max_running);
     blocks = std::min(
         cap, static_cast<int64_t>(kv.memory_fraction * static_cast<double>(available_bytes)) /
@@ -49,9 +29,8 @@ absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const ModelCon
     if (blocks < 1) {
       return absl::ResourceExhaustedError(
           absl::StrCat("kv_cache: ", available_bytes,
-                       " bytes available after loading the weights; one block "
-                       "needs ",
-                       per_block, ". Set kv_cache.num_blocks or kv_cache.memory_bytes"));
+                       " bytes available after loading the weights; one block needs ", per_block,
+                       ". Set kv_cache.num_blocks or kv_cache.memory_bytes"));
     }
   }
   return static_cast<int32_t>(std::min<int64_t>(blocks, std::numeric_limits<int32_t>::max()));

@@ -332,6 +332,75 @@ absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> 
   return absl::OkStatus();
 }
 
+absl::StatusOr<DType> WeightStore::StoredType(std::string_view name) const {
+  ASSIGN_OR_RETURN(Entry e, Find(name));
+  return e.info->dtype;
+}
+
+absl::StatusOr<WeightStore::Fp8Slice> WeightStore::ReadFp8(
+    std::string_view name, absl::Span<const int64_t> expected_shape,
+    const TensorSlice* slice) const {
+  ASSIGN_OR_RETURN(Entry e, Find(name));
+  const TensorInfo& t = *e.info;
+  if (t.dtype != DType::kF8E4M3 || t.shape.size() != 2 ||
+      absl::Span<const int64_t>(t.shape) != expected_shape) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", t.name, "\" in ", e.file->path(),
+                                                   ": expected F8_E4M3 of shape ",
+                                                   ShapeString(expected_shape), ", the file has ",
+                                                   DTypeName(t.dtype), " ", ShapeString(t.shape)));
+  }
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  const TensorSlice whole{.row0 = 0, .rows = rows, .col0 = 0, .cols = cols};
+  const TensorSlice& sl = slice != nullptr ? *slice : whole;
+  if (sl.row0 < 0 || sl.col0 < 0 || sl.rows < 0 || sl.cols < 0 || sl.row0 + sl.rows > rows ||
+      sl.col0 + sl.cols > cols) {
+    return absl::InvalidArgumentError(absl::StrCat("tensor \"", t.name, "\": slice outside shape ",
+                                                   ShapeString(t.shape)));
+  }
+  if (sl.row0 % block_n_ != 0 || sl.col0 % block_k_ != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tensor \"", t.name, "\": slice at row ", sl.row0, ", column ", sl.col0,
+        " does not start on a ", block_n_, "x", block_k_, " scale block"));
+  }
+  const std::string scale_name = ScaleNameFor(name);
+  auto scale_it = entries_.find(scale_name);
+  if (scale_it == entries_.end()) {
+    return absl::NotFoundError(absl::StrCat("tensor \"", t.name, "\" is F8_E4M3 but its scale \"",
+                                            scale_name, "\" is missing from ", model_dir_));
+  }
+  const TensorInfo& s = *scale_it->second.info;
+  const int64_t want_scale[2] = {CeilDiv(rows, block_n_), CeilDiv(cols, block_k_)};
+  if (s.dtype != DType::kF32 ||
+      absl::Span<const int64_t>(s.shape) != absl::Span<const int64_t>(want_scale)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "scale tensor \"", scale_name, "\" in ", scale_it->second.file->path(),
+        ": expected F32 of shape ", ShapeString(want_scale), " for ", block_n_, "x", block_k_,
+        " blocks of ", ShapeString(t.shape), ", the file has ", DTypeName(s.dtype), " ",
+        ShapeString(s.shape)));
+  }
+  Fp8Slice out;
+  out.rows = sl.rows;
+  out.cols = sl.cols;
+  out.block_n = block_n_;
+  out.block_k = block_k_;
+  out.scale_rows = CeilDiv(sl.rows, block_n_);
+  out.scale_cols = CeilDiv(sl.cols, block_k_);
+  out.codes.resize(static_cast<size_t>(sl.rows * sl.cols));
+  ParallelRange(sl.rows, sl.cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      std::memcpy(out.codes.data() + r * sl.cols, t.data + (sl.row0 + r) * cols + sl.col0,
+                  static_cast<size_t>(sl.cols));
+  });
+  out.scale_inv.resize(static_cast<size_t>(out.scale_rows * out.scale_cols));
+  const int64_t br0 = sl.row0 / block_n_, bc0 = sl.col0 / block_k_;
+  for (int64_t i = 0; i < out.scale_rows; ++i)
+    std::memcpy(out.scale_inv.data() + i * out.scale_cols,
+                s.data + ((br0 + i) * want_scale[1] + bc0) * 4,
+                static_cast<size_t>(out.scale_cols) * 4);  // unaligned source: memcpy
+  AddProgress(static_cast<uint64_t>(sl.rows * cols + out.scale_rows * want_scale[1] * 4));
+  return out;
+}
+
 void WeightStore::AddProgress(uint64_t bytes) const {
   std::lock_guard<std::mutex> lock(progress_mu_);
   progress_done_ = std::min(progress_done_ + bytes, progress_total_);

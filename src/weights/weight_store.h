@@ -50,6 +50,22 @@ class WeightStore {
   absl::Status ReadBf16(std::string_view name, absl::Span<const int64_t> expected_shape,
                         uint16_t* out, const TensorSlice* slice = nullptr) const;
 
+  // An F8_E4M3 tensor's slice as stored: codes [slice rows, slice cols] and the f32 scale_inv
+  // blocks covering it [ceil(rows / block_n), ceil(cols / block_k)] (block b of the slice is
+  // block row0 / block_n + b of the tensor). The slice must start on a block boundary
+  // (FailedPrecondition otherwise: the caller dequantises instead).
+  struct Fp8Slice {
+    std::vector<uint8_t> codes;
+    std::vector<float> scale_inv;
+    int64_t rows = 0, cols = 0, scale_rows = 0, scale_cols = 0, block_n = 0, block_k = 0;
+  };
+  absl::StatusOr<Fp8Slice> ReadFp8(std::string_view name, absl::Span<const int64_t> expected_shape,
+                                   const TensorSlice* slice = nullptr) const;
+  // The stored format of a tensor (kF8E4M3 for block-quantised weights).
+  absl::StatusOr<DType> StoredType(std::string_view name) const;
+  int64_t fp8_block_n() const { return block_n_; }
+  int64_t fp8_block_k() const { return block_k_; }
+
   // Progress runs from 0 to the bytes of all tensors; loaders that skip some (MTP layers) can
   // set the total they will read, and FinishProgress reports completion either way.
   void set_progress_total(uint64_t bytes) { progress_total_ = bytes; }

@@ -1,4 +1,4 @@
-// End to end on the GPU: the CUDA executor against the CPU backend.
+// End to end on the GPU: the one model program on the CUDA backend against the CPU backend.
 // - Fixtures (tests/fixtures/models, small latent widths: generic attention kernel in f32):
 //   logits within 3e-2 relative (max |got - want| / max |want|) of the CPU f32 backend and of
 //   the golden HF logits; greedy continuations identical to the CPU bf16 backend (16 tokens);
@@ -7,8 +7,7 @@
 //   attention kernel, bf16 query/probabilities): prompt and decode-step logits within 3e-2 of the
 //   CPU f32 backend, batch of mixed lengths included.
 // Without a GPU only NoDeviceIsAClearError runs (it checks the error path).
-#include "src/backend_cuda/cuda_executor.h"
-
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -17,10 +16,12 @@
 #include <fstream>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
-#include "src/engine/batch_generator.h"
+#include "src/backend_cuda/cuda_ops.h"
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
+#include "src/runner/runner_factory.h"
 #include "src/weights/safetensors.h"
 #include "src/weights/safetensors_writer.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -53,43 +54,36 @@ Golden LoadGolden(const std::string& name) {
   return g;
 }
 
-std::unique_ptr<Executor> Gpu(const std::string& dir, CudaExecutorOptions o = {}) {
-  // Small KV cache and workspaces: tests create several executors.
-  if (o.num_kv_blocks == 0) o.num_kv_blocks = 256;
-  if (o.max_batched_tokens == CudaExecutorOptions{}.max_batched_tokens) o.max_batched_tokens = 512;
-  auto ex = MakeCudaExecutor(dir, o);
-  EXPECT_TRUE(ex.ok()) << ex.status();
-  return ex.ok() ? std::move(*ex) : nullptr;
+std::unique_ptr<ModelRunner> Gpu(const std::string& dir, CudaRunnerOptions o = {}) {
+  // Small KV cache and workspaces: tests create several runners.
+  if (o.max_batched_tokens == CudaRunnerOptions{}.max_batched_tokens) o.max_batched_tokens = 512;
+  auto r = MakeModelRunner({.model_dir = dir, .backend = "cuda", .precision = Precision::kBF16,
+                            .num_kv_blocks = 256, .cuda = o});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? std::move(*r) : nullptr;
 }
 
-std::unique_ptr<DeepseekModel> Cpu(const std::string& dir, Precision p) {
-  auto m = DeepseekModel::Load(dir, {.precision = p, .threads = 0, .progress = nullptr});
-  EXPECT_TRUE(m.ok()) << m.status();
-  return m.ok() ? std::move(*m) : nullptr;
+std::unique_ptr<ModelRunner> Cpu(const std::string& dir, Precision p) {
+  auto r = MakeModelRunner({.model_dir = dir, .precision = p, .num_kv_blocks = 64});
+  EXPECT_TRUE(r.ok()) << r.status();
+  return r.ok() ? std::move(*r) : nullptr;
 }
 
-std::vector<float> CpuPromptLogits(DeepseekModel& model, const std::vector<int32_t>& prompt) {
-  const int64_t n = static_cast<int64_t>(prompt.size());
-  BlockPool pool(static_cast<int32_t>(BlocksForTokens(n)));
-  BlockTable table;
-  EXPECT_TRUE(table.Reserve(pool, n).ok());
-  LatentCacheStorage cache = model.MakeCache(pool.num_blocks());
-  SequenceInput in{.tokens = prompt, .block_table = table.blocks(), .all_logits = true};
-  std::vector<float> logits;
-  EXPECT_TRUE(model.Forward({&in, 1}, cache, &logits).ok());
-  return logits;
-}
-
-std::vector<float> GpuPromptLogits(Executor& ex, const std::vector<int32_t>& prompt) {
-  const int64_t n = static_cast<int64_t>(prompt.size());
-  BlockPool pool(ex.num_kv_blocks());
-  BlockTable table;
-  EXPECT_TRUE(table.Reserve(pool, n).ok());
-  SequenceInput in{.tokens = prompt, .block_table = table.blocks(), .all_logits = true};
-  std::vector<float> logits;
-  const absl::Status st = ex.Forward({&in, 1}, &logits);
+// Logits of every listed sequence's new tokens (all_logits), in order.
+std::vector<float> StepLogits(ModelRunner& r, std::vector<RunnerSequence> seqs) {
+  for (RunnerSequence& s : seqs) s.all_logits = true;
+  StepResult out;
+  const absl::Status st = r.Step(seqs, &out);
   EXPECT_TRUE(st.ok()) << st;
-  return logits;
+  return out.logits;
+}
+
+std::vector<float> PromptLogits(ModelRunner& r, const std::vector<int32_t>& prompt) {
+  const int64_t n = static_cast<int64_t>(prompt.size());
+  BlockPool pool(r.num_kv_blocks());
+  BlockTable table;
+  EXPECT_TRUE(table.Reserve(pool, n).ok());
+  return StepLogits(r, {{.tokens = prompt, .block_table = table.blocks()}});
 }
 
 GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n) {
@@ -100,9 +94,10 @@ GenerationRequest Greedy(const std::vector<int32_t>& prompt, int64_t n) {
   return r;
 }
 
-TEST(CudaExecutor, NoDeviceIsAClearError) {
+TEST(CudaRunner, NoDeviceIsAClearError) {
   if (gpu_test::HasCudaDevice()) GTEST_SKIP() << "a CUDA device is present";
-  auto ex = MakeCudaExecutor(kFixtures + "v2_lite_bf16");
+  auto ex = MakeModelRunner(
+      {.model_dir = kFixtures + "v2_lite_bf16", .backend = "cuda", .num_kv_blocks = 4});
   ASSERT_FALSE(ex.ok());
   EXPECT_EQ(ex.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(ex.status().message().find("no CUDA device"), std::string::npos) << ex.status();
@@ -118,15 +113,15 @@ TEST_P(CudaFixtureTest, LogitsMatchCpuF32AndGolden) {
   const Golden g = LoadGolden(GetParam());
   auto cpu = Cpu(dir(), Precision::kF32);
   auto gpu = Gpu(dir());
-  CudaExecutorOptions split;
+  CudaRunnerOptions split;
   split.attention_split_tokens = 64;  // split-KV and the combine kernel on every prompt
   auto gpu_split = Gpu(dir(), split);
   ASSERT_TRUE(cpu && gpu && gpu_split);
   for (size_t i = 0; i < g.prompts.size(); ++i) {
-    const auto want = CpuPromptLogits(*cpu, g.prompts[i]);
-    const auto got = GpuPromptLogits(*gpu, g.prompts[i]);
+    const auto want = PromptLogits(*cpu, g.prompts[i]);
+    const auto got = PromptLogits(*gpu, g.prompts[i]);
     const double err = MaxRelErr(got, want), err_golden = MaxRelErr(got, g.logits[i]);
-    const double err_split = MaxRelErr(GpuPromptLogits(*gpu_split, g.prompts[i]), want);
+    const double err_split = MaxRelErr(PromptLogits(*gpu_split, g.prompts[i]), want);
     EXPECT_LE(err, 3e-2) << "prompt " << i;
     EXPECT_LE(err_golden, 3e-2) << "prompt " << i;
     EXPECT_LE(err_split, 3e-2) << "prompt " << i;
@@ -142,8 +137,8 @@ TEST_P(CudaFixtureTest, GreedyMatchesCpuBf16) {
   ASSERT_TRUE(cpu && gpu);
   for (size_t i = 0; i < g.prompts.size(); ++i) {
     GenerationRequest r = Greedy(g.prompts[i], 16);
-    auto want = GenerateBatch(*cpu, {&r, 1});
-    auto got = GenerateOnExecutor(*gpu, {&r, 1});
+    auto want = GenerateOnRunner(*cpu, {&r, 1});
+    auto got = GenerateOnRunner(*gpu, {&r, 1});
     ASSERT_TRUE(want.ok() && got.ok()) << want.status() << got.status();
     ASSERT_EQ((*got)[0].tokens.size(), 16u);
     ASSERT_EQ((*want)[0].tokens.size(), 16u);
@@ -169,15 +164,15 @@ TEST_P(CudaFixtureTest, BatchedAndChunkedMatchCpuBf16) {
   std::vector<GenerationRequest> reqs;
   for (const auto& p : g.prompts) reqs.push_back(Greedy(p, 14));
   reqs.push_back(Greedy(g.prompts.back(), 5));
-  auto want = GenerateBatch(*cpu, reqs, {.batch_prefill = true});
-  auto got = GenerateOnExecutor(*gpu, reqs, {.batch_prefill = true});
+  auto want = GenerateOnRunner(*cpu, reqs, {.batch_prefill = true});
+  auto got = GenerateOnRunner(*gpu, reqs, {.batch_prefill = true});
   ASSERT_TRUE(want.ok() && got.ok());
   for (size_t i = 0; i < reqs.size(); ++i)
     EXPECT_EQ((*got)[i].tokens, (*want)[i].tokens) << "request " << i;
 
   GenerationRequest r = Greedy(g.prompts.back(), 12);
-  auto want_c = GenerateBatch(*cpu, {&r, 1}, {.prefill_chunk = 17});
-  auto got_c = GenerateOnExecutor(*gpu, {&r, 1}, {.prefill_chunk = 17});
+  auto want_c = GenerateOnRunner(*cpu, {&r, 1}, {.prefill_chunk = 17});
+  auto got_c = GenerateOnRunner(*gpu, {&r, 1}, {.prefill_chunk = 17});
   ASSERT_TRUE(want_c.ok() && got_c.ok());
   EXPECT_EQ((*got_c)[0].tokens, (*want_c)[0].tokens);
 }
@@ -187,7 +182,7 @@ TEST_P(CudaFixtureTest, ExpertLoadAndBadInput) {
   ASSERT_TRUE(gpu);
   const ModelConfig& c = gpu->config();
   const std::vector<int32_t> prompt = {3, 5, 7, 11, 13, 17, 19};
-  GpuPromptLogits(*gpu, prompt);
+  PromptLogits(*gpu, prompt);
   const ExpertLoad& load = gpu->expert_load();
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     int64_t sum = 0;
@@ -197,19 +192,19 @@ TEST_P(CudaFixtureTest, ExpertLoadAndBadInput) {
   BlockPool pool(gpu->num_kv_blocks());
   BlockTable table;
   ASSERT_TRUE(table.Reserve(pool, 70).ok());
-  std::vector<float> logits;
+  StepResult out;
   std::vector<int32_t> bad_token = {5, 100000};
-  SequenceInput in{.tokens = bad_token, .block_table = table.blocks()};
-  EXPECT_EQ(gpu->Forward({&in, 1}, &logits).code(), absl::StatusCode::kInvalidArgument);
+  RunnerSequence in{.tokens = bad_token, .block_table = table.blocks()};
+  EXPECT_EQ(gpu->Step({&in, 1}, &out).code(), absl::StatusCode::kInvalidArgument);
   std::vector<int32_t> too_long(200, 3);
   in = {.tokens = too_long, .block_table = table.blocks()};
-  EXPECT_EQ(gpu->Forward({&in, 1}, &logits).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(gpu->Step({&in, 1}, &out).code(), absl::StatusCode::kInvalidArgument);
 }
 
 // Decode steps replayed from CUDA graphs (one per batch size, the plan changing every step) give
 // the logits of eager execution.
 TEST_P(CudaFixtureTest, GraphReplayMatchesEager) {
-  CudaExecutorOptions eager_opts;
+  CudaRunnerOptions eager_opts;
   eager_opts.cuda_graphs = false;
   auto graphs = Gpu(dir());
   auto eager = Gpu(dir(), eager_opts);
@@ -224,16 +219,16 @@ TEST_P(CudaFixtureTest, GraphReplayMatchesEager) {
   for (int i = 0; i < S; ++i) {
     const int64_t n = static_cast<int64_t>(g.prompts[i].size());
     ASSERT_TRUE(tg[i].Reserve(pool_g, n + 40).ok() && te[i].Reserve(pool_e, n + 40).ok());
-    SequenceInput a{.tokens = g.prompts[i], .block_table = tg[i].blocks()};
-    SequenceInput b{.tokens = g.prompts[i], .block_table = te[i].blocks()};
-    ASSERT_TRUE(graphs->Forward({&a, 1}, &lg).ok() && eager->Forward({&b, 1}, &le).ok());
+    lg = StepLogits(*graphs, {{.tokens = g.prompts[i], .block_table = tg[i].blocks()}});
+    le = StepLogits(*eager, {{.tokens = g.prompts[i], .block_table = te[i].blocks()}});
+    ASSERT_FALSE(lg.empty() || le.empty());
     pos[i] = n;
   }
   for (int step = 0; step < 40; ++step) {
     // Batches of 3, 2 and 1 sequences (sequence 0 always in): graphs are captured, then
     // replayed with other plans.
     std::vector<int32_t> next(S);
-    std::vector<SequenceInput> a, b;
+    std::vector<RunnerSequence> a, b;
     for (int i = 0; i < S; ++i) {
       if (i > 0 && ((step + i) % 4 == 3 || step % 5 == 4)) continue;
       next[i] = static_cast<int32_t>((step * 13 + i * 5 + 2) % V);
@@ -242,8 +237,8 @@ TEST_P(CudaFixtureTest, GraphReplayMatchesEager) {
       b.push_back({.tokens = tok, .start_pos = pos[i], .block_table = te[i].blocks()});
       ++pos[i];
     }
-    ASSERT_TRUE(graphs->Forward(a, &lg).ok());
-    ASSERT_TRUE(eager->Forward(b, &le).ok());
+    lg = StepLogits(*graphs, a);
+    le = StepLogits(*eager, b);
     EXPECT_LE(MaxRelErr(lg, le), 1e-6) << "step " << step;
   }
 }
@@ -365,7 +360,7 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   WriteSynthetic(s, dir);
   auto cpu = Cpu(dir, Precision::kF32);
   auto gpu = Gpu(dir);
-  CudaExecutorOptions eager_opts;
+  CudaRunnerOptions eager_opts;
   eager_opts.cuda_graphs = false;
   auto eager = Gpu(dir, eager_opts);
   ASSERT_TRUE(cpu && gpu && eager);
@@ -375,7 +370,6 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   BlockPool gpool(gpu->num_kv_blocks()), epool(eager->num_kv_blocks()), cpool(64);
   std::vector<BlockTable> gt(S), et(S), ct(S);
   std::vector<std::vector<int32_t>> toks(S);
-  LatentCacheStorage cache = cpu->MakeCache(cpool.num_blocks());
   for (int i = 0; i < S; ++i) {
     for (int64_t t = 0; t < lens[i]; ++t)
       toks[i].push_back(static_cast<int32_t>((t * 97 + 13 * i + 5) % V));
@@ -393,7 +387,6 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   auto cpu_bf16 = Cpu(dir, Precision::kBF16);
   ASSERT_TRUE(cpu_bf16);
   BlockPool bpool(64);
-  LatentCacheStorage bcache = cpu_bf16->MakeCache(bpool.num_blocks());
   auto row_errs = [&](const std::vector<float>& got, const std::vector<float>& want, int64_t rows) {
     std::vector<double> e(static_cast<size_t>(rows), INFINITY);
     if (got.size() != want.size() || static_cast<int64_t>(want.size()) != rows * V) return e;
@@ -403,17 +396,15 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
     return e;
   };
   for (int i = 0; i < S; ++i) {
-    std::vector<float> want, want_bf16, got, unused;
     BlockTable bt;
     ASSERT_TRUE(bt.Reserve(bpool, lens[i]).ok());
-    SequenceInput gin{.tokens = toks[i], .block_table = gt[i].blocks(), .all_logits = true};
-    SequenceInput ein{.tokens = toks[i], .block_table = et[i].blocks(), .all_logits = true};
-    SequenceInput cin{.tokens = toks[i], .block_table = ct[i].blocks(), .all_logits = true};
-    SequenceInput bin{.tokens = toks[i], .block_table = bt.blocks(), .all_logits = true};
-    ASSERT_TRUE(cpu->Forward({&cin, 1}, cache, &want).ok());
-    ASSERT_TRUE(cpu_bf16->Forward({&bin, 1}, bcache, &want_bf16).ok());
-    ASSERT_TRUE(gpu->Forward({&gin, 1}, &got).ok());
-    ASSERT_TRUE(eager->Forward({&ein, 1}, &unused).ok());
+    const std::vector<float> want =
+        StepLogits(*cpu, {{.tokens = toks[i], .block_table = ct[i].blocks()}});
+    const std::vector<float> want_bf16 =
+        StepLogits(*cpu_bf16, {{.tokens = toks[i], .block_table = bt.blocks()}});
+    const std::vector<float> got =
+        StepLogits(*gpu, {{.tokens = toks[i], .block_table = gt[i].blocks()}});
+    ASSERT_FALSE(StepLogits(*eager, {{.tokens = toks[i], .block_table = et[i].blocks()}}).empty());
     bt.Release(bpool);
     const std::vector<double> e = row_errs(got, want, lens[i]);
     const std::vector<double> eb = row_errs(want_bf16, want, lens[i]);
@@ -435,7 +426,7 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   // Three batched decode steps (the first captures a CUDA graph, the others replay it).
   for (int step = 0; step < 3; ++step) {
     std::vector<int32_t> next(S);
-    std::vector<SequenceInput> gin, ein, cin;
+    std::vector<RunnerSequence> gin, ein, cin;
     for (int i = 0; i < S; ++i) {
       next[i] = static_cast<int32_t>((step * 31 + i * 7 + 1) % V);
       const int64_t pos = lens[i] + step;
@@ -444,10 +435,9 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
       ein.push_back({.tokens = tok, .start_pos = pos, .block_table = et[i].blocks()});
       cin.push_back({.tokens = tok, .start_pos = pos, .block_table = ct[i].blocks()});
     }
-    std::vector<float> want, got, got_eager;
-    ASSERT_TRUE(cpu->Forward(cin, cache, &want).ok());
-    ASSERT_TRUE(gpu->Forward(gin, &got).ok());
-    ASSERT_TRUE(eager->Forward(ein, &got_eager).ok());
+    const std::vector<float> want = StepLogits(*cpu, cin);
+    const std::vector<float> got = StepLogits(*gpu, gin);
+    const std::vector<float> got_eager = StepLogits(*eager, ein);
     const double err = MaxRelErr(got, want);
     EXPECT_LE(err, 3e-2) << "decode step " << step;
     EXPECT_LE(MaxRelErr(got, got_eager), 1e-6) << "graph replay vs eager, step " << step;
@@ -459,6 +449,106 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
 INSTANTIATE_TEST_SUITE_P(Models, CudaSyntheticTest,
                          ::testing::Values(SyntheticSpec{"v2lite_h16", false, 16},
                                            SyntheticSpec{"v3_h64", true, 64}));
+
+// Sampling runs where the logits are: the GPU's token for a row equals the CPU twin's choice
+// over the same logits and draw (exact for top_k <= 1024), and its logprobs match the CPU twin.
+TEST(CudaRunner, SamplingAndLogprobsOnTheGpuMatchTheCpuTwin) {
+  SKIP_WITHOUT_CUDA();
+  auto gpu = Gpu(kFixtures + "v2_lite_bf16");
+  ASSERT_TRUE(gpu);
+  const int64_t V = gpu->config().vocab_size;
+  const std::vector<int32_t> prompt = {3, 14, 15, 92, 65, 35, 89};
+  for (double u : {0.02, 0.5, 0.97}) {
+    BlockPool pool(gpu->num_kv_blocks());
+    BlockTable table;
+    ASSERT_TRUE(table.Reserve(pool, static_cast<int64_t>(prompt.size())).ok());
+    const std::vector<int32_t> seen = {14, 92};
+    const std::vector<int32_t> counts = {1, 0};
+    SamplingRow row{.temperature = 0.7f, .top_k = 40, .top_p = 0.95f,
+                    .repetition_penalty = 1.3f, .frequency_penalty = 0.5f, .uniform = u,
+                    .penalty_tokens = seen, .penalty_counts = counts};
+    RunnerSequence in{.tokens = prompt, .block_table = table.blocks(), .sample = true,
+                      .sampling = row, .logprobs = 5, .all_logits = true};
+    StepResult out;
+    ASSERT_TRUE(gpu->Step({&in, 1}, &out).ok());
+    std::vector<float> last(out.logits.end() - V, out.logits.end());
+    std::vector<float> copy = last;
+    std::vector<std::pair<float, int32_t>> scratch;
+    EXPECT_EQ(out.seqs[0].token, SampleRow(row, absl::MakeSpan(copy), &scratch)) << u;
+    double mx = *std::max_element(last.begin(), last.end()), sum = 0;
+    for (float x : last) sum += std::exp(static_cast<double>(x) - mx);
+    const double want = last[out.seqs[0].token] - (mx + std::log(sum));
+    EXPECT_NEAR(out.seqs[0].logprob, want, 1e-4);
+    ASSERT_EQ(out.seqs[0].top.size(), 5u);
+    EXPECT_EQ(out.seqs[0].top[0].token,
+              static_cast<int32_t>(std::max_element(last.begin(), last.end()) - last.begin()));
+  }
+}
+
+// The same program sharded: tp 2 and tp 2 / ep 2 with the ranks sharing this one GPU (Gloo
+// collectives, host-staged) against one rank, through the CLI as users run it.
+struct CliResult {
+  int code;
+  std::string out, err;
+};
+
+CliResult RunCli(const std::string& args) {
+  const std::string err_file =
+      (std::filesystem::temp_directory_path() / absl::StrCat("dsinfer_gpu_cli_", getpid()))
+          .string();
+  FILE* p = popen(absl::StrCat(DSINFER_CLI, " ", args, " 2>", err_file).c_str(), "r");
+  CliResult r;
+  char buf[65536];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.out.append(buf, n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream e(err_file);
+  r.err.assign(std::istreambuf_iterator<char>(e), {});
+  std::filesystem::remove(err_file);
+  return r;
+}
+
+class CudaShardedTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(CudaShardedTest, RanksSharingOneGpuMatchOneRank) {
+  SKIP_WITHOUT_CUDA();
+  setenv("DSINFER_WORKER_BINARY", DSINFER_CLI, 1);
+  const std::string model = kFixtures + GetParam();
+  auto logits = [&](const std::string& layout) {
+    CliResult r = RunCli(absl::StrCat("logits --device cuda --model ", model,
+                                      " --ids 1,17,300,42,5,99,250,7,63,128,2 ", layout));
+    EXPECT_EQ(r.code, 0) << layout << ": " << r.err;
+    return r.code == 0 ? nlohmann::json::parse(r.out)["logits"].get<std::vector<std::vector<float>>>()
+                       : std::vector<std::vector<float>>{};
+  };
+  auto greedy = [&](const std::string& layout) {
+    CliResult r = RunCli(absl::StrCat("generate --device cuda --model ", model,
+                                      " --ids 3,14,15,92,65 --max-tokens 12 --ignore-eos ", layout));
+    EXPECT_EQ(r.code, 0) << layout << ": " << r.err;
+    return r.code == 0 ? nlohmann::json::parse(r.out)["ids"].get<std::vector<int32_t>>()
+                       : std::vector<int32_t>{};
+  };
+  const auto want = logits("");
+  ASSERT_FALSE(want.empty());
+  const auto want_ids = greedy("");
+  ASSERT_EQ(want_ids.size(), 12u);
+  for (const std::string layout : {"--tp 2", "--tp 2 --ep 2"}) {
+    const auto got = logits(layout);
+    ASSERT_EQ(got.size(), want.size()) << layout;
+    std::vector<float> a, b;
+    for (size_t r = 0; r < got.size(); ++r) {
+      a.insert(a.end(), got[r].begin(), got[r].end());
+      b.insert(b.end(), want[r].begin(), want[r].end());
+    }
+    const double err = MaxRelErr(a, b);
+    std::printf("[%s] %s vs one rank: rel err %.3g\n", GetParam().c_str(), layout.c_str(), err);
+    EXPECT_LE(err, 3e-2) << layout;
+    EXPECT_EQ(greedy(layout), want_ids) << layout;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CudaShardedTest, ::testing::Values("v2_lite_bf16", "v3_fp8"));
 
 }  // namespace
 }  // namespace dsinfer

@@ -1,4 +1,4 @@
-#include "src/distributed/sharded_executor.h"
+#include "src/distributed/sharded_runner.h"
 
 #include <cstring>
 
@@ -36,38 +36,34 @@ absl::StatusOr<std::vector<int>> GatherRefusals(Communicator& comm, bool ok) {
 
 }  // namespace
 
-std::string ShardFingerprint(const DeepseekModel& m) {
-  const ModelConfig& c = m.config();
-  const ShardLayout& l = m.layout();
+std::string ShardFingerprint(const ProgramRunner& r) {
+  const ModelConfig& c = r.config();
+  const ShardLayout& l = r.layout();
   return absl::StrCat(c.model_type, " layers=", c.num_hidden_layers, " hidden=", c.hidden_size,
                       " heads=", c.num_attention_heads, " experts=", c.n_routed_experts,
-                      " vocab=", c.vocab_size, " dtype=",
-                      m.precision() == Precision::kBF16 ? "bf16" : "f32", " tp=", l.tp,
-                      " ep=", l.ep);
+                      " vocab=", c.vocab_size, " backend=", r.backend_name(),
+                      " dtype=", r.dtype_name(), " tp=", l.tp, " ep=", l.ep);
 }
 
-ShardedExecutor::ShardedExecutor(std::unique_ptr<Communicator> comm,
-                                 std::unique_ptr<DeepseekModel> model, int32_t num_kv_blocks,
-                                 const ShardedOptions& options)
+ShardedRunner::ShardedRunner(std::unique_ptr<Communicator> comm,
+                             std::unique_ptr<ProgramRunner> local, const ShardedOptions& options)
     : comm_(std::move(comm)),
-      model_(std::move(model)),
-      cache_(model_->MakeCache(num_kv_blocks)),
+      local_(std::move(local)),
       options_(options),
       last_activity_(std::chrono::steady_clock::now()) {}
 
-absl::StatusOr<std::unique_ptr<ShardedExecutor>> ShardedExecutor::Create(
-    std::unique_ptr<Communicator> comm, std::unique_ptr<DeepseekModel> model,
-    int32_t num_kv_blocks, const ShardedOptions& options) {
+absl::StatusOr<std::unique_ptr<ShardedRunner>> ShardedRunner::Create(
+    std::unique_ptr<Communicator> comm, std::unique_ptr<ProgramRunner> local,
+    const ShardedOptions& options) {
   if (comm->rank() != kLeader) return absl::InvalidArgumentError("the leader must be rank 0");
-  if (model->comm() != comm.get())
-    return absl::InvalidArgumentError("the model must run its collectives on the leader's comm");
-  std::unique_ptr<ShardedExecutor> ex(
-      new ShardedExecutor(std::move(comm), std::move(model), num_kv_blocks, options));
+  if (local->layout().rank != kLeader || local->layout().tp != comm->size())
+    return absl::InvalidArgumentError("the leader's shard must be rank 0 of the communicator");
+  std::unique_ptr<ShardedRunner> ex(new ShardedRunner(std::move(comm), std::move(local), options));
   ex->comm_->set_timeout(options.step_timeout);
   std::vector<char> init(sizeof(int64_t));
-  const int64_t blocks = num_kv_blocks;
+  const int64_t blocks = ex->local_->num_kv_blocks();
   std::memcpy(init.data(), &blocks, sizeof(blocks));
-  const std::string fp = ShardFingerprint(*ex->model_);
+  const std::string fp = ShardFingerprint(*ex->local_);
   init.insert(init.end(), fp.begin(), fp.end());
   {
     std::lock_guard<std::mutex> lock(ex->mu_);
@@ -84,14 +80,14 @@ absl::StatusOr<std::unique_ptr<ShardedExecutor>> ShardedExecutor::Create(
   return ex;
 }
 
-ShardedExecutor::~ShardedExecutor() { Shutdown(); }
+ShardedRunner::~ShardedRunner() { Shutdown(); }
 
-absl::Status ShardedExecutor::failure() const {
+absl::Status ShardedRunner::failure() const {
   std::lock_guard<std::mutex> lock(fail_mu_);
   return failure_;
 }
 
-absl::Status ShardedExecutor::Fail(absl::Status st) {
+absl::Status ShardedRunner::Fail(absl::Status st) {
   std::lock_guard<std::mutex> lock(fail_mu_);
   if (failure_.ok()) {
     failure_ = absl::UnavailableError(
@@ -100,7 +96,7 @@ absl::Status ShardedExecutor::Fail(absl::Status st) {
   return failure_;
 }
 
-absl::Status ShardedExecutor::Send(uint32_t op, const std::vector<char>& payload) {
+absl::Status ShardedRunner::Send(uint32_t op, const std::vector<char>& payload) {
   RankHeader h{.op = op, .payload_bytes = static_cast<int64_t>(payload.size())};
   absl::Status st = comm_->Broadcast(&h, sizeof(h), kLeader);
   if (st.ok() && !payload.empty())
@@ -108,15 +104,14 @@ absl::Status ShardedExecutor::Send(uint32_t op, const std::vector<char>& payload
   return st;
 }
 
-absl::Status ShardedExecutor::Forward(absl::Span<const SequenceInput> seqs,
-                                      std::vector<float>* logits) {
+absl::Status ShardedRunner::Step(absl::Span<const RunnerSequence> seqs, StepResult* result) {
   std::lock_guard<std::mutex> lock(mu_);
   if (absl::Status f = failure(); !f.ok()) return f;
   if (stopped_) return absl::UnavailableError("the model's ranks have been shut down");
   last_activity_ = std::chrono::steady_clock::now();
   if (absl::Status st = Send(static_cast<uint32_t>(RankOp::kForward), EncodeStep(seqs)); !st.ok())
     return Fail(st);
-  absl::Status st = model_->Forward(seqs, cache_, logits);
+  absl::Status st = local_->Step(seqs, result);
   last_activity_ = std::chrono::steady_clock::now();
   // Validation errors are the same on every rank and leave the group usable; a collective that
   // failed does not.
@@ -124,9 +119,9 @@ absl::Status ShardedExecutor::Forward(absl::Span<const SequenceInput> seqs,
   return st;
 }
 
-absl::Status ShardedExecutor::Health() const { return failure(); }
+absl::Status ShardedRunner::Health() const { return failure(); }
 
-void ShardedExecutor::Heartbeat() {
+void ShardedRunner::Heartbeat() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopped_ && failure().ok()) {
     cv_.wait_for(lock, options_.ping_interval);
@@ -139,7 +134,7 @@ void ShardedExecutor::Heartbeat() {
   }
 }
 
-void ShardedExecutor::Shutdown() {
+void ShardedRunner::Shutdown() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!stopped_) {
@@ -152,17 +147,17 @@ void ShardedExecutor::Shutdown() {
   if (local_ranks_) local_ranks_->Wait(/*timeout_s=*/10).IgnoreError();
 }
 
-CommStats ShardedExecutor::comm_stats() const {
+CommStats ShardedRunner::comm_stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return comm_->stats();
 }
 
-void ShardedExecutor::ResetCommStats() {
+void ShardedRunner::ResetCommStats() {
   std::lock_guard<std::mutex> lock(mu_);
   comm_->ResetStats();
 }
 
-absl::Status RunShardedWorker(Communicator& comm, DeepseekModel& model,
+absl::Status RunShardedWorker(Communicator& comm, ProgramRunner& runner,
                               const ShardedOptions& options) {
   if (comm.rank() == kLeader) return absl::InvalidArgumentError("rank 0 is the leader");
   RankHeader h;
@@ -176,15 +171,16 @@ absl::Status RunShardedWorker(Communicator& comm, DeepseekModel& model,
   int64_t blocks = 0;
   std::memcpy(&blocks, payload.data(), sizeof(blocks));
   const std::string leader_fp(payload.begin() + sizeof(int64_t), payload.end());
-  const std::string fp = ShardFingerprint(model);
+  const std::string fp = ShardFingerprint(runner);
   comm.set_timeout(options.step_timeout);
   RETURN_IF_ERROR(GatherRefusals(comm, fp == leader_fp).status());
   if (fp != leader_fp) {
     return absl::FailedPreconditionError(absl::StrCat(
         "rank ", comm.rank(), " loaded \"", fp, "\" but the leader runs \"", leader_fp, "\""));
   }
-  LatentCacheStorage cache = model.MakeCache(static_cast<int32_t>(blocks));
-  std::vector<float> logits;
+  if (blocks < 1 || blocks > INT32_MAX)
+    return absl::InternalError(absl::StrCat("the leader sent a bad KV block count ", blocks));
+  RETURN_IF_ERROR(runner.AllocateKvCache(static_cast<int32_t>(blocks)));
   // Between steps the leader pings every ping_interval; silence for this long means it is gone.
   const auto idle_timeout = options.step_timeout + 3 * options.ping_interval;
   for (;;) {
@@ -199,7 +195,7 @@ absl::Status RunShardedWorker(Communicator& comm, DeepseekModel& model,
         break;
       case RankOp::kForward: {
         ASSIGN_OR_RETURN(DecodedStep step, DecodeStep(payload));
-        absl::Status st = model.Forward(step.seqs, cache, &logits);
+        absl::Status st = runner.Step(step.seqs, nullptr);
         if (!st.ok() && !comm.healthy()) return st;  // else the leader reports it
         break;
       }

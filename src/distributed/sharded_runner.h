@@ -1,6 +1,7 @@
 // Leader / worker control of a model sharded over ranks (tensor + expert parallelism). The
-// leader (rank 0) owns the scheduler; its ShardedExecutor broadcasts every step's sequences to
-// the workers, then all ranks run the same Forward in lockstep, their collectives inside it.
+// leader (rank 0) owns the scheduler; its ShardedRunner broadcasts every step's sequences to
+// the workers, then all ranks run the same program step in lockstep, their collectives inside it
+// (the leader alone produces outputs).
 // A heartbeat (broadcast + barrier) runs while the leader is idle, so a rank that dies is noticed
 // within ping_interval + step_timeout even without traffic: Health() turns UNAVAILABLE, Forward
 // fails fast, and the server reports not-ready (invariants: README.md).
@@ -17,8 +18,8 @@
 #include "absl/status/statusor.h"
 #include "src/comm/communicator.h"
 #include "src/distributed/launcher.h"
-#include "src/engine/executor.h"
-#include "src/model/deepseek_model.h"
+#include "src/engine/model_runner.h"
+#include "src/model/program_runner.h"
 
 namespace dsinfer {
 
@@ -29,27 +30,29 @@ struct ShardedOptions {
 };
 
 // Identifies model, precision and layout; ranks refuse to run with a leader that differs.
-std::string ShardFingerprint(const DeepseekModel& model);
+std::string ShardFingerprint(const ProgramRunner& runner);
 
-class ShardedExecutor : public Executor {
+class ShardedRunner : public ModelRunner {
  public:
-  // Rank 0 of comm. Hands num_kv_blocks and the fingerprint to the workers and checks theirs.
-  static absl::StatusOr<std::unique_ptr<ShardedExecutor>> Create(
-      std::unique_ptr<Communicator> comm, std::unique_ptr<DeepseekModel> model,
-      int32_t num_kv_blocks, const ShardedOptions& options = {});
-  ~ShardedExecutor() override;
+  // Rank 0 of comm, with its own shard already holding its KV cache. Hands the block count and
+  // the fingerprint to the workers and checks theirs.
+  static absl::StatusOr<std::unique_ptr<ShardedRunner>> Create(
+      std::unique_ptr<Communicator> comm, std::unique_ptr<ProgramRunner> local,
+      const ShardedOptions& options = {});
+  ~ShardedRunner() override;
 
-  const ModelConfig& config() const override { return model_->config(); }
-  int32_t num_kv_blocks() const override { return cache_.num_blocks(); }
-  const char* backend_name() const override { return "cpu"; }
-  const char* dtype_name() const override {
-    return model_->precision() == Precision::kBF16 ? "bf16" : "f32";
-  }
-  absl::Status Forward(absl::Span<const SequenceInput> seqs, std::vector<float>* logits) override;
-  const ExpertLoad& expert_load() const override { return model_->expert_load(); }
+  const ModelConfig& config() const override { return local_->config(); }
+  const KvCacheSpec& kv_cache_spec() const override { return local_->kv_cache_spec(); }
+  int32_t num_kv_blocks() const override { return local_->num_kv_blocks(); }
+  const char* backend_name() const override { return local_->backend_name(); }
+  const char* dtype_name() const override { return local_->dtype_name(); }
+  absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) override;
+  const ExpertLoad& expert_load() const override { return local_->expert_load(); }
   absl::Status Health() const override;
-  int tensor_parallel_size() const override { return model_->layout().tp; }
-  int expert_parallel_size() const override { return model_->layout().ep; }
+  int tensor_parallel_size() const override { return local_->layout().tp; }
+  int expert_parallel_size() const override { return local_->layout().ep; }
+  int64_t weight_bytes() const override { return local_->weight_bytes(); }
+  int64_t max_step_tokens() const override { return local_->max_step_tokens(); }
 
   // Tells the workers to exit (they return OK) and stops the heartbeat. Idempotent.
   void Shutdown();
@@ -61,22 +64,21 @@ class ShardedExecutor : public Executor {
     local_ranks_ = std::move(ranks);
     rendezvous_dir_ = std::move(dir);
   }
-  const ShardLayout& layout() const { return model_->layout(); }
+  const ShardLayout& layout() const { return local_->layout(); }
   std::vector<pid_t> local_rank_pids() const {
     return local_ranks_ ? local_ranks_->pids() : std::vector<pid_t>();
   }
 
  private:
-  ShardedExecutor(std::unique_ptr<Communicator> comm, std::unique_ptr<DeepseekModel> model,
-                  int32_t num_kv_blocks, const ShardedOptions& options);
+  ShardedRunner(std::unique_ptr<Communicator> comm, std::unique_ptr<ProgramRunner> local,
+                const ShardedOptions& options);
   absl::Status Send(uint32_t op, const std::vector<char>& payload);  // mu_ held
   void Heartbeat();
   absl::Status Fail(absl::Status st);  // remembers the first failure
   absl::Status failure() const;
 
   std::unique_ptr<Communicator> comm_;
-  std::unique_ptr<DeepseekModel> model_;
-  LatentCacheStorage cache_;
+  std::unique_ptr<ProgramRunner> local_;
   ShardedOptions options_;
   mutable std::mutex mu_;  // one collective sequence at a time (steps, pings, shutdown)
   std::condition_variable cv_;
@@ -89,9 +91,10 @@ class ShardedExecutor : public Executor {
   std::unique_ptr<std::optional<TempDir>> rendezvous_dir_;
 };
 
-// Worker ranks: the handshake, then every step the leader sends, until it says shutdown (OK) or
-// is gone (UNAVAILABLE). The model must be this rank's shard on comm.
-absl::Status RunShardedWorker(Communicator& comm, DeepseekModel& model,
+// Worker ranks: the handshake (allocates the KV cache the leader sized), then every step the
+// leader sends, until it says shutdown (OK) or is gone (UNAVAILABLE). The runner must be this
+// rank's shard on comm, without a KV cache yet.
+absl::Status RunShardedWorker(Communicator& comm, ProgramRunner& runner,
                               const ShardedOptions& options = {});
 
 }  // namespace dsinfer

@@ -1,0 +1,73 @@
+// The engine's contract with a model: a runner executes one planned step over the paged KV cache
+// it owns and returns the sampled token ids (and logprobs or full logits only when asked). It
+// says what its cache needs (KvCacheSpec), so every sizing path uses one formula. Model-agnostic:
+// nothing here knows DeepSeek's layers; a family's program and a backend's ops live behind it
+// (src/model, src/backend_cpu, src/backend_cuda; built by src/runner's factory).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/types/span.h"
+#include "src/config/model_config.h"
+#include "src/kv_cache/kv_cache_spec.h"
+#include "src/sampling/sampler.h"
+
+namespace dsinfer {
+
+// One sequence's part of a step: its new tokens (decode: one; prefill: a prompt chunk).
+struct RunnerSequence {
+  absl::Span<const int32_t> tokens;       // new tokens of this step (>= 1)
+  int64_t start_pos = 0;                  // tokens of this sequence already in the cache
+  absl::Span<const int32_t> block_table;  // must cover start_pos + tokens.size() tokens
+  bool sample = false;                    // pick a token after the last new token
+  SamplingRow sampling = {};              // how (with sample)
+  int32_t logprobs = -1;                  // with sample: -1 none, else top-n alternatives (0..20)
+  bool all_logits = false;                // return full logits of every new token
+};
+
+struct TokenLogprob {
+  int32_t token = 0;
+  float logprob = 0;
+};
+
+struct SequenceResult {
+  int32_t token = -1;                   // sampled token (sample), else -1
+  float logprob = 0;                    // of `token` under the model (logprobs >= 0)
+  std::vector<TokenLogprob> top;        // the n most likely tokens (logprobs > 0)
+};
+
+struct StepResult {
+  std::vector<SequenceResult> seqs;  // one per input sequence, in order
+  // Full logits [rows, vocab] of the sequences with all_logits, in order (else empty).
+  std::vector<float> logits;
+};
+
+// Tokens routed to each expert, per MoE layer, accumulated over steps.
+struct ExpertLoad {
+  std::vector<std::vector<int64_t>> tokens;  // [layer][expert]; empty rows for dense layers
+};
+
+class ModelRunner {
+ public:
+  virtual ~ModelRunner() = default;
+  virtual const ModelConfig& config() const = 0;
+  virtual const KvCacheSpec& kv_cache_spec() const = 0;
+  virtual int32_t num_kv_blocks() const = 0;
+  virtual const char* backend_name() const = 0;  // "cpu" | "cuda"
+  virtual const char* dtype_name() const = 0;    // "f32" | "bf16" (weights: "+fp8" when kept)
+  // Runs one step: appends every sequence's new tokens to its cache, samples where asked.
+  virtual absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) = 0;
+  virtual const ExpertLoad& expert_load() const = 0;
+  // UNAVAILABLE once the runner cannot run steps any more (a rank of a sharded model is gone).
+  virtual absl::Status Health() const { return absl::OkStatus(); }
+  virtual int tensor_parallel_size() const { return 1; }
+  virtual int expert_parallel_size() const { return 1; }
+  virtual int64_t weight_bytes() const { return 0; }  // this process's share
+  // New tokens one step may carry (backends with fixed workspaces); 0: no limit.
+  virtual int64_t max_step_tokens() const { return 0; }
+};
+
+}  // namespace dsinfer

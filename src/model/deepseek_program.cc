@@ -1,0 +1,233 @@
+#include "src/model/deepseek_program.h"
+
+#include "src/core/status_macros.h"
+#include "src/model/attention_scales.h"
+
+namespace dsinfer {
+
+KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype) {
+  return {.num_layers = c.num_hidden_layers,
+          .row_width = c.kv_lora_rank + c.qk_rope_head_dim,
+          .dtype = dtype,
+          .block_size = kKvBlockSize};
+}
+
+absl::StatusOr<std::unique_ptr<DeepseekProgram>> DeepseekProgram::Load(const ModelConfig& config,
+                                                                       const ShardLayout& layout,
+                                                                       const WeightStore& store,
+                                                                       BackendOps& ops) {
+  if (ops.world_size() != layout.tp || ops.rank() != layout.rank) {
+    return absl::InvalidArgumentError(
+        "a tensor-parallel model needs a backend on a communicator of its ranks");
+  }
+  ASSIGN_OR_RETURN(DeepseekWeights w, LoadDeepseekWeights(config, layout, store, ops));
+  return std::unique_ptr<DeepseekProgram>(new DeepseekProgram(config, layout, ops, std::move(w)));
+}
+
+DeepseekProgram::DeepseekProgram(const ModelConfig& config, const ShardLayout& layout,
+                                 BackendOps& ops, DeepseekWeights weights)
+    : config_(config), layout_(layout), ops_(ops), weights_(std::move(weights)) {
+  const ModelConfig& c = config_;
+  AttentionScales scales = MlaAttentionScales(c);
+  eps_ = static_cast<float>(c.rms_norm_eps);
+  mla_ = {.heads = layout_.LocalHeads(c),
+          .nope = c.qk_nope_head_dim,
+          .rope = c.qk_rope_head_dim,
+          .v = c.v_head_dim,
+          .kv_lora = c.kv_lora_rank,
+          .eps = eps_,
+          .softmax_scale = scales.softmax_scale,
+          .rope_attn_factor = scales.rope_attn_factor,
+          .inv_freq = std::move(scales.inv_freq)};
+  router_ = {.n_experts = c.n_routed_experts,
+             .top_k = c.num_experts_per_tok,
+             .n_group = c.n_group,
+             .topk_group = c.topk_group,
+             .sigmoid = c.scoring_func == ScoringFunc::kSigmoid,
+             .group_top2_sum = c.topk_method == TopkMethod::kNoauxTc,
+             .normalize = c.norm_topk_prob,
+             .scale = static_cast<float>(c.routed_scaling_factor),
+             // DeepSeek-V2 scales only un-normalised weights; V3 and later scale both.
+             .scale_when_normalized = c.model_type != "deepseek_v2"};
+  std::vector<bool> is_moe;
+  for (const auto& L : weights_.layers) is_moe.push_back(L.is_moe);
+  ops_.InitExpertLoad(is_moe, c.n_routed_experts);
+}
+
+absl::StatusOr<Tensor> DeepseekProgram::Forward(const StepInput& step) {
+  const ModelConfig& c = config_;
+  const DeepseekWeights& w = weights_;
+  const int64_t N = step.num_tokens, D = c.hidden_size;
+  const bool single = layout_.single();
+  const ElemType gemm = ops_.gemm_dtype();
+
+  // x: [N, hidden] f32 residual stream; embedding rows outside this rank's vocab are zero.
+  ASSIGN_OR_RETURN(Tensor x, ops_.Scratch(N, D, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.Embed(*w.embed, layout_.VocabBegin(c), x));
+  RETURN_IF_ERROR(ops_.AllReduce(x));
+
+  bool any_moe = false;
+  for (const auto& L : w.layers) any_moe |= L.is_moe;
+  // xn: [N, hidden] normed GEMM input; xr: the same in f32 for the router (routing in f32).
+  ASSIGN_OR_RETURN(Tensor xn, ops_.Scratch(N, D, gemm));
+  Tensor xr = xn;
+  if (any_moe && gemm != ElemType::kF32) {
+    ASSIGN_OR_RETURN(xr, ops_.Scratch(N, D, ElemType::kF32));
+  }
+  // branch: [N, hidden] f32 partial sums of this rank before their all-reduce (sharded runs).
+  Tensor branch;
+  if (!single) {
+    ASSIGN_OR_RETURN(branch, ops_.Scratch(N, D, ElemType::kF32));
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const DeepseekLayerWeights& L = w.layers[l];
+    // Each block's temporaries are freed when it has added its result to x.
+    const int64_t mark = ops_.ScratchMark();
+    RETURN_IF_ERROR(ops_.RmsNorm(x, *L.input_norm, eps_, xn));
+    if (single) {
+      RETURN_IF_ERROR(Attention(l, xn, x, /*accumulate=*/true));
+    } else {
+      RETURN_IF_ERROR(Attention(l, xn, branch, /*accumulate=*/false));
+      RETURN_IF_ERROR(ops_.AllReduce(branch));
+      RETURN_IF_ERROR(ops_.Add(x, branch));
+    }
+    ops_.ScratchRelease(mark);
+    const bool moe = L.is_moe;
+    RETURN_IF_ERROR(ops_.RmsNorm(x, *L.post_attention_norm, eps_, xn,
+                                 moe && xr.data != xn.data ? xr : Tensor{}));
+    if (moe && single) {
+      RETURN_IF_ERROR(MoeLocal(l, xn, xr, x));
+    } else if (moe) {
+      RETURN_IF_ERROR(MoeParallel(l, xn, xr, branch));
+      RETURN_IF_ERROR(ops_.Add(x, branch));
+    } else if (single) {
+      RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, x, /*accumulate=*/true));
+    } else {
+      RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, branch, /*accumulate=*/false));
+      RETURN_IF_ERROR(ops_.AllReduce(branch));
+      RETURN_IF_ERROR(ops_.Add(x, branch));
+    }
+    ops_.ScratchRelease(mark);
+  }
+  if (!single && any_moe) RETURN_IF_ERROR(ops_.ReduceExpertLoad());
+  return Logits(step, x);
+}
+
+int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
+  // Mirrors Forward's Scratch calls (each rounded up as ScratchBytesOf does); checked against
+  // the CPU backend's measured peak in tests.
+  const ModelConfig& c = config_;
+  const ElemType g = ops_.gemm_dtype(), f = ElemType::kF32, i32 = ElemType::kI32;
+  const int64_t D = c.hidden_size, H = mla_.heads, qk = mla_.nope + mla_.rope;
+  const int64_t K = router_.top_k, W = layout_.tp;
+  bool any_moe = false;
+  for (const auto& L : weights_.layers) any_moe |= L.is_moe;
+  auto S = ScratchBytesOf;
+  int64_t persistent = S(N, D, f) + S(N, D, g);
+  if (any_moe && g != f) persistent += S(N, D, f);
+  if (W > 1) persistent += S(N, D, f);
+  const int64_t qa = weights_.layers.empty() ? 0 : weights_.layers[0].qa_width;
+  int64_t attn = S(N, qa + mla_.kv_lora + mla_.rope, f) + S(N, H * mla_.v, g);
+  if (c.q_lora_rank > 0) attn += S(N, c.q_lora_rank, g) + S(N, H * qk, f);
+  int64_t moe = 0;
+  if (any_moe && W == 1) moe = S(N, K, i32) + S(N, K, f);
+  if (any_moe && W > 1) {
+    const int64_t nl = (N + W - 1) / W, sent = W * nl, recv = N;
+    moe = S(nl, K, i32) + S(nl, K, f) + S(sent, D, g) + S(sent, K, i32) + S(sent, K, f) +
+          S(recv, D, g) + S(recv, K, i32) + S(recv, K, f) + S(recv, D, f) + S(sent, D, f) +
+          S(nl, D, f);
+  }
+  const int64_t V = c.vocab_size, Vl = weights_.lm_head ? weights_.lm_head->rows : V;
+  int64_t logits = S(R, D, f) + S(R, D, g) + S(R, Vl, f);
+  if (W > 1) logits += S(R, V, f);
+  logits += S(R, V, f);  // the runner's copy of sampled rows for logprobs
+  return persistent + std::max(std::max(attn, moe), logits);
+}
+
+WorkspaceNeeds DeepseekProgram::Needs(int64_t T, int64_t R, int64_t S) const {
+  const ModelConfig& c = config_;
+  WorkspaceNeeds n{.scratch_bytes = ScratchBytes(T, R),
+                   .max_tokens = T,
+                   .max_logit_rows = R,
+                   .max_seqs = S,
+                   .max_positions = c.max_position_embeddings,
+                   .num_layers = c.num_hidden_layers,
+                   .hidden = c.hidden_size,
+                   .vocab = c.vocab_size,
+                   .mla = mla_};
+  for (const auto& L : weights_.layers) {
+    if (L.gate_up) n.max_mlp_inter = std::max(n.max_mlp_inter, L.gate_up->rows / 2);
+    if (L.shared_gate_up) n.max_mlp_inter = std::max(n.max_mlp_inter, L.shared_gate_up->rows / 2);
+    if (L.experts) {
+      n.n_experts = c.n_routed_experts;
+      n.top_k = c.num_experts_per_tok;
+      n.moe_inter = L.experts->rows;
+    }
+  }
+  return n;
+}
+
+// Multi-head latent attention (DeepSeek-V2 paper, section 2.1) of one layer: out (+)= o_proj of
+// the attention over the paged latent cache.
+absl::Status DeepseekProgram::Attention(int64_t layer, Tensor xn, Tensor out, bool accumulate) {
+  const ModelConfig& c = config_;
+  const DeepseekLayerWeights& L = weights_.layers[layer];
+  const int64_t N = xn.rows, H = mla_.heads, qk = mla_.nope + mla_.rope;
+  const int64_t width = mla_.kv_lora + mla_.rope, aw = L.qa_width + width;
+  const ElemType gemm = ops_.gemm_dtype();
+  // qkv_a: [N, qa_width + kv_lora + rope] = q_a (or q) | latent | k_pe
+  ASSIGN_OR_RETURN(Tensor qkv_a, ops_.Scratch(N, aw, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.Linear(xn, *L.qkv_a, qkv_a, false));
+  // q: [N, H * qk]
+  Tensor q = qkv_a.Cols(0, L.qa_width);
+  if (c.q_lora_rank > 0) {
+    ASSIGN_OR_RETURN(Tensor qn, ops_.Scratch(N, c.q_lora_rank, gemm));
+    RETURN_IF_ERROR(ops_.RmsNorm(q, *L.q_a_norm, eps_, qn));
+    ASSIGN_OR_RETURN(q, ops_.Scratch(N, H * qk, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.Linear(qn, *L.q_b, q, false));
+  }
+  // attn: [N, H * v]
+  ASSIGN_OR_RETURN(Tensor attn, ops_.Scratch(N, H * mla_.v, gemm));
+  RETURN_IF_ERROR(ops_.MlaAttention(layer, mla_,
+                                    {.q = q,
+                                     .kv = qkv_a.Cols(L.qa_width, width),
+                                     .kv_a_norm = L.kv_a_norm.get(),
+                                     .kv_b = L.kv_b.get()},
+                                    attn));
+  return ops_.Linear(attn, *L.o, out, accumulate);
+}
+
+// DeepSeekMoE on one rank: routed experts (top-k of the f32 router) plus shared experts.
+absl::Status DeepseekProgram::MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tensor out) {
+  const DeepseekLayerWeights& L = weights_.layers[layer];
+  const int64_t N = xn.rows, K = router_.top_k;
+  ASSIGN_OR_RETURN(Tensor ids, ops_.Scratch(N, K, ElemType::kI32));
+  ASSIGN_OR_RETURN(Tensor wts, ops_.Scratch(N, K, ElemType::kF32));
+  RETURN_IF_ERROR(
+      ops_.MoeRoute(layer, xr, *L.router, L.router_bias.get(), router_, ids, wts));
+  return ops_.Moe(xn, ids, wts, *L.experts, L.shared_gate_up.get(), L.shared_down.get(), out,
+                  /*accumulate=*/true);
+}
+
+// Final norm and lm_head on the logit rows; vocabulary-parallel logits are gathered.
+absl::StatusOr<Tensor> DeepseekProgram::Logits(const StepInput& step, Tensor x) {
+  const ModelConfig& c = config_;
+  const int64_t R = static_cast<int64_t>(step.logit_rows.size()), D = c.hidden_size;
+  ASSIGN_OR_RETURN(Tensor last, ops_.Scratch(R, D, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.SelectLogitRows(x, last));
+  ASSIGN_OR_RETURN(Tensor normed, ops_.Scratch(R, D, ops_.gemm_dtype()));
+  RETURN_IF_ERROR(ops_.RmsNorm(last, *weights_.final_norm, eps_, normed));
+  const int64_t Vl = weights_.lm_head->rows;
+  ASSIGN_OR_RETURN(Tensor local, ops_.Scratch(R, Vl, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.Linear(normed, *weights_.lm_head, local, false));
+  if (layout_.single()) return local;
+  std::vector<int64_t> cols(layout_.tp);
+  for (int r = 0; r < layout_.tp; ++r)
+    cols[r] = ShardLayout::PartBegin(c.vocab_size, layout_.tp, r + 1) -
+              ShardLayout::PartBegin(c.vocab_size, layout_.tp, r);
+  ASSIGN_OR_RETURN(Tensor logits, ops_.Scratch(R, c.vocab_size, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.AllGatherCols(local, cols, logits));
+  return logits;
+}
+
+}  // namespace dsinfer

@@ -1,0 +1,63 @@
+// The DeepSeek-V2 / V3 / Kimi-K2 network written once over BackendOps: embedding, per layer
+// RMSNorm -> MLA -> RMSNorm -> MoE or dense MLP with residuals, final norm, lm_head; under a
+// ShardLayout the collectives are ops of the same program (tensor parallel attention, dense MLP,
+// vocabulary; expert-parallel MoE with dispatch / combine). Follows DeepSeek's reference
+// inference (inference/model.py of DeepSeek-V3; DeepSeek-V2's own routing rule).
+#pragma once
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "src/config/model_config.h"
+#include "src/kv_cache/kv_cache_spec.h"
+#include "src/model/backend_ops.h"
+#include "src/model/deepseek_weights.h"
+#include "src/model/shard_layout.h"
+#include "src/model/step_input.h"
+
+namespace dsinfer {
+
+// MLA's cache row: [kv_a_layernorm(latent) (kv_lora_rank) | rotated k_pe (qk_rope_head_dim)] per
+// token and layer. The one place this width is derived.
+KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype);
+
+class DeepseekProgram {
+ public:
+  // Loads this rank's weights into `ops` (which must outlive the program).
+  static absl::StatusOr<std::unique_ptr<DeepseekProgram>> Load(const ModelConfig& config,
+                                                              const ShardLayout& layout,
+                                                              const WeightStore& store,
+                                                              BackendOps& ops);
+
+  const ModelConfig& config() const { return config_; }
+  const ShardLayout& layout() const { return layout_; }
+  const DeepseekWeights& weights() const { return weights_; }
+
+  // Runs every layer over the step `ops` has begun; returns the logits [R, vocab] (f32, in the
+  // backend's memory) of the step's logit rows.
+  absl::StatusOr<Tensor> Forward(const StepInput& step);
+
+  // The most scratch bytes a step of N tokens and R logit rows takes.
+  int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const;
+  // Everything a backend with fixed workspaces must reserve for such steps.
+  WorkspaceNeeds Needs(int64_t max_tokens, int64_t max_logit_rows, int64_t max_seqs) const;
+
+ private:
+  DeepseekProgram(const ModelConfig& config, const ShardLayout& layout, BackendOps& ops,
+                  DeepseekWeights weights);
+  absl::Status Attention(int64_t layer, Tensor xn, Tensor out, bool accumulate);
+  absl::Status MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tensor out);
+  // Expert parallel (moe_dispatch.cc): out [N, hidden] on every rank.
+  absl::Status MoeParallel(int64_t layer, Tensor xn, Tensor xr, Tensor out);
+  absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x);
+
+  ModelConfig config_;
+  ShardLayout layout_;
+  BackendOps& ops_;
+  DeepseekWeights weights_;
+  MlaParams mla_;
+  RouterParams router_;
+  float eps_ = 1e-6f;
+};
+
+}  // namespace dsinfer

@@ -1,0 +1,227 @@
+#include "src/model/deepseek_weights.h"
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "src/core/numeric.h"
+#include "src/weights/fp8_block.h"
+#include "src/core/status_macros.h"
+
+namespace dsinfer {
+namespace {
+
+TensorPart Whole(std::string name, std::vector<int64_t> shape) {
+  return {.name = std::move(name), .shape = std::move(shape), .slice = std::nullopt};
+}
+
+TensorPart Rows(std::string name, int64_t rows, int64_t cols, int64_t r0, int64_t n) {
+  return {.name = std::move(name),
+          .shape = {rows, cols},
+          .slice = TensorSlice{.row0 = r0, .rows = n, .col0 = 0, .cols = cols}};
+}
+
+TensorPart Cols(std::string name, int64_t rows, int64_t cols, int64_t c0, int64_t n) {
+  return {.name = std::move(name),
+          .shape = {rows, cols},
+          .slice = TensorSlice{.row0 = 0, .rows = rows, .col0 = c0, .cols = n}};
+}
+
+WeightDesc Desc(std::string key, WeightRole role, std::vector<TensorPart> parts) {
+  WeightDesc d{.key = std::move(key), .role = role, .parts = std::move(parts)};
+  d.cols = d.parts.front().cols();
+  for (const TensorPart& p : d.parts) d.rows += p.rows();
+  return d;
+}
+
+WeightDesc Vector(std::string key, std::string name, int64_t n) {
+  return Desc(std::move(key), WeightRole::kVector, {Whole(std::move(name), {n})});
+}
+
+// A SwiGLU MLP's [gate; up] and down, intermediate slice [i0, i0 + n) of inter.
+void MlpSchema(const std::string& key, const std::string& p, int64_t hidden, int64_t inter,
+               int64_t i0, int64_t n, WeightDesc* gate_up, WeightDesc* down) {
+  *gate_up = Desc(key + ".gate_up", WeightRole::kLinear,
+                  {Rows(p + "gate_proj.weight", inter, hidden, i0, n),
+                   Rows(p + "up_proj.weight", inter, hidden, i0, n)});
+  *down = Desc(key + ".down", WeightRole::kLinear, {Cols(p + "down_proj.weight", hidden, inter, i0, n)});
+}
+
+}  // namespace
+
+DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& lay,
+                                  bool tied_lm_head) {
+  DeepseekSchema s;
+  const int64_t D = c.hidden_size, H = c.num_attention_heads, qk = c.qk_head_dim();
+  const int64_t Hl = lay.LocalHeads(c), h0 = lay.HeadBegin(c);
+  const int64_t v0 = lay.VocabBegin(c), nv = lay.VocabEnd(c) - v0;
+  s.embed = Desc("embed", WeightRole::kEmbedding,
+                 {Rows("model.embed_tokens.weight", c.vocab_size, D, v0, nv)});
+  s.lm_head = Desc("lm_head", WeightRole::kLinear,
+                   {Rows(tied_lm_head ? "model.embed_tokens.weight" : "lm_head.weight",
+                         c.vocab_size, D, v0, nv)});
+  s.final_norm = Vector("final_norm", "model.norm.weight", D);
+  s.layers.resize(c.num_hidden_layers);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    const std::string key = absl::StrCat("layers.", l);
+    DeepseekLayerOf<WeightDesc>& L = s.layers[l];
+    L.input_norm = Vector(key + ".input_norm", p + "input_layernorm.weight", D);
+    L.post_attention_norm =
+        Vector(key + ".post_attention_norm", p + "post_attention_layernorm.weight", D);
+    // Attention: this rank's heads of q / q_b and kv_b, its columns of o; q_a and kv_a whole.
+    const std::string a = p + "self_attn.";
+    const int64_t kv_a_rows = c.kv_lora_rank + c.qk_rope_head_dim;
+    const TensorPart kv_a = Whole(a + "kv_a_proj_with_mqa.weight", {kv_a_rows, D});
+    if (c.q_lora_rank > 0) {
+      L.qa_width = c.q_lora_rank;
+      L.qkv_a = Desc(key + ".attn.qkv_a", WeightRole::kLinear,
+                     {Whole(a + "q_a_proj.weight", {c.q_lora_rank, D}), kv_a});
+      L.q_a_norm = Vector(key + ".attn.q_a_norm", a + "q_a_layernorm.weight", c.q_lora_rank);
+      L.q_b = Desc(key + ".attn.q_b", WeightRole::kLinear,
+                   {Rows(a + "q_b_proj.weight", H * qk, c.q_lora_rank, h0 * qk, Hl * qk)});
+    } else {
+      L.qa_width = Hl * qk;
+      L.qkv_a = Desc(key + ".attn.qkv_a", WeightRole::kLinear,
+                     {Rows(a + "q_proj.weight", H * qk, D, h0 * qk, Hl * qk), kv_a});
+    }
+    L.kv_a_norm = Vector(key + ".attn.kv_a_norm", a + "kv_a_layernorm.weight", c.kv_lora_rank);
+    const int64_t kvb = c.qk_nope_head_dim + c.v_head_dim;
+    L.kv_b = Desc(key + ".attn.kv_b", WeightRole::kMlaKvB,
+                  {Rows(a + "kv_b_proj.weight", H * kvb, c.kv_lora_rank, h0 * kvb, Hl * kvb)});
+    L.o = Desc(key + ".attn.o", WeightRole::kLinear,
+               {Cols(a + "o_proj.weight", D, H * c.v_head_dim, h0 * c.v_head_dim,
+                     Hl * c.v_head_dim)});
+    L.is_moe = c.IsMoeLayer(l);
+    const std::string m = p + "mlp.";
+    if (!L.is_moe) {
+      const int64_t Il = c.intermediate_size / lay.tp;
+      MlpSchema(key + ".mlp", m, D, c.intermediate_size, lay.rank * Il, Il, &L.gate_up, &L.down);
+      continue;
+    }
+    const int64_t E = c.n_routed_experts, I = c.moe_intermediate_size, Il = I / lay.moe_tp();
+    L.router = Desc(key + ".router", WeightRole::kLinearF32, {Whole(m + "gate.weight", {E, D})});
+    if (c.topk_method == TopkMethod::kNoauxTc)
+      L.router_bias = Vector(key + ".router_bias", m + "gate.e_score_correction_bias", E);
+    WeightDesc& ex = L.experts;
+    ex.key = key + ".experts";
+    ex.role = WeightRole::kExperts;
+    ex.rows = Il;
+    ex.cols = D;
+    ex.first_expert = lay.ExpertBegin(c);
+    ex.local_experts = lay.ExpertsPerGroup(c);
+    ex.total_experts = E;
+    const int64_t i0 = lay.moe_tp_rank() * Il;
+    for (int64_t e = ex.first_expert; e < ex.first_expert + ex.local_experts; ++e) {
+      const std::string q = absl::StrCat(m, "experts.", e, ".");
+      ex.parts.push_back(Rows(q + "gate_proj.weight", I, D, i0, Il));
+      ex.parts.push_back(Rows(q + "up_proj.weight", I, D, i0, Il));
+      ex.parts.push_back(Cols(q + "down_proj.weight", D, I, i0, Il));
+    }
+    if (c.n_shared_experts > 0) {
+      const int64_t Is = c.n_shared_experts * I;
+      MlpSchema(key + ".shared", m + "shared_experts.", D, Is, 0, Is, &L.shared_gate_up,
+                &L.shared_down);
+    }
+  }
+  return s;
+}
+
+void ForEachWeight(const DeepseekSchema& s, const std::function<void(const WeightDesc&)>& f) {
+  auto each = [&](const WeightDesc& d) {
+    if (!d.parts.empty()) f(d);
+  };
+  each(s.embed);
+  for (const auto& L : s.layers) {
+    for (const WeightDesc* d : {&L.input_norm, &L.post_attention_norm, &L.qkv_a, &L.q_a_norm,
+                                &L.q_b, &L.kv_a_norm, &L.kv_b, &L.o, &L.gate_up, &L.down,
+                                &L.router, &L.router_bias, &L.experts, &L.shared_gate_up,
+                                &L.shared_down})
+      each(*d);
+  }
+  each(s.final_norm);
+  each(s.lm_head);
+}
+
+absl::StatusOr<int64_t> DeepseekStoredBytes(const ModelConfig& c, const ShardLayout& layout,
+                                            const WeightStore* store, bool fp8_kept) {
+  RETURN_IF_ERROR(layout.Validate(c));
+  const bool tied = c.tie_word_embeddings && (store == nullptr || !store->Has("lm_head.weight"));
+  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied);
+  const int64_t bn = c.fp8.block_n, bk = c.fp8.block_k;
+  int64_t total = 0;
+  absl::Status st;
+  ForEachWeight(schema, [&](const WeightDesc& d) {
+    for (const TensorPart& p : d.parts) {
+      DType t = DType::kBF16;
+      if (store != nullptr) {
+        auto stored = store->StoredType(p.name);
+        if (!stored.ok()) {
+          if (st.ok()) st = stored.status();
+          continue;
+        }
+        t = *stored;
+      } else if (absl::EndsWith(p.name, "e_score_correction_bias")) {
+        t = DType::kF32;
+      } else if (absl::StartsWith(p.name, "model.layers.") && c.fp8.enabled &&
+                 (absl::EndsWith(p.name, "_proj.weight") ||
+                  absl::EndsWith(p.name, "_proj_with_mqa.weight"))) {
+        t = DType::kF8E4M3;
+      }
+      if (t == DType::kF8E4M3 && !fp8_kept) t = DType::kBF16;
+      const int64_t rows = p.rows(), cols = p.cols();
+      total += rows * cols * DTypeSize(t);
+      if (t == DType::kF8E4M3) total += CeilDiv(rows, bn) * CeilDiv(cols, bk) * 4;
+    }
+  });
+  RETURN_IF_ERROR(st);
+  return total;
+}
+
+absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
+                                                    const ShardLayout& layout,
+                                                    const WeightStore& store, BackendOps& ops) {
+  RETURN_IF_ERROR(layout.Validate(c));
+  const bool tied = c.tie_word_embeddings && !store.Has("lm_head.weight");
+  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied);
+  WeightReader reader(store);
+  DeepseekWeights w;
+  auto load = [&](const WeightDesc& d, std::unique_ptr<BackendWeight>* out) -> absl::Status {
+    if (d.parts.empty()) return absl::OkStatus();
+    auto loaded = ops.LoadWeight(d, reader);
+    if (!loaded.ok()) {
+      return absl::Status(loaded.status().code(),
+                          absl::StrCat(d.key, ": ", loaded.status().message()));
+    }
+    *out = std::move(*loaded);
+    w.bytes += (*out)->bytes;
+    w.fp8_bytes += (*out)->fp8_bytes;
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(load(schema.embed, &w.embed));
+  w.layers.resize(schema.layers.size());
+  for (size_t l = 0; l < schema.layers.size(); ++l) {
+    const auto& S = schema.layers[l];
+    DeepseekLayerWeights& L = w.layers[l];
+    L.is_moe = S.is_moe;
+    L.qa_width = S.qa_width;
+    RETURN_IF_ERROR(load(S.input_norm, &L.input_norm));
+    RETURN_IF_ERROR(load(S.post_attention_norm, &L.post_attention_norm));
+    RETURN_IF_ERROR(load(S.qkv_a, &L.qkv_a));
+    RETURN_IF_ERROR(load(S.q_a_norm, &L.q_a_norm));
+    RETURN_IF_ERROR(load(S.q_b, &L.q_b));
+    RETURN_IF_ERROR(load(S.kv_a_norm, &L.kv_a_norm));
+    RETURN_IF_ERROR(load(S.kv_b, &L.kv_b));
+    RETURN_IF_ERROR(load(S.o, &L.o));
+    RETURN_IF_ERROR(load(S.gate_up, &L.gate_up));
+    RETURN_IF_ERROR(load(S.down, &L.down));
+    RETURN_IF_ERROR(load(S.router, &L.router));
+    RETURN_IF_ERROR(load(S.router_bias, &L.router_bias));
+    RETURN_IF_ERROR(load(S.experts, &L.experts));
+    RETURN_IF_ERROR(load(S.shared_gate_up, &L.shared_gate_up));
+    RETURN_IF_ERROR(load(S.shared_down, &L.shared_down));
+  }
+  RETURN_IF_ERROR(load(schema.final_norm, &w.final_norm));
+  RETURN_IF_ERROR(load(schema.lm_head, &w.lm_head));
+  return w;
+}
+
+}  // namespace dsinfer

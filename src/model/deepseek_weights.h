@@ -1,0 +1,72 @@
+// DeepSeek-V2 / V3 / Kimi-K2 weights: the schema (checkpoint tensor names, fusions, and the slice
+// each rank of a ShardLayout reads) written once, and the loaded weights as backend storage.
+// Fusions: projections reading the same input are one weight ([q_a | kv_a] or [q | kv_a],
+// [gate | up]); MTP layers (index >= num_hidden_layers) are not part of the program.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "src/config/model_config.h"
+#include "src/model/backend_ops.h"
+#include "src/model/shard_layout.h"
+#include "src/model/weight_desc.h"
+
+namespace dsinfer {
+
+template <typename T>
+struct DeepseekLayerOf {
+  T input_norm, post_attention_norm;  // [hidden]
+  T qkv_a;      // [qa_width + kv_lora + rope, hidden]: q_a (q-LoRA) or this rank's q, then kv_a
+  T q_a_norm;   // [q_lora_rank] (q-LoRA only)
+  T q_b;        // [local heads * qk_head_dim, q_lora_rank] (q-LoRA only)
+  T kv_a_norm;  // [kv_lora]
+  T kv_b;       // [local heads * (nope + v), kv_lora]
+  T o;          // [hidden, local heads * v]
+  T gate_up, down;                 // dense layers: this rank's slice of the MLP
+  T router, router_bias;           // MoE layers: [experts, hidden] f32, bias [experts] (noaux_tc)
+  T experts;                       // MoE layers: this rank's expert group and inter slice
+  T shared_gate_up, shared_down;   // MoE layers: shared experts (replicated)
+  bool is_moe = false;
+  int64_t qa_width = 0;  // q_lora_rank, or local heads * qk_head_dim
+};
+
+template <typename T>
+struct DeepseekWeightsOf {
+  T embed;    // [this rank's vocab rows, hidden]
+  T lm_head;  // [this rank's vocab rows, hidden]
+  T final_norm;
+  std::vector<DeepseekLayerOf<T>> layers;
+};
+
+using DeepseekSchema = DeepseekWeightsOf<WeightDesc>;
+using DeepseekLayerWeights = DeepseekLayerOf<std::unique_ptr<BackendWeight>>;
+
+struct DeepseekWeights : DeepseekWeightsOf<std::unique_ptr<BackendWeight>> {
+  int64_t bytes = 0;      // this rank's weight memory
+  int64_t fp8_bytes = 0;  // of which FP8 codes and scales
+};
+
+// Every weight of rank layout.rank; `tied_lm_head`: lm_head is the embedding (no lm_head tensor).
+DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& layout,
+                                  bool tied_lm_head);
+
+// Calls f on every description (empty ones, e.g. q_b without q-LoRA, are skipped).
+void ForEachWeight(const DeepseekSchema& s, const std::function<void(const WeightDesc&)>& f);
+
+// Bytes of rank layout.rank's share as a checkpoint stores it, part by part from the schema:
+// FP8 e4m3 codes plus their f32 block scales, else 2 (bf16) or 4 (f32) per element. With a
+// store, each part's stored type comes from it; without one, DeepSeek-V3's release format is
+// assumed from the config (layer projections FP8 when quantization_config says fp8 and
+// fp8_kept, else bf16; norms, router, embedding and lm_head bf16; the correction bias f32).
+// What loading reads and `dsinfer plan` budgets per GPU.
+absl::StatusOr<int64_t> DeepseekStoredBytes(const ModelConfig& c, const ShardLayout& layout,
+                                            const WeightStore* store, bool fp8_kept = true);
+
+absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
+                                                    const ShardLayout& layout,
+                                                    const WeightStore& store, BackendOps& ops);
+
+}  // namespace dsinfer

@@ -1,0 +1,137 @@
+#include "src/model/program_runner.h"
+
+#include "absl/strings/str_cat.h"
+#include "src/core/status_macros.h"
+
+namespace dsinfer {
+
+absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
+    std::unique_ptr<BackendOps> ops, const ProgramRunnerOptions& o) {
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
+  ASSIGN_OR_RETURN(auto store, WeightStore::Open(o.model_dir, o.progress));
+  store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
+  std::unique_ptr<ProgramRunner> r(new ProgramRunner(std::move(ops), o.precision));
+  ASSIGN_OR_RETURN(r->program_, DeepseekProgram::Load(config, o.layout, *store, *r->ops_));
+  store->FinishProgress();
+  r->spec_ = MlaKvCacheSpec(r->program_->config(), r->ops_->kv_dtype());
+  if (const int64_t T = r->ops_->max_step_tokens(); T > 0) {
+    const int64_t R = std::min(T, std::max<int64_t>(r->ops_->max_logit_rows(), 1));
+    const int64_t S = std::min(T, std::max<int64_t>(r->ops_->max_step_seqs(), 1));
+    RETURN_IF_ERROR(r->ops_->Reserve(r->program_->Needs(T, R, S)));
+  }
+  int32_t blocks = o.num_kv_blocks;
+  if (blocks < 0) return r;
+  if (blocks == 0) {
+    if (!o.kv_sizer) return absl::InvalidArgumentError("runner: no KV cache size given");
+    ASSIGN_OR_RETURN(int64_t available, r->ops_->AvailableKvBytes());
+    ASSIGN_OR_RETURN(blocks, o.kv_sizer(r->spec_, available));
+  }
+  RETURN_IF_ERROR(r->AllocateKvCache(blocks));
+  return r;
+}
+
+absl::Status ProgramRunner::AllocateKvCache(int32_t num_blocks) {
+  RETURN_IF_ERROR(ops_->AllocateKvCache(spec_, num_blocks));
+  const ModelConfig& c = program_->config();
+  limits_ = {.vocab_size = c.vocab_size,
+             .max_positions = c.max_position_embeddings,
+             .num_blocks = num_blocks,
+             .block_size = spec_.block_size};
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Tensor> ProgramRunner::RunProgram(const StepInput& step) {
+  const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
+  if (key < 0) return program_->Forward(step);
+  if (ops_->HasReplay(key)) {
+    RETURN_IF_ERROR(ops_->Replay(key));
+    return replay_logits_.at(key);
+  }
+  if (seen_keys_.insert(key).second) return program_->Forward(step);  // first time: eagerly
+  // Second time: capture, then run what was captured.
+  absl::Status st = ops_->BeginCapture(key);
+  absl::StatusOr<Tensor> logits = st.ok() ? program_->Forward(step) : absl::StatusOr<Tensor>(st);
+  absl::Status end = ops_->EndCapture(key);
+  if (logits.ok() && end.ok()) {
+    replay_logits_[key] = *logits;
+    RETURN_IF_ERROR(ops_->Replay(key));
+    return logits;
+  }
+  // A step that cannot be captured runs eagerly from now on.
+  replay_failed_ = true;
+  RETURN_IF_ERROR(ops_->BeginStep(step));
+  return program_->Forward(step);
+}
+
+absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResult* result) {
+  ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
+  RETURN_IF_ERROR(ops_->BeginStep(step));
+  ASSIGN_OR_RETURN(Tensor logits, RunProgram(step));
+  if (result == nullptr) return ops_->Sync();
+  return Outputs(seqs, step, logits, result);
+}
+
+absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
+                                    Tensor logits, StepResult* result) {
+  const int64_t V = logits.cols;
+  result->seqs.assign(seqs.size(), SequenceResult{});
+  result->logits.clear();
+  // Full logits first (they are what the model computed, before any penalty).
+  int64_t full_rows = 0;
+  for (const RunnerSequence& s : seqs)
+    if (s.all_logits) full_rows += static_cast<int64_t>(s.tokens.size());
+  if (full_rows > 0) {
+    result->logits.resize(full_rows * V);
+    int64_t at = 0;
+    for (size_t s = 0; s < seqs.size(); ++s) {
+      if (!seqs[s].all_logits) continue;
+      const int64_t n = static_cast<int64_t>(seqs[s].tokens.size());
+      const int64_t first = step.last_logit[s] - n + 1;
+      RETURN_IF_ERROR(ops_->CopyToHost(logits.Rows(first, n), result->logits.data() + at * V));
+      at += n;
+    }
+  }
+  std::vector<int32_t> rows, tokens;
+  std::vector<SamplingRow> params;
+  std::vector<size_t> which;
+  int32_t top_n = -1;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (!seqs[s].sample) continue;
+    rows.push_back(step.last_logit[s]);
+    params.push_back(seqs[s].sampling);
+    which.push_back(s);
+    top_n = std::max(top_n, seqs[s].logprobs);
+  }
+  if (rows.empty()) return ops_->Sync();
+  tokens.resize(rows.size());
+  if (top_n >= 0) {
+    // Logprobs come from the unpenalised logits, so they are taken before sampling; the token
+    // is not known yet: sample on a copy first where penalties could change the row.
+    std::vector<int32_t> lp_rows, chosen, wants;
+    std::vector<SequenceResult*> out;
+    ASSIGN_OR_RETURN(Tensor copy, ops_->Scratch(static_cast<int64_t>(rows.size()), V,
+                                                ElemType::kF32));
+    RETURN_IF_ERROR(ops_->GatherRows(logits, rows, copy));
+    std::vector<int32_t> copy_rows(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) copy_rows[i] = static_cast<int32_t>(i);
+    RETURN_IF_ERROR(ops_->Sample(copy, copy_rows, params, tokens.data()));
+    RETURN_IF_ERROR(ops_->Sync());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (seqs[which[i]].logprobs < 0) continue;
+      lp_rows.push_back(rows[i]);
+      chosen.push_back(tokens[i]);
+      out.push_back(&result->seqs[which[i]]);
+      wants.push_back(seqs[which[i]].logprobs);
+    }
+    RETURN_IF_ERROR(ops_->Logprobs(logits, lp_rows, chosen, top_n, out));
+    for (size_t i = 0; i < out.size(); ++i)
+      if (static_cast<int32_t>(out[i]->top.size()) > wants[i]) out[i]->top.resize(wants[i]);
+  } else {
+    RETURN_IF_ERROR(ops_->Sample(logits, rows, params, tokens.data()));
+  }
+  RETURN_IF_ERROR(ops_->Sync());
+  for (size_t i = 0; i < rows.size(); ++i) result->seqs[which[i]].token = tokens[i];
+  return absl::OkStatus();
+}
+
+}  // namespace dsinfer

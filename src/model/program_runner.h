@@ -1,0 +1,79 @@
+// A ModelRunner made of a family's program over one backend's ops: builds and validates the
+// step input once, runs the program (or replays a captured step), and produces the outputs
+// where the logits are (sampling, logprobs; full logits only when asked).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "src/engine/model_runner.h"
+#include "src/model/backend_ops.h"
+#include "src/model/deepseek_program.h"
+#include "src/model/precision.h"
+#include "src/model/shard_layout.h"
+#include "src/weights/weight_store.h"
+
+namespace dsinfer {
+
+// Chooses the KV cache's block count from what one block needs and the memory the backend has
+// left after the weights (num_kv_blocks > 0 in the options overrides it).
+using KvSizer = std::function<absl::StatusOr<int32_t>(const KvCacheSpec& spec,
+                                                      int64_t available_bytes)>;
+
+struct ProgramRunnerOptions {
+  std::string model_dir;
+  Precision precision = Precision::kBF16;
+  ShardLayout layout = {};
+  int32_t num_kv_blocks = 0;  // > 0: exactly this many; < 0: none yet (AllocateKvCache later)
+  KvSizer kv_sizer;           // 0: this decides (required then)
+  ProgressFn progress = nullptr;
+};
+
+class ProgramRunner : public ModelRunner {
+ public:
+  static absl::StatusOr<std::unique_ptr<ProgramRunner>> Create(std::unique_ptr<BackendOps> ops,
+                                                               const ProgramRunnerOptions& opts);
+
+  const ModelConfig& config() const override { return program_->config(); }
+  const KvCacheSpec& kv_cache_spec() const override { return spec_; }
+  int32_t num_kv_blocks() const override { return ops_->num_kv_blocks(); }
+  const char* backend_name() const override { return ops_->name(); }
+  const char* dtype_name() const override { return PrecisionName(precision_); }
+  // The KV cache of a runner created without one (a sharded layout's worker ranks).
+  absl::Status AllocateKvCache(int32_t num_blocks);
+  // result may be null (ranks other than the leader of a sharded layout: no outputs).
+  absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) override;
+  const ExpertLoad& expert_load() const override { return ops_->expert_load(); }
+  int tensor_parallel_size() const override { return program_->layout().tp; }
+  int expert_parallel_size() const override { return program_->layout().ep; }
+  int64_t weight_bytes() const override { return program_->weights().bytes; }
+  int64_t max_step_tokens() const override { return ops_->max_step_tokens(); }
+  int64_t scratch_peak() const { return ops_->scratch_peak(); }
+  int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
+    return program_->ScratchBytes(tokens, logit_rows);
+  }
+  int64_t fp8_weight_bytes() const { return program_->weights().fp8_bytes; }
+  const ShardLayout& layout() const { return program_->layout(); }
+
+ private:
+  ProgramRunner(std::unique_ptr<BackendOps> ops, Precision precision)
+      : ops_(std::move(ops)), precision_(precision) {}
+  absl::StatusOr<Tensor> RunProgram(const StepInput& step);
+  absl::Status Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
+                       Tensor logits, StepResult* result);
+
+  std::unique_ptr<BackendOps> ops_;
+  Precision precision_;
+  std::unique_ptr<DeepseekProgram> program_;
+  KvCacheSpec spec_;
+  StepLimits limits_;
+  std::set<int64_t> seen_keys_;               // steps run once (eagerly) before capture
+  std::map<int64_t, Tensor> replay_logits_;   // captured steps: where their logits land
+  bool replay_failed_ = false;
+};
+
+}  // namespace dsinfer

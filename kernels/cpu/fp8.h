@@ -23,7 +23,7 @@ inline float E4M3ToF32(uint8_t b) {
   float f;
   std::memcpy(&f, &bits, 4);
   f *= 0x1p120f;
-  if (mag == 0x7fu) f = std::numeric_limits<float>::quiet_NaN();
+  f = mag == 0x7fu ? std::numeric_limits<float>::quiet_NaN() : f;
   return (b & 0x80u) ? -f : f;
 }
 

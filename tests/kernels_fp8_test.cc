@@ -171,7 +171,7 @@ TEST_P(LinearFp8Test, MatchesLinearOnTheDequantisedMatrix) {
   const Fp8Matrix w = MakeFp8(c.n, c.k, 11, c.block_n, c.block_k);
   const std::vector<float> deq = Dequant(w);
   const std::vector<uint16_t> deq_bf16 = ToBf16Bits(deq);
-  for (int64_t m : {1, 3, 64}) {
+  for (int64_t m : {1, 3, 5, 64}) {
     SCOPED_TRACE(::testing::Message() << "m " << m << " n " << c.n << " k " << c.k);
     const auto x = Normal(m * c.k, 12);
     std::vector<float> want(m * c.n), got(m * c.n, 7.0f), want_b(m * c.n), got_b(m * c.n, 7.0f);
@@ -266,6 +266,60 @@ TEST(LinearFp8, ZeroBlocksAndEmptyK) {
              .k = 0},
             SerialFor);
   for (float v : y) EXPECT_EQ(v, 0.0f);
+}
+
+// Scales below the fast decode tables' range, at its boundary and huge but inside, and NaN codes: the
+// exact fallback keeps every mode equal to the reference; a NaN weight poisons its column only.
+TEST(LinearFp8, ExtremeScalesAndNaNCodes) {
+  const int64_t n = 6, k = 512;
+  Fp8Matrix w = MakeFp8(n, k, 71);
+  w.scale = {3e-38f, std::ldexp(1.0f, -119), 1e30f, 0.5f};
+  w.codes[3 * k + 200] = 0x7f;
+  w.codes[5 * k + 7] = 0xff;
+  const auto deq = Dequant(w);
+  const auto deq_b = ToBf16Bits(deq);
+  for (int64_t m : {1, 4, 9}) {
+    const auto x = Normal(m * k, 72, 1e-3f);
+    for (bool bf16 : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << "m " << m << " bf16 " << bf16);
+      std::vector<float> want(m * n), got(m * n);
+      Linear({.x = x.data(), .w = bf16 ? static_cast<const void*>(deq_b.data()) : deq.data(),
+              .y = want.data(), .m = m, .n = n, .k = k, .w_bf16 = bf16},
+             SerialFor);
+      LinearFp8({.x = x.data(), .w = w.codes.data(), .scale_inv = w.scale.data(),
+                 .y = got.data(), .m = m, .n = n, .k = k, .round_bf16 = bf16},
+                SerialFor);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          const float g = got[i * n + j], e = want[i * n + j];
+          if (j == 3 || j == 5) {
+            EXPECT_TRUE(std::isnan(g)) << i << "," << j;
+          } else if (bf16) {
+            EXPECT_EQ(g, e) << i << "," << j;
+          } else {
+            EXPECT_NEAR(g, e, 1e-5 * std::fabs(e)) << i << "," << j;
+          }
+        }
+    }
+  }
+}
+
+// The decode-sized schedule (m <= 4, fused decode) and the tiled one (larger m) add the same
+// products in the same order: rows of an m = 4 call equal those rows of an m = 11 call.
+TEST(LinearFp8, SchedulesAgreeBitForBit) {
+  const int64_t n = 67, k = 1000;
+  const Fp8Matrix w = MakeFp8(n, k, 81);
+  const auto x = Normal(11 * k, 82);
+  for (bool bf16 : {false, true}) {
+    std::vector<float> small(4 * n), large(11 * n);
+    LinearFp8({.x = x.data() + 7 * k, .w = w.codes.data(), .scale_inv = w.scale.data(),
+               .y = small.data(), .m = 4, .n = n, .k = k, .round_bf16 = bf16},
+              SerialFor);
+    LinearFp8({.x = x.data(), .w = w.codes.data(), .scale_inv = w.scale.data(),
+               .y = large.data(), .m = 11, .n = n, .k = k, .round_bf16 = bf16},
+              ThreadedFor);
+    EXPECT_EQ(std::memcmp(small.data(), large.data() + 7 * n, small.size() * 4), 0) << bf16;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -311,7 +311,7 @@ void LinearFp8(const Fp8LinearParams& p, const ParallelFor& pfor) {
     return;
   }
   // The fused schedule pays one decode per activation quad, so it wins only in decode.
-  const bool fused = p.m <= kFusedMaxRows && p.block_k % 32 == 0;
+  [[maybe_unused]] const bool fused = p.m <= kFusedMaxRows && p.block_k % 32 == 0;
   if (!p.round_bf16) {
 #if defined(__AVX2__) && defined(__FMA__)
     if (fused) {

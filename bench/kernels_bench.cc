@@ -1,12 +1,17 @@
 // CPU kernel micro-benchmarks. Linear reports weight bytes streamed per second (decode is
 // memory bound) and FLOP/s; compare with the memory bandwidth from `MemcpyBandwidth`.
+// FP8-vs-bf16 rows (LinearFp8Cold / LinearBf16Cold) cycle through enough weight copies to
+// exceed the last-level cache, as a model's weights do in decode.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/fp8.h"
+#include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/mla_attention.h"
 #include "src/core/thread_pool.h"
 
@@ -90,6 +95,74 @@ void LinearF32(benchmark::State& state) {
 }
 BENCHMARK(LinearF32)->Args({1, 2816, 2048})->Args({32, 2816, 2048})->Args({128, 2816, 2048})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// Weight copies cycled per iteration so that the set exceeds the L3 (>= 256 MiB in all).
+int64_t ColdCopies(int64_t bytes_per_copy) {
+  return std::max<int64_t>(2, (int64_t{256} << 20) / std::max<int64_t>(1, bytes_per_copy) + 1);
+}
+
+// bf16 baseline on cold weights: args m, n, k.
+void LinearBf16Cold(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const int64_t copies = ColdCopies(n * k * 2);
+  std::vector<uint16_t> w(copies * n * k, 0x3c00);
+  std::vector<float> x(m * k, 0.5f), y(m * n);
+  auto pfor = Pfor();
+  int64_t c = 0;
+  for (auto _ : state) {
+    Linear({.x = x.data(), .w = w.data() + (c++ % copies) * n * k, .y = y.data(), .m = m, .n = n,
+            .k = k, .w_bf16 = true},
+           pfor);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n * k * 2);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations(),
+                                                benchmark::Counter::kIsRate);
+}
+
+// FP8 weights (128 x 128 block scales) on cold weights: args m, n, k, round_bf16. Bytes are
+// the FP8 codes streamed (half of bf16's for the same shape).
+void LinearFp8Cold(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const bool bf16 = state.range(3) != 0;
+  const int64_t copies = ColdCopies(n * k);
+  std::vector<uint8_t> w(copies * n * k);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d(0.f, 100.f);  // codes of Gaussian weights, amax ~ 4.5 sigma
+  for (auto& v : w) v = F32ToE4M3(d(rng));
+  const int64_t sn = (n + 127) / 128, sk = (k + 127) / 128;
+  std::vector<float> scale(copies * sn * sk, 1e-3f);
+  std::vector<float> x(m * k, 0.5f), y(m * n);
+  auto pfor = Pfor();
+  int64_t c = 0;
+  for (auto _ : state) {
+    const int64_t i = c++ % copies;
+    LinearFp8({.x = x.data(), .w = w.data() + i * n * k, .scale_inv = scale.data() + i * sn * sk,
+               .y = y.data(), .m = m, .n = n, .k = k, .round_bf16 = bf16},
+              pfor);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetBytesProcessed(state.iterations() * n * k);
+  state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations(),
+                                                benchmark::Counter::kIsRate);
+}
+
+// Shapes: a V3-like projection [2048, 7168] and a V2-Lite expert [1408, 2048]; m = 1, 8, 32.
+void Fp8Shapes(benchmark::internal::Benchmark* b, bool with_mode) {
+  for (int64_t m : {1, 8, 32})
+    for (auto [n, k] : {std::pair<int64_t, int64_t>{2048, 7168}, {1408, 2048}}) {
+      if (with_mode) {
+        b->Args({m, n, k, 1});
+        b->Args({m, n, k, 0});
+      } else {
+        b->Args({m, n, k});
+      }
+    }
+}
+BENCHMARK(LinearBf16Cold)->Apply([](auto* b) { Fp8Shapes(b, false); })
+    ->ArgNames({"m", "n", "k"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+BENCHMARK(LinearFp8Cold)->Apply([](auto* b) { Fp8Shapes(b, true); })
+    ->ArgNames({"m", "n", "k", "bf16"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Absorbed MLA decode over the paged latent cache (V2-Lite: 16 heads, 512 + 64).
 void MlaDecodeBench(benchmark::State& state) {

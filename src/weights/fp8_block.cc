@@ -3,9 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 
-#include "src/core/numeric.h"
+#include "kernels/cpu/fp8.h"
 
 namespace dsinfer {
 
@@ -28,30 +27,12 @@ Fp8BlockQuantized QuantizeFp8Blockwise(const float* w, int64_t rows, int64_t col
       q.scale_inv[br * q.scale_cols + bc] = scale;
       for (int64_t i = r0; i < r1; ++i) {
         for (int64_t j = c0; j < c1; ++j)
-          q.codes[i * cols + j] = F32ToF8E4M3(w[i * cols + j] / scale);
+          q.codes[i * cols + j] = cpu::F32ToE4M3(w[i * cols + j] / scale);
       }
     }
   }
   return q;
 }
-
-namespace {
-
-// E4M3 -> f32 without a table, so that the loop vectorises: placing the 7 magnitude bits at
-// f32 bit 20 gives 2^(e - 127) * (1 + m / 8) (or a denormal m * 2^-129 when e == 0), and
-// multiplying by 2^120 rebases the exponent to E4M3's bias of 7. The product is exact. Code
-// 0x7f (S.1111.111) is NaN. Needs denormals honoured (no -ffast-math / DAZ).
-inline float DecodeE4M3(uint8_t b) {
-  uint32_t mag = b & 0x7fu;
-  uint32_t bits = mag << 20;
-  float f;
-  std::memcpy(&f, &bits, 4);
-  f *= 0x1p120f;
-  f = mag == 0x7fu ? std::numeric_limits<float>::quiet_NaN() : f;
-  return (b & 0x80u) ? -f : f;
-}
-
-}  // namespace
 
 void DequantizeFp8BlockRows(const uint8_t* codes, const uint8_t* scale_inv, int64_t cols,
                             int64_t block_n, int64_t block_k, int64_t row_begin, int64_t row_end,
@@ -65,7 +46,7 @@ void DequantizeFp8BlockRows(const uint8_t* codes, const uint8_t* scale_inv, int6
       float s;
       std::memcpy(&s, scale_row + bc * sizeof(float), sizeof(float));
       int64_t j1 = std::min(cols, (bc + 1) * block_k);
-      for (int64_t j = bc * block_k; j < j1; ++j) dst[j] = DecodeE4M3(src[j]) * s;
+      for (int64_t j = bc * block_k; j < j1; ++j) dst[j] = cpu::E4M3ToF32(src[j]) * s;
     }
   }
 }

@@ -1,7 +1,8 @@
 // Block-scaled FP8 E4M3 weights, DeepSeek-V3 style: a [rows, cols] matrix of E4M3 codes plus an
 // F32 `weight_scale_inv` of shape [ceil(rows / block_n), ceil(cols / block_k)], with
 //   w[i][j] = e4m3(q[i][j]) * scale_inv[i / block_n][j / block_k]
-// (edge blocks are partial when a dimension is not a multiple of the block size).
+// (edge blocks are partial when a dimension is not a multiple of the block size). E4M3 codes are
+// encoded and decoded by kernels/cpu/fp8.h (header-only), the same code the FP8 kernels use.
 #pragma once
 
 #include <cstdint>

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_router.h"
 #include "kernels/cpu/rmsnorm.h"
@@ -14,7 +15,6 @@
 #include "src/backend_cpu/cpu_backend.h"
 #include "src/core/numeric.h"
 #include "src/core/status_macros.h"
-#include "src/weights/fp8_block.h"
 
 namespace dsinfer::cpu_backend {
 namespace {
@@ -36,29 +36,15 @@ void CpuOps::MatMul(const Matrix& w, const float* x, int64_t ldx, int64_t m, flo
                 pfor_);
     return;
   }
-  // FP8 kept: dequantise one tile of weight rows at a time (bf16-rounded in bf16 runs, as the
-  // dequantise-at-load path holds them) and run the GEMM on it.
-  const bool bf16 = opts_.precision == Precision::kBF16;
-  constexpr int64_t kTile = 128;
-  std::vector<float> tile;
-  std::vector<uint16_t> tile16;
+  // FP8 kept: the GEMM dequantises one tile of weight rows at a time (bf16-rounded in bf16 runs,
+  // as the dequantise-at-load path holds them), one checkpoint part (segment) at a time.
   for (const Fp8Segment& s : w.fp8) {
-    for (int64_t r0 = 0; r0 < s.rows; r0 += kTile) {
-      const int64_t n = std::min(kTile, s.rows - r0);
-      tile.resize(static_cast<size_t>(n * w.cols));
-      DequantizeFp8BlockRows(s.codes.data(), reinterpret_cast<const uint8_t*>(s.scale_inv.data()),
-                             w.cols, s.block_n, s.block_k, r0, r0 + n, tile.data());
-      // DequantizeFp8BlockRows writes rows [r0, r0 + n) starting at tile[0].
-      const void* wt = tile.data();
-      if (bf16) {
-        tile16.resize(tile.size());
-        for (size_t i = 0; i < tile.size(); ++i) tile16[i] = F32ToBf16(tile[i]);
-        wt = tile16.data();
-      }
-      cpu::Linear({.x = x, .w = wt, .y = y + s.row0 + r0, .m = m, .n = n, .k = w.cols,
-                   .ldx = ldx, .ldy = ldy, .w_bf16 = bf16, .accumulate = accumulate},
-                  pfor_);
-    }
+    cpu::LinearFp8({.x = x, .w = s.codes.data(), .scale_inv = s.scale_inv.data(),
+                    .y = y + s.row0, .m = m, .n = s.rows, .k = w.cols, .ldx = ldx, .ldy = ldy,
+                    .block_n = s.block_n, .block_k = s.block_k,
+                    .round_bf16 = opts_.precision == Precision::kBF16,
+                    .accumulate = accumulate},
+                   pfor_);
   }
 }
 

@@ -21,11 +21,23 @@ namespace dsinfer::cuda_backend {
 // their block scales, as the CPU's bf16 path reads them), f32 vectors / router; kv_b in bf16 and,
 // for the generic attention kernel, f32; routed experts stacked [E, 2I, D] (gate/up interleaved
 // per 64 rows for the grouped GEMM's SiLU epilogue) and [E, D, I].
+// FP8 kept (Hopper / Ada GEMMs): e4m3 codes with the checkpoint's 128x128 block scales, one
+// part per checkpoint tensor (fused weights keep their parts, whatever the block grid).
+struct Fp8Part {
+  int64_t row0 = 0, rows = 0;
+  DeviceBuffer codes;   // u8 [rows, cols]
+  DeviceBuffer scales;  // f32 [ceil(rows / 128), ceil(cols / 128)]
+};
+
 struct CudaWeight : BackendWeight {
   DeviceBuffer data;        // the matrix / vector (experts: gate_up stack)
   DeviceBuffer data2;       // experts: down stack; kv_b: the f32 copy
   bool f32 = false;         // data holds f32 (else bf16)
   int64_t first_expert = 0, local_experts = 0, total_experts = 0;
+  std::vector<Fp8Part> fp8;  // non-empty: a Linear kept as FP8 (data unused)
+  bool fp8_experts = false;  // experts kept as FP8: data / data2 hold codes (gate_up interleaved)
+  DeviceBuffer scale_gu;     // f32 [E, 2 * ceil(I / 64), ceil(D / 128)] (interleaved)
+  DeviceBuffer scale_dn;     // f32 [E, ceil(D / 128), ceil(I / 128)]
 };
 
 // Per-step inputs: fixed regions of one pinned host buffer mirrored on the device. The device
@@ -93,6 +105,8 @@ struct Workspace {
   DeviceBuffer index;                                    // i32 row indices (gather / scatter)
   DeviceBuffer sample_params, sample_csr, sample_out;    // sampling inputs / outputs
   DeviceBuffer lp_out;                                   // logprobs outputs
+  DeviceBuffer aq, aq_scale;                             // FP8 activations: u8 [T, K], f32 blocks
+  DeviceBuffer fp8_split;                                // FP8 GEMM split-k partials
   DeviceBuffer blas;                                     // cuBLAS workspace
 };
 
@@ -173,6 +187,14 @@ class CudaOps final : public BackendOps {
   absl::Status Init();
   // y = x · W^T (bf16 or f32 operands per the weight; x cast to bf16 when needed).
   absl::Status Gemm(Tensor x, const CudaWeight& w, float* y, int64_t ldy, bool accumulate);
+  // The same over a weight kept as FP8: x (bf16) quantised per 1x128 block, then each part's
+  // block-scaled GEMM into its columns of y.
+  absl::Status GemmFp8(Tensor x, const CudaWeight& w, float* y, int64_t ldy, bool accumulate);
+  absl::Status MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K, const CudaWeight& ex,
+                             int64_t max_tiles);
+  // Loads an FP8 Linear / experts weight when the checkpoint, the shapes and the GPU allow it
+  // (false: the caller dequantises to bf16).
+  absl::StatusOr<bool> LoadFp8(const WeightDesc& d, WeightReader& reader, CudaWeight* w);
   absl::Status MlpRows(const __nv_bfloat16* x, int64_t ldx, int64_t n, const CudaWeight& gate_up,
                        const CudaWeight& down, float* out, int64_t ldo, bool accumulate);
   // Host indices uploaded into the index workspace (synchronously ordered on the stream).
@@ -216,6 +238,8 @@ class CudaOps final : public BackendOps {
   std::map<int64_t, cudaGraphExec_t> graphs_;  // by batch size
   cudaGraph_t capturing_ = nullptr;
   std::vector<CudaWeight*> kv_b_weights_;  // given an f32 copy when the generic kernel runs
+  int64_t fp8_max_k_ = 0;                   // widest input of an FP8 GEMM (activation buffers)
+  int64_t fp8_moe_inter_ = 0;               // FP8 experts' inter (second activation quantisation)
   std::vector<char> host_a_, host_b_;       // host staging of the Gloo collectives
 };
 

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/elementwise.h"
+#include "kernels/cuda/fp8_gemm.h"
 #include "kernels/cuda/gemm.h"
 #include "kernels/cuda/mla_attention.h"
 #include "kernels/cuda/moe.h"
@@ -25,8 +26,49 @@ const CudaWeight& W(const BackendWeight& w) { return static_cast<const CudaWeigh
 
 }  // namespace
 
+absl::Status CudaOps::GemmFp8(Tensor x, const CudaWeight& w, float* y, int64_t ldy,
+                              bool accumulate) {
+  const int64_t m = x.rows, k = x.cols, kb = (k + 127) / 128;
+  if (m * k > static_cast<int64_t>(ws_.aq.bytes()))
+    return absl::InternalError("fp8 gemm: activations larger than their workspace");
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = x.data,
+                                                  .x_f32 = x.dtype == ElemType::kF32,
+                                                  .q = ws_.aq.as<uint8_t>(),
+                                                  .scale = ws_.aq_scale.as<float>(),
+                                                  .m = m,
+                                                  .k = k,
+                                                  .ldx = x.ld,
+                                                  .ldq = k,
+                                                  .ld_scale = kb},
+                                                 stream_));
+  for (const Fp8Part& part : w.fp8) {
+    // Split k over more CTAs when the tiles alone leave SMs idle (decode), within the workspace.
+    int64_t splits = cuda::Fp8GemmSplits(m, part.rows, k, num_sms_);
+    const int64_t room = static_cast<int64_t>(ws_.fp8_split.bytes()) / 4 / std::max<int64_t>(1, m * part.rows);
+    splits = std::max<int64_t>(1, std::min(splits, room));
+    DSINFER_CUDA_RETURN_IF_ERROR(cuda::Fp8Gemm({.a = ws_.aq.as<uint8_t>(),
+                                                .a_scale = ws_.aq_scale.as<float>(),
+                                                .w = part.codes.as<uint8_t>(),
+                                                .w_scale = part.scales.as<float>(),
+                                                .y = y + part.row0,
+                                                .m = m,
+                                                .n = part.rows,
+                                                .k = k,
+                                                .lda = k,
+                                                .ldw = k,
+                                                .ld_a_scale = kb,
+                                                .ldy = ldy,
+                                                .accumulate = accumulate,
+                                                .k_splits = splits,
+                                                .workspace = ws_.fp8_split.as<float>()},
+                                               stream_));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CudaOps::Gemm(Tensor x, const CudaWeight& w, float* y, int64_t ldy, bool accumulate) {
   if (x.rows == 0) return absl::OkStatus();
+  if (!w.fp8.empty()) return GemmFp8(x, w, y, ldy, accumulate);
   if (x.cols != w.cols) return absl::InternalError(absl::StrCat("gemm: x has ", x.cols,
                                                                 " columns, the weight ", w.cols));
   const void* xp = x.data;
@@ -304,6 +346,73 @@ absl::Status CudaOps::MoeRoute(int64_t layer, Tensor x, const BackendWeight& gat
   return absl::OkStatus();
 }
 
+// The routed experts of one chunk on FP8 weights: x rows quantised per 1x128 block and gathered
+// by the permutation inside the grouped GEMM (SiLU epilogue), the activations quantised again
+// for the down projection.
+absl::Status CudaOps::MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K,
+                                    const CudaWeight& ex, int64_t max_tiles) {
+  const int64_t D = x.cols, I = ex.rows, E = ex.local_experts;
+  const int64_t kd = (D + 127) / 128, ki = (I + 127) / 128;
+  if (n * D > static_cast<int64_t>(ws_.aq.bytes()) ||
+      n * K * I > static_cast<int64_t>(ws_.aq.bytes()))
+    return absl::InternalError("fp8 experts: activations larger than their workspace");
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = x.as<bf16>() + c0 * x.ld,
+                                                  .q = ws_.aq.as<uint8_t>(),
+                                                  .scale = ws_.aq_scale.as<float>(),
+                                                  .m = n,
+                                                  .k = D,
+                                                  .ldx = x.ld,
+                                                  .ldq = D,
+                                                  .ld_scale = kd},
+                                                 stream_));
+  DSINFER_CUDA_RETURN_IF_ERROR(
+      cuda::Fp8GroupedGemm({.a = ws_.aq.as<uint8_t>(),
+                            .a_scale = ws_.aq_scale.as<float>(),
+                            .a_row_index = ws_.row_token.as<int32_t>(),
+                            .w = ex.data.as<uint8_t>(),
+                            .w_scale = ex.scale_gu.as<float>(),
+                            .expert_offsets = ws_.expert_offsets.as<int32_t>(),
+                            .tile_offsets = ws_.tile_offsets.as<int32_t>(),
+                            .n_experts = E,
+                            .n = 2 * I,
+                            .k = D,
+                            .lda = D,
+                            .ld_a_scale = kd,
+                            .max_tiles = max_tiles,
+                            .epilogue = cuda::GroupedEpilogue::kSiluMul,
+                            .act = ws_.moe_act.as<bf16>(),
+                            .ldc = I},
+                           stream_));
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = ws_.moe_act.get(),
+                                                  .q = ws_.aq.as<uint8_t>(),
+                                                  .scale = ws_.aq_scale.as<float>(),
+                                                  .m = n * K,
+                                                  .k = I,
+                                                  .ldx = I,
+                                                  .ldq = I,
+                                                  .ld_scale = ki},
+                                                 stream_));
+  DSINFER_CUDA_RETURN_IF_ERROR(
+      cuda::Fp8GroupedGemm({.a = ws_.aq.as<uint8_t>(),
+                            .a_scale = ws_.aq_scale.as<float>(),
+                            .a_row_index = nullptr,
+                            .w = ex.data2.as<uint8_t>(),
+                            .w_scale = ex.scale_dn.as<float>(),
+                            .expert_offsets = ws_.expert_offsets.as<int32_t>(),
+                            .tile_offsets = ws_.tile_offsets.as<int32_t>(),
+                            .n_experts = E,
+                            .n = D,
+                            .k = I,
+                            .lda = I,
+                            .ld_a_scale = ki,
+                            .max_tiles = max_tiles,
+                            .epilogue = cuda::GroupedEpilogue::kStoreF32,
+                            .c = ws_.moe_y.as<float>(),
+                            .ldc = D},
+                           stream_));
+  return absl::OkStatus();
+}
+
 absl::Status CudaOps::Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
                           const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                           Tensor out, bool accumulate) {
@@ -357,6 +466,9 @@ absl::Status CudaOps::Moe(Tensor x, Tensor ids, Tensor weights, const BackendWei
                           .expert_load = nullptr},
                          stream_));
     const int64_t max_tiles = cuda::GroupedGemmMaxTiles(n * K, E);
+    if (ex.fp8_experts) {
+      RETURN_IF_ERROR(MoeExpertsFp8(x, c0, n, K, ex, max_tiles));
+    } else {
     // act = silu(x W_gate^T) * (x W_up^T) per routed row: [n*K, I] bf16
     DSINFER_CUDA_RETURN_IF_ERROR(
         cuda::GroupedGemm({.a = x.as<bf16>() + c0 * x.ld,
@@ -391,6 +503,7 @@ absl::Status CudaOps::Moe(Tensor x, Tensor ids, Tensor weights, const BackendWei
                            .act = nullptr,
                            .ldc = D},
                           stream_));
+    }
     const bool shared = shared_gate_up != nullptr;
     if (shared) {
       RETURN_IF_ERROR(MlpRows(x.as<bf16>() + c0 * x.ld, x.ld, n, W(*shared_gate_up),

@@ -155,6 +155,18 @@ absl::Status CudaOps::Reserve(const WorkspaceNeeds& n) {
     RETURN_IF_ERROR(ws_.expert_load.Allocate(static_cast<size_t>(n.num_layers * E) * 8));
     DSINFER_CUDA_RETURN_IF_ERROR(cudaMemset(ws_.expert_load.get(), 0, ws_.expert_load.bytes()));
   }
+  if (fp8_max_k_ > 0) {
+    // FP8 activations: any GEMM input [T, k] and the experts' second quantisation [C*K, I].
+    const int64_t K = std::max<int64_t>(n.top_k, 1);
+    const int64_t codes = std::max(T * fp8_max_k_, C * K * fp8_moe_inter_);
+    const int64_t blocks = std::max(T * ((fp8_max_k_ + 127) / 128),
+                                    C * K * ((fp8_moe_inter_ + 127) / 128));
+    RETURN_IF_ERROR(ws_.aq.Allocate(static_cast<size_t>(codes)));
+    RETURN_IF_ERROR(f32(&ws_.aq_scale, blocks));
+    // Split-k partials: splits (<= 16) are used only while a GEMM's tiles (64 x 128) do not fill
+    // the SMs, so m * n < num_sms * 64 * 128.
+    RETURN_IF_ERROR(f32(&ws_.fp8_split, int64_t{16} * num_sms_ * 64 * 128));
+  }
   RETURN_IF_ERROR(ws_.index.Allocate(static_cast<size_t>(2 * T + 1024) * 4));
   const int64_t R = n.max_logit_rows;
   RETURN_IF_ERROR(ws_.sample_params.Allocate(static_cast<size_t>(R) * sizeof(cuda::SampleRowParams)));

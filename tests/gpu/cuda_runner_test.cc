@@ -22,6 +22,7 @@
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
 #include "src/runner/runner_factory.h"
+#include "src/weights/fp8_block.h"
 #include "src/weights/safetensors.h"
 #include "src/weights/safetensors_writer.h"
 #include "tests/gpu/gpu_test_util.h"
@@ -252,6 +253,7 @@ struct SyntheticSpec {
   const char* name;
   bool v3;  // V3 style (q-LoRA, sigmoid noaux_tc routing) else V2-Lite style
   int64_t heads;
+  bool fp8 = false;  // layer projections stored FP8 e4m3 with 128x128 block scales (V3's release)
 };
 std::ostream& operator<<(std::ostream& os, const SyntheticSpec& s) { return os << s.name; }
 
@@ -289,6 +291,10 @@ void WriteSynthetic(const SyntheticSpec& s, const std::string& dir) {
     cfg["norm_topk_prob"] = true;
     cfg["routed_scaling_factor"] = 2.5;
   }
+  if (s.fp8) {
+    cfg["quantization_config"] = {{"activation_scheme", "dynamic"}, {"fmt", "e4m3"},
+                                  {"quant_method", "fp8"}, {"weight_block_size", {128, 128}}};
+  }
   std::filesystem::create_directories(dir);
   std::ofstream(dir + "/config.json") << cfg.dump(2);
 
@@ -301,7 +307,18 @@ void WriteSynthetic(const SyntheticSpec& s, const std::string& dir) {
     ts.push_back({name, DType::kBF16, {rows, cols}, Bf16Bytes(v)});
   };
   auto lin = [&](const std::string& name, int64_t out, int64_t in_dim) {
-    mat(name, out, in_dim, std::sqrt(3.0f / static_cast<float>(in_dim)));
+    const float a = std::sqrt(3.0f / static_cast<float>(in_dim));
+    const bool proj = name.rfind("model.layers.", 0) == 0 &&
+                      name.find("_proj") != std::string::npos;
+    if (!s.fp8 || !proj) return mat(name, out, in_dim, a);
+    std::uniform_real_distribution<float> d(-a, a);
+    std::vector<float> v(out * in_dim);
+    for (float& x : v) x = d(rng);
+    Fp8BlockQuantized q = QuantizeFp8Blockwise(v.data(), out, in_dim);
+    ts.push_back({name, DType::kF8E4M3, {out, in_dim}, q.codes});
+    const std::string scale = name.substr(0, name.size() - std::string(".weight").size()) +
+                              ".weight_scale_inv";
+    ts.push_back({scale, DType::kF32, {q.scale_rows, q.scale_cols}, F32Bytes(q.scale_inv)});
   };
   auto vec = [&](const std::string& name, int64_t n, float center, float a) {
     std::uniform_real_distribution<float> d(center - a, center + a);
@@ -448,7 +465,9 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
 
 INSTANTIATE_TEST_SUITE_P(Models, CudaSyntheticTest,
                          ::testing::Values(SyntheticSpec{"v2lite_h16", false, 16},
-                                           SyntheticSpec{"v3_h64", true, 64}));
+                                           SyntheticSpec{"v3_h64", true, 64},
+                                           // FP8 weights kept FP8 on the GPU (act-quant GEMMs).
+                                           SyntheticSpec{"v3_fp8_h64", true, 64, true}));
 
 // Sampling runs where the logits are: the GPU's token for a row equals the CPU twin's choice
 // over the same logits and draw (exact for top_k <= 1024), and its logprobs match the CPU twin.

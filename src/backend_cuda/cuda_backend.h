@@ -175,6 +175,8 @@ class CudaOps final : public BackendOps {
                         absl::Span<const int32_t> chosen, int32_t top_n,
                         std::vector<SequenceResult*> out) override;
 
+  bool can_replay() const override { return opts_.cuda_graphs && comm_ == nullptr; }
+  void ResetExpertLoad() override;
   int64_t ReplayKey(const StepInput& step) const override;
   bool HasReplay(int64_t key) const override;
   absl::Status BeginCapture(int64_t key) override;

@@ -577,6 +577,14 @@ void CudaOps::InitExpertLoad(const std::vector<bool>& is_moe, int64_t n_experts)
     if (is_moe[l]) expert_load_.tokens[l].assign(n_experts, 0);
 }
 
+void CudaOps::ResetExpertLoad() {
+  if (!ws_.expert_load.empty()) {
+    cudaMemsetAsync(ws_.expert_load.get(), 0, ws_.expert_load.bytes(), stream_);
+    cudaStreamSynchronize(stream_);
+  }
+  for (auto& row : expert_load_.tokens) std::fill(row.begin(), row.end(), 0);
+}
+
 absl::Status CudaOps::ReduceExpertLoad() {
   if (ws_.expert_load.empty() || comm_ == nullptr) return absl::OkStatus();
   const int64_t L = static_cast<int64_t>(is_moe_.size()), E = load_experts_;

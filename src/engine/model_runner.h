@@ -68,6 +68,9 @@ class ModelRunner {
   virtual int64_t weight_bytes() const { return 0; }  // this process's share
   // New tokens one step may carry (backends with fixed workspaces); 0: no limit.
   virtual int64_t max_step_tokens() const { return 0; }
+  // Prepares decode steps of 1 .. max_batch sequences before serving (CUDA: captures their
+  // graphs), so the first requests do not pay for it. Leaves the cache's contents undefined.
+  virtual absl::Status WarmUp(int64_t max_batch) { return absl::OkStatus(); }
 };
 
 }  // namespace dsinfer

@@ -197,6 +197,10 @@ class BackendOps {
                                 std::vector<SequenceResult*> out) = 0;
 
   // ---- replay of repeated steps (CUDA graphs); a backend without it answers -1 / false ------
+  // Whether decode steps can be replayed at all (what a warm-up prepares).
+  virtual bool can_replay() const { return false; }
+  // Forgets the expert load counted so far (after a warm-up's dummy steps).
+  virtual void ResetExpertLoad() {}
   // A key for steps whose ops and scratch layout repeat exactly (decode steps of one batch size).
   virtual int64_t ReplayKey(const StepInput& step) const { return -1; }
   virtual bool HasReplay(int64_t key) const { return false; }

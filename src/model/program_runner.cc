@@ -40,6 +40,22 @@ absl::Status ProgramRunner::AllocateKvCache(int32_t num_blocks) {
   return absl::OkStatus();
 }
 
+absl::Status ProgramRunner::WarmUp(int64_t max_batch) {
+  if (!ops_->can_replay()) return absl::OkStatus();
+  const int64_t limit = ops_->max_logit_rows() > 0 ? ops_->max_logit_rows() : max_batch;
+  max_batch = std::min({max_batch, limit, static_cast<int64_t>(ops_->max_step_seqs())});
+  // Decode steps of B dummy sequences (token 0 at position 1 of block 0): the first runs
+  // eagerly, the second captures the step. They all write block 0, which no request holds yet.
+  const std::vector<int32_t> token = {0}, table = {0};
+  for (int64_t b = 1; b <= max_batch; ++b) {
+    std::vector<RunnerSequence> seqs(b, RunnerSequence{.tokens = token, .start_pos = 1,
+                                                       .block_table = table});
+    for (int rep = 0; rep < 2; ++rep) RETURN_IF_ERROR(Step(seqs, nullptr));
+  }
+  ops_->ResetExpertLoad();
+  return absl::OkStatus();
+}
+
 absl::StatusOr<Tensor> ProgramRunner::RunProgram(const StepInput& step) {
   const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
   if (key < 0) return program_->Forward(step);

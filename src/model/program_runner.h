@@ -52,6 +52,7 @@ class ProgramRunner : public ModelRunner {
   int expert_parallel_size() const override { return program_->layout().ep; }
   int64_t weight_bytes() const override { return program_->weights().bytes; }
   int64_t max_step_tokens() const override { return ops_->max_step_tokens(); }
+  absl::Status WarmUp(int64_t max_batch) override;
   int64_t scratch_peak() const { return ops_->scratch_peak(); }
   int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
     return program_->ScratchBytes(tokens, logit_rows);

@@ -80,6 +80,13 @@ absl::Status InferenceServer::LoadModel(ProgressFn progress) {
   const auto t0 = std::chrono::steady_clock::now();
   ASSIGN_OR_RETURN(std::unique_ptr<ModelRunner> runner, MakeModelRunner(o));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
+  // Decode steps of every batch size the scheduler may run are prepared (CUDA graphs captured)
+  // while /readyz still says loading, so the first requests do not pay for it.
+  const auto tw = std::chrono::steady_clock::now();
+  RETURN_IF_ERROR(runner->WarmUp(sc.max_running));
+  log_->Write(LogLevel::kInfo, "warmed_up",
+              {{"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - tw).count()},
+               {"max_batch", sc.max_running}});
   const KvCacheSpec& spec = runner->kv_cache_spec();
   log_->Write(
       LogLevel::kInfo, "model_loaded",

@@ -210,6 +210,8 @@ TEST_P(CudaFixtureTest, GraphReplayMatchesEager) {
   auto graphs = Gpu(dir());
   auto eager = Gpu(dir(), eager_opts);
   ASSERT_TRUE(graphs && eager);
+  // Batch sizes 1 and 2 captured before any request (as the server does at start-up).
+  ASSERT_TRUE(graphs->WarmUp(2).ok());
   const Golden g = LoadGolden(GetParam());
   const int S = static_cast<int>(g.prompts.size());
   const int64_t V = graphs->config().vocab_size;

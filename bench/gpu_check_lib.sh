@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by scripts/gpu-check.sh and the part scripts it runs (bench/gpu_e2e.sh,
 # bench/gpu_parallel_check.sh, bench/gpu_serving_check.sh); sourced, never run. Each part
 # records its result in $GC_WORK (status, summary lines, RESULTS.md rows); run alone, a part
@@ -13,7 +14,7 @@ GC_LIB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${GC_PY_LD_LIBRARY_PATH=${LD_LIBRARY_PATH:-}}"
 export GC_WORK GC_PART GC_PART_END GC_DEVICE BUILD OUT GC_DEVICE_FLAG GC_TP_FLAG GC_EP_FLAG GC_PY_LD_LIBRARY_PATH
 mkdir -p "$GC_WORK/status" "$GC_WORK/details" "$GC_WORK/logs" "$OUT"
-GC_LOGS=$GC_WORK/logs
+export GC_LOGS=$GC_WORK/logs
 
 # A part's result: status pass|fail|skip "why" (the last call wins); detail "a summary line".
 status() { printf '%s: %s\n' "$1" "$2" >"$GC_WORK/status/$GC_PART"; }

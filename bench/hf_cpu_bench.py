@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""HF transformers speed peer (CPU, or --device cuda on a GPU): prefill and batched greedy decode tok/s; prints one JSON line.
+"""HF transformers speed peer (CPU, or --device cuda on a GPU): prefill and batched greedy decode tok/s; one JSON line per run.
 
   prefill: batch 1, --prompt-len P random token ids, one forward with KV cache
            (best of --reps after a warm-up); prefill_tok_s = P / time.
@@ -11,8 +11,8 @@
 Token ids are drawn from a fixed seed (no tokenizer needed). Threads: torch.set_num_threads(T).
 
 --runs B:DP,B:DP,... measures several decode runs after one model load (one JSON line each, in
-order; the batch-1 prefill of --prompt-len tokens goes with the first run of batch 1, unless
---no-prefill). --batch / --decode-prompt-len are one such run.
+order; the batch-1 prefill of --prompt-len tokens goes with the first run of batch 1, or the first
+run if none is, unless --no-prefill). --batch / --decode-prompt-len are one such run.
 
 FP8 checkpoints (config.json `quantization_config.quant_method` "fp8", DeepSeek-V3 style):
 HF's own FP8 path is not DeepSeek's (shared/PEERS.md), so with --dequant-fp8 DIR the peer writes
@@ -207,11 +207,11 @@ def main() -> int:
             nxt = out.logits[:, -1].argmax(-1, keepdim=True)
         del out, cache
 
-        prefill_done = args.no_prefill
-        for B, DP in runs_spec:
+        # the batch-1 prefill goes with the first run of batch 1 (or the first run, if none is)
+        prefill_at = next((i for i, (b, _) in enumerate(runs_spec) if b == 1), 0)
+        for i, (B, DP) in enumerate(runs_spec):
             res = dict(base, batch=B, prompt_len=P, decode_prompt_len=DP)
-            if B == 1 and not prefill_done:
-                prefill_done = True
+            if i == prefill_at and not args.no_prefill:
                 best = float("inf")
                 prompt = ids(1, P)
                 for _ in range(max(1, args.reps)):

@@ -66,6 +66,7 @@ DEPS_LIST=(
   libyaml-cpp-dev libyaml-cpp0.7 libssl-dev libssl3 libcpp-httplib-dev libcpp-httplib0.11
   libbrotli-dev libbrotli1 zlib1g-dev pkgconf pkgconf-bin libpkgconf3
   libgloo-dev libgloo0 libhiredis-dev libhiredis0.14 libibverbs-dev libibverbs1
+  libnl-3-200 libnl-route-3-200  # libibverbs1 (under libgloo0) needs them to link and run
   # gRPC server and dsinfer-loadgen: headers, CMake configs, protoc, grpc_cpp_plugin, runtime
   libgrpc++-dev libgrpc-dev libgrpc++1.51 libgrpc29 protobuf-compiler-grpc
   libprotobuf-dev libprotobuf32 libprotobuf-lite32 libprotoc32 protobuf-compiler
@@ -96,10 +97,9 @@ fetch_deps() {
   done < <(find "$tmp/stage" \( -type f -o -type l \) -name '*.a')
   rm -rf .gpu-deps
   mkdir -p .gpu-deps
-  for stage in "$tmp"/stage/*; do
-    dpkg-deb --root-owner-group -Zxz -z9 -b "$stage" ".gpu-deps/$(basename "$stage").deb" >/dev/null ||
-      return 1
-  done
+  find "$tmp"/stage -mindepth 1 -maxdepth 1 -print0 |
+    xargs -0 -P "$(nproc)" -I{} sh -c 'dpkg-deb --root-owner-group -Zxz -z9 -b "$1" ".gpu-deps/$(basename "$1").deb" >/dev/null' _ {} ||
+    return 1
   rm -rf "$tmp"
   ls .gpu-deps | sed 's/_.*//' | tr '\n' ' '
   echo
@@ -232,6 +232,7 @@ export PATH="$GC_DEPS_DIR/usr/bin:\$PATH"
 export PKG_CONFIG_PATH="$lib/pkgconfig:$GC_DEPS_DIR/usr/share/pkgconfig:$lib/openblas-pthread/pkgconfig\${PKG_CONFIG_PATH:+:\$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$lib:$lib/openblas-pthread:$GC_DEPS_DIR/lib/x86_64-linux-gnu:$GC_DEPS_DIR/usr/lib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}"
 export CMAKE_PREFIX_PATH="$GC_DEPS_DIR/usr\${CMAKE_PREFIX_PATH:+:\$CMAKE_PREFIX_PATH}"
+export CPATH="$GC_DEPS_DIR/usr/include/x86_64-linux-gnu\${CPATH:+:\$CPATH}"  # multiarch headers: openssl/opensslconf.h
 EOF
   # shellcheck source=/dev/null
   . "$GC_WORK/deps.env"
@@ -285,12 +286,22 @@ part_build() {
   if [[ -f $BUILD/CMakeCache.txt ]] && ! grep -qx "CMAKE_HOME_DIRECTORY:INTERNAL=$ROOT" "$BUILD/CMakeCache.txt"; then
     rm -rf "$BUILD"
   fi
+  # A build folder configured against the carried packages before (a second run on the same
+  # machine) is configured against them again: its cache would hide that they are needed.
+  local carried_first=0
+  grep -qs "$GC_DEPS_DIR" "$BUILD/CMakeCache.txt" && carried_first=1
+  [[ "${DSINFER_FORCE_CARRIED_DEPS:-0}" == 1 ]] && carried_first=1
   {
-    if [[ "${DSINFER_FORCE_CARRIED_DEPS:-0}" == 1 ]]; then false; else configure; fi || {
-      echo "== configure failed: trying the carried packages"
+    if ((carried_first)); then
       how=carried
-      use_carried_deps && rm -rf "$BUILD" && configure
-    } || {
+      use_carried_deps && configure
+    else
+      configure || {
+        echo "== configure failed: trying the carried packages"
+        how=carried
+        use_carried_deps && rm -rf "$BUILD" && configure
+      }
+    fi || {
       echo "== configure failed again: a copy of the tree without the gRPC server"
       how=no-server
       use_copy_without_server
@@ -306,9 +317,11 @@ part_build() {
       "$LOGS/configure.log" | grep -m1 -A3 'CMake Error' | tr -s ' \n' ' ' | cut -c1-300)"
     return
   fi
-  detail "configured with $([[ $how == system ]] && echo "the machine's packages" ||
-    echo "the carried .gpu-deps packages$([[ $how == no-server ]] && echo ", WITHOUT the gRPC server (it failed to configure)")"),"\
-" CUDA arch $arch, NCCL ${nccl:-not found}, $(cmake --version | head -1), $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'no nvcc')"
+  local with="the machine's packages"
+  [[ $how != system ]] && with="the carried .gpu-deps packages"
+  [[ $how == no-server ]] && with+=", WITHOUT the gRPC server (it failed to configure)"
+  detail "configured with $with, CUDA arch $arch, NCCL ${nccl:-not found}, $(cmake --version | head -1)," \
+    "nvcc $(nvcc --version 2>/dev/null | grep -o 'release [0-9.]*' || echo 'none')"
 
   local want=(dsinfer dsinfer-loadgen dsinfer-make-tiny-model cuda_kernels_bench nccl_comm_bench)
   mapfile -t -O ${#want[@]} want < <(gpu_test_targets)
@@ -329,6 +342,8 @@ part_build() {
   done
   detail "built ${#built[@]}/${#targets[@]} targets in $((SECONDS - t0))s with -j $JOBS" \
     "${missing[*]:+; not in this build: ${missing[*]}}${failed[*]:+; NOT BUILT: ${failed[*]}}"
+  row "cmake --build build-gpu-check -j $JOBS --target (${#targets[@]} targets: dsinfer, loadgen, GPU tests, benchmarks)" \
+    "${#built[@]}/${#targets[@]} built in $((SECONDS - t0)) s (CUDA $arch; $how packages)" "" ""
   if [[ -x $DS ]] && "$DS" serve 2>&1 | grep -q 'unknown command'; then
     detail "dsinfer was built WITHOUT the gRPC server (no serve / client)"
   fi
@@ -465,6 +480,8 @@ if [[ "${1:-}" == "--part" ]]; then
 fi
 
 # ---- The run ----------------------------------------------------------------------------------
+# (a function, so that bash has read all of it before it runs: editing the file mid-run is safe)
+main() {
 PARTS=${DSINFER_GPU_CHECK_PARTS:-build ctest kernels parallel e2e server sanitizer}
 : >"$GC_WORK/rows.tsv"
 : >"$GC_WORK/parts.tsv"
@@ -508,7 +525,9 @@ run_part() {
     echo "== $id: skipped, budget"
     return
   fi
-  lim=$((cap < left ? cap : left))
+  # Leave the parts after this one their KEEP seconds, where that still leaves this one MIN.
+  lim=$(min "$cap" $((left - ${KEEP[$id]:-0})))
+  ((lim < min)) && lim=$(min "$min" "$left")
   echo "== $id ($title): up to ${lim}s"
   t0=$(date +%s)
   # In a session of its own: what the part leaves running (a server, a rank, a process under an
@@ -534,9 +553,10 @@ run_part() {
 
 # Caps (seconds) and the least time worth starting a part with. They add up to more than the
 # budget on purpose: a part that ends early leaves its time to the next ones.
-declare -A CAP=([build]=270 [ctest]=100 [kernels]=75 [parallel]=60 [e2e]=260 [server]=80 [sanitizer]=70)
-declare -A MIN=([build]=60 [ctest]=20 [kernels]=20 [parallel]=20 [e2e]=90 [server]=40 [sanitizer]=20)
-declare -A TITLE=([build]="1 build (CUDA sm_90a, server, loadgen)" [ctest]="1t ctest -L gpu"
+declare -gA CAP=([build]=270 [ctest]=100 [kernels]=75 [parallel]=60 [e2e]=260 [server]=80 [sanitizer]=70)
+declare -gA MIN=([build]=60 [ctest]=20 [kernels]=20 [parallel]=20 [e2e]=90 [server]=40 [sanitizer]=20)
+declare -gA KEEP=([e2e]=55)  # part 3 leaves part 4 its minute
+declare -gA TITLE=([build]="1 build (CUDA sm_90a, server, loadgen)" [ctest]="1t ctest -L gpu"
   [kernels]="2 kernel benchmarks vs peers" [parallel]="5 tp 2, tp 2/ep 2 vs 1 rank; NCCL"
   [e2e]="3 end to end vs HF transformers" [server]="4 server (backend: cuda) under loadgen"
   [sanitizer]="6 compute-sanitizer memcheck")
@@ -573,3 +593,6 @@ tar -C "$GC_WORK" -czf "$OUT/logs.tar.gz" logs 2>/dev/null
 cat "$OUT/summary.txt"
 ls -la "$OUT"
 ! grep -q '|fail' "$GC_WORK/parts.tsv"
+}
+
+main "$@"

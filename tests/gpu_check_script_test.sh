@@ -48,5 +48,6 @@ for f in "$T"/out/*; do
   [[ $(basename "$f") =~ ^[A-Za-z0-9._-]+$ ]] || fail "bad name in OUT: $f"
 done
 (($(ls "$T/out" | wc -l) <= 8)) || fail "more than 8 files in OUT"
-tar -tzf "$T/out/logs.tar.gz" | grep -q 'logs/summary.txt' || fail "logs tarball"
+tar -tzf "$T/out/logs.tar.gz" >"$T/tar.txt" || fail "logs tarball unreadable"
+grep -qx 'logs/summary.txt' "$T/tar.txt" || fail "logs tarball without summary.txt"
 echo "1 passed, 0 failed"

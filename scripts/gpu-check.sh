@@ -444,7 +444,9 @@ part_sanitizer() {
     "mla_attention_gpu_test --gtest_filter=*len1*:*forced_splits*:*generic_48*:*prefill_chunks*"
     "moe_gpu_test --gtest_filter=*one_token*:*v3*:*StoreF32*:*Tokens/MoePipelineGpuTest.MatchesCpu/1"
     "sampling_gpu_test --gtest_filter=*top_k_1*:*small_vocab_all*"
-    "cuda_executor_test --gtest_filter=*ExpertLoad*v2_lite*"
+    "cuda_runner_test --gtest_filter=*ExpertLoad*v2_lite*:*SamplingAndLogprobs*"
+    "logprobs_gpu_test"
+    "fp8_gemm_gpu_test --gtest_filter=*ActQuant*:*StoreF32*:*Fp8MoeGpuTest*/1"
   )
   for run in "${runs[@]}"; do
     bin=${run%% *}

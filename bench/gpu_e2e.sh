@@ -12,7 +12,8 @@
 #
 # Run alone on a GPU machine after scripts/gpu-check.sh has built $BUILD/src/cli/dsinfer:
 #   GC_PART_END=$(($(date +%s) + 300)) bash bench/gpu_e2e.sh
-# E2E_MODELS (default "v2lite v3fp8"), E2E_V2_LAYERS (27), E2E_V3_LAYERS (2), E2E_GEN (32);
+# E2E_MODELS (default "v2lite v3fp8"), E2E_V2_LAYERS (27), E2E_V3_LAYERS (2), E2E_GEN (32),
+# E2E_BATCHES (default "32 1 128"; batch 1 has the 2048-token prompt);
 # GC_DEVICE=cpu rehearses it on a CPU with small dimensions (2 layers, batch 1 / 4).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +29,8 @@ NPROC=$(nproc)
 # the long prompt (time to first token), 128.
 if [[ $GC_DEVICE == cuda ]]; then
   V2_LAYERS=${E2E_V2_LAYERS:-27} V3_LAYERS=${E2E_V3_LAYERS:-2} DIMS=full WORKERS=8
-  LONG=2048 PROMPT=128 GEN=${E2E_GEN:-32} BATCHES=(32 1 128) DEV_ARGS=("$GC_DEVICE_FLAG" cuda)
+  LONG=2048 PROMPT=128 GEN=${E2E_GEN:-32} DEV_ARGS=("$GC_DEVICE_FLAG" cuda)
+  read -r -a BATCHES <<<"${E2E_BATCHES:-32 1 128}"
 else  # rehearsal on a CPU: the same steps on small models
   V2_LAYERS=2 V3_LAYERS=2 DIMS=small WORKERS=2 LONG=256 PROMPT=32 GEN=4 BATCHES=(4 1) DEV_ARGS=("$GC_DEVICE_FLAG" cpu --threads "$NPROC")
 fi

@@ -453,8 +453,10 @@ part_sanitizer() {
     [[ -x $T/$bin ]] || { detail "$bin: not built"; continue; }
     (($(tleft) > 15)) || { detail "$bin: no time left"; continue; }
     out="$LOGS/sanitizer_$bin.log"
+    local args=()
+    [[ $run == *" "* ]] && read -r -a args <<<"${run#* }"  # the gtest filter (no spaces inside)
     timeout -k 5 "$(min "$(tleft 5)" 90)" \
-      compute-sanitizer --tool memcheck --error-exitcode 3 "$T/$run" >"$out" 2>&1
+      compute-sanitizer --tool memcheck --error-exitcode 3 "$T/$bin" "${args[@]}" >"$out" 2>&1
     local rc=$? summary ntests
     done_runs=$((done_runs + 1))
     summary=$(grep -m1 -o 'ERROR SUMMARY: [0-9]* error[s]*' "$out" || true)

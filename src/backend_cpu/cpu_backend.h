@@ -99,7 +99,7 @@ class CpuOps final : public BackendOps {
   absl::Status Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
                    const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                    Tensor out, bool accumulate) override;
-  absl::Status SelectLogitRows(Tensor x, Tensor out) override;
+  absl::Status SelectLogitRows(Tensor x, int64_t first, Tensor out) override;
 
   int rank() const override { return comm_ ? comm_->rank() : 0; }
   int world_size() const override { return comm_ ? comm_->size() : 1; }

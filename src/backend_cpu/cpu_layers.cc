@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/fp8_gemm.h"
 #include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_router.h"
@@ -34,6 +35,33 @@ void CpuOps::MatMul(const Matrix& w, const float* x, int64_t ldx, int64_t m, flo
     cpu::Linear({.x = x, .w = w.data(), .y = y, .m = m, .n = w.rows, .k = w.cols, .ldx = ldx,
                  .ldy = ldy, .w_bf16 = w.bf16, .accumulate = accumulate},
                 pfor_);
+    return;
+  }
+  if (opts_.fp8_activations) {
+    // Activations quantised per row in 1x128 blocks (bf16-rounded first in bf16 runs, as the
+    // GPU quantises its bf16 activations), then the block-scaled FP8 product.
+    const int64_t k = w.cols, kb = (k + cpu::kFp8ActBlock - 1) / cpu::kFp8ActBlock;
+    std::vector<float> xr;
+    const float* xq = x;
+    int64_t ldq = ldx;
+    if (opts_.precision == Precision::kBF16) {
+      xr.resize(m * k);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < k; ++j) xr[i * k + j] = RoundToBf16(x[i * ldx + j]);
+      xq = xr.data();
+      ldq = k;
+    }
+    std::vector<uint8_t> codes(m * k);
+    std::vector<float> scales(m * kb);
+    cpu::ActQuantFp8({.x = xq, .q = codes.data(), .scale = scales.data(), .m = m, .k = k,
+                      .ldx = ldq});
+    for (const Fp8Segment& s : w.fp8) {
+      cpu::Fp8BlockGemmRef({.a = codes.data(), .a_scale = scales.data(), .w = s.codes.data(),
+                            .w_scale_inv = s.scale_inv.data(), .y = y + s.row0, .m = m,
+                            .n = s.rows, .k = k, .ldy = ldy, .block_n = s.block_n,
+                            .block_k = s.block_k, .accumulate = accumulate},
+                           pfor_);
+    }
     return;
   }
   // FP8 kept: the GEMM dequantises one tile of weight rows at a time (bf16-rounded in bf16 runs,
@@ -188,9 +216,9 @@ absl::Status CpuOps::Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeig
   return CopyFromHost(sum.data, out);
 }
 
-absl::Status CpuOps::SelectLogitRows(Tensor x, Tensor out) {
-  for (size_t r = 0; r < step_->logit_rows.size(); ++r)
-    std::memcpy(out.as<float>() + r * out.ld, x.as<float>() + step_->logit_rows[r] * x.ld,
+absl::Status CpuOps::SelectLogitRows(Tensor x, int64_t first, Tensor out) {
+  for (int64_t r = 0; r < out.rows; ++r)
+    std::memcpy(out.as<float>() + r * out.ld, x.as<float>() + step_->logit_rows[first + r] * x.ld,
                 x.cols * sizeof(float));
   return absl::OkStatus();
 }

@@ -35,6 +35,7 @@ struct CudaWeight : BackendWeight {
   bool f32 = false;         // data holds f32 (else bf16)
   int64_t first_expert = 0, local_experts = 0, total_experts = 0;
   std::vector<Fp8Part> fp8;  // non-empty: a Linear kept as FP8 (data unused)
+  int64_t fp8_k = 0;         // FP8: the input width the codes are padded to (a multiple of 16)
   bool fp8_experts = false;  // experts kept as FP8: data / data2 hold codes (gate_up interleaved)
   DeviceBuffer scale_gu;     // f32 [E, 2 * ceil(I / 64), ceil(D / 128)] (interleaved)
   DeviceBuffer scale_dn;     // f32 [E, ceil(D / 128), ceil(I / 128)]
@@ -153,7 +154,7 @@ class CudaOps final : public BackendOps {
   absl::Status Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
                    const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                    Tensor out, bool accumulate) override;
-  absl::Status SelectLogitRows(Tensor x, Tensor out) override;
+  absl::Status SelectLogitRows(Tensor x, int64_t first, Tensor out) override;
 
   int rank() const override { return comm_ ? comm_->rank() : 0; }
   int world_size() const override { return comm_ ? comm_->size() : 1; }
@@ -192,6 +193,8 @@ class CudaOps final : public BackendOps {
   // The same over a weight kept as FP8: x (bf16) quantised per 1x128 block, then each part's
   // block-scaled GEMM into its columns of y.
   absl::Status GemmFp8(Tensor x, const CudaWeight& w, float* y, int64_t ldy, bool accumulate);
+  absl::Status QuantizeActivations(const void* x, bool x_f32, int64_t ldx, int64_t m, int64_t k,
+                                   int64_t kp);
   absl::Status MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K, const CudaWeight& ex,
                              int64_t max_tiles);
   // Loads an FP8 Linear / experts weight when the checkpoint, the shapes and the GPU allow it

@@ -26,21 +26,29 @@ const CudaWeight& W(const BackendWeight& w) { return static_cast<const CudaWeigh
 
 }  // namespace
 
-absl::Status CudaOps::GemmFp8(Tensor x, const CudaWeight& w, float* y, int64_t ldy,
-                              bool accumulate) {
-  const int64_t m = x.rows, k = x.cols, kb = (k + 127) / 128;
-  if (m * k > static_cast<int64_t>(ws_.aq.bytes()))
-    return absl::InternalError("fp8 gemm: activations larger than their workspace");
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = x.data,
-                                                  .x_f32 = x.dtype == ElemType::kF32,
+// x [m, k] -> E4M3 codes [m, kp] (zero columns past k) and block scales in the FP8 workspaces.
+absl::Status CudaOps::QuantizeActivations(const void* x, bool x_f32, int64_t ldx, int64_t m,
+                                          int64_t k, int64_t kp) {
+  if (m * kp > static_cast<int64_t>(ws_.aq.bytes()))
+    return absl::InternalError("fp8: activations larger than their workspace");
+  if (kp != k) DSINFER_CUDA_RETURN_IF_ERROR(cudaMemsetAsync(ws_.aq.get(), 0, m * kp, stream_));
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = x,
+                                                  .x_f32 = x_f32,
                                                   .q = ws_.aq.as<uint8_t>(),
                                                   .scale = ws_.aq_scale.as<float>(),
                                                   .m = m,
                                                   .k = k,
-                                                  .ldx = x.ld,
-                                                  .ldq = k,
-                                                  .ld_scale = kb},
+                                                  .ldx = ldx,
+                                                  .ldq = kp,
+                                                  .ld_scale = (k + 127) / 128},
                                                  stream_));
+  return absl::OkStatus();
+}
+
+absl::Status CudaOps::GemmFp8(Tensor x, const CudaWeight& w, float* y, int64_t ldy,
+                              bool accumulate) {
+  const int64_t m = x.rows, k = w.fp8_k, kb = (x.cols + 127) / 128;
+  RETURN_IF_ERROR(QuantizeActivations(x.data, x.dtype == ElemType::kF32, x.ld, m, x.cols, k));
   for (const Fp8Part& part : w.fp8) {
     // Split k over more CTAs when the tiles alone leave SMs idle (decode), within the workspace.
     int64_t splits = cuda::Fp8GemmSplits(m, part.rows, k, num_sms_);
@@ -351,20 +359,10 @@ absl::Status CudaOps::MoeRoute(int64_t layer, Tensor x, const BackendWeight& gat
 // for the down projection.
 absl::Status CudaOps::MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K,
                                     const CudaWeight& ex, int64_t max_tiles) {
-  const int64_t D = x.cols, I = ex.rows, E = ex.local_experts;
-  const int64_t kd = (D + 127) / 128, ki = (I + 127) / 128;
-  if (n * D > static_cast<int64_t>(ws_.aq.bytes()) ||
-      n * K * I > static_cast<int64_t>(ws_.aq.bytes()))
-    return absl::InternalError("fp8 experts: activations larger than their workspace");
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = x.as<bf16>() + c0 * x.ld,
-                                                  .q = ws_.aq.as<uint8_t>(),
-                                                  .scale = ws_.aq_scale.as<float>(),
-                                                  .m = n,
-                                                  .k = D,
-                                                  .ldx = x.ld,
-                                                  .ldq = D,
-                                                  .ld_scale = kd},
-                                                 stream_));
+  // D: the padded hidden width of the codes (x has x.cols <= D columns); I: padded inter.
+  const int64_t D0 = x.cols, D = ex.fp8_k, I = ex.rows, E = ex.local_experts;
+  const int64_t kd = (D0 + 127) / 128, ki = (I + 127) / 128;
+  RETURN_IF_ERROR(QuantizeActivations(x.as<bf16>() + c0 * x.ld, false, x.ld, n, D0, D));
   DSINFER_CUDA_RETURN_IF_ERROR(
       cuda::Fp8GroupedGemm({.a = ws_.aq.as<uint8_t>(),
                             .a_scale = ws_.aq_scale.as<float>(),
@@ -383,15 +381,7 @@ absl::Status CudaOps::MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K,
                             .act = ws_.moe_act.as<bf16>(),
                             .ldc = I},
                            stream_));
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::ActQuantFp8({.x = ws_.moe_act.get(),
-                                                  .q = ws_.aq.as<uint8_t>(),
-                                                  .scale = ws_.aq_scale.as<float>(),
-                                                  .m = n * K,
-                                                  .k = I,
-                                                  .ldx = I,
-                                                  .ldq = I,
-                                                  .ld_scale = ki},
-                                                 stream_));
+  RETURN_IF_ERROR(QuantizeActivations(ws_.moe_act.get(), false, I, n * K, I, I));
   DSINFER_CUDA_RETURN_IF_ERROR(
       cuda::Fp8GroupedGemm({.a = ws_.aq.as<uint8_t>(),
                             .a_scale = ws_.aq_scale.as<float>(),
@@ -401,14 +391,14 @@ absl::Status CudaOps::MoeExpertsFp8(Tensor x, int64_t c0, int64_t n, int64_t K,
                             .expert_offsets = ws_.expert_offsets.as<int32_t>(),
                             .tile_offsets = ws_.tile_offsets.as<int32_t>(),
                             .n_experts = E,
-                            .n = D,
+                            .n = D0,
                             .k = I,
                             .lda = I,
                             .ld_a_scale = ki,
                             .max_tiles = max_tiles,
                             .epilogue = cuda::GroupedEpilogue::kStoreF32,
                             .c = ws_.moe_y.as<float>(),
-                            .ldc = D},
+                            .ldc = D0},
                            stream_));
   return absl::OkStatus();
 }

@@ -182,7 +182,7 @@ absl::Status CudaOps::Reserve(const WorkspaceNeeds& n) {
   const int64_t max_table = n.max_seqs * ((n.max_positions + 63) / 64);
   const size_t T4 = static_cast<size_t>(T) * 4;
   const size_t regions[StepArena::kNumRegions] = {
-      2 * 4, T4, T4, T4, static_cast<size_t>(R) * 4,
+      2 * 4, T4, T4, T4, T4,
       static_cast<size_t>(n.max_seqs) * sizeof(cuda::MlaSeqDesc),
       static_cast<size_t>(max_work_) * sizeof(cuda::MlaWorkItem),
       static_cast<size_t>(max_combine_) * sizeof(cuda::MlaCombineItem),
@@ -234,12 +234,6 @@ absl::Status CudaOps::BeginStep(const StepInput& st) {
         absl::StrCat("forward: the step's ", st.num_tokens,
                      " tokens exceed the CUDA backend's max_batched_tokens ",
                      opts_.max_batched_tokens));
-  }
-  if (static_cast<int64_t>(st.logit_rows.size()) > opts_.max_logit_rows) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("forward: ", st.logit_rows.size(),
-                     " logit rows exceed the CUDA backend's max_logit_rows ",
-                     opts_.max_logit_rows));
   }
   host_step_ = &st;
   scratch_used_ = 0;
@@ -392,10 +386,10 @@ absl::Status CudaOps::ScatterAddRows(Tensor src, absl::Span<const int32_t> rows,
   return absl::OkStatus();
 }
 
-absl::Status CudaOps::SelectLogitRows(Tensor x, Tensor out) {
+absl::Status CudaOps::SelectLogitRows(Tensor x, int64_t first, Tensor out) {
   DSINFER_CUDA_RETURN_IF_ERROR(cuda::GatherRows({.src = x.data, .dst = out.data,
-                                                 .index = step_.logit_rows,
-                                                 .rows = step_.num_logit_rows, .cols = x.cols,
+                                                 .index = step_.logit_rows + first,
+                                                 .rows = out.rows, .cols = x.cols,
                                                  .ld_src = x.ld, .ld_dst = out.ld,
                                                  .elem_bytes = 4},
                                                 stream_));

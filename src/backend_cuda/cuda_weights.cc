@@ -19,6 +19,26 @@ absl::Status Upload(DeviceBuffer* dst, const void* src, size_t bytes, size_t off
   return absl::OkStatus();
 }
 
+int64_t Round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// A [rows, cols] byte matrix with zero columns up to `cols_to`.
+std::vector<uint8_t> PadCols(const std::vector<uint8_t>& m, int64_t rows, int64_t cols,
+                             int64_t cols_to) {
+  if (cols == cols_to) return m;
+  std::vector<uint8_t> out(rows * cols_to, 0);
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(m.begin() + r * cols, m.begin() + (r + 1) * cols, out.begin() + r * cols_to);
+  return out;
+}
+
+// ... and zero rows up to `rows_to`.
+std::vector<uint8_t> PadRowsCols(const std::vector<uint8_t>& m, int64_t rows, int64_t cols,
+                                 int64_t rows_to, int64_t cols_to) {
+  std::vector<uint8_t> out = PadCols(m, rows, cols, cols_to);
+  out.resize(rows_to * cols_to, 0);
+  return out;
+}
+
 absl::Status Alloc(DeviceBuffer* b, size_t bytes, const std::string& key) {
   if (absl::Status st = b->Allocate(bytes); !st.ok())
     return absl::ResourceExhaustedError(
@@ -33,9 +53,10 @@ absl::StatusOr<bool> CudaOps::LoadFp8(const WeightDesc& d, WeightReader& reader,
     return false;
   for (const TensorPart& p : d.parts)
     if (!reader.IsFp8(p)) return false;
-  // The GEMMs take k % 16 == 0 (16-byte rows of codes) on an sm_89+ GPU.
-  if (d.cols % 16 != 0 || (d.role == WeightRole::kExperts && d.rows % 16 != 0) ||
-      !cuda::Fp8GemmSupported()) {
+  // The GEMMs run on sm_89+ GPUs and take k % 16 == 0 (16-byte rows of codes): other widths
+  // are padded with zero codes here, and the activations with zero columns where they are
+  // quantised, which adds exactly nothing.
+  if (!cuda::Fp8GemmSupported()) {
     cudaGetLastError();
     return false;
   }
@@ -51,24 +72,30 @@ absl::StatusOr<bool> CudaOps::LoadFp8(const WeightDesc& d, WeightReader& reader,
       parts.push_back(std::move(*s));
     }
     int64_t row0 = 0;
+    const int64_t kp = Round16(d.cols);
     for (WeightStore::Fp8Slice& s : parts) {
       Fp8Part part{.row0 = row0, .rows = s.rows};
-      RETURN_IF_ERROR(Alloc(&part.codes, s.codes.size(), d.key));
-      RETURN_IF_ERROR(Upload(&part.codes, s.codes.data(), s.codes.size()));
+      const std::vector<uint8_t> codes = PadCols(s.codes, s.rows, d.cols, kp);
+      RETURN_IF_ERROR(Alloc(&part.codes, codes.size(), d.key));
+      RETURN_IF_ERROR(Upload(&part.codes, codes.data(), codes.size()));
       RETURN_IF_ERROR(Alloc(&part.scales, s.scale_inv.size() * 4, d.key));
       RETURN_IF_ERROR(Upload(&part.scales, s.scale_inv.data(), s.scale_inv.size() * 4));
-      w->bytes += static_cast<int64_t>(s.codes.size() + s.scale_inv.size() * 4);
+      w->bytes += static_cast<int64_t>(codes.size() + s.scale_inv.size() * 4);
       row0 += s.rows;
       w->fp8.push_back(std::move(part));
     }
+    w->fp8_k = kp;
     w->fp8_bytes = w->bytes;
-    fp8_max_k_ = std::max(fp8_max_k_, d.cols);
+    fp8_max_k_ = std::max(fp8_max_k_, kp);
     return true;
   }
-  // Experts: gate/up codes interleaved with their scales (InterleaveGateUpFp8), down as stored.
-  const int64_t E = d.local_experts, I = d.rows, D = d.cols;
+  // Experts: gate/up codes interleaved with their scales (InterleaveGateUpFp8), down as stored;
+  // the intermediate and hidden widths padded to 16 (zero codes; the scale grids keep their
+  // block counts, as 16 divides 128).
+  const int64_t E = d.local_experts, I0 = d.rows, D0 = d.cols;
+  const int64_t I = Round16(I0), D = Round16(D0);
   const int64_t sg = 2 * ((I + 63) / 64) * ((D + 127) / 128);
-  const int64_t sd = ((D + 127) / 128) * ((I + 127) / 128);
+  const int64_t sd = ((D0 + 127) / 128) * ((I + 127) / 128);
   std::vector<WeightStore::Fp8Slice> gate, up, down;
   for (int64_t e = 0; e < E; ++e) {
     for (int k = 0; k < 3; ++k) {
@@ -82,23 +109,28 @@ absl::StatusOr<bool> CudaOps::LoadFp8(const WeightDesc& d, WeightReader& reader,
     }
     if (e == 0) {  // allocate once the first expert's parts read fine
       RETURN_IF_ERROR(Alloc(&w->data, static_cast<size_t>(E * 2 * I * D), d.key));
-      RETURN_IF_ERROR(Alloc(&w->data2, static_cast<size_t>(E * D * I), d.key));
+      RETURN_IF_ERROR(Alloc(&w->data2, static_cast<size_t>(E * D0 * I), d.key));
       RETURN_IF_ERROR(Alloc(&w->scale_gu, static_cast<size_t>(E * sg) * 4, d.key));
       RETURN_IF_ERROR(Alloc(&w->scale_dn, static_cast<size_t>(E * sd) * 4, d.key));
     }
     std::vector<uint8_t> mixed(2 * I * D);
     std::vector<float> mixed_scale(sg);
-    cuda::InterleaveGateUpFp8(gate[0].codes.data(), gate[0].scale_inv.data(), up[0].codes.data(),
+    const std::vector<uint8_t> g = PadRowsCols(gate[0].codes, I0, D0, I, D);
+    const std::vector<uint8_t> u = PadRowsCols(up[0].codes, I0, D0, I, D);
+    cuda::InterleaveGateUpFp8(g.data(), gate[0].scale_inv.data(), u.data(),
                               up[0].scale_inv.data(), I, D, mixed.data(), mixed_scale.data());
     RETURN_IF_ERROR(Upload(&w->data, mixed.data(), mixed.size(), e * mixed.size()));
     RETURN_IF_ERROR(Upload(&w->scale_gu, mixed_scale.data(), sg * 4, e * sg * 4));
-    RETURN_IF_ERROR(Upload(&w->data2, down[0].codes.data(), D * I, e * D * I));
+    const std::vector<uint8_t> dn = PadCols(down[0].codes, D0, I0, I);
+    RETURN_IF_ERROR(Upload(&w->data2, dn.data(), D0 * I, e * D0 * I));
     RETURN_IF_ERROR(Upload(&w->scale_dn, down[0].scale_inv.data(), sd * 4, e * sd * 4));
     gate.clear();
     up.clear();
     down.clear();
   }
   w->fp8_experts = true;
+  w->rows = I;  // the padded intermediate width the kernels see
+  w->fp8_k = D;
   w->bytes = static_cast<int64_t>(w->data.bytes() + w->data2.bytes() + w->scale_gu.bytes() +
                                   w->scale_dn.bytes());
   w->fp8_bytes = w->bytes;
@@ -147,18 +179,26 @@ absl::StatusOr<std::unique_ptr<BackendWeight>> CudaOps::LoadWeight(const WeightD
     if (d.role == WeightRole::kMlaKvB) kv_b_weights_.push_back(w.get());
     return w;
   }
-  // Routed experts: [E_local, 2I, D] gate/up interleaved per 64 rows, [E_local, D, I].
-  const int64_t E = d.local_experts, I = d.rows, D = d.cols;
+  // Routed experts: [E_local, 2I, D] gate/up interleaved per 64 rows, [E_local, D, I]. The
+  // grouped GEMM takes k % 8 == 0: the intermediate width (a tensor-parallel slice may be any)
+  // is padded with zero rows / columns, which add exactly nothing.
+  const int64_t E = d.local_experts, I0 = d.rows, I = (I0 + 7) / 8 * 8, D = d.cols;
+  if (D % 8 != 0)
+    return absl::UnimplementedError(
+        absl::StrCat("CUDA backend: hidden_size ", D, " is not a multiple of 8"));
+  w->rows = I;
   w->first_expert = d.first_expert;
   w->local_experts = E;
   w->total_experts = d.total_experts;
   RETURN_IF_ERROR(Alloc(&w->data, static_cast<size_t>(E * 2 * I * D) * 2, d.key));
   RETURN_IF_ERROR(Alloc(&w->data2, static_cast<size_t>(E * D * I) * 2, d.key));
-  std::vector<uint16_t> gate(I * D), up(I * D), mixed(2 * I * D), down(D * I);
+  std::vector<uint16_t> gate(I * D, 0), up(I * D, 0), mixed(2 * I * D), down0(D * I0), down(D * I, 0);
   for (int64_t e = 0; e < E; ++e) {
-    RETURN_IF_ERROR(reader.ReadBf16(d.parts[3 * e], gate.data()));
+    RETURN_IF_ERROR(reader.ReadBf16(d.parts[3 * e], gate.data()));  // rows I0.. stay zero
     RETURN_IF_ERROR(reader.ReadBf16(d.parts[3 * e + 1], up.data()));
-    RETURN_IF_ERROR(reader.ReadBf16(d.parts[3 * e + 2], down.data()));
+    RETURN_IF_ERROR(reader.ReadBf16(d.parts[3 * e + 2], down0.data()));
+    for (int64_t r = 0; r < D; ++r)
+      std::copy(down0.begin() + r * I0, down0.begin() + (r + 1) * I0, down.begin() + r * I);
     cuda::InterleaveGateUp(gate.data(), up.data(), I, D, mixed.data());
     RETURN_IF_ERROR(Upload(&w->data, mixed.data(), mixed.size() * 2, e * mixed.size() * 2));
     RETURN_IF_ERROR(Upload(&w->data2, down.data(), down.size() * 2, e * down.size() * 2));

@@ -160,8 +160,8 @@ class BackendOps {
   virtual absl::Status Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
                            const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                            Tensor out, bool accumulate) = 0;
-  // out[r] = x[step.logit_rows[r]].
-  virtual absl::Status SelectLogitRows(Tensor x, Tensor out) = 0;
+  // out[r] = x[step.logit_rows[first + r]] for r < out.rows.
+  virtual absl::Status SelectLogitRows(Tensor x, int64_t first, Tensor out) = 0;
 
   // ---- collectives (no-ops on a single rank) -----------------------------------------------
   virtual int rank() const { return 0; }

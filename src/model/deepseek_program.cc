@@ -54,7 +54,7 @@ DeepseekProgram::DeepseekProgram(const ModelConfig& config, const ShardLayout& l
   ops_.InitExpertLoad(is_moe, c.n_routed_experts);
 }
 
-absl::StatusOr<Tensor> DeepseekProgram::Forward(const StepInput& step) {
+absl::StatusOr<Tensor> DeepseekProgram::Layers(const StepInput& step) {
   const ModelConfig& c = config_;
   const DeepseekWeights& w = weights_;
   const int64_t N = step.num_tokens, D = c.hidden_size;
@@ -110,11 +110,11 @@ absl::StatusOr<Tensor> DeepseekProgram::Forward(const StepInput& step) {
     ops_.ScratchRelease(mark);
   }
   if (!single && any_moe) RETURN_IF_ERROR(ops_.ReduceExpertLoad());
-  return Logits(step, x);
+  return x;
 }
 
 int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
-  // Mirrors Forward's Scratch calls (each rounded up as ScratchBytesOf does); checked against
+  // Mirrors Layers' and Logits' Scratch calls (each rounded up as ScratchBytesOf does); checked against
   // the CPU backend's measured peak in tests.
   const ModelConfig& c = config_;
   const ElemType g = ops_.gemm_dtype(), f = ElemType::kF32, i32 = ElemType::kI32;
@@ -210,11 +210,12 @@ absl::Status DeepseekProgram::MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tens
 }
 
 // Final norm and lm_head on the logit rows; vocabulary-parallel logits are gathered.
-absl::StatusOr<Tensor> DeepseekProgram::Logits(const StepInput& step, Tensor x) {
+absl::StatusOr<Tensor> DeepseekProgram::Logits(const StepInput& step, Tensor x, int64_t first,
+                                               int64_t R) {
   const ModelConfig& c = config_;
-  const int64_t R = static_cast<int64_t>(step.logit_rows.size()), D = c.hidden_size;
+  const int64_t D = c.hidden_size;
   ASSIGN_OR_RETURN(Tensor last, ops_.Scratch(R, D, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.SelectLogitRows(x, last));
+  RETURN_IF_ERROR(ops_.SelectLogitRows(x, first, last));
   ASSIGN_OR_RETURN(Tensor normed, ops_.Scratch(R, D, ops_.gemm_dtype()));
   RETURN_IF_ERROR(ops_.RmsNorm(last, *weights_.final_norm, eps_, normed));
   const int64_t Vl = weights_.lm_head->rows;

@@ -33,9 +33,12 @@ class DeepseekProgram {
   const ShardLayout& layout() const { return layout_; }
   const DeepseekWeights& weights() const { return weights_; }
 
-  // Runs every layer over the step `ops` has begun; returns the logits [R, vocab] (f32, in the
-  // backend's memory) of the step's logit rows.
-  absl::StatusOr<Tensor> Forward(const StepInput& step);
+  // Runs every layer over the step `ops` has begun; returns the final hidden states [N, hidden]
+  // (f32, in the backend's memory).
+  absl::StatusOr<Tensor> Layers(const StepInput& step);
+  // Logits [rows, vocab] (f32) of the step's logit rows [first, first + rows): final norm and
+  // lm_head (gathered over a vocabulary-parallel layout). Callers take them in chunks.
+  absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first, int64_t rows);
 
   // The most scratch bytes a step of N tokens and R logit rows takes.
   int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const;
@@ -49,7 +52,6 @@ class DeepseekProgram {
   absl::Status MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tensor out);
   // Expert parallel (moe_dispatch.cc): out [N, hidden] on every rank.
   absl::Status MoeParallel(int64_t layer, Tensor xn, Tensor xr, Tensor out);
-  absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x);
 
   ModelConfig config_;
   ShardLayout layout_;

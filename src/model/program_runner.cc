@@ -56,17 +56,20 @@ absl::Status ProgramRunner::WarmUp(int64_t max_batch) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Tensor> ProgramRunner::RunProgram(const StepInput& step) {
-  const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
-  if (key < 0) return program_->Forward(step);
+absl::StatusOr<Tensor> ProgramRunner::RunReplayable(const StepInput& step, int64_t key) {
+  const int64_t R = static_cast<int64_t>(step.logit_rows.size());
+  auto run = [&]() -> absl::StatusOr<Tensor> {
+    ASSIGN_OR_RETURN(Tensor x, program_->Layers(step));
+    return program_->Logits(step, x, 0, R);
+  };
   if (ops_->HasReplay(key)) {
     RETURN_IF_ERROR(ops_->Replay(key));
     return replay_logits_.at(key);
   }
-  if (seen_keys_.insert(key).second) return program_->Forward(step);  // first time: eagerly
+  if (seen_keys_.insert(key).second) return run();  // first time: eagerly
   // Second time: capture, then run what was captured.
   absl::Status st = ops_->BeginCapture(key);
-  absl::StatusOr<Tensor> logits = st.ok() ? program_->Forward(step) : absl::StatusOr<Tensor>(st);
+  absl::StatusOr<Tensor> logits = st.ok() ? run() : absl::StatusOr<Tensor>(st);
   absl::Status end = ops_->EndCapture(key);
   if (logits.ok() && end.ok()) {
     replay_logits_[key] = *logits;
@@ -76,44 +79,63 @@ absl::StatusOr<Tensor> ProgramRunner::RunProgram(const StepInput& step) {
   // A step that cannot be captured runs eagerly from now on.
   replay_failed_ = true;
   RETURN_IF_ERROR(ops_->BeginStep(step));
-  return program_->Forward(step);
+  return run();
 }
 
 absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResult* result) {
   ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
   RETURN_IF_ERROR(ops_->BeginStep(step));
-  ASSIGN_OR_RETURN(Tensor logits, RunProgram(step));
-  if (result == nullptr) return ops_->Sync();
-  return Outputs(seqs, step, logits, result);
+  const int64_t R = static_cast<int64_t>(step.logit_rows.size());
+  if (result != nullptr) {
+    result->seqs.assign(seqs.size(), SequenceResult{});
+    int64_t full_rows = 0;
+    for (const RunnerSequence& s : seqs)
+      if (s.all_logits) full_rows += static_cast<int64_t>(s.tokens.size());
+    result->logits.assign(full_rows * program_->config().vocab_size, 0.f);
+  }
+  // Decode steps of a batch size seen before replay one captured step (layers and logits).
+  const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
+  if (key >= 0) {
+    ASSIGN_OR_RETURN(Tensor logits, RunReplayable(step, key));
+    if (result == nullptr) return ops_->Sync();
+    return Outputs(seqs, step, logits, 0, result);
+  }
+  ASSIGN_OR_RETURN(Tensor x, program_->Layers(step));
+  // Logits in chunks of the backend's row limit (all of them where it has none).
+  const int64_t chunk = ops_->max_logit_rows() > 0 ? ops_->max_logit_rows() : std::max<int64_t>(R, 1);
+  for (int64_t r0 = 0; r0 < R; r0 += chunk) {
+    const int64_t mark = ops_->ScratchMark();
+    ASSIGN_OR_RETURN(Tensor logits, program_->Logits(step, x, r0, std::min(chunk, R - r0)));
+    if (result != nullptr) RETURN_IF_ERROR(Outputs(seqs, step, logits, r0, result));
+    ops_->ScratchRelease(mark);
+  }
+  return ops_->Sync();
 }
 
 absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
-                                    Tensor logits, StepResult* result) {
-  const int64_t V = logits.cols;
-  result->seqs.assign(seqs.size(), SequenceResult{});
-  result->logits.clear();
-  // Full logits first (they are what the model computed, before any penalty).
-  int64_t full_rows = 0;
-  for (const RunnerSequence& s : seqs)
-    if (s.all_logits) full_rows += static_cast<int64_t>(s.tokens.size());
-  if (full_rows > 0) {
-    result->logits.resize(full_rows * V);
-    int64_t at = 0;
-    for (size_t s = 0; s < seqs.size(); ++s) {
-      if (!seqs[s].all_logits) continue;
-      const int64_t n = static_cast<int64_t>(seqs[s].tokens.size());
-      const int64_t first = step.last_logit[s] - n + 1;
-      RETURN_IF_ERROR(ops_->CopyToHost(logits.Rows(first, n), result->logits.data() + at * V));
-      at += n;
+                                    Tensor logits, int64_t r0, StepResult* result) {
+  const int64_t V = logits.cols, r1 = r0 + logits.rows;
+  // Full logits first (what the model computed, before any penalty): each all_logits sequence's
+  // rows that fall in this chunk.
+  int64_t at = 0;  // row of result->logits where the sequence's rows start
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (!seqs[s].all_logits) continue;
+    const int64_t n = static_cast<int64_t>(seqs[s].tokens.size());
+    const int64_t first = step.last_logit[s] - n + 1;
+    const int64_t lo = std::max(first, r0), hi = std::min(first + n, r1);
+    if (lo < hi) {
+      RETURN_IF_ERROR(ops_->CopyToHost(logits.Rows(lo - r0, hi - lo),
+                                       result->logits.data() + (at + lo - first) * V));
     }
+    at += n;
   }
   std::vector<int32_t> rows, tokens;
   std::vector<SamplingRow> params;
   std::vector<size_t> which;
   int32_t top_n = -1;
   for (size_t s = 0; s < seqs.size(); ++s) {
-    if (!seqs[s].sample) continue;
-    rows.push_back(step.last_logit[s]);
+    if (!seqs[s].sample || step.last_logit[s] < r0 || step.last_logit[s] >= r1) continue;
+    rows.push_back(static_cast<int32_t>(step.last_logit[s] - r0));
     params.push_back(seqs[s].sampling);
     which.push_back(s);
     top_n = std::max(top_n, seqs[s].logprobs);
@@ -121,8 +143,7 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
   if (rows.empty()) return ops_->Sync();
   tokens.resize(rows.size());
   if (top_n >= 0) {
-    // Logprobs come from the unpenalised logits, so they are taken before sampling; the token
-    // is not known yet: sample on a copy first where penalties could change the row.
+    // Logprobs come from the unpenalised logits, so sampling runs on a copy of the rows.
     std::vector<int32_t> lp_rows, chosen, wants;
     std::vector<SequenceResult*> out;
     ASSIGN_OR_RETURN(Tensor copy, ops_->Scratch(static_cast<int64_t>(rows.size()), V,

@@ -63,9 +63,11 @@ class ProgramRunner : public ModelRunner {
  private:
   ProgramRunner(std::unique_ptr<BackendOps> ops, Precision precision)
       : ops_(std::move(ops)), precision_(precision) {}
-  absl::StatusOr<Tensor> RunProgram(const StepInput& step);
+  // A decode step that replays (or is captured as) one step of layers and logits.
+  absl::StatusOr<Tensor> RunReplayable(const StepInput& step, int64_t key);
+  // Full logits, sampling and logprobs of logit rows [first, first + logits.rows).
   absl::Status Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
-                       Tensor logits, StepResult* result);
+                       Tensor logits, int64_t first, StepResult* result);
 
   std::unique_ptr<BackendOps> ops_;
   Precision precision_;

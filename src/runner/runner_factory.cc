@@ -30,8 +30,8 @@ absl::StatusOr<std::unique_ptr<BackendOps>> MakeOps(const RunnerOptions& o, int 
   if (o.backend == "cpu") {
     const int threads =
         o.threads > 0 ? o.threads : (o.parallel.tp > 1 ? o.parallel.DefaultThreads() : 0);
-    return MakeCpuOps({.precision = o.precision, .keep_fp8 = o.keep_fp8, .threads = threads,
-                       .comm = comm});
+    return MakeCpuOps({.precision = o.precision, .keep_fp8 = o.keep_fp8,
+                       .fp8_activations = o.fp8_activations, .threads = threads, .comm = comm});
   }
 #ifdef DSINFER_HAVE_CUDA
   if (o.precision != Precision::kBF16)

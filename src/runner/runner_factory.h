@@ -46,6 +46,9 @@ struct RunnerOptions {
   std::string backend = "cpu";  // "cpu" | "cuda"
   Precision precision = Precision::kBF16;
   bool keep_fp8 = true;         // FP8 checkpoint weights stay FP8
+  // CPU: FP8 weights multiply FP8 activations as the GPU's FP8 GEMMs do (the GPU twin's
+  // reference); else they multiply bf16 / f32 activations (dequantised tile by tile).
+  bool fp8_activations = false;
   int threads = 0;              // CPU threads (0: DSINFER_THREADS or all cores)
   ParallelOptions parallel;     // tp 1: this process alone
   int32_t num_kv_blocks = 0;    // > 0: exactly this many; else kv_sizer decides

@@ -55,17 +55,28 @@ Golden LoadGolden(const std::string& name) {
   return g;
 }
 
-std::unique_ptr<ModelRunner> Gpu(const std::string& dir, CudaRunnerOptions o = {}) {
+std::unique_ptr<ModelRunner> Gpu(const std::string& dir, CudaRunnerOptions o = {},
+                                 bool keep_fp8 = true) {
   // Small KV cache and workspaces: tests create several runners.
   if (o.max_batched_tokens == CudaRunnerOptions{}.max_batched_tokens) o.max_batched_tokens = 512;
   auto r = MakeModelRunner({.model_dir = dir, .backend = "cuda", .precision = Precision::kBF16,
-                            .num_kv_blocks = 256, .cuda = o});
+                            .keep_fp8 = keep_fp8, .num_kv_blocks = 256, .cuda = o});
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? std::move(*r) : nullptr;
 }
 
-std::unique_ptr<ModelRunner> Cpu(const std::string& dir, Precision p) {
-  auto r = MakeModelRunner({.model_dir = dir, .precision = p, .num_kv_blocks = 64});
+// The CPU reference. For a checkpoint with FP8 weights, by default the twin of the GPU's FP8
+// path: FP8 activations (DeepSeek's gemm_impl = "fp8"), which the GPU runs where it keeps
+// weights FP8 (the dequantised model is compared with fp8_activations = false).
+bool Fp8Checkpoint(const std::string& dir) {
+  auto c = LoadModelConfig(dir);
+  return c.ok() && c->fp8.enabled;
+}
+
+std::unique_ptr<ModelRunner> Cpu(const std::string& dir, Precision p, bool fp8_twin = true) {
+  auto r = MakeModelRunner({.model_dir = dir, .precision = p,
+                            .fp8_activations = fp8_twin && Fp8Checkpoint(dir),
+                            .num_kv_blocks = 64});
   EXPECT_TRUE(r.ok()) << r.status();
   return r.ok() ? std::move(*r) : nullptr;
 }
@@ -110,14 +121,19 @@ class CudaFixtureTest : public ::testing::TestWithParam<std::string> {
   std::string dir() const { return kFixtures + GetParam(); }
 };
 
+// The dequantised model (every checkpoint's weights in bf16) against the CPU f32 backend and
+// the golden logits; and, for an FP8 checkpoint, FP8 kept on the GPU against its CPU twin.
 TEST_P(CudaFixtureTest, LogitsMatchCpuF32AndGolden) {
   const Golden g = LoadGolden(GetParam());
-  auto cpu = Cpu(dir(), Precision::kF32);
-  auto gpu = Gpu(dir());
+  auto cpu = Cpu(dir(), Precision::kF32, /*fp8_twin=*/false);
+  auto gpu = Gpu(dir(), {}, /*keep_fp8=*/false);
   CudaRunnerOptions split;
   split.attention_split_tokens = 64;  // split-KV and the combine kernel on every prompt
-  auto gpu_split = Gpu(dir(), split);
-  ASSERT_TRUE(cpu && gpu && gpu_split);
+  auto gpu_split = Gpu(dir(), split, false);
+  const bool fp8 = Fp8Checkpoint(dir());
+  auto twin = fp8 ? Cpu(dir(), Precision::kF32) : nullptr;
+  auto gpu_fp8 = fp8 ? Gpu(dir()) : nullptr;
+  ASSERT_TRUE(cpu && gpu && gpu_split && (!fp8 || (twin && gpu_fp8)));
   for (size_t i = 0; i < g.prompts.size(); ++i) {
     const auto want = PromptLogits(*cpu, g.prompts[i]);
     const auto got = PromptLogits(*gpu, g.prompts[i]);
@@ -128,6 +144,13 @@ TEST_P(CudaFixtureTest, LogitsMatchCpuF32AndGolden) {
     EXPECT_LE(err_split, 3e-2) << "prompt " << i;
     std::printf("[%s] prompt %zu (len %zu): rel err vs CPU f32 %.3g, vs golden %.3g, split %.3g\n",
                 GetParam().c_str(), i, g.prompts[i].size(), err, err_golden, err_split);
+    if (fp8) {
+      const double e = MaxRelErr(PromptLogits(*gpu_fp8, g.prompts[i]),
+                                 PromptLogits(*twin, g.prompts[i]));
+      EXPECT_LE(e, 3e-2) << "FP8 kept, prompt " << i;
+      std::printf("[%s] prompt %zu: FP8 kept vs its CPU twin (FP8 activations): rel err %.3g\n",
+                  GetParam().c_str(), i, e);
+    }
   }
 }
 
@@ -535,7 +558,10 @@ class CudaShardedTest : public ::testing::TestWithParam<std::string> {};
 TEST_P(CudaShardedTest, RanksSharingOneGpuMatchOneRank) {
   SKIP_WITHOUT_CUDA();
   setenv("DSINFER_WORKER_BINARY", DSINFER_CLI, 1);
-  const std::string model = kFixtures + GetParam();
+  // The fixture's tensor-parallel slices do not start on 128-row FP8 blocks, so sharded ranks
+  // would mix FP8 and dequantised GEMMs: the FP8 checkpoint is compared dequantised.
+  const std::string model = kFixtures + GetParam() +
+                            (GetParam() == "v3_fp8" ? " --dequantize-fp8" : "");
   auto logits = [&](const std::string& layout) {
     CliResult r = RunCli(absl::StrCat("logits --device cuda --model ", model,
                                       " --ids 1,17,300,42,5,99,250,7,63,128,2 ", layout));

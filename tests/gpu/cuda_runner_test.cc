@@ -132,8 +132,9 @@ TEST_P(CudaFixtureTest, LogitsMatchCpuF32AndGolden) {
   auto gpu_split = Gpu(dir(), split, false);
   const bool fp8 = Fp8Checkpoint(dir());
   auto twin = fp8 ? Cpu(dir(), Precision::kF32) : nullptr;
+  auto twin_bf16 = fp8 ? Cpu(dir(), Precision::kBF16) : nullptr;
   auto gpu_fp8 = fp8 ? Gpu(dir()) : nullptr;
-  ASSERT_TRUE(cpu && gpu && gpu_split && (!fp8 || (twin && gpu_fp8)));
+  ASSERT_TRUE(cpu && gpu && gpu_split && (!fp8 || (twin && twin_bf16 && gpu_fp8)));
   for (size_t i = 0; i < g.prompts.size(); ++i) {
     const auto want = PromptLogits(*cpu, g.prompts[i]);
     const auto got = PromptLogits(*gpu, g.prompts[i]);
@@ -145,11 +146,19 @@ TEST_P(CudaFixtureTest, LogitsMatchCpuF32AndGolden) {
     std::printf("[%s] prompt %zu (len %zu): rel err vs CPU f32 %.3g, vs golden %.3g, split %.3g\n",
                 GetParam().c_str(), i, g.prompts[i].size(), err, err_golden, err_split);
     if (fp8) {
-      const double e = MaxRelErr(PromptLogits(*gpu_fp8, g.prompts[i]),
-                                 PromptLogits(*twin, g.prompts[i]));
-      EXPECT_LE(e, 3e-2) << "FP8 kept, prompt " << i;
-      std::printf("[%s] prompt %zu: FP8 kept vs its CPU twin (FP8 activations): rel err %.3g\n",
-                  GetParam().c_str(), i, e);
+      // FP8 activations round every GEMM input to 3 mantissa bits, so the last bf16 bit of an
+      // input can move a code by a whole step: the CPU twin itself moves that far between its
+      // f32 and bf16 runs on this tiny random model (0.05-0.3). The GPU (bf16 inputs) must stay
+      // within that sensitivity of its bf16 twin; a kernel bug moves logits far more. Greedy
+      // tokens are held to the twin exactly (GreedyMatchesCpuBf16).
+      const auto t32 = PromptLogits(*twin, g.prompts[i]);
+      const auto t16 = PromptLogits(*twin_bf16, g.prompts[i]);
+      const double e = MaxRelErr(PromptLogits(*gpu_fp8, g.prompts[i]), t16);
+      const double base = MaxRelErr(t16, t32);
+      EXPECT_LE(e, 1.5 * base + 3e-2) << "FP8 kept, prompt " << i;
+      std::printf("[%s] prompt %zu: FP8 kept vs its CPU bf16 twin: rel err %.3g (twin bf16 vs "
+                  "f32: %.3g)\n",
+                  GetParam().c_str(), i, e, base);
     }
   }
 }
@@ -429,6 +438,8 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   auto cpu_bf16 = Cpu(dir, Precision::kBF16);
   ASSERT_TRUE(cpu_bf16);
   BlockPool bpool(64);
+  std::vector<BlockTable> bt(S);
+  for (int i = 0; i < S; ++i) ASSERT_TRUE(bt[i].Reserve(bpool, lens[i] + 4).ok());
   auto row_errs = [&](const std::vector<float>& got, const std::vector<float>& want, int64_t rows) {
     std::vector<double> e(static_cast<size_t>(rows), INFINITY);
     if (got.size() != want.size() || static_cast<int64_t>(want.size()) != rows * V) return e;
@@ -438,16 +449,28 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
     return e;
   };
   for (int i = 0; i < S; ++i) {
-    BlockTable bt;
-    ASSERT_TRUE(bt.Reserve(bpool, lens[i]).ok());
     const std::vector<float> want =
         StepLogits(*cpu, {{.tokens = toks[i], .block_table = ct[i].blocks()}});
     const std::vector<float> want_bf16 =
-        StepLogits(*cpu_bf16, {{.tokens = toks[i], .block_table = bt.blocks()}});
+        StepLogits(*cpu_bf16, {{.tokens = toks[i], .block_table = bt[i].blocks()}});
     const std::vector<float> got =
         StepLogits(*gpu, {{.tokens = toks[i], .block_table = gt[i].blocks()}});
     ASSERT_FALSE(StepLogits(*eager, {{.tokens = toks[i], .block_table = et[i].blocks()}}).empty());
-    bt.Release(bpool);
+    if (s.fp8) {
+      // FP8 activations (see LogitsMatchCpuF32AndGolden): the GPU against its bf16 twin, within
+      // the twin's own f32-vs-bf16 sensitivity, row by row.
+      std::vector<double> eg = row_errs(got, want_bf16, lens[i]);
+      std::vector<double> eb = row_errs(want_bf16, want, lens[i]);
+      std::sort(eg.begin(), eg.end());
+      std::sort(eb.begin(), eb.end());
+      const double mg = eg[eg.size() / 2], mb = eb[eb.size() / 2];
+      EXPECT_LE(mg, 1.5 * mb + 1e-2) << "prefill " << i << ": median row";
+      EXPECT_LE(eg.back(), 1.5 * eb.back() + 3e-2) << "prefill " << i << ": worst row";
+      std::printf("[%s] prefill %d (len %ld): vs CPU bf16 twin: median row %.3g, worst %.3g; "
+                  "twin bf16 vs f32: median %.3g, worst %.3g\n",
+                  s.name, i, lens[i], mg, eg.back(), mb, eb.back());
+      continue;
+    }
     const std::vector<double> e = row_errs(got, want, lens[i]);
     const std::vector<double> eb = row_errs(want_bf16, want, lens[i]);
     const int64_t bad = std::count_if(e.begin(), e.end(), [](double x) { return !(x <= 3e-2); });
@@ -468,7 +491,7 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
   // Three batched decode steps (the first captures a CUDA graph, the others replay it).
   for (int step = 0; step < 3; ++step) {
     std::vector<int32_t> next(S);
-    std::vector<RunnerSequence> gin, ein, cin;
+    std::vector<RunnerSequence> gin, ein, cin, bin;
     for (int i = 0; i < S; ++i) {
       next[i] = static_cast<int32_t>((step * 31 + i * 7 + 1) % V);
       const int64_t pos = lens[i] + step;
@@ -476,12 +499,21 @@ TEST_P(CudaSyntheticTest, TensorCorePathMatchesCpuF32) {
       gin.push_back({.tokens = tok, .start_pos = pos, .block_table = gt[i].blocks()});
       ein.push_back({.tokens = tok, .start_pos = pos, .block_table = et[i].blocks()});
       cin.push_back({.tokens = tok, .start_pos = pos, .block_table = ct[i].blocks()});
+      bin.push_back({.tokens = tok, .start_pos = pos, .block_table = bt[i].blocks()});
     }
     const std::vector<float> want = StepLogits(*cpu, cin);
+    const std::vector<float> want_bf16 = StepLogits(*cpu_bf16, bin);
     const std::vector<float> got = StepLogits(*gpu, gin);
     const std::vector<float> got_eager = StepLogits(*eager, ein);
     const double err = MaxRelErr(got, want);
-    EXPECT_LE(err, 3e-2) << "decode step " << step;
+    if (s.fp8) {
+      const double e = MaxRelErr(got, want_bf16), base = MaxRelErr(want_bf16, want);
+      EXPECT_LE(e, 1.5 * base + 3e-2) << "decode step " << step;
+      std::printf("[%s] decode step %d: vs CPU bf16 twin %.3g (twin bf16 vs f32 %.3g)\n", s.name,
+                  step, e, base);
+    } else {
+      EXPECT_LE(err, 3e-2) << "decode step " << step;
+    }
     EXPECT_LE(MaxRelErr(got, got_eager), 1e-6) << "graph replay vs eager, step " << step;
     std::printf("[%s] decode step %d (batch %d): rel err %.3g\n", s.name, step, S, err);
   }

@@ -101,13 +101,16 @@ int64_t ColdCopies(int64_t bytes_per_copy) {
   return std::max<int64_t>(2, (int64_t{256} << 20) / std::max<int64_t>(1, bytes_per_copy) + 1);
 }
 
-// bf16 baseline on cold weights: args m, n, k.
+// threads 1: the calling thread alone; 2: the 2-thread pool.
+ParallelFor PforOf(int64_t threads) { return threads == 1 ? ParallelFor(SerialFor) : Pfor(); }
+
+// bf16 baseline on cold weights: args m, n, k, threads.
 void LinearBf16Cold(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const int64_t copies = ColdCopies(n * k * 2);
   std::vector<uint16_t> w(copies * n * k, 0x3c00);
   std::vector<float> x(m * k, 0.5f), y(m * n);
-  auto pfor = Pfor();
+  auto pfor = PforOf(state.range(3));
   int64_t c = 0;
   for (auto _ : state) {
     Linear({.x = x.data(), .w = w.data() + (c++ % copies) * n * k, .y = y.data(), .m = m, .n = n,
@@ -120,8 +123,8 @@ void LinearBf16Cold(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 
-// FP8 weights (128 x 128 block scales) on cold weights: args m, n, k, round_bf16. Bytes are
-// the FP8 codes streamed (half of bf16's for the same shape).
+// FP8 weights (128 x 128 block scales) on cold weights: args m, n, k, round_bf16, threads. Bytes
+// are the FP8 codes streamed (half of bf16's for the same shape).
 void LinearFp8Cold(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
   const bool bf16 = state.range(3) != 0;
@@ -133,7 +136,7 @@ void LinearFp8Cold(benchmark::State& state) {
   const int64_t sn = (n + 127) / 128, sk = (k + 127) / 128;
   std::vector<float> scale(copies * sn * sk, 1e-3f);
   std::vector<float> x(m * k, 0.5f), y(m * n);
-  auto pfor = Pfor();
+  auto pfor = PforOf(state.range(4));
   int64_t c = 0;
   for (auto _ : state) {
     const int64_t i = c++ % copies;
@@ -147,22 +150,24 @@ void LinearFp8Cold(benchmark::State& state) {
                                                 benchmark::Counter::kIsRate);
 }
 
-// Shapes: a V3-like projection [2048, 7168] and a V2-Lite expert [1408, 2048]; m = 1, 8, 32.
+// Shapes: a V3-like projection [2048, 7168] and a V2-Lite expert [1408, 2048]; m = 1, 8, 32;
+// 1 and 2 threads.
 void Fp8Shapes(benchmark::internal::Benchmark* b, bool with_mode) {
-  for (int64_t m : {1, 8, 32})
-    for (auto [n, k] : {std::pair<int64_t, int64_t>{2048, 7168}, {1408, 2048}}) {
-      if (with_mode) {
-        b->Args({m, n, k, 1});
-        b->Args({m, n, k, 0});
-      } else {
-        b->Args({m, n, k});
+  for (int64_t threads : {1, 2})
+    for (int64_t m : {1, 8, 32})
+      for (auto [n, k] : {std::pair<int64_t, int64_t>{2048, 7168}, {1408, 2048}}) {
+        if (with_mode) {
+          b->Args({m, n, k, 1, threads});
+          b->Args({m, n, k, 0, threads});
+        } else {
+          b->Args({m, n, k, threads});
+        }
       }
-    }
 }
 BENCHMARK(LinearBf16Cold)->Apply([](auto* b) { Fp8Shapes(b, false); })
-    ->ArgNames({"m", "n", "k"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->ArgNames({"m", "n", "k", "threads"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 BENCHMARK(LinearFp8Cold)->Apply([](auto* b) { Fp8Shapes(b, true); })
-    ->ArgNames({"m", "n", "k", "bf16"})->Unit(benchmark::kMicrosecond)->UseRealTime();
+    ->ArgNames({"m", "n", "k", "bf16", "threads"})->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 // Absorbed MLA decode over the paged latent cache (V2-Lite: 16 heads, 512 + 64).
 void MlaDecodeBench(benchmark::State& state) {

@@ -132,11 +132,16 @@ Fp8Matrix MakeFp8(int64_t n, int64_t k, uint32_t seed, int64_t block_n = 128,
   const int64_t scale_rows = (n + block_n - 1) / block_n;
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> code(0, 255);
+  std::normal_distribution<float> gauss(0.f, 100.f);
   m.codes.resize(n * k);
-  for (auto& c : m.codes) {
-    c = static_cast<uint8_t>(code(rng));
-    if ((c & 0x7f) == 0x7f) c ^= 0x01;  // no NaN codes
-  }
+  // Even rows: uniform codes (denormals and zeros everywhere); odd rows: codes of Gaussian
+  // weights as in checkpoints (E = 0 rare, so most 32-code groups take the decoder's fast path).
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      uint8_t c = (i & 1) ? F32ToE4M3(gauss(rng)) : static_cast<uint8_t>(code(rng));
+      if ((c & 0x7f) == 0x7f) c ^= 0x01;  // no NaN codes
+      m.codes[i * k + j] = c;
+    }
   m.scale.resize(scale_rows * m.scale_cols);
   for (int64_t i = 0; i < scale_rows; ++i)
     for (int64_t j = 0; j < m.scale_cols; ++j)
@@ -163,6 +168,9 @@ std::vector<uint16_t> ToBf16Bits(const std::vector<float>& v) {
 struct LinearCase {
   int64_t n, k, block_n, block_k;
 };
+std::ostream& operator<<(std::ostream& os, const LinearCase& c) {
+  return os << c.n << "x" << c.k << "_blocks" << c.block_n << "x" << c.block_k;
+}
 
 class LinearFp8Test : public ::testing::TestWithParam<LinearCase> {};
 

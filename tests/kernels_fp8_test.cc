@@ -132,11 +132,16 @@ Fp8Matrix MakeFp8(int64_t n, int64_t k, uint32_t seed, int64_t block_n = 128,
   const int64_t scale_rows = (n + block_n - 1) / block_n;
   std::mt19937 rng(seed);
   std::uniform_int_distribution<int> code(0, 255);
+  std::normal_distribution<float> gauss(0.f, 100.f);
   m.codes.resize(n * k);
-  for (auto& c : m.codes) {
-    c = static_cast<uint8_t>(code(rng));
-    if ((c & 0x7f) == 0x7f) c ^= 0x01;  // no NaN codes
-  }
+  // Even rows: uniform codes (denormals and zeros everywhere); odd rows: codes of Gaussian
+  // weights as in checkpoints (E = 0 rare, so most 32-code groups take the decoder's fast path).
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      uint8_t c = (i & 1) ? F32ToE4M3(gauss(rng)) : static_cast<uint8_t>(code(rng));
+      if ((c & 0x7f) == 0x7f) c ^= 0x01;  // no NaN codes
+      m.codes[i * k + j] = c;
+    }
   m.scale.resize(scale_rows * m.scale_cols);
   for (int64_t i = 0; i < scale_rows; ++i)
     for (int64_t j = 0; j < m.scale_cols; ++j)
@@ -163,6 +168,9 @@ std::vector<uint16_t> ToBf16Bits(const std::vector<float>& v) {
 struct LinearCase {
   int64_t n, k, block_n, block_k;
 };
+std::ostream& operator<<(std::ostream& os, const LinearCase& c) {
+  return os << c.n << "x" << c.k << "_blocks" << c.block_n << "x" << c.block_k;
+}
 
 class LinearFp8Test : public ::testing::TestWithParam<LinearCase> {};
 
@@ -424,6 +432,44 @@ TEST(Fp8BlockGemmRef, BlockSumsAreScaledByBothScales) {
       }
       EXPECT_NEAR(y[i * n + j], want, 1e-5 * std::fabs(want) + 1e-6) << i << "," << j;
     }
+}
+
+// Strided views (lda, ldw / ld_w_scale of a column slice, ld_a_scale, ldy) and accumulate give
+// exactly the dense call's numbers.
+TEST(Fp8BlockGemmRef, StridedViewsAndAccumulate) {
+  const int64_t m = 3, n = 5, K = 512, k0 = 256, k = 200, kb = 2, KB = 4;
+  std::mt19937 rng(53);
+  std::vector<uint8_t> a(m * k), w(n * K);
+  for (auto& c : a) c = F32ToE4M3(std::normal_distribution<float>(0, 50)(rng));
+  for (auto& c : w) c = F32ToE4M3(std::normal_distribution<float>(0, 50)(rng));
+  std::vector<float> a_scale(m * kb), w_scale(KB);
+  for (auto& v : a_scale) v = std::uniform_real_distribution<float>(0.1f, 2.0f)(rng);
+  for (auto& v : w_scale) v = std::uniform_real_distribution<float>(0.1f, 2.0f)(rng);
+  // Dense copies of the slice.
+  std::vector<uint8_t> ws(n * k);
+  for (int64_t j = 0; j < n; ++j)
+    std::copy(w.begin() + j * K + k0, w.begin() + j * K + k0 + k, ws.begin() + j * k);
+  std::vector<float> want(m * n);
+  Fp8BlockGemmRef({.a = a.data(), .a_scale = a_scale.data(), .w = ws.data(),
+                   .w_scale_inv = w_scale.data() + k0 / 128, .y = want.data(), .m = m, .n = n,
+                   .k = k},
+                  SerialFor);
+  // Strided: a with row stride k + 16 and scales with stride 3; y with stride n + 2, += 1.
+  std::vector<uint8_t> a2(m * (k + 16), 0x7e);
+  std::vector<float> as2(m * 3, -1.0f), y(m * (n + 2), 1.0f);
+  for (int64_t i = 0; i < m; ++i) {
+    std::copy(a.begin() + i * k, a.begin() + (i + 1) * k, a2.begin() + i * (k + 16));
+    std::copy(a_scale.begin() + i * kb, a_scale.begin() + (i + 1) * kb, as2.begin() + i * 3);
+  }
+  Fp8BlockGemmRef({.a = a2.data(), .a_scale = as2.data(), .w = w.data() + k0,
+                   .w_scale_inv = w_scale.data() + k0 / 128, .y = y.data(), .m = m, .n = n,
+                   .k = k, .lda = k + 16, .ldw = K, .ld_a_scale = 3, .ld_w_scale = KB,
+                   .ldy = n + 2, .accumulate = true},
+                  ThreadedFor);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) EXPECT_EQ(y[i * (n + 2) + j], 1.0f + want[i * n + j]);
+    EXPECT_EQ(y[i * (n + 2) + n], 1.0f);
+  }
 }
 
 // act_quant(x) · W_q against the exact product x · W of the unquantised values. With

@@ -31,6 +31,7 @@ void Fp8BlockGemmRef(const Fp8BlockGemmParams& p, const ParallelFor& pfor) {
   const int64_t lda = p.lda ? p.lda : p.k, ldw = p.ldw ? p.ldw : p.k, ldy = p.ldy ? p.ldy : p.n;
   const int64_t blocks = (p.k + p.block_k - 1) / p.block_k;
   const int64_t ld_a_scale = p.ld_a_scale ? p.ld_a_scale : blocks;
+  const int64_t ld_w_scale = p.ld_w_scale ? p.ld_w_scale : blocks;
   const auto& table = E4M3Table();
   std::vector<float> a(static_cast<size_t>(p.m * p.k));  // decoded activation codes
   for (int64_t i = 0; i < p.m; ++i)
@@ -39,7 +40,7 @@ void Fp8BlockGemmRef(const Fp8BlockGemmParams& p, const ParallelFor& pfor) {
     std::vector<float> wrow(static_cast<size_t>(p.k));
     for (int64_t j = n0; j < n1; ++j) {
       for (int64_t t = 0; t < p.k; ++t) wrow[t] = table[p.w[j * ldw + t]];
-      const float* ws = p.w_scale_inv + (j / p.block_n) * blocks;
+      const float* ws = p.w_scale_inv + (j / p.block_n) * ld_w_scale;
       for (int64_t i = 0; i < p.m; ++i) {
         const float* arow = a.data() + i * p.k;
         float acc = 0.0f;

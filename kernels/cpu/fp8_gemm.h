@@ -35,11 +35,13 @@ struct Fp8BlockGemmParams {
   const uint8_t* a = nullptr;          // [m, k] E4M3 codes, row stride lda (>= k)
   const float* a_scale = nullptr;      // [m, ceil(k / block_k)] row stride ld_a_scale
   const uint8_t* w = nullptr;          // [n, k] E4M3 codes, row stride ldw (>= k)
-  const float* w_scale_inv = nullptr;  // [ceil(n / block_n), ceil(k / block_k)] row-major
+  const float* w_scale_inv = nullptr;  // [ceil(n / block_n), ceil(k / block_k)], row stride
+                                       // ld_w_scale
   float* y = nullptr;                  // [m, n] row stride ldy (>= n)
   int64_t m = 0, n = 0, k = 0;
   int64_t lda = 0, ldw = 0;   // 0 means k
   int64_t ld_a_scale = 0;     // 0 means ceil(k / block_k)
+  int64_t ld_w_scale = 0;     // 0 means ceil(k / block_k)
   int64_t ldy = 0;            // 0 means n
   int64_t block_n = 128, block_k = 128;  // block_k is also the activation block
   bool accumulate = false;    // y += instead of y =

@@ -136,10 +136,12 @@ inline float Exact1(uint8_t c, float s) {
 // (so bf16 runs are bit-identical to cpu::Linear, and f32 runs equal the tiled schedule). Each
 // output is one serial FMA chain; throughput comes from running R * C chains side by side.
 // NB = 2: x holds bf16-rounded values and weights are rounded to bf16; NB = 4: all f32.
+// `prefetch`: bytes from a row to the same column of the next row group (short rows give the
+// hardware prefetcher little to train on).
 template <int NB, int R, int C>
 void FusedTile(const Fp8LinearParams& p, const fp8::BlockLut<NB>* const* luts,
                const uint8_t* const* wc, const float* const* ws, const float* const* xs,
-               float* out) {
+               int64_t prefetch, float* out) {
   __m256 acc[R][C];
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) acc[r][c] = _mm256_setzero_ps();
@@ -158,6 +160,9 @@ void FusedTile(const Fp8LinearParams& p, const fp8::BlockLut<NB>* const* luts,
       for (; j + 32 <= j1; j += 32) {
         for (int c = 0; c < C; ++c) {
           __m256 w[4];
+          if (j & 32) {  // the next row group's codes, a cache line per 64 codes
+            _mm_prefetch(reinterpret_cast<const char*>(wc[c] + j + prefetch), _MM_HINT_T0);
+          }
           fp8::Decode32F32(wc[c] + j, luts[c][b], w);
           fma4(c, j, w);
         }
@@ -215,7 +220,7 @@ struct FusedRun {
     const float* xs[R];
     for (int r = 0; r < R; ++r) xs[r] = x + (i + r) * ldx;
     float out[R * C];
-    FusedTile<NB, R, C>(p, luts, wc, ws, xs, out);
+    FusedTile<NB, R, C>(p, luts, wc, ws, xs, C * g.ldw, out);
     for (int r = 0; r < R; ++r)
       for (int c = 0; c < C; ++c) {
         float* dst = p.y + (i + r) * g.ldy + j + c;

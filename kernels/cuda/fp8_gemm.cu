@@ -122,6 +122,7 @@ cudaError_t Fp8Gemm(const Fp8GemmParams& p, cudaStream_t stream) {
   args.w = p.w;
   args.w_scale = p.w_scale;
   args.ldw = ldw;
+  args.ld_w_scale = p.ld_w_scale ? p.ld_w_scale : kb;
   args.m = p.m;
   args.n = p.n;
   args.k = p.k;
@@ -163,6 +164,7 @@ cudaError_t Fp8GroupedGemm(const Fp8GroupedGemmParams& p, cudaStream_t stream) {
   args.ldw = p.k;
   args.w_stride = p.n * p.k;
   args.w_scale_stride = scale_rows * kb;
+  args.ld_w_scale = kb;
   args.gate_up_scales = silu;
   args.expert_offsets = p.expert_offsets;
   args.tile_offsets = p.tile_offsets;

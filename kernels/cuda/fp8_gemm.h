@@ -50,12 +50,13 @@ struct Fp8GemmParams {
   const uint8_t* a = nullptr;      // [m, k] E4M3 codes (ActQuantFp8), row stride lda
   const float* a_scale = nullptr;  // [m, ceil(k / 128)] row stride ld_a_scale
   const uint8_t* w = nullptr;      // [n, k] E4M3 codes, row stride ldw
-  const float* w_scale = nullptr;  // [ceil(n / 128), ceil(k / 128)] scale_inv, row-major
+  const float* w_scale = nullptr;  // [ceil(n / 128), ceil(k / 128)] scale_inv, stride ld_w_scale
   float* y = nullptr;              // [m, n] f32 out, row stride ldy; or
   __nv_bfloat16* y_bf16 = nullptr; // [m, n] bf16 out, row stride ldy (exactly one of the two)
   int64_t m = 0, n = 0, k = 0;
-  int64_t lda = 0, ldw = 0;    // 0 means k
+  int64_t lda = 0, ldw = 0;    // 0 means k (a column slice: its first column starts a block)
   int64_t ld_a_scale = 0;      // 0 means ceil(k / 128)
+  int64_t ld_w_scale = 0;      // 0 means ceil(k / 128)
   int64_t ldy = 0;             // 0 means n
   bool accumulate = false;     // y += (f32 out only)
   int64_t k_splits = 1;

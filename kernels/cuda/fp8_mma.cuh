@@ -52,7 +52,7 @@ struct Args {
   int64_t lda, ld_a_scale;
   const uint8_t* w;            // [experts, n, k] E4M3 codes, row stride ldw, expert stride w_stride
   const float* w_scale;        // [experts, scale rows, ceil(k / 128)], expert stride w_scale_stride
-  int64_t ldw, w_stride, w_scale_stride;
+  int64_t ldw, w_stride, w_scale_stride, ld_w_scale;
   bool gate_up_scales;         // scale rows 2t / 2t + 1 (gate / up) for tile t; else row t
   const int32_t* expert_offsets;  // [n_experts + 1] grouped, or nullptr (dense)
   const int32_t* tile_offsets;    // [n_experts + 1]
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(kThreads, 2) Fp8MmaKernel(Args p) {
     const int64_t src = s_ok ? (p.a_row_index ? p.a_row_index[pr] : pr) : 0;
     s_src = p.a_scale + src * p.ld_a_scale;
   } else if (tid < kBM + 2) {
-    s_src = w_scale + (tid == kBM ? ws_row0 : ws_row1) * static_cast<int64_t>(KB);
+    s_src = w_scale + (tid == kBM ? ws_row0 : ws_row1) * p.ld_w_scale;
     s_ok = true;
   }
   // B rows n0 + crow + 32i: the first one's chunk address, the step, and which are inside n.

@@ -85,6 +85,9 @@ std::vector<float> RefGemm(const Fp8Acts& a, const Fp8Weights& w, int64_t m, int
 struct QuantCase {
   int64_t m, k;
 };
+std::ostream& operator<<(std::ostream& os, const QuantCase& c) {
+  return os << "m" << c.m << "_k" << c.k;
+}
 
 class ActQuantFp8GpuTest : public ::testing::TestWithParam<QuantCase> {};
 
@@ -129,6 +132,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, ActQuantFp8GpuTest,
 struct GemmCase {
   int64_t m, n, k;
 };
+std::ostream& operator<<(std::ostream& os, const GemmCase& c) {
+  return os << "m" << c.m << "_n" << c.n << "_k" << c.k;
+}
 
 class Fp8GemmGpuTest : public ::testing::TestWithParam<GemmCase> {};
 
@@ -188,6 +194,33 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Fp8GemmGpuTest,
                          ::testing::Values(GemmCase{1, 200, 272}, GemmCase{5, 129, 1408},
                                            GemmCase{64, 384, 512}, GemmCase{300, 70, 144},
                                            GemmCase{1, 2048, 7168}, GemmCase{65, 257, 16}));
+
+// A column slice of a wider weight matrix (tensor-parallel rows of o_proj): ldw and ld_w_scale
+// view it in place, bit for bit what the copied slice gives.
+TEST(Fp8GemmGpu, ColumnSliceViewEqualsTheCopiedSlice) {
+  SKIP_WITHOUT_FP8();
+  const int64_t m = 7, n = 150, K = 640, k0 = 128, k = 384;
+  const Fp8Weights wide = QuantizeWeights(RandomBf16Values(n * K, 30, 0.05f), n, K);
+  Fp8Weights slice;
+  for (int64_t i = 0; i < n; ++i)
+    slice.codes.insert(slice.codes.end(), wide.codes.begin() + i * K + k0,
+                       wide.codes.begin() + i * K + k0 + k);
+  for (int64_t bi = 0; bi < Blocks(n); ++bi)
+    for (int64_t b = 0; b < Blocks(k); ++b)
+      slice.scale.push_back(wide.scale[bi * Blocks(K) + k0 / 128 + b]);
+  const Fp8Acts a = QuantizeActs(RandomBf16Values(m * k, 31, 2.0f), m, k);
+  DeviceArray<uint8_t> da(a.codes), dwide(wide.codes), dslice(slice.codes);
+  DeviceArray<float> das(a.scale), dwides(wide.scale), dslices(slice.scale), y1(m * n), y2(m * n);
+  CUDA_OK(cuda::Fp8Gemm({.a = da.get(), .a_scale = das.get(), .w = dslice.get(),
+                         .w_scale = dslices.get(), .y = y1.get(), .m = m, .n = n, .k = k},
+                        nullptr));
+  CUDA_OK(cuda::Fp8Gemm({.a = da.get(), .a_scale = das.get(), .w = dwide.get() + k0,
+                         .w_scale = dwides.get() + k0 / 128, .y = y2.get(), .m = m, .n = n,
+                         .k = k, .ldw = K, .ld_w_scale = Blocks(K)},
+                        nullptr));
+  EXPECT_EQ(y1.ToHost(), y2.ToHost());
+  EXPECT_LE(MaxRelErr(y1.ToHost(), RefGemm(a, slice, m, n, k)), 1e-3);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Fp8GroupedGemm

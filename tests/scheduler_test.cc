@@ -321,6 +321,109 @@ TEST(FairShare, IdleTenantBanksNoCredit) {
   EXPECT_NEAR(h.service["a"] / h.service["b"], 1.0, 0.25);
 }
 
+// Fairness reaches the running batch: a tenant that arrives while another holds every slot is
+// admitted at the next step (the holder yields its latest sequence), up to equal slots per
+// weight and no further; the yielded sequences resume with unchanged output.
+TEST(FairShare, ATenantBelowItsShareGetsASlotAtTheNextStep) {
+  SchedulerLimits limits = TestLimits();
+  limits.max_running = 8;
+  std::vector<TenantPolicy> tenants = {Tenant("a"), Tenant("b")};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    for (int i = 0; i < 12; ++i) {
+      ASSERT_TRUE(x->Add(i, "a", Priority::kInteractive, Tokens(i, 40), 300).status.ok());
+    }
+  }
+  ref.RunUntilIdle();
+  for (int i = 0; i < 5; ++i) h.Step();
+  ASSERT_EQ(h.sched().Stats().tenants[0].running, 8);
+  std::map<uint64_t, int> preempted;
+  h.on_plan = [&](const StepPlan& plan) {
+    for (uint64_t id : plan.preempted) ++preempted[id];
+  };
+  // b sends one request at a time: each starts at the next step, until b holds half the slots.
+  for (int k = 0; k < 4; ++k) {
+    ASSERT_TRUE(h.Add(100 + k, "b", Priority::kInteractive, Tokens(100 + k, 40), 300).status.ok());
+    StepPlan plan = h.Step();
+    bool admitted = false;
+    for (const StepItem& item : plan.items) admitted |= item.seq_id == 100u + k && item.admitted;
+    EXPECT_TRUE(admitted) << "b's request " << k << " waited";
+    EXPECT_EQ(plan.preempted.size(), 1u);
+  }
+  SchedulerStats st = h.sched().Stats();
+  EXPECT_EQ(st.tenants[0].running, 4);
+  EXPECT_EQ(st.tenants[1].running, 4);
+  // Beyond its share b waits like everyone else: nothing more is preempted for it.
+  ASSERT_TRUE(h.Add(104, "b", Priority::kInteractive, Tokens(104, 40), 300).status.ok());
+  StepPlan plan = h.Step();
+  EXPECT_TRUE(plan.preempted.empty());
+  for (const StepItem& item : plan.items) EXPECT_NE(item.seq_id, 104u);
+  h.RunUntilIdle();
+  for (const auto& [id, n] : preempted) {
+    EXPECT_LT(id, 12u) << "only the tenant above its share yields";
+    EXPECT_LE(n, limits.max_preemptions_per_request);
+  }
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
+  for (int k = 0; k < 5; ++k) EXPECT_EQ(h.outputs[100 + k].size(), 300u);
+}
+
+// Interactive work overtakes batch work that holds every slot: a batch sequence yields (it is
+// recomputed later, output unchanged), each at most max_preemptions_per_request times, and one
+// that reached the cap keeps its slot.
+TEST(Priority, InteractiveOvertakesBatchAndPreemptionIsBounded) {
+  SchedulerLimits limits = TestLimits();
+  limits.max_running = 4;
+  limits.max_preemptions_per_request = 1;
+  std::vector<TenantPolicy> tenants = {Tenant("bulk", 1, Priority::kBatch), Tenant("web")};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(x->Add(i, "bulk", Priority::kBatch, Tokens(i, 50), 400).status.ok());
+    }
+  }
+  ref.RunUntilIdle();
+  for (int i = 0; i < 3; ++i) h.Step();
+  std::map<uint64_t, int> preempted;
+  h.on_plan = [&](const StepPlan& plan) {
+    for (uint64_t id : plan.preempted) ++preempted[id];
+  };
+  // Interactive requests, one every 20 steps, each 10 tokens long: every one starts at once
+  // while a batch sequence below the cap is running.
+  int started_at_once = 0;
+  for (int k = 0; k < 8; ++k) {
+    ASSERT_TRUE(h.Add(100 + k, "web", Priority::kInteractive, Tokens(100 + k, 30), 10).status.ok());
+    StepPlan plan = h.Step();
+    for (const StepItem& item : plan.items) started_at_once += item.seq_id == 100u + k;
+    for (int i = 0; i < 19; ++i) h.Step();
+  }
+  h.RunUntilIdle();
+  // Four batch sequences, each preempted at most once: at least four interactive requests
+  // started at once; once every running batch sequence is at the cap, they wait for a slot.
+  EXPECT_GE(started_at_once, 4);
+  int total = 0;
+  for (const auto& [id, n] : preempted) {
+    EXPECT_LT(id, 4u);
+    EXPECT_LE(n, 1) << "sequence " << id;
+    total += n;
+  }
+  EXPECT_EQ(total, 4);
+  EXPECT_EQ(h.sched().Stats().preemptions[PriorityIndex(Priority::kBatch)], 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(h.outputs[100 + k].size(), 10u);
+
+  // With the cap at 0 only emergency preempts for a slot (the class waits for a free one).
+  limits.max_preemptions_per_request = 0;
+  Harness off(limits, tenants);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(off.Add(i, "bulk", Priority::kBatch, Tokens(i, 50), 400).status.ok());
+  }
+  for (int i = 0; i < 3; ++i) off.Step();
+  ASSERT_TRUE(off.Add(100, "web", Priority::kInteractive, Tokens(100, 30), 10).status.ok());
+  EXPECT_TRUE(off.Step().preempted.empty());
+  ASSERT_TRUE(off.Add(101, "web", Priority::kEmergency, Tokens(101, 30), 10).status.ok());
+  EXPECT_EQ(off.Step().preempted.size(), 1u);
+}
+
 TEST(Admission, ErrorsNameTheirLimit) {
   SchedulerLimits limits = TestLimits();
   limits.max_model_len = 4096;

@@ -218,16 +218,18 @@ absl::Status RunGenerate(int argc, char** argv) {
   }
   ASSIGN_OR_RETURN(bool cuda, UseCuda(args));
   std::vector<GenerationResult> results;
+  GenerationOptions options;
+  if (tok) options.sample_vocab = tok->vocab_size();  // every generated id detokenizes
   if (cuda) {
 #ifdef DSINFER_HAVE_CUDA
     ASSIGN_OR_RETURN(auto ex, LoadCuda(args, 2048, 0, 1));
-    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
+    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}, options));
 #endif
   } else {
     const int32_t blocks = static_cast<int32_t>(
         BlocksForTokens(static_cast<int64_t>(req.prompt.size()) + req.max_tokens));
     ASSIGN_OR_RETURN(auto ex, LoadCpu(args, "bf16", blocks));
-    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}));
+    ASSIGN_OR_RETURN(results, GenerateOnExecutor(*ex, {&req, 1}, options));
   }
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
   if (tok) {

@@ -40,6 +40,9 @@ struct GenerationOptions {
   int64_t prefill_chunk = 2048;  // prompt tokens per forward step
   bool batch_prefill = false;    // prefill all prompts in one step (else one prompt per step)
   std::function<void()> on_decode_start = nullptr;  // after the last prefill step (benchmarks reset here)
+  // Ids are sampled from [0, sample_vocab) (the tokenizer's size, so every id detokenizes);
+  // 0: the model's whole vocabulary.
+  int64_t sample_vocab = 0;
 };
 
 // Over any Executor (CPU or CUDA); the requests must fit its KV blocks.

@@ -1,8 +1,10 @@
 // The serving engine: one thread owns the scheduler and the executor and runs the step loop
 // (admit -> plan -> commit -> forward -> sample -> stream). Other threads only Submit and Cancel;
-// both return at once, and every outcome (tokens, the end, an admission error) arrives on the
-// request's EventSink, called from the engine thread. Sinks must not block: a slow client
-// buffers in its own stream, never in the step loop.
+// both return at once. Admission is decided inside Submit, on the caller's thread, by the
+// AdmissionController (limits, queue capacity, token rate): a rejection reaches the sink before
+// Submit returns, without waiting for the step in flight. Every later outcome (tokens, the end)
+// arrives on the request's EventSink from the engine thread. Sinks must not block: a slow
+// client buffers in its own stream, never in the step loop. Invariants: README.md.
 #pragma once
 
 #include <atomic>
@@ -19,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "src/engine/admission_controller.h"
 #include "src/engine/executor.h"
 #include "src/engine/output_text.h"
 #include "src/sampling/sampler.h"
@@ -39,8 +42,15 @@ struct EngineRequest {
   std::vector<std::string> stop;  // stop strings, not included in the output
   bool ignore_eos = false;
   double deadline = std::numeric_limits<double>::infinity();  // Engine::Now() clock
+  // When the request reached the server (Engine::Now() clock); queue time and time to first
+  // token count from here. Unset (< 0): when Submit was called.
+  double arrival = -1;
   std::string client_request_id;  // for logs only
 };
+
+// Why a request is cancelled: the client went away, or its deadline passed (gRPC cancels a call
+// at its deadline; the outcome is then DEADLINE_EXCEEDED, not a cancellation).
+enum class CancelReason : uint8_t { kClient, kDeadline };
 
 struct Usage {
   int64_t prompt_tokens = 0;
@@ -63,7 +73,9 @@ struct EngineEvent {
 };
 using EventSink = std::function<void(EngineEvent)>;
 
-// Hooks for metrics and logs, called on the engine thread.
+// Hooks for metrics and logs, called on the engine thread, except that OnRejected and
+// OnRequestEnd of a request turned away at admission run on the thread that called Submit:
+// implementations must be thread-safe and must not block.
 class EngineObserver {
  public:
   virtual ~EngineObserver() = default;
@@ -77,10 +89,14 @@ class EngineObserver {
   };
   virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
                       const ExpertLoad& expert_load) {}
+  // The scheduler's state changed (a step, an admission, a cancellation, a rejection), and once
+  // at start: gauges follow the state, not the steps.
+  virtual void OnStats(const SchedulerStats& stats) {}
   virtual void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
                             double queue_seconds) {}
   virtual void OnTokenGap(double seconds) {}  // time between two tokens of a request
-  // Every request ends exactly once: outcome "ok", "cancelled" or a status-code name.
+  // Every request ends exactly once: outcome "ok", "cancelled" or a status-code name
+  // ("DEADLINE_EXCEEDED" when its deadline passed, however that was noticed).
   virtual void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p,
                             const std::string& outcome, const Usage& usage,
                             const std::string& client_request_id) {}
@@ -101,10 +117,12 @@ class Engine {
                                                         EngineObserver* observer = nullptr);
   ~Engine();
 
-  // Returns the request id at once; the outcome arrives on `sink`.
+  // Returns the request id at once; the outcome arrives on `sink` (an admission rejection
+  // before Submit returns, on this thread).
   uint64_t Submit(EngineRequest request, EventSink sink);
-  // Ends a request now (its sink gets a kCancelled finish) and frees its KV blocks.
-  void Cancel(uint64_t id);
+  // Ends a request at the next step boundary and frees its KV blocks: a kCancelled finish, or
+  // DEADLINE_EXCEEDED when its deadline passed.
+  void Cancel(uint64_t id, CancelReason reason = CancelReason::kClient);
   // Stops admitting: later Submits end with UNAVAILABLE; running requests continue.
   void StartDraining();
   bool draining() const { return draining_.load(); }
@@ -117,7 +135,8 @@ class Engine {
   double Now() const;
   const ModelConfig& model_config() const { return executor_->config(); }
   const Executor& executor() const { return *executor_; }
-  SchedulerStats Stats() const;  // copy, refreshed after every step
+  SchedulerStats Stats() const;  // copy, refreshed after every change of the scheduler's state
+  const AdmissionController& admission() const { return *admission_; }
 
  private:
   struct Live;
@@ -126,10 +145,16 @@ class Engine {
     uint64_t id;
     EngineRequest request;
     EventSink sink;
+    AdmissionController::Ticket ticket;
+    CancelReason reason = CancelReason::kClient;
   };
 
   Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
-         std::unique_ptr<Scheduler> scheduler, EngineObserver* observer);
+         std::unique_ptr<Scheduler> scheduler, std::unique_ptr<AdmissionController> admission,
+         EngineObserver* observer);
+  // A request that never became live: the sink hears `status`, nothing follows.
+  void Refuse(uint64_t id, const EngineRequest& request, EventSink& sink, absl::Status status,
+              double retry_after_seconds, RejectReason reason);
   void Loop();
   void HandleCommand(Command& c, double now);
   void RunStep(double now);
@@ -139,7 +164,9 @@ class Engine {
   std::unique_ptr<Executor> executor_;
   const Tokenizer* tokenizer_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<AdmissionController> admission_;
   EngineObserver* observer_;
+  int64_t sample_vocab_ = 0;  // ids sampled from: [0, min(model vocab, tokenizer vocab))
   const std::chrono::steady_clock::time_point epoch_;
 
   mutable std::mutex mu_;  // guards inbox_, stop_, stats_

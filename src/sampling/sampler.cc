@@ -65,7 +65,7 @@ int32_t Sampler::Sample(absl::Span<float> logits) {
   ApplyPenalties(logits);
   const int32_t V = static_cast<int32_t>(logits.size());
   int32_t token = 0;
-  if (params_.temperature == 0.0f) {
+  if (params_.temperature < SamplingParams::kGreedyBelowTemperature) {
     token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   } else {
     // Candidates sorted by logit, cut by top-k, then softmax at the temperature.

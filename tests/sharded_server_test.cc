@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dsinfer/v1/dsinfer.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "httplib.h"
 #include "src/engine/batch_generator.h"
 #include "src/server/inference_server.h"
@@ -110,6 +111,23 @@ log_level: warning
   EXPECT_EQ(Readyz((*server)->http_port()), 503);
   // Liveness fails too: the group never recovers in place, a restart (of the group) cures it.
   EXPECT_EQ(Get((*server)->http_port(), "/healthz"), 503);
+  // grpc.health.v1 agrees with /readyz (load balancers that probe gRPC stop sending traffic).
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  for (const std::string service : {"", "dsinfer.v1.Inference"}) {
+    grpc::health::v1::HealthCheckResponse resp;
+    for (int i = 0; i < 30; ++i) {
+      grpc::ClientContext ctx;
+      grpc::health::v1::HealthCheckRequest hreq;
+      hreq.set_service(service);
+      ASSERT_TRUE(health->Check(&ctx, hreq, &resp).ok());
+      if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING)
+        << "service \"" << service << "\"";
+  }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
   got.clear();
   const auto t1 = std::chrono::steady_clock::now();

@@ -7,8 +7,10 @@
 //             the grace period, then the rest end with UNAVAILABLE; then stopped).
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -61,6 +63,12 @@ class InferenceServer {
   absl::Status LoadShardedModel(ProgressFn progress);  // parallel.tp > 1 (sharded_model.cc)
   InferenceServer(ServerConfig config, ModelConfig model);
   void SetHealth(bool serving);
+  // Refuses, before anything large is allocated, a model (and an explicit KV pool) that cannot
+  // fit this node's memory; `share`: the part of the weights this node holds.
+  absl::Status CheckSizes(Precision precision, double share, int local_ranks);
+  static int64_t MemoryAvailable();  // MemAvailable, or "unlimited" where it cannot be read
+  // While serving: turns grpc.health.v1 NOT_SERVING as soon as the backend fails (as /readyz).
+  void WatchBackend();
 
   ServerConfig config_;
   ModelConfig model_;
@@ -77,6 +85,10 @@ class InferenceServer {
   int grpc_port_ = 0;
   std::mutex drain_mu_;
   bool stopped_ = false;
+  std::thread backend_watch_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
 };
 
 }  // namespace dsinfer

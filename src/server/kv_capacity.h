@@ -20,7 +20,9 @@ int64_t KvBytesPerBlock(const ModelConfig& model);
 // MemAvailable from /proc/meminfo, or an error where there is none.
 absl::StatusOr<int64_t> AvailableMemoryBytes();
 
-// `available_bytes` is only used by the default rule.
+// `available_bytes`: memory there is for the pool (MemAvailable after the weights are loaded).
+// A num_blocks or memory_bytes that needs more is RESOURCE_EXHAUSTED naming the key, not a
+// std::bad_alloc when the pool is allocated.
 absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const ModelConfig& model,
                                       int64_t available_bytes);
 

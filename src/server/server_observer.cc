@@ -17,10 +17,8 @@ RequestOutcome OutcomeOf(const std::string& outcome, int64_t completion_tokens) 
   return RequestOutcome::kFailed;
 }
 
-void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
-                            const ExpertLoad& expert_load) {
+void ServerObserver::OnStats(const SchedulerStats& stats) {
   ServerMetrics& m = *metrics_;
-  m.ObserveStep(step.tokens, step.sequences, step.seconds);
   int32_t waiting = 0;
   for (int p = 0; p < kNumPriorities; ++p) {
     m.QueueLength(static_cast<Priority>(p)).Set(stats.waiting[p]);
@@ -39,7 +37,12 @@ void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
   m.prefix_cache_hit_tokens->Inc(static_cast<double>(stats.prefix_cache_hits - prefix_hits_));
   prefix_queries_ = stats.prefix_cache_queries;
   prefix_hits_ = stats.prefix_cache_hits;
+}
 
+void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
+                            const ExpertLoad& expert_load) {
+  ServerMetrics& m = *metrics_;
+  m.ObserveStep(step.tokens, step.sequences, step.seconds);
   // Expert load is cumulative in the executor; the metric wants this step's tokens.
   expert_tokens_.resize(expert_load.tokens.size());
   for (size_t layer = 0; layer < expert_load.tokens.size(); ++layer) {

@@ -51,12 +51,11 @@ absl::Status InferenceServer::LoadShardedModel(ProgressFn progress) {
               {{"model", config_.model_path}, {"dtype", config_.dtype}, {"backend", "cpu"},
                {"tp", q.tp}, {"ep", q.ep}, {"local_ranks", par.local_ranks()}});
   const auto t0 = std::chrono::steady_clock::now();
-  int64_t available = 0;
-  if (config_.kv_cache.num_blocks == 0 && config_.kv_cache.memory_bytes == 0) {
-    ASSIGN_OR_RETURN(available, AvailableMemoryBytes());
-    available /= par.local_ranks();  // every rank holds the whole latent cache
-  }
-  ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model_, available));
+  // This node's ranks hold their share of the weights, and each the whole latent cache.
+  RETURN_IF_ERROR(CheckSizes(load.precision, static_cast<double>(par.local_ranks()) / q.tp,
+                             par.local_ranks()));
+  ASSIGN_OR_RETURN(int32_t blocks,
+                   KvCacheBlocks(config_, model_, MemoryAvailable() / par.local_ranks()));
   ASSIGN_OR_RETURN(std::unique_ptr<ShardedExecutor> ex, StartShardedLeader(load, par, blocks));
   std::unique_ptr<Tokenizer> tokenizer;
   {

@@ -732,5 +732,43 @@ TEST(Soak, RandomOperationsKeepPoolAccounting) {
               static_cast<long>(st.prefix_cache_hits));
 }
 
+// Two tenants of one class, one flooding, with prefix hits, queue timeouts, deadlines and
+// cancellations in the same steps as admissions and share preemptions: the plan never holds a
+// sequence twice and the accounting holds (Validate every step).
+TEST(Soak, FloodWithTimeoutsDeadlinesAndSharePreemption) {
+  int64_t preemptions = 0, timeouts = 0;
+  for (uint64_t seed = 1; seed <= 40 && !HasFailure(); ++seed) {
+    SchedulerLimits limits = TestLimits();
+    limits.max_running = 8;
+    limits.num_kv_blocks = 64;
+    limits.prefill_chunk = 64;
+    limits.max_queue_seconds = 0.3;
+    Harness h(limits, {Tenant("a"), Tenant("b", 2)});
+    h.eos_mod = 23;
+    std::mt19937_64 rng(seed);
+    uint64_t id = 1;
+    for (int it = 0; it < 2000 && !HasFailure(); ++it) {
+      const int op = rng() % 10;
+      if (op < 4) {
+        std::vector<int32_t> p = Tokens(rng() % 3, 64 * static_cast<int64_t>(rng() % 3));
+        const auto tail = Tokens(rng(), 1 + rng() % 100);
+        p.insert(p.end(), tail.begin(), tail.end());
+        const double deadline = rng() % 5 == 0 ? h.now + 0.05 * static_cast<double>(rng() % 20)
+                                               : std::numeric_limits<double>::infinity();
+        h.Add(id++, rng() % 10 ? "a" : "b", Priority::kInteractive, p, 1 + rng() % 60, deadline);
+      } else if (op == 4) {
+        h.Cancel(1 + rng() % id);
+      } else {
+        h.Step();
+      }
+    }
+    const SchedulerStats st = h.sched().Stats();
+    preemptions += st.preemptions[PriorityIndex(Priority::kInteractive)];
+    timeouts += st.rejections[static_cast<int>(RejectReason::kQueueTimeout)];
+  }
+  EXPECT_GT(preemptions, 0);
+  EXPECT_GT(timeouts, 0);
+}
+
 }  // namespace
 }  // namespace dsinfer

@@ -165,16 +165,17 @@ scheduler:
   max_queue_seconds: 0.3
   prefill_chunk: 512)"));
   ASSERT_NE(s, nullptr);
-  std::atomic<bool> running{false};
+  std::atomic<bool> running{false}, release{false};
   std::thread holder([&] {
     Generate(*s, IdsRequest(Prompt(10, 1), kLongRun), kKeyA, 60,
              [&](grpc::ClientContext& ctx, int n) {
                running.store(true);
-               if (n > 400) ctx.TryCancel();
+               if (release.load()) ctx.TryCancel();
              });
   });
   ASSERT_TRUE(WaitFor(running));
   Call c = Generate(*s, IdsRequest({1, 2, 3}, 2), kKeyA, 10);
+  release.store(true);
   holder.join();
   ASSERT_EQ(c.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << c.status.error_message();

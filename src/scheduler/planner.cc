@@ -178,14 +178,17 @@ void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
   AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false);
 }
 
+size_t Planner::SkipRejected(const std::deque<Sequence*>& q, size_t pos) const {
+  while (pos < q.size() && rejected_.contains(q[pos]->id)) ++pos;
+  return pos;
+}
+
 const Sequence* Planner::Head(int p, size_t t) const {
   const auto& resume = st_.resume[p][t];
-  size_t rp = sim_.resume_pos[p][t];
-  while (rp < resume.size() && rejected_.contains(resume[rp]->id)) ++rp;
+  const size_t rp = SkipRejected(resume, sim_.resume_pos[p][t]);
   if (rp < resume.size()) return resume[rp];
   const auto& q = st_.queued[p][t];
-  size_t qp = sim_.queue_pos[p][t];
-  while (qp < q.size() && rejected_.contains(q[qp]->id)) ++qp;
+  const size_t qp = SkipRejected(q, sim_.queue_pos[p][t]);
   return qp < q.size() ? q[qp] : nullptr;
 }
 
@@ -209,12 +212,14 @@ const Sequence* Planner::NextWaiting(int p) {
   return best;
 }
 
+// s is Head(p, s->tenant): the position moves past it (and the rejected ones before it).
 void Planner::Consume(const Sequence* s) {
   const int p = PriorityIndex(s->priority);
+  const size_t t = static_cast<size_t>(s->tenant);
   if (s->admitted_before()) {
-    ++sim_.resume_pos[p][s->tenant];
+    sim_.resume_pos[p][t] = SkipRejected(st_.resume[p][t], sim_.resume_pos[p][t]) + 1;
   } else {
-    ++sim_.queue_pos[p][s->tenant];
+    sim_.queue_pos[p][t] = SkipRejected(st_.queued[p][t], sim_.queue_pos[p][t]) + 1;
   }
 }
 

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -74,6 +75,7 @@ class Planner {
   void Preempt(int32_t index);
   void AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks, bool admitted);
   void ScheduleRunning(int32_t index, int64_t n, bool may_shrink);
+  size_t SkipRejected(const std::deque<Sequence*>& q, size_t pos) const;
   // Tenant t's next waiting sequence of class p: its preempted ones first, then FCFS.
   const Sequence* Head(int p, size_t t) const;
   // The next tenant's head: tenants below their slot share first, then the smallest counter.

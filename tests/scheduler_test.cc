@@ -342,14 +342,22 @@ TEST(FairShare, ATenantBelowItsShareGetsASlotAtTheNextStep) {
     for (uint64_t id : plan.preempted) ++preempted[id];
   };
   // b sends one request at a time: each starts at the next step, until b holds half the slots.
+  // A step that starts one is short: a, above its share, sits it out, but never two steps in a
+  // row (so every second one of these steps also carries a's decodes).
   for (int k = 0; k < 4; ++k) {
     ASSERT_TRUE(h.Add(100 + k, "b", Priority::kInteractive, Tokens(100 + k, 40), 300).status.ok());
     StepPlan plan = h.Step();
-    bool admitted = false;
-    for (const StepItem& item : plan.items) admitted |= item.seq_id == 100u + k && item.admitted;
+    bool admitted = false, a_ran = false;
+    for (const StepItem& item : plan.items) {
+      admitted |= item.seq_id == 100u + k && item.admitted;
+      a_ran |= item.seq_id < 12;
+    }
     EXPECT_TRUE(admitted) << "b's request " << k << " waited";
     EXPECT_EQ(plan.preempted.size(), 1u);
+    EXPECT_EQ(a_ran, k % 2 == 1) << "step " << k;
+    EXPECT_EQ(plan.deferred.empty(), k % 2 == 1) << "step " << k;
   }
+  EXPECT_GT(h.sched().Stats().deferred_sequences, 0);
   SchedulerStats st = h.sched().Stats();
   EXPECT_EQ(st.tenants[0].running, 4);
   EXPECT_EQ(st.tenants[1].running, 4);

@@ -271,11 +271,13 @@ bool Planner::TryAdmit(const Sequence* s) {
   } else {
     for (const auto& h : hits) Pin(h.block);
   }
+  const bool newcomer = !s->admitted_before() && BelowShare(p, s->tenant);
   Allocate(k);
   Consume(s);
   ++sim_.running;
   ++sim_.running_by[p][s->tenant];
   AddItem(s, cached, n, k, /*admitted=*/true);
+  sim_.items.back().newcomer = newcomer;
   return true;
 }
 
@@ -305,6 +307,29 @@ bool Planner::AdmitClass(int p) {
     if (!AdmitBelowShare(p, s->tenant)) return false;
   }
   return true;
+}
+
+void Planner::DeferForNewcomers() {
+  int cls = kNumPriorities;  // the most urgent class in which a newcomer starts
+  for (const Item& it : sim_.items) {
+    if (!it.dropped && it.newcomer) cls = std::min(cls, PriorityIndex(it.seq->priority));
+  }
+  if (cls == kNumPriorities) return;
+  std::vector<int8_t> above(st_.tenants.size(), -1);  // tenant above its share in cls (cached)
+  for (Item& it : sim_.items) {
+    if (it.dropped || it.admitted) continue;
+    const int p = PriorityIndex(it.seq->priority);
+    if (p < cls) continue;
+    if (p == cls) {
+      int8_t& a = above[it.seq->tenant];
+      if (a < 0) a = sim_.running_by[p][it.seq->tenant] > SlotShare(p, it.seq->tenant) ? 1 : 0;
+      if (a == 0) continue;
+    }
+    it.dropped = true;
+    sim_.budget += it.n;
+    sim_.free += it.new_blocks;
+    deferred_.push_back(it.seq->id);
+  }
 }
 
 void Planner::RejectExpired() {
@@ -385,6 +410,8 @@ StepPlan Planner::Run() {
     }
     if (admitting) admitting = AdmitClass(p);
   }
+  // 3. Never two shortened steps in a row: a sequence waits at most one step at a time.
+  if (!st_.deferred_last_step) DeferForNewcomers();
 
   StepPlan plan;
   plan.now = now_;
@@ -413,6 +440,7 @@ StepPlan Planner::Run() {
   plan.preempted = std::move(sim_.preempted);
   plan.rejected = std::move(rejections_);
   plan.evicted_blocks = std::move(sim_.evicted_order);
+  plan.deferred = std::move(deferred_);
   return plan;
 }
 

@@ -30,6 +30,7 @@ class Planner {
     bool sample;
     bool admitted;
     bool dropped;
+    bool newcomer = false;  // a first admission of a tenant below its slot share
   };
   // Everything the plan changes, kept apart from the state (copyable, to try a preemption).
   struct Sim {
@@ -89,6 +90,9 @@ class Planner {
   bool AdmitBelowShare(int p, int32_t head_tenant);
   // Returns false when the class's head cannot be admitted (admission stops for lower classes).
   bool AdmitClass(int p);
+  // A newcomer starts: lower classes and tenants above their share in its class sit the step
+  // out, so its first step is short. Not after a step that did so.
+  void DeferForNewcomers();
 
   const SchedulerState& st_;
   const double now_;
@@ -96,6 +100,7 @@ class Planner {
   std::array<int32_t, kNumPriorities + 1> class_begin_{};  // order_ range of each class
   absl::flat_hash_set<uint64_t> rejected_;
   std::vector<Rejection> rejections_;
+  std::vector<uint64_t> deferred_;
   Sim sim_;
 };
 

@@ -334,6 +334,8 @@ void Scheduler::Commit(StepPlan& plan) {
     state_.in_flight.push_back(s->id);
   }
   plan.committed = true;
+  state_.deferred_last_step = !plan.deferred.empty();
+  c.deferred_sequences += static_cast<int64_t>(plan.deferred.size());
   ++c.steps;
   ++state_.version;
 }

@@ -58,6 +58,7 @@ struct SchedulerState {
 
   uint64_t version = 1;  // bumped by every mutation; a plan is only valid for its version
   std::vector<uint64_t> in_flight;  // sequences of the committed step awaiting OnTokens
+  bool deferred_last_step = false;  // the last committed step deferred sequences for a newcomer
   uint64_t next_enqueue_order = 1;
   uint64_t next_admit_order = 1;
 

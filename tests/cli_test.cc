@@ -130,8 +130,8 @@ TEST(Cli, BundledModelChatGeneration) {
 TEST(Cli, GeneratedIdsAlwaysDetokenize) {
   fs::path dir = TempDir("tinyvocab");
   {
-    const std::string cmd = absl::StrCat(DSINFER_MAKE_TINY_MODEL, " --out ", dir.string(),
-                                         " > /dev/null 2>&1");
+    const std::string cmd =
+        absl::StrCat(DSINFER_MAKE_TINY_MODEL, " --out ", dir.string(), " > /dev/null 2>&1");
     ASSERT_EQ(std::system(cmd.c_str()), 0);
   }
   Result r = RunCli("generate --model " + dir.string() +

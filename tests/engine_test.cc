@@ -226,8 +226,9 @@ TEST(AdmissionController, RetryHintsFollowTheDrainRate) {
   // Unknown tenants and impossible sizes are answered here too.
   EXPECT_EQ(admit("nobody", now).first.status.code(), absl::StatusCode::kPermissionDenied);
   AdmissionController::Ticket unused;
-  EXPECT_EQ(fresh.Admit("open", {.prompt_tokens = 4000, .max_tokens = 200}, now, &unused).status.code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      fresh.Admit("open", {.prompt_tokens = 4000, .max_tokens = 200}, now, &unused).status.code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -20,13 +20,19 @@ TEST(Sampler, GreedyPicksArgmax) {
 TEST(Sampler, TinyTemperatureIsGreedy) {
   for (float t : {1e-45f, 1e-30f, 1e-7f}) {
     for (uint64_t seed = 0; seed < 20; ++seed) {
-      Sampler s({.temperature = t, .seed = seed}, {});
+      SamplingParams p;
+      p.temperature = t;
+      p.seed = seed;
+      Sampler s(p, {});
       auto l = Logits();
       ASSERT_EQ(s.Sample(absl::MakeSpan(l)), 1) << "temperature " << t << " seed " << seed;
     }
   }
   // Just above the threshold sampling is real (and still picks the clear maximum).
-  Sampler s({.temperature = 1e-4f, .seed = 3}, {});
+  SamplingParams p;
+  p.temperature = 1e-4f;
+  p.seed = 3;
+  Sampler s(p, {});
   auto l = Logits();
   EXPECT_EQ(s.Sample(absl::MakeSpan(l)), 1);
 }

@@ -83,7 +83,8 @@ void ExpectJsonLines(const std::vector<std::string>& lines, const std::string& e
   bool seen = false;
   for (const std::string& line : lines) {
     EXPECT_TRUE(nlohmann::json::accept(line)) << "not a JSON line: " << line;
-    if (nlohmann::json::accept(line)) seen |= nlohmann::json::parse(line).value("event", "") == event;
+    if (nlohmann::json::accept(line))
+      seen |= nlohmann::json::parse(line).value("event", "") == event;
   }
   EXPECT_TRUE(seen) << "no \"" << event << "\" line";
 }
@@ -114,8 +115,8 @@ TEST(ServerFaults, AbsurdSizesAreRefusedNamingTheField) {
 TEST(ServerFaults, ASecondServerOnTheSamePortIsRefused) {
   TestServer& first = IdsServer();
   const std::string port = absl::StrCat(first.server->grpc_port());
-  auto second = MakeServer(kIdsModel, ConfigYaml(kIdsModel, 64, kDefaultScheduler,
-                                                 "127.0.0.1:" + port));
+  auto second =
+      MakeServer(kIdsModel, ConfigYaml(kIdsModel, 64, kDefaultScheduler, "127.0.0.1:" + port));
   ASSERT_TRUE(second.ok()) << second.status();
   absl::Status st;
   // gRPC's own complaint ("Address already in use") is a JSON log line too.
@@ -215,9 +216,9 @@ TEST(ServerFaults, BadTlsFilesAreNamed) {
   ASSERT_TRUE(pki.ok) << pki.Read("openssl.log");
   { std::ofstream(pki.dir / "garbage.pem") << "not a certificate\n"; }
   auto start = [&](const std::string& cert, const std::string& key) {
-    const std::string yaml = absl::StrCat(ConfigYaml(kIdsModel, 64), "\ntls:\n  enabled: true\n",
-                                          "  cert_file: ", pki.Path(cert), "\n  key_file: ",
-                                          pki.Path(key), "\n");
+    const std::string yaml =
+        absl::StrCat(ConfigYaml(kIdsModel, 64), "\ntls:\n  enabled: true\n",
+                     "  cert_file: ", pki.Path(cert), "\n  key_file: ", pki.Path(key), "\n");
     auto server = MakeServer(kIdsModel, yaml);
     EXPECT_TRUE(server.ok()) << server.status();
     return server.ok() ? (*server)->StartListeners() : server.status();

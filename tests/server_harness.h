@@ -9,6 +9,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -20,6 +21,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "dsinfer/v1/dsinfer.grpc.pb.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -32,7 +34,6 @@
 #include "src/weights/tiny_model.h"
 
 namespace dsinfer::testing {
-
 
 namespace fs = std::filesystem;
 using std::chrono::milliseconds;
@@ -83,15 +84,17 @@ scheduler:
   prefill_chunk: 512)";
 
 inline std::string ConfigYaml(const std::string& model_dir, int num_blocks,
-                       const std::string& scheduler = kDefaultScheduler,
-                       const std::string& listen = "127.0.0.1:0") {
+                              const std::string& scheduler = kDefaultScheduler,
+                              const std::string& listen = "127.0.0.1:0") {
   return absl::StrCat(R"(
 model_path: )",
                       model_dir, R"(
 dtype: f32
 threads: 2
-grpc_listen: )", listen, R"(
-http_listen: 127.0.0.1:0)", scheduler, R"(
+grpc_listen: )",
+                      listen, R"(
+http_listen: 127.0.0.1:0)",
+                      scheduler, R"(
 kv_cache:
   num_blocks: )",
                       num_blocks, R"(
@@ -210,8 +213,8 @@ struct Call {
 };
 
 inline Call Generate(TestServer& s, const v1::GenerateRequest& req, const std::string& key = kKeyA,
-              double timeout_seconds = 60,
-              const std::function<void(grpc::ClientContext&, int)>& on_message = nullptr) {
+                     double timeout_seconds = 60,
+                     const std::function<void(grpc::ClientContext&, int)>& on_message = nullptr) {
   grpc::ClientContext ctx;
   if (!key.empty()) ctx.AddMetadata("authorization", absl::StrCat("Bearer ", key));
   ctx.set_deadline(std::chrono::system_clock::now() +
@@ -269,7 +272,6 @@ inline std::vector<int32_t> Prompt(int n, int seed) {
   for (int i = 0; i < n; ++i) p.push_back(2 + (seed * 131 + i * 17 + i * i * 7) % 500);
   return p;
 }
-
 
 inline grpc::health::v1::HealthCheckResponse::ServingStatus Health(
     const std::shared_ptr<grpc::Channel>& channel, const std::string& service) {

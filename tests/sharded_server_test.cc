@@ -1,8 +1,8 @@
 // Serving through the leader of a sharded model: the server (rank 0) starts its other rank as a
 // process, answers like a single-rank server, and when a rank dies turns not-ready and refuses
 // requests with UNAVAILABLE instead of hanging.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 

@@ -5,6 +5,7 @@
 // requests UNAVAILABLE, running ones finish within drain_grace_seconds) and the process exits 0; a
 // second signal exits 1 at once.
 #include <fcntl.h>
+#include <grpc/grpc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -14,8 +15,6 @@
 #include <cstdio>
 #include <mutex>
 #include <thread>
-
-#include <grpc/grpc.h>
 
 #include "absl/strings/str_cat.h"
 #include "src/cli/args.h"

@@ -128,7 +128,8 @@ int TempDir::RemoveStale(const std::string& prefix) {
     const size_t dash = name.find('-', prefix.size());
     int64_t pid = 0;
     if (dash == std::string::npos ||
-        !absl::SimpleAtoi(absl::string_view(name).substr(prefix.size(), dash - prefix.size()), &pid) ||
+        !absl::SimpleAtoi(absl::string_view(name).substr(prefix.size(), dash - prefix.size()),
+                          &pid) ||
         pid <= 0) {
       continue;
     }

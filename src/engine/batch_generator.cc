@@ -61,8 +61,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateOnExecutor(
         pool, static_cast<int64_t>(requests[r].prompt.size()) + requests[r].max_tokens));
   }
   const int64_t V = cfg.vocab_size;
-  const int64_t sample_vocab =
-      options.sample_vocab > 0 ? std::min(options.sample_vocab, V) : V;
+  const int64_t sample_vocab = options.sample_vocab > 0 ? std::min(options.sample_vocab, V) : V;
   auto accept = [&](size_t r, float* logits) {
     Running& s = run[r];
     const GenerationRequest& req = requests[r];

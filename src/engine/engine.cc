@@ -78,8 +78,8 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<Executor>
 }
 
 Engine::Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
-               std::unique_ptr<Scheduler> scheduler,
-               std::unique_ptr<AdmissionController> admission, EngineObserver* observer)
+               std::unique_ptr<Scheduler> scheduler, std::unique_ptr<AdmissionController> admission,
+               EngineObserver* observer)
     : executor_(std::move(executor)),
       tokenizer_(tokenizer),
       scheduler_(std::move(scheduler)),
@@ -89,7 +89,8 @@ Engine::Engine(std::unique_ptr<Executor> executor, const Tokenizer* tokenizer,
   // Never sample an id the tokenizer cannot turn into text (a model's vocabulary may be padded
   // beyond the tokenizer's), so every generated id also detokenizes.
   sample_vocab_ = executor_->config().vocab_size;
-  if (tokenizer_ != nullptr) sample_vocab_ = std::min<int64_t>(sample_vocab_, tokenizer_->vocab_size());
+  if (tokenizer_ != nullptr)
+    sample_vocab_ = std::min<int64_t>(sample_vocab_, tokenizer_->vocab_size());
   PublishStats();  // a fresh engine reports its empty pool
   thread_ = std::thread([this] { Loop(); });
 }
@@ -126,8 +127,9 @@ uint64_t Engine::Submit(EngineRequest request, EventSink sink) {
   if (request.arrival < 0 || request.arrival > now) request.arrival = now;
   // Admission, at once and on this thread: nothing here waits for the step in flight.
   if (draining_.load()) {
-    Refuse(id, request, sink, absl::UnavailableError("server is draining; retry on another replica"),
-           0, RejectReason::kNone);
+    Refuse(id, request, sink,
+           absl::UnavailableError("server is draining; retry on another replica"), 0,
+           RejectReason::kNone);
     return id;
   }
   if (absl::Status st = ValidateSamplingParams(request.sampling); !st.ok()) {
@@ -234,8 +236,8 @@ void Engine::HandleCommand(Command& c, double now) {
     Refuse(c.id, c.request, c.sink, admit.status, admit.retry_after_seconds, admit.reason);
     return;
   }
-  auto live = std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_,
-                                     c.ticket);
+  auto live =
+      std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_, c.ticket);
   requests_.emplace(c.id, std::move(live));
 }
 
@@ -251,7 +253,8 @@ void Engine::RunStep(double now) {
     EngineEvent ev;
     ev.status = r.status;
     // Retry when the queue as it is now has had time to start.
-    if (r.reason == RejectReason::kQueueTimeout) ev.retry_after_seconds = admission_->QueueDrainSeconds(now);
+    if (r.reason == RejectReason::kQueueTimeout)
+      ev.retry_after_seconds = admission_->QueueDrainSeconds(now);
     End(r.seq_id, std::move(ev), std::string(absl::StatusCodeToString(r.status.code())));
   }
   if (plan.items.empty()) return;

@@ -38,29 +38,30 @@ AdmitResult AdmissionControl::Check(const RequestSize& r, const TenantPolicy& po
                   RejectReason::kInvalid);
   }
   if (static_cast<uint8_t>(r.priority) >= kNumPriorities) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat("priority: unknown value ",
-                                                          static_cast<int>(r.priority))),
+    return Reject(absl::InvalidArgumentError(
+                      absl::StrCat("priority: unknown value ", static_cast<int>(r.priority))),
                   RejectReason::kInvalid);
   }
   const int64_t total = prompt + r.max_tokens;
-  const std::string sum = absl::StrCat("max_tokens: the prompt (", prompt, " tokens) + max_tokens (",
-                                       r.max_tokens, ") = ", total, " tokens");
+  const std::string sum =
+      absl::StrCat("max_tokens: the prompt (", prompt, " tokens) + max_tokens (", r.max_tokens,
+                   ") = ", total, " tokens");
   if (total > limits_.max_model_len) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      sum, " exceeds the model's context of ", limits_.max_model_len, " tokens")),
+    return Reject(absl::InvalidArgumentError(absl::StrCat(sum, " exceeds the model's context of ",
+                                                          limits_.max_model_len, " tokens")),
                   RejectReason::kInvalid);
   }
   const int64_t blocks = BlocksForTokens(total);
   if (blocks > limits_.num_kv_blocks) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      sum, " need ", blocks, " KV blocks of ", kKvBlockSize,
-                      " tokens; the KV pool has ", limits_.num_kv_blocks, " blocks")),
+    return Reject(absl::InvalidArgumentError(absl::StrCat(sum, " need ", blocks, " KV blocks of ",
+                                                          kKvBlockSize, " tokens; the KV pool has ",
+                                                          limits_.num_kv_blocks, " blocks")),
                   RejectReason::kInvalid);
   }
   if (policy.tokens_per_minute > 0 && total > policy.tokens_per_minute) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(sum, " exceed tenant '", policy.id,
-                                                          "' tokens_per_minute = ",
-                                                          policy.tokens_per_minute)),
+    return Reject(absl::InvalidArgumentError(
+                      absl::StrCat(sum, " exceed tenant '", policy.id,
+                                   "' tokens_per_minute = ", policy.tokens_per_minute)),
                   RejectReason::kInvalid);
   }
 

@@ -291,7 +291,8 @@ bool Planner::AdmitBelowShare(int p, int32_t head_tenant) {
     }
   }
   std::sort(heads.begin(), heads.end(), [](const auto& a, const auto& b) {
-    return a.first < b.first || (a.first == b.first && a.second->enqueue_order < b.second->enqueue_order);
+    return a.first < b.first ||
+           (a.first == b.first && a.second->enqueue_order < b.second->enqueue_order);
   });
   for (const auto& [load, s] : heads) {
     if (TryAdmit(s)) return true;

@@ -75,7 +75,8 @@ absl::Status Scheduler::ValidateConfig(const SchedulerLimits& limits,
         limits.num_kv_blocks, "), max_model_len (", limits.max_model_len,
         ") and max_queue_seconds (", limits.max_queue_seconds, ") must be positive, max_waiting (",
         limits.max_waiting, ") and max_preemptions_per_request (",
-        limits.max_preemptions_per_request, ") not negative, and max_batched_tokens at least max_running (every running sequence "
+        limits.max_preemptions_per_request,
+        ") not negative, and max_batched_tokens at least max_running (every running sequence "
         "decodes each step)"));
   }
   absl::flat_hash_set<std::string> ids;

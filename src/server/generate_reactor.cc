@@ -108,7 +108,8 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
   engine_request->priority = priority;
   // Queue time and time to first token count from the call's arrival, parsing included.
   engine_request->arrival =
-      engine.Now() - std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
+      engine.Now() -
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
   // The client's deadline, on the engine's clock: a request still queued when it passes is
   // dropped by the scheduler; gRPC also cancels the call (OnCancel) at that moment.
   const auto deadline = context_->deadline();

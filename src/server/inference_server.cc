@@ -12,9 +12,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <limits>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
@@ -134,9 +134,9 @@ absl::Status InferenceServer::StartListeners() {
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     grpc_server_.reset();
-    return absl::UnavailableError(absl::StrCat("grpc_listen: cannot listen on ",
-                                               config_.grpc_listen,
-                                               " (the port is in use or the address is not local)"));
+    return absl::UnavailableError(
+        absl::StrCat("grpc_listen: cannot listen on ", config_.grpc_listen,
+                     " (the port is in use or the address is not local)"));
   }
   SetHealth(false);  // loading
   log_->Write(LogLevel::kInfo, "listening",
@@ -174,8 +174,7 @@ absl::Status InferenceServer::LoadModel(ProgressFn progress) {
                    DeepseekModel::Load(config_.model_path, {.precision = precision,
                                                             .threads = config_.threads,
                                                             .progress = std::move(progress)}));
-  ASSIGN_OR_RETURN(int32_t blocks,
-                   KvCacheBlocks(config_, model->config(), MemoryAvailable()));
+  ASSIGN_OR_RETURN(int32_t blocks, KvCacheBlocks(config_, model->config(), MemoryAvailable()));
   ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, LoadTokenizer(config_.model_path));
   log_->Write(
       LogLevel::kInfo, "model_loaded",

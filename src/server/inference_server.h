@@ -10,8 +10,8 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "src/config/model_config.h"

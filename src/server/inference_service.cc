@@ -122,8 +122,8 @@ absl::Status InferenceService::BackendDown(const absl::Status& health) const {
                 {{"code", absl::StatusCodeToString(health.code())},
                  {"detail", std::string(health.message())}});
   }
-  return absl::UnavailableError(absl::StrCat(PublicSummary(health.message()),
-                                             "; retry on another replica"));
+  return absl::UnavailableError(
+      absl::StrCat(PublicSummary(health.message()), "; retry on another replica"));
 }
 
 void InferenceService::RecordRejection(const TenantConfig* tenant, Priority priority,

@@ -32,15 +32,14 @@ absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const ModelCon
                                       int64_t available_bytes) {
   const KvCacheConfig& kv = config.kv_cache;
   const int64_t per_block = KvBytesPerBlock(model);
-  const std::string available = absl::StrCat(
-      HumanBytes(static_cast<double>(available_bytes)),
-      " of memory is available after loading the weights");
+  const std::string available = absl::StrCat(HumanBytes(static_cast<double>(available_bytes)),
+                                             " of memory is available after loading the weights");
   if (kv.num_blocks > 0) {
     const double need = static_cast<double>(kv.num_blocks) * static_cast<double>(per_block);
     if (need > static_cast<double>(available_bytes)) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "kv_cache.num_blocks: ", kv.num_blocks, " blocks of ", HumanBytes(per_block),
-          " need ", HumanBytes(need), "; ", available));
+      return absl::ResourceExhaustedError(
+          absl::StrCat("kv_cache.num_blocks: ", kv.num_blocks, " blocks of ", HumanBytes(per_block),
+                       " need ", HumanBytes(need), "; ", available));
     }
     return kv.num_blocks;
   }

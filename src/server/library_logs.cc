@@ -15,8 +15,10 @@ JsonLog* g_log = nullptr;
 void Write(LogLevel level, const char* library, const char* file, int line, const char* message) {
   std::lock_guard<std::mutex> lock(g_mu);
   if (g_log == nullptr) return;
-  g_log->Write(level, library, {{"file", file != nullptr ? file : ""}, {"line", line},
-                                {"message", message != nullptr ? message : ""}});
+  g_log->Write(level, library,
+               {{"file", file != nullptr ? file : ""},
+                {"line", line},
+                {"message", message != nullptr ? message : ""}});
 }
 
 void FromProtobuf(google::protobuf::LogLevel level, const char* file, int line,

@@ -33,8 +33,8 @@ std::array<Part, 4> Parts(const ModelConfig& c, Precision precision) {
                         c.num_attention_heads, ") x hidden_size (", c.hidden_size, ")")},
       Part{"routed and shared experts",
            absl::StrCat("num_hidden_layers (", c.num_hidden_layers, ") x n_routed_experts (",
-                        c.n_routed_experts, ") x moe_intermediate_size (",
-                        c.moe_intermediate_size, ") x hidden_size (", c.hidden_size, ")")},
+                        c.n_routed_experts, ") x moe_intermediate_size (", c.moe_intermediate_size,
+                        ") x hidden_size (", c.hidden_size, ")")},
       Part{"dense MLPs",
            absl::StrCat("num_hidden_layers (", c.num_hidden_layers, ") x intermediate_size (",
                         c.intermediate_size, ") x hidden_size (", c.hidden_size, ")")}};
@@ -50,7 +50,8 @@ std::array<Part, 4> Parts(const ModelConfig& c, Precision precision) {
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) moe_layers += c.IsMoeLayer(l) ? 1 : 0;
   const double I = static_cast<double>(c.moe_intermediate_size);
   const double E = static_cast<double>(c.n_routed_experts);
-  parts[2].bytes = moe_layers * (E * D * 4 + E * 3 * I * D * e + c.n_shared_experts * 3 * I * D * e);
+  parts[2].bytes =
+      moe_layers * (E * D * 4 + E * 3 * I * D * e + c.n_shared_experts * 3 * I * D * e);
   parts[3].bytes = (L - moe_layers) * 3 * static_cast<double>(c.intermediate_size) * D * e;
   return parts;
 }
@@ -81,14 +82,18 @@ absl::Status CheckModelFits(const ModelConfig& model, const std::string& model_d
       embed.ok() && (*embed)->shape.size() == 2) {
     const std::vector<int64_t>& shape = (*embed)->shape;
     if (shape[0] != model.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "vocab_size: config.json says ", model.vocab_size, " but the checkpoint's "
-          "model.embed_tokens.weight has ", shape[0], " rows"));
+      return absl::InvalidArgumentError(absl::StrCat("vocab_size: config.json says ",
+                                                     model.vocab_size,
+                                                     " but the checkpoint's "
+                                                     "model.embed_tokens.weight has ",
+                                                     shape[0], " rows"));
     }
     if (shape[1] != model.hidden_size) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "hidden_size: config.json says ", model.hidden_size, " but the checkpoint's "
-          "model.embed_tokens.weight has ", shape[1], " columns"));
+      return absl::InvalidArgumentError(absl::StrCat("hidden_size: config.json says ",
+                                                     model.hidden_size,
+                                                     " but the checkpoint's "
+                                                     "model.embed_tokens.weight has ",
+                                                     shape[1], " columns"));
     }
   }
   const std::array<Part, 4> parts = Parts(model, precision);
@@ -100,11 +105,11 @@ absl::Status CheckModelFits(const ModelConfig& model, const std::string& model_d
   }
   total *= share;
   if (total > static_cast<double>(available_bytes)) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        largest->fields, ": the weights need ", HumanBytes(total), " in ",
-        precision == Precision::kBF16 ? "bf16" : "f32", " (", largest->what, " alone ",
-        HumanBytes(largest->bytes * share), "); ", HumanBytes(static_cast<double>(available_bytes)),
-        " of memory is available"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat(largest->fields, ": the weights need ", HumanBytes(total), " in ",
+                     precision == Precision::kBF16 ? "bf16" : "f32", " (", largest->what, " alone ",
+                     HumanBytes(largest->bytes * share), "); ",
+                     HumanBytes(static_cast<double>(available_bytes)), " of memory is available"));
   }
   return absl::OkStatus();
 }

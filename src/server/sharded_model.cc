@@ -52,8 +52,8 @@ absl::Status InferenceServer::LoadShardedModel(ProgressFn progress) {
                {"tp", q.tp}, {"ep", q.ep}, {"local_ranks", par.local_ranks()}});
   const auto t0 = std::chrono::steady_clock::now();
   // This node's ranks hold their share of the weights, and each the whole latent cache.
-  RETURN_IF_ERROR(CheckSizes(load.precision, static_cast<double>(par.local_ranks()) / q.tp,
-                             par.local_ranks()));
+  RETURN_IF_ERROR(
+      CheckSizes(load.precision, static_cast<double>(par.local_ranks()) / q.tp, par.local_ranks()));
   ASSIGN_OR_RETURN(int32_t blocks,
                    KvCacheBlocks(config_, model_, MemoryAvailable() / par.local_ranks()));
   ASSIGN_OR_RETURN(std::unique_ptr<ShardedExecutor> ex, StartShardedLeader(load, par, blocks));

@@ -76,8 +76,8 @@ absl::StatusOr<TlsMaterial> LoadTlsFiles(const TlsConfig& tls) {
   if (!tls.client_ca_file.empty()) {
     ASSIGN_OR_RETURN(m.client_ca, ReadFile("tls.client_ca_file", tls.client_ca_file));
     if (FirstCertificate(m.client_ca) == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("tls.client_ca_file: ", tls.client_ca_file,
-                                                     " holds no PEM certificate"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tls.client_ca_file: ", tls.client_ca_file, " holds no PEM certificate"));
     }
   }
   return m;

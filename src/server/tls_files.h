@@ -11,7 +11,7 @@
 namespace dsinfer {
 
 struct TlsMaterial {
-  std::string cert_chain;  // PEM
+  std::string cert_chain;   // PEM
   std::string private_key;  // PEM
   std::string client_ca;    // PEM; empty when no client CA is configured
 };

@@ -258,7 +258,8 @@ fi
 # --- server 3: rejections while long CPU steps run ---------------------------------------------------
 if part e; then
 GRPC=$(free_port) HTTP=$(free_port)
-write_config "$OUT/serve_long.yaml" "$GRPC" "$HTTP" 4 4 30 2048
+# max_queue_seconds 600: every rejection here is an admission decision, none a queue timeout.
+write_config "$OUT/serve_long.yaml" "$GRPC" "$HTTP" 4 4 600 2048
 log "(e) 10 clients looping 2,000-token prompts, 2,048-token steps, max_running 4, max_waiting 4"
 start_server "$OUT/serve_long.yaml" "$OUT/serve_long.log"
 scrape "$OUT/metrics_before_long.txt"

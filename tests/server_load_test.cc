@@ -95,7 +95,8 @@ double Percentile(std::vector<double> v, double q) {
 }
 
 // Rejections are decided at Submit, off the engine thread: they arrive while a step is still
-// running (here: held at the gate), and time to first token counts from arrival.
+// running (here: held at the gate); an admitted request shows in the waiting gauges at once;
+// and time to first token counts from arrival.
 TEST(ServerLoad, RejectionsDoNotWaitForTheStepInFlight) {
   auto control = std::make_shared<GatedExecutor::Control>();
   std::unique_ptr<TestServer> s = StartGated(control);
@@ -139,10 +140,21 @@ TEST(ServerLoad, RejectionsDoNotWaitForTheStepInFlight) {
               1e3 * Percentile(seconds, 0.5), 1e3 * Percentile(seconds, 0.99), seconds.size());
   EXPECT_LT(Percentile(seconds, 0.99), 0.5);
 
+  // The admitted county request is waiting (for the step in flight) and the gauges say so now,
+  // not after the step.
+  const auto gauges_until = steady_clock::now() + milliseconds(1000);
+  auto waiting = [&] { return Sample(s->server->metrics().Render(), "dsinfer_sequences_waiting"); };
+  while (waiting() < 1 && steady_clock::now() < gauges_until) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  EXPECT_EQ(waiting(), 1);
+  EXPECT_EQ(Sample(s->server->metrics().Render(), "dsinfer_queue_length{priority=\"interactive\"}"),
+            1);
   std::this_thread::sleep_for(milliseconds(1000));
   control->Open();
   county.join();
   ASSERT_TRUE(waited.status.ok()) << waited.status.error_message();
+  EXPECT_EQ(Sample(s->server->metrics().Render(), "dsinfer_sequences_waiting"), 0);
   // The second the request spent waiting for the step counts: TTFT is from arrival.
   const v1::Usage& usage = waited.messages.back().usage();
   EXPECT_GE(usage.time_to_first_token_seconds(), 0.9) << "server TTFT starts at arrival";

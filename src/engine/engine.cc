@@ -161,7 +161,10 @@ uint64_t Engine::Submit(EngineRequest request, EventSink sink) {
       return id;
     }
     live_.fetch_add(1);
+    const Priority p = request.priority;
     inbox_.push_back({Command::kSubmit, id, std::move(request), std::move(sink), ticket});
+    ++inbox_submits_[PriorityIndex(p)];
+    if (observer_) observer_->OnAdmitted(p);
   }
   cv_.notify_one();
   return id;
@@ -353,8 +356,8 @@ void Engine::RunStep(double now) {
 
 void Engine::PublishStats() {
   SchedulerStats stats = scheduler_->Stats();
-  if (observer_) observer_->OnStats(stats);
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);  // Submit's OnAdmitted cannot interleave
+  if (observer_) observer_->OnStats(stats, inbox_submits_);
   stats_ = std::move(stats);
 }
 
@@ -367,6 +370,7 @@ void Engine::Loop() {
       if (!busy) cv_.wait(lock, [&] { return stop_ || !inbox_.empty(); });
       if (stop_) break;  // what is left in the inbox is answered below
       cmds.swap(inbox_);
+      inbox_submits_.fill(0);  // the scheduler takes them in before the next PublishStats
     }
     const double now = Now();
     for (Command& c : cmds) HandleCommand(c, now);

@@ -7,6 +7,7 @@
 // client buffers in its own stream, never in the step loop. Invariants: README.md.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -90,8 +91,14 @@ class EngineObserver {
   virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
                       const ExpertLoad& expert_load) {}
   // The scheduler's state changed (a step, an admission, a cancellation, a rejection), and once
-  // at start: gauges follow the state, not the steps.
-  virtual void OnStats(const SchedulerStats& stats) {}
+  // at start: gauges follow the state, not the steps. `admitted` counts, per class, requests
+  // admitted at Submit that the scheduler has not taken in yet (they wait for the step in
+  // flight). Called with the engine's inbox lock held: only atomics.
+  virtual void OnStats(const SchedulerStats& stats,
+                       const std::array<int32_t, kNumPriorities>& admitted) {}
+  // A request was admitted at Submit (on the submitting thread, inbox lock held): it waits now,
+  // before the engine thread sees it. Only atomics.
+  virtual void OnAdmitted(Priority p) {}
   virtual void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
                             double queue_seconds) {}
   virtual void OnTokenGap(double seconds) {}  // time between two tokens of a request
@@ -169,10 +176,11 @@ class Engine {
   int64_t sample_vocab_ = 0;  // ids sampled from: [0, min(model vocab, tokenizer vocab))
   const std::chrono::steady_clock::time_point epoch_;
 
-  mutable std::mutex mu_;  // guards inbox_, stop_, stats_
+  mutable std::mutex mu_;  // guards inbox_, inbox_submits_, stop_, stats_
   std::mutex join_mu_;
   std::condition_variable cv_;
   std::deque<Command> inbox_;
+  std::array<int32_t, kNumPriorities> inbox_submits_{};  // admitted requests in inbox_, by class
   bool stop_ = false;
   SchedulerStats stats_;
   std::atomic<uint64_t> next_id_{1};

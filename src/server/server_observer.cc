@@ -17,12 +17,19 @@ RequestOutcome OutcomeOf(const std::string& outcome, int64_t completion_tokens) 
   return RequestOutcome::kFailed;
 }
 
-void ServerObserver::OnStats(const SchedulerStats& stats) {
+void ServerObserver::OnAdmitted(Priority p) {
+  metrics_->QueueLength(p).Add(1);
+  metrics_->sequences_waiting->Add(1);
+}
+
+void ServerObserver::OnStats(const SchedulerStats& stats,
+                             const std::array<int32_t, kNumPriorities>& admitted) {
   ServerMetrics& m = *metrics_;
   int32_t waiting = 0;
   for (int p = 0; p < kNumPriorities; ++p) {
-    m.QueueLength(static_cast<Priority>(p)).Set(stats.waiting[p]);
-    waiting += stats.waiting[p];
+    // Waiting = in the scheduler's queues, or admitted and not yet taken in (a long step runs).
+    m.QueueLength(static_cast<Priority>(p)).Set(stats.waiting[p] + admitted[p]);
+    waiting += stats.waiting[p] + admitted[p];
     const int64_t pre = stats.preemptions[p];
     m.Preemptions(static_cast<Priority>(p)).Inc(static_cast<double>(pre - preemptions_[p]));
     preemptions_[p] = pre;

@@ -23,7 +23,9 @@ class ServerObserver : public EngineObserver {
 
   void OnStep(const StepInfo& step, const SchedulerStats& stats,
               const ExpertLoad& expert_load) override;
-  void OnStats(const SchedulerStats& stats) override;
+  void OnStats(const SchedulerStats& stats,
+               const std::array<int32_t, kNumPriorities>& admitted) override;
+  void OnAdmitted(Priority p) override;
   void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
                     double queue_seconds) override;
   void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p, const std::string& outcome,

@@ -4,3 +4,6 @@ add_dependencies(cli_test dsinfer dsinfer-make-tiny-model)
 target_compile_definitions(cli_test PRIVATE
   DSINFER_CLI="$<TARGET_FILE:dsinfer>"
   DSINFER_MAKE_TINY_MODEL="$<TARGET_FILE:dsinfer-make-tiny-model>")
+if(TARGET dsinfer_server)
+  target_compile_definitions(cli_test PRIVATE DSINFER_CLI_HAS_SERVE=1)
+endif()

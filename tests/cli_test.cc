@@ -7,6 +7,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
@@ -123,6 +124,65 @@ TEST(Cli, BundledModelChatGeneration) {
   EXPECT_NE(r.err.find("loading weights"), std::string::npos);  // progress on stderr
   fs::remove_all(dir);
 }
+
+// Sampling never picks an id the tokenizer lacks (the tiny model's vocabulary is padded to
+// 129,280; the tokenizer has 128,815), so the text of any generation can be decoded.
+TEST(Cli, GeneratedIdsAlwaysDetokenize) {
+  fs::path dir = TempDir("tinyvocab");
+  {
+    const std::string cmd =
+        absl::StrCat(DSINFER_MAKE_TINY_MODEL, " --out ", dir.string(), " > /dev/null 2>&1");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  Result r = RunCli("generate --model " + dir.string() +
+                    " --ids 1,2,3 --max-tokens 20 --temperature 1.5 --seed 1 --ignore-eos");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  ASSERT_EQ(out["ids"].size(), 20u);
+  for (int32_t id : out["ids"].get<std::vector<int32_t>>()) EXPECT_LT(id, 128815);
+  fs::remove_all(dir);
+}
+
+#ifdef DSINFER_CLI_HAS_SERVE
+// A start-up error (a checkpoint whose header is not JSON) ends `serve` with that error and exit
+// status 2, after JSON log lines only: the server and gRPC are torn down before the process
+// exits, never an abort.
+TEST(Cli, ServeStartupErrorExitsWithTheError) {
+  fs::path dir = TempDir("badserve");
+  fs::copy(kFixtures + "v2_lite_bf16/config.json", dir / "config.json");
+  {
+    const std::string header = R"({"a": nope)";
+    std::ofstream f(dir / "model.safetensors", std::ios::binary);
+    const uint64_t n = header.size();
+    f.write(reinterpret_cast<const char*>(&n), 8);
+    f << header << std::string(64, '\0');
+  }
+  std::ofstream(dir / "serve.yaml") << "model_path: " << dir.string() << R"(
+dtype: f32
+grpc_listen: 127.0.0.1:0
+http_listen: 127.0.0.1:0
+allow_unauthenticated: true
+kv_cache: {num_blocks: 64}
+log_level: debug
+)";
+  for (int i = 0; i < 5; ++i) {
+    Result r = RunCli("serve --config " + (dir / "serve.yaml").string());
+    EXPECT_EQ(r.code, 2) << r.err;
+    std::vector<std::string> lines;
+    std::istringstream in(r.err);
+    for (std::string line; std::getline(in, line);) {
+      if (!line.empty()) lines.push_back(line);
+    }
+    ASSERT_FALSE(lines.empty());
+    EXPECT_NE(lines.back().find("header is not a valid JSON object"), std::string::npos)
+        << lines.back();
+    for (size_t k = 0; k + 1 < lines.size(); ++k) {
+      EXPECT_TRUE(nlohmann::json::accept(lines[k])) << "not a JSON line: " << lines[k];
+    }
+  }
+  fs::remove_all(dir);
+}
+#endif
 
 TEST(Cli, BadInputGetsAClearError) {
   const std::string m = kFixtures + "v2_lite_bf16";

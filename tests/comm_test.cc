@@ -1,14 +1,18 @@
 // Collectives over Gloo between threads of one process (each rank its own TCP endpoints on
 // 127.0.0.1), the step message, the shard layout rules, and sliced checkpoint reads.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 #include <functional>
 #include <thread>
 
 #include "gloo/rendezvous/hash_store.h"
 #include "src/comm/gloo_communicator.h"
 #include "src/core/numeric.h"
+#include "src/distributed/launcher.h"
 #include "src/distributed/step_message.h"
 #include "src/model/shard_layout.h"
 #include "src/weights/weight_store.h"
@@ -103,6 +107,31 @@ TEST(Gloo, ARankThatLeavesMakesTheOthersFailNotHang) {
       },
       milliseconds(3000));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20));
+}
+
+// A leader killed with SIGKILL never runs TempDir's destructor; the next leader's Make removes
+// the directory it left, and never one of a process still running.
+TEST(Launcher, StaleRendezvousDirectoriesAreRemovedAtTheNextStart) {
+  namespace fs = std::filesystem;
+  const std::string prefix = "dsinfer-launcher-test-";
+  const pid_t child = fork();
+  if (child == 0) _exit(0);
+  ASSERT_GT(child, 0);
+  ASSERT_EQ(waitpid(child, nullptr, 0), child);  // a pid that is gone
+  const fs::path tmp = fs::temp_directory_path();
+  const fs::path stale = tmp / (prefix + std::to_string(child) + "-abc123");
+  const fs::path live = tmp / (prefix + std::to_string(getppid()) + "-def456");
+  fs::create_directories(stale / "rank0");
+  fs::create_directories(live);
+  {
+    absl::StatusOr<TempDir> d = TempDir::Make(prefix);
+    ASSERT_TRUE(d.ok()) << d.status();
+    EXPECT_TRUE(fs::exists(d->path()));
+    EXPECT_NE(d->path().find(std::to_string(getpid())), std::string::npos) << d->path();
+    EXPECT_FALSE(fs::exists(stale));
+    EXPECT_TRUE(fs::exists(live));
+  }
+  fs::remove_all(live);
 }
 
 TEST(StepMessage, RoundTripsAndRejectsTruncation) {

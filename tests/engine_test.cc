@@ -194,7 +194,9 @@ class ScriptedRunner : public ModelRunner {
     return absl::OkStatus();
   }
   const ExpertLoad& expert_load() const override { return load_; }
+  void LimitSampledVocabulary(int64_t n) override { sample_vocab = n; }
   std::vector<SamplingRow> rows;  // engine thread only; read after the requests end
+  int64_t sample_vocab = -1;
 
  private:
   ModelConfig config_;
@@ -207,6 +209,7 @@ TEST(Engine, DrivesAnyRunnerWithItsSamplingParameters) {
   ScriptedRunner* r = runner.get();
   auto engine = Engine::Create(std::move(runner), nullptr, {.tenants = {{.id = "county"}}});
   ASSERT_TRUE(engine.ok()) << engine.status();
+  EXPECT_EQ(r->sample_vocab, 50);  // no tokenizer: the model's vocabulary
   EngineRequest req = Greedy({1, 2, 3}, 8);
   req.sampling = {.temperature = 0.5f, .top_k = 7, .top_p = 0.9f, .seed = 42,
                   .stop_token_ids = {7}};
@@ -230,6 +233,74 @@ TEST(Engine, DrivesAnyRunnerWithItsSamplingParameters) {
   length.fut.wait();
   EXPECT_EQ(length.tokens, (std::vector<int32_t>{3, 4}));
   EXPECT_EQ(length.last.finish, FinishReason::kLength);
+}
+
+// Retry hints come from the drain rates the controller sees, not a constant: a client told to
+// come back when a slot can be free, never sooner than kMinRetrySeconds.
+TEST(AdmissionController, RetryHintsFollowTheDrainRate) {
+  SchedulerLimits limits;
+  limits.max_waiting = 4;
+  limits.num_kv_blocks = 1024;
+  limits.max_model_len = 4096;
+  TenantPolicy quota{.id = "quota", .max_concurrent = 1};
+  TenantPolicy open{.id = "open"};
+  AdmissionController ac(limits, {quota, open});
+  const RequestSize small{.prompt_tokens = 10, .max_tokens = 10};
+  AdmissionController::Ticket t;
+  std::function<std::pair<AdmitResult, AdmissionController::Ticket>(const std::string&, double)>
+      admit = [&](const std::string& tenant, double at) {
+        AdmissionController::Ticket ticket;
+        AdmitResult res = ac.Admit(tenant, small, at, &ticket);
+        return std::make_pair(res, ticket);
+      };
+
+  // Nothing has drained yet: the configured default.
+  ASSERT_TRUE(ac.Admit("quota", small, 0, &t).status.ok());
+  AdmitResult r = admit("quota", 0.1).first;
+  EXPECT_EQ(r.reason, RejectReason::kTenantConcurrent);
+  EXPECT_DOUBLE_EQ(r.retry_after_seconds, limits.queue_full_retry_seconds);
+
+  // The quota tenant's requests end 4 times a second: a slot frees in about 0.25 s.
+  double now = 1;
+  ac.Started(&t, now);
+  for (int i = 0; i < 8; ++i) {
+    ac.Ended(t, now);
+    now += 0.25;
+    ASSERT_TRUE(ac.Admit("quota", small, now, &t).status.ok());
+    ac.Started(&t, now);
+  }
+  r = admit("quota", now).first;
+  EXPECT_EQ(r.reason, RejectReason::kTenantConcurrent);
+  EXPECT_NEAR(r.retry_after_seconds, 0.25, 0.05);
+
+  // On a fresh controller: the global queue (4) is full and requests start 10 times a second.
+  AdmissionController fresh(limits, {quota, open});
+  now = 0;
+  admit = [&](const std::string& tenant, double at) {
+    AdmissionController::Ticket ticket;
+    AdmitResult res = fresh.Admit(tenant, small, at, &ticket);
+    return std::make_pair(res, ticket);
+  };
+  std::vector<AdmissionController::Ticket> queued;
+  for (int i = 0; i < 20; ++i) {
+    auto [ok, ticket] = admit("open", now);
+    ASSERT_TRUE(ok.status.ok());
+    now += 0.1;
+    fresh.Started(&ticket, now);
+    queued.push_back(ticket);
+  }
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(admit("open", now).first.status.ok());
+  r = admit("open", now).first;
+  EXPECT_EQ(r.reason, RejectReason::kQueueFull);
+  EXPECT_NEAR(r.retry_after_seconds, 0.1, 0.03);
+  EXPECT_NEAR(fresh.QueueDrainSeconds(now), 0.4, 0.05);  // four waiting, 10 starts a second
+  EXPECT_EQ(fresh.waiting(), 4);
+  // Unknown tenants and impossible sizes are answered here too.
+  EXPECT_EQ(admit("nobody", now).first.status.code(), absl::StatusCode::kPermissionDenied);
+  AdmissionController::Ticket unused;
+  EXPECT_EQ(
+      fresh.Admit("open", {.prompt_tokens = 4000, .max_tokens = 200}, now, &unused).status.code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // runner reports one KvCacheSpec, and sampling parameters reach the backend's sampling op.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "src/engine/batch_generator.h"
@@ -143,6 +144,42 @@ TEST(RunnerSampling, ParametersReachTheBackend) {
     for (int64_t i = 0; i < V; ++i) total += std::exp(static_cast<double>(last[i]) - last[want]);
     EXPECT_NEAR(out.seqs[0].logprob, -std::log(total), 1e-4);
     EXPECT_GE(out.seqs[0].top[0].logprob, out.seqs[0].top[1].logprob);
+  }
+}
+
+// A vocabulary limit (the tokenizer's size) keeps ids past it from being sampled or listed,
+// even where the most likely id lies past it; full logits stay whole.
+TEST(RunnerSampling, SampledVocabularyLimit) {
+  auto r = Load("v2_lite_bf16", Precision::kF32);
+  ASSERT_NE(r, nullptr);
+  const auto prompt = Prompt(9);
+  const std::vector<float> logits = Logits(*r, prompt);
+  const int64_t V = r->config().vocab_size;
+  std::vector<float> last(logits.end() - V, logits.end());
+  const int64_t best = std::max_element(last.begin(), last.end()) - last.begin();
+  ASSERT_GT(best, 0);
+  const int64_t limit = best;  // the unrestricted greedy choice lies past the limit
+  const int64_t want = std::max_element(last.begin(), last.begin() + limit) - last.begin();
+  r->LimitSampledVocabulary(limit);
+  double total = 0;
+  for (int64_t i = 0; i < limit; ++i) total += std::exp(static_cast<double>(last[i]) - last[want]);
+  for (float temperature : {0.0f, 1.0f}) {
+    BlockPool pool(r->num_kv_blocks());
+    BlockTable table;
+    ASSERT_TRUE(table.Reserve(pool, static_cast<int64_t>(prompt.size())).ok());
+    RunnerSequence in{.tokens = prompt, .block_table = table.blocks(), .sample = true,
+                      .sampling = {.temperature = temperature, .uniform = 0.999},
+                      .logprobs = 5, .all_logits = true};
+    StepResult out;
+    ASSERT_TRUE(r->Step({&in, 1}, &out).ok());
+    EXPECT_LT(out.seqs[0].token, limit) << temperature;
+    if (temperature == 0.0f) {
+      EXPECT_EQ(out.seqs[0].token, want);
+      EXPECT_NEAR(out.seqs[0].logprob, -std::log(total), 1e-4);  // normalised over the limit
+    }
+    for (const TokenLogprob& t : out.seqs[0].top) EXPECT_LT(t.token, limit);
+    ASSERT_EQ(static_cast<int64_t>(out.logits.size()), static_cast<int64_t>(prompt.size()) * V);
+    EXPECT_EQ(out.logits.back(), last.back());
   }
 }
 

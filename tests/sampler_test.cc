@@ -16,6 +16,27 @@ TEST(Sampler, GreedyPicksArgmax) {
   EXPECT_EQ(s.Sample(absl::MakeSpan(l)), 1);
 }
 
+// A vanishing temperature is argmax, never NaN probabilities (1 / 1e-45 overflows to inf).
+TEST(Sampler, TinyTemperatureIsGreedy) {
+  for (float t : {1e-45f, 1e-30f, 1e-7f}) {
+    for (uint64_t seed = 0; seed < 20; ++seed) {
+      SamplingParams p;
+      p.temperature = t;
+      p.seed = seed;
+      Sampler s(p, {});
+      auto l = Logits();
+      ASSERT_EQ(s.Sample(absl::MakeSpan(l)), 1) << "temperature " << t << " seed " << seed;
+    }
+  }
+  // Just above the threshold sampling is real (and still picks the clear maximum).
+  SamplingParams p;
+  p.temperature = 1e-4f;
+  p.seed = 3;
+  Sampler s(p, {});
+  auto l = Logits();
+  EXPECT_EQ(s.Sample(absl::MakeSpan(l)), 1);
+}
+
 TEST(Sampler, SameSeedSameOutput) {
   SamplingParams p{.temperature = 1.0f, .seed = 42};
   std::vector<int32_t> a, b;

@@ -321,6 +321,117 @@ TEST(FairShare, IdleTenantBanksNoCredit) {
   EXPECT_NEAR(h.service["a"] / h.service["b"], 1.0, 0.25);
 }
 
+// Fairness reaches the running batch: a tenant that arrives while another holds every slot is
+// admitted at the next step (the holder yields its latest sequence), up to equal slots per
+// weight and no further; the yielded sequences resume with unchanged output.
+TEST(FairShare, ATenantBelowItsShareGetsASlotAtTheNextStep) {
+  SchedulerLimits limits = TestLimits();
+  limits.max_running = 8;
+  std::vector<TenantPolicy> tenants = {Tenant("a"), Tenant("b")};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    for (int i = 0; i < 12; ++i) {
+      ASSERT_TRUE(x->Add(i, "a", Priority::kInteractive, Tokens(i, 40), 300).status.ok());
+    }
+  }
+  ref.RunUntilIdle();
+  for (int i = 0; i < 5; ++i) h.Step();
+  ASSERT_EQ(h.sched().Stats().tenants[0].running, 8);
+  std::map<uint64_t, int> preempted;
+  h.on_plan = [&](const StepPlan& plan) {
+    for (uint64_t id : plan.preempted) ++preempted[id];
+  };
+  // b sends one request at a time: each starts at the next step, until b holds half the slots.
+  // A step that starts one is short: a, above its share, sits it out, but never two steps in a
+  // row (so every second one of these steps also carries a's decodes).
+  for (int k = 0; k < 4; ++k) {
+    ASSERT_TRUE(h.Add(100 + k, "b", Priority::kInteractive, Tokens(100 + k, 40), 300).status.ok());
+    StepPlan plan = h.Step();
+    bool admitted = false, a_ran = false;
+    for (const StepItem& item : plan.items) {
+      admitted |= item.seq_id == 100u + k && item.admitted;
+      a_ran |= item.seq_id < 12;
+    }
+    EXPECT_TRUE(admitted) << "b's request " << k << " waited";
+    EXPECT_EQ(plan.preempted.size(), 1u);
+    EXPECT_EQ(a_ran, k % 2 == 1) << "step " << k;
+    EXPECT_EQ(plan.deferred.empty(), k % 2 == 1) << "step " << k;
+  }
+  EXPECT_GT(h.sched().Stats().deferred_sequences, 0);
+  SchedulerStats st = h.sched().Stats();
+  EXPECT_EQ(st.tenants[0].running, 4);
+  EXPECT_EQ(st.tenants[1].running, 4);
+  // Beyond its share b waits like everyone else: nothing more is preempted for it.
+  ASSERT_TRUE(h.Add(104, "b", Priority::kInteractive, Tokens(104, 40), 300).status.ok());
+  StepPlan plan = h.Step();
+  EXPECT_TRUE(plan.preempted.empty());
+  for (const StepItem& item : plan.items) EXPECT_NE(item.seq_id, 104u);
+  h.RunUntilIdle();
+  for (const auto& [id, n] : preempted) {
+    EXPECT_LT(id, 12u) << "only the tenant above its share yields";
+    EXPECT_LE(n, limits.max_preemptions_per_request);
+  }
+  for (int i = 0; i < 12; ++i) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
+  for (int k = 0; k < 5; ++k) EXPECT_EQ(h.outputs[100 + k].size(), 300u);
+}
+
+// Interactive work overtakes batch work that holds every slot: a batch sequence yields (it is
+// recomputed later, output unchanged), each at most max_preemptions_per_request times, and one
+// that reached the cap keeps its slot.
+TEST(Priority, InteractiveOvertakesBatchAndPreemptionIsBounded) {
+  SchedulerLimits limits = TestLimits();
+  limits.max_running = 4;
+  limits.max_preemptions_per_request = 1;
+  std::vector<TenantPolicy> tenants = {Tenant("bulk", 1, Priority::kBatch), Tenant("web")};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(x->Add(i, "bulk", Priority::kBatch, Tokens(i, 50), 400).status.ok());
+    }
+  }
+  ref.RunUntilIdle();
+  for (int i = 0; i < 3; ++i) h.Step();
+  std::map<uint64_t, int> preempted;
+  h.on_plan = [&](const StepPlan& plan) {
+    for (uint64_t id : plan.preempted) ++preempted[id];
+  };
+  // Interactive requests, one every 20 steps, each 10 tokens long: every one starts at once
+  // while a batch sequence below the cap is running.
+  int started_at_once = 0;
+  for (int k = 0; k < 8; ++k) {
+    ASSERT_TRUE(h.Add(100 + k, "web", Priority::kInteractive, Tokens(100 + k, 30), 10).status.ok());
+    StepPlan plan = h.Step();
+    for (const StepItem& item : plan.items) started_at_once += item.seq_id == 100u + k;
+    for (int i = 0; i < 19; ++i) h.Step();
+  }
+  h.RunUntilIdle();
+  // Four batch sequences, each preempted at most once: at least four interactive requests
+  // started at once; once every running batch sequence is at the cap, they wait for a slot.
+  EXPECT_GE(started_at_once, 4);
+  int total = 0;
+  for (const auto& [id, n] : preempted) {
+    EXPECT_LT(id, 4u);
+    EXPECT_LE(n, 1) << "sequence " << id;
+    total += n;
+  }
+  EXPECT_EQ(total, 4);
+  EXPECT_EQ(h.sched().Stats().preemptions[PriorityIndex(Priority::kBatch)], 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
+  for (int k = 0; k < 8; ++k) EXPECT_EQ(h.outputs[100 + k].size(), 10u);
+
+  // With the cap at 0 only emergency preempts for a slot (the class waits for a free one).
+  limits.max_preemptions_per_request = 0;
+  Harness off(limits, tenants);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(off.Add(i, "bulk", Priority::kBatch, Tokens(i, 50), 400).status.ok());
+  }
+  for (int i = 0; i < 3; ++i) off.Step();
+  ASSERT_TRUE(off.Add(100, "web", Priority::kInteractive, Tokens(100, 30), 10).status.ok());
+  EXPECT_TRUE(off.Step().preempted.empty());
+  ASSERT_TRUE(off.Add(101, "web", Priority::kEmergency, Tokens(101, 30), 10).status.ok());
+  EXPECT_EQ(off.Step().preempted.size(), 1u);
+}
+
 TEST(Admission, ErrorsNameTheirLimit) {
   SchedulerLimits limits = TestLimits();
   limits.max_model_len = 4096;
@@ -627,6 +738,44 @@ TEST(Soak, RandomOperationsKeepPoolAccounting) {
   std::printf("soak: %d accepted, %d cancelled, %ld preemptions, %ld steps, %ld hit tokens\n",
               accepted, cancels, static_cast<long>(preemptions), static_cast<long>(h.steps),
               static_cast<long>(st.prefix_cache_hits));
+}
+
+// Two tenants of one class, one flooding, with prefix hits, queue timeouts, deadlines and
+// cancellations in the same steps as admissions and share preemptions: the plan never holds a
+// sequence twice and the accounting holds (Validate every step).
+TEST(Soak, FloodWithTimeoutsDeadlinesAndSharePreemption) {
+  int64_t preemptions = 0, timeouts = 0;
+  for (uint64_t seed = 1; seed <= 40 && !HasFailure(); ++seed) {
+    SchedulerLimits limits = TestLimits();
+    limits.max_running = 8;
+    limits.num_kv_blocks = 64;
+    limits.prefill_chunk = 64;
+    limits.max_queue_seconds = 0.3;
+    Harness h(limits, {Tenant("a"), Tenant("b", 2)});
+    h.eos_mod = 23;
+    std::mt19937_64 rng(seed);
+    uint64_t id = 1;
+    for (int it = 0; it < 2000 && !HasFailure(); ++it) {
+      const int op = rng() % 10;
+      if (op < 4) {
+        std::vector<int32_t> p = Tokens(rng() % 3, 64 * static_cast<int64_t>(rng() % 3));
+        const auto tail = Tokens(rng(), 1 + rng() % 100);
+        p.insert(p.end(), tail.begin(), tail.end());
+        const double deadline = rng() % 5 == 0 ? h.now + 0.05 * static_cast<double>(rng() % 20)
+                                               : std::numeric_limits<double>::infinity();
+        h.Add(id++, rng() % 10 ? "a" : "b", Priority::kInteractive, p, 1 + rng() % 60, deadline);
+      } else if (op == 4) {
+        h.Cancel(1 + rng() % id);
+      } else {
+        h.Step();
+      }
+    }
+    const SchedulerStats st = h.sched().Stats();
+    preemptions += st.preemptions[PriorityIndex(Priority::kInteractive)];
+    timeouts += st.rejections[static_cast<int>(RejectReason::kQueueTimeout)];
+  }
+  EXPECT_GT(preemptions, 0);
+  EXPECT_GT(timeouts, 0);
 }
 
 }  // namespace

@@ -4,6 +4,14 @@ if(TARGET dsinfer_server)
   dsinfer_add_test(server_test SOURCES server_test.cc
     LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
     LABELS server cpu)
+  # Issue 13: admission off the engine thread, retry hints, TTFT from arrival, gauges, deadlines,
+  # a failed backend; and the faults found as a hostile client or careless operator.
+  dsinfer_add_test(server_load_test SOURCES server_load_test.cc
+    LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
+    LABELS server cpu)
+  dsinfer_add_test(server_faults_test SOURCES server_faults_test.cc
+    LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
+    LABELS server cpu)
 
   find_package(Python3 COMPONENTS Interpreter)
   if(Python3_Interpreter_FOUND)

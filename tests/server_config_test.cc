@@ -65,6 +65,7 @@ TEST(ServerConfig, MinimalGetsDefaults) {
   EXPECT_EQ(c->scheduler.max_waiting, 1024);
   EXPECT_DOUBLE_EQ(c->scheduler.max_queue_seconds, 30);
   EXPECT_EQ(c->scheduler.prefill_chunk, 512);
+  EXPECT_EQ(c->scheduler.max_preemptions_per_request, 2);
   EXPECT_EQ(c->kv_cache.num_blocks, 0);
   EXPECT_TRUE(c->kv_cache.prefix_caching);
   ASSERT_EQ(c->tenants.size(), 1u);
@@ -133,7 +134,7 @@ tls:
   key_file: k.pem
   client_ca_file: ca.pem
   require_client_cert: True
-scheduler: {max_batched_tokens: 4096, max_running: 32, max_waiting: 0, max_queue_seconds: 2.5, prefill_chunk: 4096}
+scheduler: {max_batched_tokens: 4096, max_running: 32, max_waiting: 0, max_queue_seconds: 2.5, prefill_chunk: 4096, max_preemptions_per_request: 0}
 kv_cache: {memory_bytes: 60GiB, memory_fraction: 0.5, prefix_caching: false}
 tenants:
   - id: dispatch
@@ -159,6 +160,7 @@ log_level: warning
   EXPECT_TRUE(c->tls.require_client_cert);
   EXPECT_EQ(c->scheduler.max_waiting, 0);
   EXPECT_DOUBLE_EQ(c->scheduler.max_queue_seconds, 2.5);
+  EXPECT_EQ(c->scheduler.max_preemptions_per_request, 0);
   EXPECT_EQ(c->kv_cache.memory_bytes, int64_t{60} << 30);
   EXPECT_DOUBLE_EQ(c->kv_cache.memory_fraction, 0.5);
   EXPECT_FALSE(c->kv_cache.prefix_caching);
@@ -283,6 +285,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "scheduler.max_batched_tokens: must be >= 1"},
         BadCase{"ZeroQueueSeconds", Minimal("scheduler: {max_queue_seconds: 0}\n"),
                 "scheduler.max_queue_seconds: must be > 0"},
+        BadCase{"NegativePreemptions", Minimal("scheduler: {max_preemptions_per_request: -1}\n"),
+                "scheduler.max_preemptions_per_request: must be >= 0"},
         BadCase{
             "RunningOverTokens",
             Minimal("scheduler: {max_batched_tokens: 16, max_running: 32, prefill_chunk: 16}\n"),

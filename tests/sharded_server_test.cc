@@ -1,8 +1,8 @@
 // Serving through the leader of a sharded model: the server (rank 0) starts its other rank as a
 // process, answers like a single-rank server, and when a rank dies turns not-ready and refuses
 // requests with UNAVAILABLE instead of hanging.
-#include <gtest/gtest.h>
 #include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "dsinfer/v1/dsinfer.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "httplib.h"
 #include "src/engine/batch_generator.h"
 #include "src/runner/runner_factory.h"
@@ -112,6 +113,23 @@ log_level: warning
   EXPECT_EQ(Readyz((*server)->http_port()), 503);
   // Liveness fails too: the group never recovers in place, a restart (of the group) cures it.
   EXPECT_EQ(Get((*server)->http_port(), "/healthz"), 503);
+  // grpc.health.v1 agrees with /readyz (load balancers that probe gRPC stop sending traffic).
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  for (const std::string service : {"", "dsinfer.v1.Inference"}) {
+    grpc::health::v1::HealthCheckResponse resp;
+    for (int i = 0; i < 30; ++i) {
+      grpc::ClientContext ctx;
+      grpc::health::v1::HealthCheckRequest hreq;
+      hreq.set_service(service);
+      ASSERT_TRUE(health->Check(&ctx, hreq, &resp).ok());
+      if (resp.status() != grpc::health::v1::HealthCheckResponse::SERVING) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING)
+        << "service \"" << service << "\"";
+  }
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(8));
   got.clear();
   const auto t1 = std::chrono::steady_clock::now();

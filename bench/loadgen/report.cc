@@ -50,7 +50,7 @@ struct Group {
   int64_t retry_hints = 0, tokens = 0, tokens_in_window = 0, ok_in_window = 0;
   int64_t token_messages = 0;
   std::map<std::string, int64_t> by_code;
-  std::vector<double> ttft, tpot, itl, e2e, queue, time_to_rejection;
+  std::vector<double> ttft, tpot, itl, e2e, queue, time_to_rejection, retry_after;
 
   void Add(const CallRecord& r, Clock::time_point w0, Clock::time_point w1) {
     ++started;
@@ -63,7 +63,10 @@ struct Group {
       ++rejected;
       time_to_rejection.push_back(r.e2e_s());
     }
-    if (r.retry_after_ms >= 0) ++retry_hints;
+    if (r.retry_after_ms >= 0) {
+      ++retry_hints;
+      retry_after.push_back(static_cast<double>(r.retry_after_ms) / 1e3);
+    }
     tokens += r.tokens;
     token_messages += static_cast<int64_t>(r.message_s.size());
     for (size_t i = 0; i < r.message_s.size(); ++i) {
@@ -107,6 +110,7 @@ struct Group {
     j["e2e_s"] = Summary(e2e);
     j["queue_s"] = Summary(queue);
     j["time_to_rejection_s"] = Summary(time_to_rejection);
+    j["retry_after_s"] = Summary(retry_after);  // the server's hints (retry-after-ms)
     return j;
   }
 };

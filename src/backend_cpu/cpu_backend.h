@@ -73,6 +73,7 @@ class CpuOps final : public BackendOps {
   int32_t num_kv_blocks() const override { return num_blocks_; }
 
   ElemType gemm_dtype() const override { return ElemType::kF32; }
+  bool keeps_fp8() const override { return opts_.keep_fp8; }
   absl::Status BeginStep(const StepInput& step) override;
   absl::StatusOr<Tensor> Scratch(int64_t rows, int64_t cols, ElemType dtype) override;
   int64_t ScratchMark() const override { return arena_.Mark(); }

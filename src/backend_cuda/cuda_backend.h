@@ -125,6 +125,7 @@ class CudaOps final : public BackendOps {
   int32_t num_kv_blocks() const override { return num_blocks_; }
 
   ElemType gemm_dtype() const override { return ElemType::kBF16; }
+  bool keeps_fp8() const override { return opts_.keep_fp8; }
   absl::Status Reserve(const WorkspaceNeeds& needs) override;
   absl::Status BeginStep(const StepInput& step) override;
   absl::StatusOr<Tensor> Scratch(int64_t rows, int64_t cols, ElemType dtype) override;

@@ -165,7 +165,10 @@ absl::Status RunGenerate(int argc, char** argv) {
   o.num_kv_blocks = static_cast<int32_t>(
       BlocksForTokens(static_cast<int64_t>(req.prompt.size()) + req.max_tokens));
   ASSIGN_OR_RETURN(auto runner, MakeModelRunner(o));
-  ASSIGN_OR_RETURN(std::vector<GenerationResult> results, GenerateOnRunner(*runner, {&req, 1}));
+  GenerationOptions options;
+  if (tok) options.sample_vocab = tok->vocab_size();  // every generated id detokenizes
+  ASSIGN_OR_RETURN(std::vector<GenerationResult> results,
+                   GenerateOnRunner(*runner, {&req, 1}, options));
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
   if (tok) {
     ASSIGN_OR_RETURN(std::string text, tok->Decode(results[0].tokens, /*skip_special=*/true));

@@ -5,6 +5,7 @@
 // requests UNAVAILABLE, running ones finish within drain_grace_seconds) and the process exits 0; a
 // second signal exits 1 at once.
 #include <fcntl.h>
+#include <grpc/grpc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -102,6 +103,30 @@ class SignalWatcher {
   std::thread thread_;
 };
 
+// Runs the server until a signal; on a start-up error the server is drained and destroyed here,
+// before gRPC is shut down.
+absl::Status Serve(ServerConfig config, ModelConfig model, SignalWatcher& signals) {
+  ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server,
+                   InferenceServer::Create(std::move(config), std::move(model)));
+  signals.SetLoading(true);
+  if (signals.signalled()) return absl::OkStatus();
+  absl::Status st = server->StartListeners();
+  if (st.ok()) st = server->LoadModel(StderrProgress("loading weights"));
+  if (!st.ok()) {
+    server->log().Write(LogLevel::kError, "start_failed",
+                        {{"code", absl::StatusCodeToString(st.code())}});
+    server->Drain(0);
+    return st;
+  }
+  signals.SetLoading(false);
+
+  const int sig = signals.Wait();
+  server->log().Write(LogLevel::kInfo, "signal",
+                      {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  server->Drain(server->config().drain_grace_seconds);
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status RunServe(int argc, char** argv) {
@@ -123,20 +148,13 @@ absl::Status RunServe(int argc, char** argv) {
   ASSIGN_OR_RETURN(ModelConfig model, LoadModelConfig(config.model_path));
 
   ASSIGN_OR_RETURN(std::unique_ptr<SignalWatcher> signals, SignalWatcher::Install());
-
-  ASSIGN_OR_RETURN(std::unique_ptr<InferenceServer> server,
-                   InferenceServer::Create(config, std::move(model)));
-  signals->SetLoading(true);
-  if (signals->signalled()) return absl::OkStatus();
-  RETURN_IF_ERROR(server->StartListeners());
-  RETURN_IF_ERROR(server->LoadModel(StderrProgress("loading weights")));
-  signals->SetLoading(false);
-
-  const int sig = signals->Wait();
-  server->log().Write(LogLevel::kInfo, "signal",
-                      {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-  server->Drain(server->config().drain_grace_seconds);
-  return absl::OkStatus();
+  // gRPC stays initialised until the server and everything else here is gone, and is then shut
+  // down synchronously: an exit (after a start-up error as after a drain) never races gRPC's own
+  // teardown threads.
+  grpc_init();
+  absl::Status st = Serve(std::move(config), std::move(model), *signals);
+  grpc_shutdown_blocking();
+  return st;
 }
 
 }  // namespace dsinfer::cli

@@ -380,6 +380,8 @@ class ConfigParser {
                        {"max_waiting", Integer(&s.max_waiting, 0, 1 << 24)},
                        {"max_queue_seconds", Number(&s.max_queue_seconds, 0, true, 86400)},
                        {"prefill_chunk", Integer(&s.prefill_chunk, 1, 1 << 24)},
+                       {"max_preemptions_per_request",
+                        Integer(&s.max_preemptions_per_request, 0, 1000)},
                    });
              }},
             {"kv_cache",

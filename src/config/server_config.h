@@ -37,6 +37,9 @@ struct SchedulerConfig {
   int32_t max_waiting = 1024;         // queued requests, all tenants
   double max_queue_seconds = 30;      // a request waiting longer is rejected
   int64_t prefill_chunk = 512;        // prompt tokens of one sequence per step
+  // Times one request may yield its running slot (recomputed later) so that a higher class or a
+  // tenant below its share of the running batch can run; 0: only emergency preempts for a slot.
+  int32_t max_preemptions_per_request = 2;
 };
 
 struct KvCacheConfig {

@@ -2,14 +2,17 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace dsinfer {
@@ -114,8 +117,38 @@ void LocalRanks::KillAll() {
   children_.clear();
 }
 
+int TempDir::RemoveStale(const std::string& prefix) {
+  std::error_code ec;
+  const std::filesystem::path tmp = std::filesystem::temp_directory_path(ec);
+  if (ec) return 0;
+  int removed = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(tmp, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const size_t dash = name.find('-', prefix.size());
+    int64_t pid = 0;
+    if (dash == std::string::npos ||
+        !absl::SimpleAtoi(absl::string_view(name).substr(prefix.size(), dash - prefix.size()),
+                          &pid) ||
+        pid <= 0) {
+      continue;
+    }
+    struct stat st;
+    if (lstat(entry.path().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid()) {
+      continue;
+    }
+    if (kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // still running
+    std::error_code rm;
+    std::filesystem::remove_all(entry.path(), rm);
+    removed += rm ? 0 : 1;
+  }
+  return removed;
+}
+
 absl::StatusOr<TempDir> TempDir::Make(const std::string& prefix) {
-  std::string tmpl = (std::filesystem::temp_directory_path() / (prefix + "XXXXXX")).string();
+  RemoveStale(prefix);
+  std::string tmpl =
+      (std::filesystem::temp_directory_path() / absl::StrCat(prefix, getpid(), "-XXXXXX")).string();
   if (mkdtemp(tmpl.data()) == nullptr)
     return absl::InternalError(absl::StrCat("cannot create a temporary directory ", tmpl));
   return TempDir(tmpl);

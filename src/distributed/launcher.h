@@ -32,10 +32,15 @@ class LocalRanks {
   std::vector<std::pair<int, pid_t>> children_;  // (rank, pid)
 };
 
-// A fresh private directory for a file: rendezvous (removed by the destructor).
+// A fresh private directory for a file: rendezvous (removed by the destructor). Its name carries
+// the creating process's id (`<prefix><pid>-XXXXXX`), so a process killed before its destructor
+// ran (SIGKILL) leaves a directory the next Make with the same prefix removes.
 class TempDir {
  public:
   static absl::StatusOr<TempDir> Make(const std::string& prefix);
+  // Removes this user's `<prefix><pid>-*` directories in the temp directory whose process is
+  // gone; returns how many.
+  static int RemoveStale(const std::string& prefix);
   TempDir(TempDir&& o) noexcept : path_(std::move(o.path_)) { o.path_.clear(); }
   ~TempDir();
   const std::string& path() const { return path_; }

@@ -53,6 +53,7 @@ class ShardedRunner : public ModelRunner {
   int expert_parallel_size() const override { return local_->layout().ep; }
   int64_t weight_bytes() const override { return local_->weight_bytes(); }
   int64_t max_step_tokens() const override { return local_->max_step_tokens(); }
+  void LimitSampledVocabulary(int64_t n) override { local_->LimitSampledVocabulary(n); }
 
   // Tells the workers to exit (they return OK) and stops the heartbeat. Idempotent.
   void Shutdown();

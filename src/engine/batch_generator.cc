@@ -6,29 +6,24 @@
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
 #include "src/engine/engine.h"
+#include "src/engine/forwarding_runner.h"
 #include "src/kv_cache/block_pool.h"
 
 namespace dsinfer {
 namespace {
 
-// The caller's runner, lent to an engine for one run.
-class BorrowedRunner : public ModelRunner {
+// The caller's runner, lent to an engine for one run, with the caller's vocabulary limit.
+class BorrowedRunner : public ForwardingRunner {
  public:
-  explicit BorrowedRunner(ModelRunner& r) : r_(r) {}
-  const ModelConfig& config() const override { return r_.config(); }
-  const KvCacheSpec& kv_cache_spec() const override { return r_.kv_cache_spec(); }
-  int32_t num_kv_blocks() const override { return r_.num_kv_blocks(); }
-  const char* backend_name() const override { return r_.backend_name(); }
-  const char* dtype_name() const override { return r_.dtype_name(); }
-  int64_t max_step_tokens() const override { return r_.max_step_tokens(); }
-  absl::Status Step(absl::Span<const RunnerSequence> seqs, StepResult* result) override {
-    return r_.Step(seqs, result);
+  BorrowedRunner(ModelRunner& r, int64_t sample_vocab)
+      : ForwardingRunner(r), sample_vocab_(sample_vocab) {}
+  void LimitSampledVocabulary(int64_t n) override {
+    const bool tighter = sample_vocab_ > 0 && (n <= 0 || sample_vocab_ < n);
+    ForwardingRunner::LimitSampledVocabulary(tighter ? sample_vocab_ : n);
   }
-  const ExpertLoad& expert_load() const override { return r_.expert_load(); }
-  absl::Status Health() const override { return r_.Health(); }
 
  private:
-  ModelRunner& r_;
+  int64_t sample_vocab_;  // the caller's limit (0: none)
 };
 
 class StatsObserver : public EngineObserver {
@@ -102,7 +97,7 @@ absl::StatusOr<std::vector<GenerationResult>> GenerateOnRunner(
       .prefill_chunk = options.prefill_chunk,
       .prefix_caching = false};
   ASSIGN_OR_RETURN(auto engine,
-                   Engine::Create(std::make_unique<BorrowedRunner>(runner), nullptr,
+                   Engine::Create(std::make_unique<BorrowedRunner>(runner, options.sample_vocab), nullptr,
                                   {.limits = limits, .tenants = {{.id = "offline"}}}, &observer));
   std::mutex mu;
   std::condition_variable cv;

@@ -41,6 +41,9 @@ struct GenerationOptions {
   // Called after every step that computed prompt tokens, so last right before the decode-only
   // steps (benchmarks reset their counters here).
   std::function<void()> on_decode_start = nullptr;
+  // Ids are sampled from [0, sample_vocab) (the tokenizer's size, so every id detokenizes);
+  // 0: the model's whole vocabulary.
+  int64_t sample_vocab = 0;
 };
 
 // The requests must fit the runner's KV cache together; ResourceExhausted otherwise.

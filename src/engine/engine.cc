@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
@@ -20,14 +21,15 @@ const char* FinishReasonName(FinishReason r) {
 
 // Engine-thread state of one live request.
 struct Engine::Live {
-  Live(uint64_t id, EngineRequest r, EventSink s, const Tokenizer* tok, double now,
-       const ModelConfig& cfg)
+  Live(uint64_t id, EngineRequest r, EventSink s, const Tokenizer* tok,
+       AdmissionController::Ticket t, const ModelConfig& cfg)
       : id(id),
         req(std::move(r)),
         sink(std::move(s)),
         sampler(req.sampling, req.prompt),
         text(tok, req.stop),
-        submit_time(now) {
+        submit_time(req.arrival),
+        ticket(t) {
     finish = {.stop_ids = req.sampling.stop_token_ids,
               .max_tokens = req.max_tokens,
               .context_length = cfg.max_position_embeddings};
@@ -39,7 +41,8 @@ struct Engine::Live {
   Sampler sampler;
   OutputText text;
   FinishRule finish;
-  double submit_time;
+  double submit_time;  // arrival at the server: queue time and TTFT count from here
+  AdmissionController::Ticket ticket;
   double admit_time = -1;
   double first_token_time = -1;
   double last_token_time = -1;
@@ -65,19 +68,36 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ModelRunn
   if (!runner) return absl::InvalidArgumentError("engine: no model runner");
   options.limits.num_kv_blocks = runner->num_kv_blocks();
   options.limits.max_model_len = runner->config().max_position_embeddings;
-  ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(options.limits, std::move(options.tenants)));
-  return std::unique_ptr<Engine>(
-      new Engine(std::move(runner), tokenizer, std::move(scheduler), observer));
+  RETURN_IF_ERROR(Scheduler::ValidateConfig(options.limits, options.tenants));
+  // Queue, concurrency and rate limits are decided once, at Submit, by the admission
+  // controller; the scheduler orders and places what was admitted.
+  SchedulerLimits placement = options.limits;
+  placement.max_waiting = std::numeric_limits<int32_t>::max();
+  placement.max_waiting_tokens = 0;
+  std::vector<TenantPolicy> tenants = options.tenants;
+  for (TenantPolicy& t : tenants) t.max_concurrent = t.max_queued = t.tokens_per_minute = 0;
+  ASSIGN_OR_RETURN(auto scheduler, Scheduler::Create(placement, std::move(tenants)));
+  auto admission =
+      std::make_unique<AdmissionController>(options.limits, std::move(options.tenants));
+  return std::unique_ptr<Engine>(new Engine(std::move(runner), tokenizer, std::move(scheduler),
+                                            std::move(admission), observer));
 }
 
 Engine::Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
-               std::unique_ptr<Scheduler> scheduler, EngineObserver* observer)
+               std::unique_ptr<Scheduler> scheduler, std::unique_ptr<AdmissionController> admission,
+               EngineObserver* observer)
     : runner_(std::move(runner)),
       tokenizer_(tokenizer),
       scheduler_(std::move(scheduler)),
+      admission_(std::move(admission)),
       observer_(observer),
       epoch_(std::chrono::steady_clock::now()) {
-  stats_ = scheduler_->Stats();
+  // Never sample an id the tokenizer cannot turn into text (a model's vocabulary may be padded
+  // beyond the tokenizer's), so every generated id also detokenizes.
+  int64_t sample_vocab = runner_->config().vocab_size;
+  if (tokenizer_ != nullptr) sample_vocab = std::min<int64_t>(sample_vocab, tokenizer_->vocab_size());
+  runner_->LimitSampledVocabulary(sample_vocab);
+  PublishStats();  // a fresh engine reports its empty pool
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -92,21 +112,74 @@ SchedulerStats Engine::Stats() const {
   return stats_;
 }
 
+void Engine::Refuse(uint64_t id, const EngineRequest& r, EventSink& sink, absl::Status status,
+                    double retry_after_seconds, RejectReason reason) {
+  EngineEvent ev;
+  ev.status = std::move(status);
+  ev.retry_after_seconds = retry_after_seconds;
+  ev.usage.prompt_tokens = static_cast<int64_t>(r.prompt.size());
+  if (observer_) {
+    if (reason != RejectReason::kNone) observer_->OnRejected(r.tenant, r.priority, reason);
+    observer_->OnRequestEnd(id, r.tenant, r.priority,
+                            std::string(absl::StatusCodeToString(ev.status.code())), ev.usage,
+                            r.client_request_id);
+  }
+  sink(std::move(ev));
+}
+
 uint64_t Engine::Submit(EngineRequest request, EventSink sink) {
   const uint64_t id = next_id_.fetch_add(1);
-  live_.fetch_add(1);
+  const double now = Now();
+  if (request.arrival < 0 || request.arrival > now) request.arrival = now;
+  // Admission, at once and on this thread: nothing here waits for the step in flight.
+  if (draining_.load()) {
+    Refuse(id, request, sink,
+           absl::UnavailableError("server is draining; retry on another replica"), 0,
+           RejectReason::kNone);
+    return id;
+  }
+  if (absl::Status st = ValidateSamplingParams(request.sampling); !st.ok()) {
+    Refuse(id, request, sink, st, 0, RejectReason::kNone);
+    return id;
+  }
+  if (!tokenizer_ && !request.stop.empty()) {
+    Refuse(id, request, sink,
+           absl::InvalidArgumentError("stop: the model has no tokenizer, stop strings need one"), 0,
+           RejectReason::kNone);
+    return id;
+  }
+  AdmissionController::Ticket ticket;
+  AdmitResult admit = admission_->Admit(
+      request.tenant,
+      {static_cast<int64_t>(request.prompt.size()), request.max_tokens, request.priority}, now,
+      &ticket);
+  if (!admit.status.ok()) {
+    Refuse(id, request, sink, admit.status, admit.retry_after_seconds, admit.reason);
+    return id;
+  }
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back({Command::kSubmit, id, std::move(request), std::move(sink)});
+    std::unique_lock<std::mutex> lock(mu_);
+    if (stop_) {  // the engine thread is gone: nobody would ever answer
+      lock.unlock();
+      admission_->Ended(ticket, now);
+      Refuse(id, request, sink, absl::UnavailableError("server is shutting down"), 0,
+             RejectReason::kNone);
+      return id;
+    }
+    live_.fetch_add(1);
+    const Priority p = request.priority;
+    inbox_.push_back({Command::kSubmit, id, std::move(request), std::move(sink), ticket});
+    ++inbox_submits_[PriorityIndex(p)];
+    if (observer_) observer_->OnAdmitted(p);
   }
   cv_.notify_one();
   return id;
 }
 
-void Engine::Cancel(uint64_t id) {
+void Engine::Cancel(uint64_t id, CancelReason reason) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    inbox_.push_back({Command::kCancel, id, {}, {}});
+    inbox_.push_back({Command::kCancel, id, {}, {}, {}, reason});
   }
   cv_.notify_one();
 }
@@ -129,6 +202,7 @@ void Engine::End(uint64_t id, EngineEvent ev, const std::string& outcome) {
   Live& l = *it->second;
   const double now = Now();
   ev.usage = l.MakeUsage(now);
+  admission_->Ended(l.ticket, now);
   if (observer_)
     observer_->OnRequestEnd(id, l.req.tenant, l.req.priority, outcome, ev.usage,
                             l.req.client_request_id);
@@ -140,40 +214,20 @@ void Engine::End(uint64_t id, EngineEvent ev, const std::string& outcome) {
 
 void Engine::HandleCommand(Command& c, double now) {
   if (c.kind == Command::kCancel) {
-    if (requests_.count(c.id)) {
-      scheduler_->Cancel(c.id);
-      PublishStats();  // the cancelled request's blocks are free before its sink hears the end
-      EngineEvent ev;
+    auto it = requests_.find(c.id);
+    if (it == requests_.end()) return;
+    const double deadline = it->second->req.deadline;
+    scheduler_->Cancel(c.id);
+    PublishStats();  // the cancelled request's blocks are free before its sink hears the end
+    EngineEvent ev;
+    if (c.reason == CancelReason::kDeadline || now >= deadline) {
+      ev.status = absl::DeadlineExceededError(absl::StrCat(
+          "deadline passed after ", absl::SixDigits(now - it->second->submit_time), " s"));
+      End(c.id, std::move(ev), "DEADLINE_EXCEEDED");
+    } else {
       ev.finish = FinishReason::kCancelled;
       End(c.id, std::move(ev), "cancelled");
     }
-    return;
-  }
-  // Errors before the request is live: the sink hears the status, nothing follows.
-  auto fail = [&](absl::Status st, double retry, const std::string& outcome) {
-    EngineEvent ev;
-    ev.status = std::move(st);
-    ev.retry_after_seconds = retry;
-    ev.usage.prompt_tokens = static_cast<int64_t>(c.request.prompt.size());
-    if (observer_) {
-      observer_->OnRequestEnd(c.id, c.request.tenant, c.request.priority, outcome, ev.usage,
-                              c.request.client_request_id);
-    }
-    live_.fetch_sub(1);
-    c.sink(std::move(ev));
-  };
-  if (draining_.load()) {
-    fail(absl::UnavailableError("server is draining; retry on another replica"), 0,
-         "UNAVAILABLE");
-    return;
-  }
-  if (absl::Status st = ValidateSamplingParams(c.request.sampling); !st.ok()) {
-    fail(st, 0, "INVALID_ARGUMENT");
-    return;
-  }
-  if (!tokenizer_ && !c.request.stop.empty()) {
-    fail(absl::InvalidArgumentError("stop: the model has no tokenizer, stop strings need one"), 0,
-         "INVALID_ARGUMENT");
     return;
   }
   NewRequest nr{.id = c.id,
@@ -184,13 +238,15 @@ void Engine::HandleCommand(Command& c, double now) {
                 .deadline = c.request.deadline};
   AdmitResult admit = scheduler_->Add(std::move(nr), now);
   if (!admit.status.ok()) {
-    if (observer_) observer_->OnRejected(c.request.tenant, c.request.priority, admit.reason);
-    fail(admit.status, admit.retry_after_seconds,
-         std::string(absl::StatusCodeToString(admit.status.code())));
+    // Cannot happen for a request the admission controller passed (the same checks, with the
+    // scheduler's own limits off); kept so that a disagreement is an answer, not a hang.
+    admission_->Ended(c.ticket, now);
+    live_.fetch_sub(1);
+    Refuse(c.id, c.request, c.sink, admit.status, admit.retry_after_seconds, admit.reason);
     return;
   }
   auto live = std::make_unique<Live>(c.id, std::move(c.request), std::move(c.sink), tokenizer_,
-                                     now, runner_->config());
+                                     c.ticket, runner_->config());
   requests_.emplace(c.id, std::move(live));
 }
 
@@ -205,6 +261,9 @@ void Engine::RunStep(double now) {
     if (observer_) observer_->OnRejected(it->second->req.tenant, it->second->req.priority, r.reason);
     EngineEvent ev;
     ev.status = r.status;
+    // Retry when the queue as it is now has had time to start.
+    if (r.reason == RejectReason::kQueueTimeout)
+      ev.retry_after_seconds = admission_->QueueDrainSeconds(now);
     End(r.seq_id, std::move(ev), std::string(absl::StatusCodeToString(r.status.code())));
   }
   if (plan.items.empty()) return;
@@ -223,6 +282,7 @@ void Engine::RunStep(double now) {
       if (item.admitted && l.admit_time < 0) {
         l.admit_time = now;
         l.cached_tokens = item.cached_tokens;
+        admission_->Started(&l.ticket, now);
       }
       if (item.sample) {
         rs.sample = true;
@@ -258,7 +318,9 @@ void Engine::RunStep(double now) {
   for (size_t i = 0; i < plan.items.size(); ++i) {
     const StepItem& item = plan.items[i];
     if (!seqs[i].sample) continue;
-    Live& l = *requests_.at(item.seq_id);
+    auto it = requests_.find(item.seq_id);
+    if (it == requests_.end()) continue;
+    Live& l = *it->second;
     const int32_t tok = result_.seqs[i].token;
     l.sampler.Accept(tok);
     ++l.generated;
@@ -301,7 +363,8 @@ void Engine::RunStep(double now) {
 
 void Engine::PublishStats() {
   SchedulerStats stats = scheduler_->Stats();
-  std::lock_guard<std::mutex> lock(mu_);
+  std::lock_guard<std::mutex> lock(mu_);  // Submit's OnAdmitted cannot interleave
+  if (observer_) observer_->OnStats(stats, inbox_submits_);
   stats_ = std::move(stats);
 }
 
@@ -312,11 +375,9 @@ void Engine::Loop() {
       std::unique_lock<std::mutex> lock(mu_);
       const bool busy = scheduler_->num_waiting() > 0 || scheduler_->num_running() > 0;
       if (!busy) cv_.wait(lock, [&] { return stop_ || !inbox_.empty(); });
-      if (stop_) {
-        cmds.swap(inbox_);
-        break;
-      }
+      if (stop_) break;  // what is left in the inbox is answered below
       cmds.swap(inbox_);
+      inbox_submits_.fill(0);  // the scheduler takes them in before the next PublishStats
     }
     const double now = Now();
     for (Command& c : cmds) HandleCommand(c, now);
@@ -341,6 +402,7 @@ void Engine::Loop() {
     if (c.kind != Command::kSubmit) continue;
     EngineEvent ev;
     ev.status = absl::UnavailableError("server is shutting down");
+    admission_->Ended(c.ticket, Now());
     live_.fetch_sub(1);
     c.sink(std::move(ev));
   }

@@ -1,10 +1,13 @@
 // The serving engine: one thread owns the scheduler and the model runner and runs the step loop
 // (admit -> plan -> commit -> forward -> sample -> stream). Other threads only Submit and Cancel;
-// both return at once, and every outcome (tokens, the end, an admission error) arrives on the
-// request's EventSink, called from the engine thread. Sinks must not block: a slow client
-// buffers in its own stream, never in the step loop.
+// both return at once. Admission is decided inside Submit, on the caller's thread, by the
+// AdmissionController (limits, queue capacity, token rate): a rejection reaches the sink before
+// Submit returns, without waiting for the step in flight. Every later outcome (tokens, the end)
+// arrives on the request's EventSink from the engine thread. Sinks must not block: a slow
+// client buffers in its own stream, never in the step loop. Invariants: README.md.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -19,6 +22,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "src/engine/admission_controller.h"
 #include "src/engine/finish.h"
 #include "src/engine/model_runner.h"
 #include "src/engine/output_text.h"
@@ -38,8 +42,15 @@ struct EngineRequest {
   bool ignore_eos = false;
   int32_t logprobs = -1;  // -1: none; n >= 0: each token's logprob and its n top alternatives
   double deadline = std::numeric_limits<double>::infinity();  // Engine::Now() clock
+  // When the request reached the server (Engine::Now() clock); queue time and time to first
+  // token count from here. Unset (< 0): when Submit was called.
+  double arrival = -1;
   std::string client_request_id;  // for logs only
 };
+
+// Why a request is cancelled: the client went away, or its deadline passed (gRPC cancels a call
+// at its deadline; the outcome is then DEADLINE_EXCEEDED, not a cancellation).
+enum class CancelReason : uint8_t { kClient, kDeadline };
 
 struct Usage {
   int64_t prompt_tokens = 0;
@@ -63,7 +74,9 @@ struct EngineEvent {
 };
 using EventSink = std::function<void(EngineEvent)>;
 
-// Hooks for metrics and logs, called on the engine thread.
+// Hooks for metrics and logs, called on the engine thread, except that OnRejected and
+// OnRequestEnd of a request turned away at admission run on the thread that called Submit:
+// implementations must be thread-safe and must not block.
 class EngineObserver {
  public:
   virtual ~EngineObserver() = default;
@@ -77,10 +90,20 @@ class EngineObserver {
   };
   virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
                       const ExpertLoad& expert_load) {}
+  // The scheduler's state changed (a step, an admission, a cancellation, a rejection), and once
+  // at start: gauges follow the state, not the steps. `admitted` counts, per class, requests
+  // admitted at Submit that the scheduler has not taken in yet (they wait for the step in
+  // flight). Called with the engine's inbox lock held: only atomics.
+  virtual void OnStats(const SchedulerStats& stats,
+                       const std::array<int32_t, kNumPriorities>& admitted) {}
+  // A request was admitted at Submit (on the submitting thread, inbox lock held): it waits now,
+  // before the engine thread sees it. Only atomics.
+  virtual void OnAdmitted(Priority p) {}
   virtual void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
                             double queue_seconds) {}
   virtual void OnTokenGap(double seconds) {}  // time between two tokens of a request
-  // Every request ends exactly once: outcome "ok", "cancelled" or a status-code name.
+  // Every request ends exactly once: outcome "ok", "cancelled" or a status-code name
+  // ("DEADLINE_EXCEEDED" when its deadline passed, however that was noticed).
   virtual void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p,
                             const std::string& outcome, const Usage& usage,
                             const std::string& client_request_id) {}
@@ -101,10 +124,12 @@ class Engine {
                                                         EngineObserver* observer = nullptr);
   ~Engine();
 
-  // Returns the request id at once; the outcome arrives on `sink`.
+  // Returns the request id at once; the outcome arrives on `sink` (an admission rejection
+  // before Submit returns, on this thread).
   uint64_t Submit(EngineRequest request, EventSink sink);
-  // Ends a request now (its sink gets a kCancelled finish) and frees its KV blocks.
-  void Cancel(uint64_t id);
+  // Ends a request at the next step boundary and frees its KV blocks: a kCancelled finish, or
+  // DEADLINE_EXCEEDED when its deadline passed.
+  void Cancel(uint64_t id, CancelReason reason = CancelReason::kClient);
   // Stops admitting: later Submits end with UNAVAILABLE; running requests continue.
   void StartDraining();
   bool draining() const { return draining_.load(); }
@@ -117,7 +142,8 @@ class Engine {
   double Now() const;
   const ModelConfig& model_config() const { return runner_->config(); }
   const ModelRunner& runner() const { return *runner_; }
-  SchedulerStats Stats() const;  // copy, refreshed after every step
+  SchedulerStats Stats() const;  // copy, refreshed after every change of the scheduler's state
+  const AdmissionController& admission() const { return *admission_; }
 
  private:
   struct Live;
@@ -126,10 +152,16 @@ class Engine {
     uint64_t id;
     EngineRequest request;
     EventSink sink;
+    AdmissionController::Ticket ticket;
+    CancelReason reason = CancelReason::kClient;
   };
 
   Engine(std::unique_ptr<ModelRunner> runner, const Tokenizer* tokenizer,
-         std::unique_ptr<Scheduler> scheduler, EngineObserver* observer);
+         std::unique_ptr<Scheduler> scheduler, std::unique_ptr<AdmissionController> admission,
+         EngineObserver* observer);
+  // A request that never became live: the sink hears `status`, nothing follows.
+  void Refuse(uint64_t id, const EngineRequest& request, EventSink& sink, absl::Status status,
+              double retry_after_seconds, RejectReason reason);
   void Loop();
   void HandleCommand(Command& c, double now);
   void RunStep(double now);
@@ -139,13 +171,15 @@ class Engine {
   std::unique_ptr<ModelRunner> runner_;
   const Tokenizer* tokenizer_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<AdmissionController> admission_;
   EngineObserver* observer_;
   const std::chrono::steady_clock::time_point epoch_;
 
-  mutable std::mutex mu_;  // guards inbox_, stop_, stats_
+  mutable std::mutex mu_;  // guards inbox_, inbox_submits_, stop_, stats_
   std::mutex join_mu_;
   std::condition_variable cv_;
   std::deque<Command> inbox_;
+  std::array<int32_t, kNumPriorities> inbox_submits_{};  // admitted requests in inbox_, by class
   bool stop_ = false;
   SchedulerStats stats_;
   std::atomic<uint64_t> next_id_{1};

@@ -71,6 +71,10 @@ class ModelRunner {
   // Prepares decode steps of 1 .. max_batch sequences before serving (CUDA: captures their
   // graphs), so the first requests do not pay for it. Leaves the cache's contents undefined.
   virtual absl::Status WarmUp(int64_t max_batch) { return absl::OkStatus(); }
+  // Samples and reports logprobs over ids [0, n) only, so ids past the tokenizer's vocabulary
+  // (a model's padded embedding rows) are never generated; full logits stay whole. n <= 0 or
+  // n >= vocab: every id. Set once, before the first step.
+  virtual void LimitSampledVocabulary(int64_t n) = 0;
 };
 
 }  // namespace dsinfer

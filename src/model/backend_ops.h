@@ -109,6 +109,8 @@ class BackendOps {
   // ---- step memory -------------------------------------------------------------------------
   // Activation type the GEMM ops consume (f32 on the CPU: rounding happens in its kernels).
   virtual ElemType gemm_dtype() const = 0;
+  // FP8 checkpoint weights are held as FP8 (else dequantised at load).
+  virtual bool keeps_fp8() const = 0;
   // Validates what the backend itself limits (tokens, sequences per step) and uploads the
   // step's inputs; resets the scratch arena.
   virtual absl::Status BeginStep(const StepInput& step) = 0;

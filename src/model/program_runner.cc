@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
+#include "src/model/weight_budget.h"
 
 namespace dsinfer {
 
@@ -10,6 +11,19 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
   ASSIGN_OR_RETURN(auto store, WeightStore::Open(o.model_dir, o.progress));
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
+  // Shapes and sizes are checked before anything large is allocated: the weights against the
+  // memory the backend has, then the KV pool the sizer would choose against what they leave.
+  RETURN_IF_ERROR(CheckDeepseekShapes(config, o.layout, *store));
+  // Where the memory cannot be read, only the allocations themselves can fail.
+  if (absl::StatusOr<int64_t> available = ops->AvailableKvBytes(); available.ok()) {
+    const HeldWeightBytes held =
+        DeepseekHeldBytes(config, o.layout, *store, o.precision, ops->keeps_fp8());
+    RETURN_IF_ERROR(CheckWeightsFit(held, o.precision, *available));
+    if (o.num_kv_blocks == 0 && o.kv_sizer) {
+      const int64_t left = std::max<int64_t>(0, *available - static_cast<int64_t>(held.total));
+      RETURN_IF_ERROR(o.kv_sizer(MlaKvCacheSpec(config, ops->kv_dtype()), left).status());
+    }
+  }
   std::unique_ptr<ProgramRunner> r(new ProgramRunner(std::move(ops), o.precision));
   ASSIGN_OR_RETURN(r->program_, DeepseekProgram::Load(config, o.layout, *store, *r->ops_));
   store->FinishProgress();
@@ -129,6 +143,8 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
     }
     at += n;
   }
+  // Sampling and logprobs see only the ids that may be generated.
+  if (sample_vocab_ > 0 && sample_vocab_ < V) logits = logits.Cols(0, sample_vocab_);
   std::vector<int32_t> rows, tokens;
   std::vector<SamplingRow> params;
   std::vector<size_t> which;
@@ -146,7 +162,7 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
     // Logprobs come from the unpenalised logits, so sampling runs on a copy of the rows.
     std::vector<int32_t> lp_rows, chosen, wants;
     std::vector<SequenceResult*> out;
-    ASSIGN_OR_RETURN(Tensor copy, ops_->Scratch(static_cast<int64_t>(rows.size()), V,
+    ASSIGN_OR_RETURN(Tensor copy, ops_->Scratch(static_cast<int64_t>(rows.size()), logits.cols,
                                                 ElemType::kF32));
     RETURN_IF_ERROR(ops_->GatherRows(logits, rows, copy));
     std::vector<int32_t> copy_rows(rows.size());

@@ -53,6 +53,7 @@ class ProgramRunner : public ModelRunner {
   int64_t weight_bytes() const override { return program_->weights().bytes; }
   int64_t max_step_tokens() const override { return ops_->max_step_tokens(); }
   absl::Status WarmUp(int64_t max_batch) override;
+  void LimitSampledVocabulary(int64_t n) override { sample_vocab_ = n; }
   int64_t scratch_peak() const { return ops_->scratch_peak(); }
   int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
     return program_->ScratchBytes(tokens, logit_rows);
@@ -77,6 +78,7 @@ class ProgramRunner : public ModelRunner {
   std::set<int64_t> seen_keys_;               // steps run once (eagerly) before capture
   std::map<int64_t, Tensor> replay_logits_;   // captured steps: where their logits land
   bool replay_failed_ = false;
+  int64_t sample_vocab_ = 0;  // ids sampled from [0, sample_vocab_) (0: all)
 };
 
 }  // namespace dsinfer

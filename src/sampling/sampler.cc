@@ -57,6 +57,8 @@ SamplingRow Sampler::NextRow() {
                   .presence_penalty = params_.presence_penalty,
                   .penalty_tokens = penalty_tokens_,
                   .penalty_counts = penalty_counts_};
+  // Temperatures too small for 1/T to stay finite are greedy (no draw).
+  if (row.temperature < SamplingParams::kGreedyBelowTemperature) row.temperature = 0.0f;
   if (row.temperature != 0.0f) row.uniform = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   return row;
 }
@@ -82,7 +84,7 @@ int32_t SampleRow(const SamplingRow& row, absl::Span<float> logits,
     const int32_t count = row.penalty_counts[i];
     if (count > 0) l -= row.frequency_penalty * count + row.presence_penalty;
   }
-  if (row.temperature == 0.0f)
+  if (row.temperature < SamplingParams::kGreedyBelowTemperature)
     return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
   // Candidates sorted by logit, cut by top-k, then softmax at the temperature.
   auto& cand = *scratch;

@@ -14,7 +14,10 @@
 namespace dsinfer {
 
 struct SamplingParams {
-  float temperature = 0.0f;         // 0: greedy
+  // Below kGreedyBelowTemperature sampling is greedy: 1/T would overflow (1e-45 -> inf, then
+  // NaN probabilities), and such a temperature means "argmax" anyway.
+  static constexpr float kGreedyBelowTemperature = 1e-5f;
+  float temperature = 0.0f;         // 0 (or below kGreedyBelowTemperature): greedy
   int32_t top_k = 0;                // 0: off
   float top_p = 1.0f;               // 1: off
   float min_p = 0.0f;               // 0: off

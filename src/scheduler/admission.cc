@@ -1,6 +1,7 @@
 #include "src/scheduler/admission.h"
 
 #include <algorithm>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -25,47 +26,49 @@ void AdmissionControl::Expire(RateWindow& w, double now) {
   }
 }
 
-AdmitResult AdmissionControl::Check(const NewRequest& r, const TenantPolicy& policy, int32_t tenant,
-                                    const AdmissionLoad& load, double now) {
-  const int64_t prompt = static_cast<int64_t>(r.prompt.size());
-  if (prompt == 0) {
-    return Reject(absl::InvalidArgumentError("prompt is empty"), RejectReason::kInvalid);
+AdmitResult AdmissionControl::Check(const RequestSize& r, const TenantPolicy& policy,
+                                    int32_t tenant, const AdmissionLoad& load, double now) {
+  const int64_t prompt = r.prompt_tokens;
+  if (prompt <= 0) {
+    return Reject(absl::InvalidArgumentError("prompt: is empty"), RejectReason::kInvalid);
   }
   if (r.max_tokens < 1) {
     return Reject(absl::InvalidArgumentError(
-                      absl::StrCat("max_tokens must be at least 1, got ", r.max_tokens)),
+                      absl::StrCat("max_tokens: must be at least 1, got ", r.max_tokens)),
                   RejectReason::kInvalid);
   }
   if (static_cast<uint8_t>(r.priority) >= kNumPriorities) {
-    return Reject(
-        absl::InvalidArgumentError(absl::StrCat("unknown priority ", static_cast<int>(r.priority))),
-        RejectReason::kInvalid);
+    return Reject(absl::InvalidArgumentError(
+                      absl::StrCat("priority: unknown value ", static_cast<int>(r.priority))),
+                  RejectReason::kInvalid);
   }
   const int64_t total = prompt + r.max_tokens;
+  const std::string sum =
+      absl::StrCat("max_tokens: the prompt (", prompt, " tokens) + max_tokens (", r.max_tokens,
+                   ") = ", total, " tokens");
   if (total > limits_.max_model_len) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "prompt (", prompt, " tokens) + max_tokens (", r.max_tokens, ") = ", total,
-                      " tokens exceeds the model's context of ", limits_.max_model_len, " tokens")),
+    return Reject(absl::InvalidArgumentError(absl::StrCat(sum, " exceeds the model's context of ",
+                                                          limits_.max_model_len, " tokens")),
                   RejectReason::kInvalid);
   }
   const int64_t blocks = BlocksForTokens(total);
   if (blocks > limits_.num_kv_blocks) {
-    return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "prompt + max_tokens = ", total, " tokens needs ", blocks, " KV blocks of ",
-                      kKvBlockSize, " tokens; the KV pool has ", limits_.num_kv_blocks, " blocks")),
+    return Reject(absl::InvalidArgumentError(absl::StrCat(sum, " need ", blocks, " KV blocks of ",
+                                                          kKvBlockSize, " tokens; the KV pool has ",
+                                                          limits_.num_kv_blocks, " blocks")),
                   RejectReason::kInvalid);
   }
   if (policy.tokens_per_minute > 0 && total > policy.tokens_per_minute) {
     return Reject(absl::InvalidArgumentError(
-                      absl::StrCat("prompt + max_tokens = ", total, " tokens exceeds tenant '",
-                                   policy.id, "' tokens_per_minute = ", policy.tokens_per_minute)),
+                      absl::StrCat(sum, " exceed tenant '", policy.id,
+                                   "' tokens_per_minute = ", policy.tokens_per_minute)),
                   RejectReason::kInvalid);
   }
 
   if (limits_.max_waiting_tokens > 0 && prompt > limits_.max_waiting_tokens) {
     return Reject(absl::InvalidArgumentError(absl::StrCat(
-                      "prompt of ", prompt,
-                      " tokens exceeds max_waiting_tokens = ", limits_.max_waiting_tokens)),
+                      "prompt: ", prompt,
+                      " tokens exceed max_waiting_tokens = ", limits_.max_waiting_tokens)),
                   RejectReason::kInvalid);
   }
 

@@ -13,6 +13,13 @@
 
 namespace dsinfer {
 
+// What admission looks at in a request (not its tokens).
+struct RequestSize {
+  int64_t prompt_tokens = 0;
+  int64_t max_tokens = 0;
+  Priority priority = Priority::kInteractive;
+};
+
 struct AdmissionLoad {
   int32_t waiting_total = 0;   // all tenants, all classes
   int64_t waiting_tokens = 0;  // their tokens
@@ -27,8 +34,9 @@ class AdmissionControl {
   AdmissionControl(const SchedulerLimits& limits, int32_t num_tenants);
 
   // Checks shape, model length, KV pool size, then the queue, tenant and rate limits.
-  // Expires old rate-window entries but records nothing.
-  AdmitResult Check(const NewRequest& request, const TenantPolicy& policy, int32_t tenant,
+  // Expires old rate-window entries but records nothing. INVALID_ARGUMENT messages lead with
+  // the request field they concern (`max_tokens: ...`, `prompt: ...`).
+  AdmitResult Check(const RequestSize& request, const TenantPolicy& policy, int32_t tenant,
                     const AdmissionLoad& load, double now);
   // The request was accepted: counts its tokens (prompt + max_tokens) in the tenant's window.
   void Record(int32_t tenant, int64_t tokens, double now);

@@ -4,6 +4,10 @@
 // backlogged tenant with the smallest counter. A tenant whose queue was empty is lifted to the
 // smallest counter of the backlogged tenants (or, when none is, to the counter of the last one
 // that left), so idle time earns no credit.
+//
+// Counters order the queue; they cannot free a slot. SlotShareAllowsPreemption extends fair
+// share to the running batch: a tenant of a class may take a running slot from another tenant
+// of the same class only while that moves both toward equal slots per weight.
 #pragma once
 
 #include <cstdint>
@@ -40,5 +44,14 @@ class VirtualTokenCounter {
   std::vector<int32_t> backlog_;  // waiting requests per tenant
   double last_left_ = 0;          // counter of the last tenant whose backlog emptied by admission
 };
+
+// True when the taker (running `taker_running` sequences of the class) may preempt one of the
+// donor's: afterwards the donor still holds at least as many slots per weight as the taker, so
+// the move never overshoots and two tenants never take slots back and forth.
+inline bool SlotShareAllowsPreemption(int32_t taker_running, double taker_weight,
+                                      int32_t donor_running, double donor_weight) {
+  return static_cast<double>(donor_running - 1) / donor_weight >=
+         static_cast<double>(taker_running + 1) / taker_weight;
+}
 
 }  // namespace dsinfer

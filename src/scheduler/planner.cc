@@ -14,7 +14,11 @@ Planner::Planner(const SchedulerState& state, double now) : st_(state), now_(now
   sim_.evictable = st_.cache.num_evictable();
   sim_.lru_cursor = st_.cache.lru_front();
   sim_.vtc = st_.vtc.counters();
-  for (int p = 0; p < kNumPriorities; ++p) sim_.queue_pos[p].assign(st_.tenants.size(), 0);
+  for (int p = 0; p < kNumPriorities; ++p) {
+    sim_.queue_pos[p].assign(st_.tenants.size(), 0);
+    sim_.resume_pos[p].assign(st_.tenants.size(), 0);
+    sim_.running_by[p].assign(st_.tenants.size(), 0);
+  }
 }
 
 int32_t Planner::Ref(int32_t block) const {
@@ -74,8 +78,58 @@ int32_t Planner::Victim() {
   return sim_.tail;
 }
 
+bool Planner::Preemptable(const Sequence* s) const {
+  return !sim_.dead.contains(s->id) && s->preemptions < st_.limits.max_preemptions_per_request;
+}
+
+int32_t Planner::LowerClassVictim(int p, bool capped) const {
+  for (int32_t i = static_cast<int32_t>(order_.size()) - 1; i >= class_begin_[p + 1]; --i) {
+    const Sequence* s = order_[i];
+    if (capped ? Preemptable(s) : !sim_.dead.contains(s->id)) return i;
+  }
+  return -1;
+}
+
+double Planner::SlotShare(int p, int32_t t) const {
+  double active = 0;  // weights of the tenants running or waiting in class p
+  for (size_t u = 0; u < st_.tenants.size(); ++u) {
+    if (sim_.running_by[p][u] > 0 || HasWaiting(p, u)) active += st_.tenants[u].policy.weight;
+  }
+  if (active <= 0) return st_.limits.max_running;
+  return st_.limits.max_running * st_.tenants[t].policy.weight / active;
+}
+
+bool Planner::BelowShare(int p, int32_t t) const { return sim_.running_by[p][t] < SlotShare(p, t); }
+
+int32_t Planner::ShareVictim(const Sequence* taker) const {
+  const int p = PriorityIndex(taker->priority);
+  if (!BelowShare(p, taker->tenant)) return -1;
+  const std::vector<int32_t>& running = sim_.running_by[p];
+  // The donor is the tenant with the most slots per weight among those with a preemptable
+  // sequence; its victim is its worst (latest admitted) one.
+  int32_t victim = -1;
+  double most = -1;
+  for (int32_t i = class_begin_[p + 1] - 1; i >= class_begin_[p]; --i) {
+    const Sequence* s = order_[i];
+    if (s->tenant == taker->tenant || !Preemptable(s)) continue;
+    const double load = running[s->tenant] / st_.tenants[s->tenant].policy.weight;
+    if (load > most) {  // strictly: the first seen (from the back) is the tenant's worst
+      most = load;
+      victim = i;
+    }
+  }
+  if (victim < 0) return -1;
+  const int32_t donor = order_[victim]->tenant;
+  if (!SlotShareAllowsPreemption(running[taker->tenant], st_.tenants[taker->tenant].policy.weight,
+                                 running[donor], st_.tenants[donor].policy.weight)) {
+    return -1;
+  }
+  return victim;
+}
+
 void Planner::Preempt(int32_t index) {
   const Sequence* v = order_[index];
+  --sim_.running_by[PriorityIndex(v->priority)][v->tenant];
   sim_.dead.insert(v->id);
   if (auto it = sim_.item_of.find(v->id); it != sim_.item_of.end()) {
     Item& item = sim_.items[it->second];
@@ -124,87 +178,159 @@ void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
   AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false);
 }
 
-// Head of class p: preempted sequences first, then the backlogged tenant with the smallest
-// virtual counter (ties: earliest request), FCFS inside the tenant.
-const Sequence* Planner::NextWaiting(int p) {
-  const auto& resume = st_.resume[p];
-  size_t& rp = sim_.resume_pos[p];
-  while (rp < resume.size() && rejected_.contains(resume[rp]->id)) ++rp;
+size_t Planner::SkipRejected(const std::deque<Sequence*>& q, size_t pos) const {
+  while (pos < q.size() && rejected_.contains(q[pos]->id)) ++pos;
+  return pos;
+}
+
+const Sequence* Planner::Head(int p, size_t t) const {
+  const auto& resume = st_.resume[p][t];
+  const size_t rp = SkipRejected(resume, sim_.resume_pos[p][t]);
   if (rp < resume.size()) return resume[rp];
+  const auto& q = st_.queued[p][t];
+  const size_t qp = SkipRejected(q, sim_.queue_pos[p][t]);
+  return qp < q.size() ? q[qp] : nullptr;
+}
+
+// Tenants below their share of the running batch first, then the smallest virtual counter
+// (ties: earliest request).
+const Sequence* Planner::NextWaiting(int p) {
   const Sequence* best = nullptr;
+  bool best_below = false;
   for (size_t t = 0; t < st_.tenants.size(); ++t) {
-    const auto& q = st_.queued[p][t];
-    size_t& qp = sim_.queue_pos[p][t];
-    while (qp < q.size() && rejected_.contains(q[qp]->id)) ++qp;
-    if (qp == q.size()) continue;
-    const Sequence* s = q[qp];
-    if (best == nullptr || sim_.vtc[t] < sim_.vtc[best->tenant] ||
-        (sim_.vtc[t] == sim_.vtc[best->tenant] && s->enqueue_order < best->enqueue_order)) {
+    const Sequence* s = Head(p, t);
+    if (s == nullptr) continue;
+    const bool below = BelowShare(p, static_cast<int32_t>(t));
+    if (best == nullptr || (below && !best_below) ||
+        (below == best_below &&
+         (sim_.vtc[t] < sim_.vtc[best->tenant] ||
+          (sim_.vtc[t] == sim_.vtc[best->tenant] && s->enqueue_order < best->enqueue_order)))) {
       best = s;
+      best_below = below;
     }
   }
   return best;
 }
 
+// s is Head(p, s->tenant): the position moves past it (and the rejected ones before it).
 void Planner::Consume(const Sequence* s) {
   const int p = PriorityIndex(s->priority);
+  const size_t t = static_cast<size_t>(s->tenant);
   if (s->admitted_before()) {
-    ++sim_.resume_pos[p];
+    sim_.resume_pos[p][t] = SkipRejected(st_.resume[p][t], sim_.resume_pos[p][t]) + 1;
   } else {
-    ++sim_.queue_pos[p][s->tenant];
+    sim_.queue_pos[p][t] = SkipRejected(st_.queued[p][t], sim_.queue_pos[p][t]) + 1;
   }
 }
 
-bool Planner::AdmitClass(int p) {
-  const bool emergency = p == PriorityIndex(Priority::kEmergency);
+bool Planner::TryAdmit(const Sequence* s) {
+  const int p = PriorityIndex(s->priority);
+  const int64_t len = s->num_tokens();
   std::vector<PrefixCache::Hit> hits;
+  // Reuse whole cached blocks but always compute the last token (its logits are needed).
+  if (st_.limits.prefix_caching) {
+    st_.cache.Match(s->tokens, (len - 1) / kKvBlockSize, &hits, st_.PrefixRoot(*s));
+  }
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (sim_.evicted.contains(hits[i].block)) {
+      hits.resize(i);
+      break;
+    }
+  }
+  const int64_t cached = static_cast<int64_t>(hits.size()) * kKvBlockSize;
+  const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget});
+  const int32_t k =
+      static_cast<int32_t>(BlocksForTokens(cached + n)) - static_cast<int32_t>(hits.size());
+  int32_t pinned_evictable = 0;
+  for (const auto& h : hits) pinned_evictable += Ref(h.block) == 1;
+
+  const bool fits =
+      sim_.running < st_.limits.max_running && k <= sim_.free + sim_.evictable - pinned_evictable;
+  if (!fits) {
+    // Room by preemption (recompute), if that can make enough: lower classes first (emergency
+    // ignores the per-sequence cap), then tenants of this class above their share.
+    const bool emergency = p == PriorityIndex(Priority::kEmergency);
+    if (LowerClassVictim(p, !emergency) < 0 && ShareVictim(s) < 0) return false;
+    Sim saved = sim_;
+    for (const auto& h : hits) Pin(h.block);
+    auto short_of_room = [&] { return sim_.running >= st_.limits.max_running || Avail() < k; };
+    while (short_of_room()) {
+      const int32_t v = LowerClassVictim(p, !emergency);
+      if (v < 0) break;
+      Preempt(v);
+    }
+    while (short_of_room()) {
+      const int32_t v = ShareVictim(s);
+      if (v < 0) break;
+      Preempt(v);
+    }
+    if (short_of_room()) {
+      sim_ = std::move(saved);
+      return false;
+    }
+  } else {
+    for (const auto& h : hits) Pin(h.block);
+  }
+  const bool newcomer = !s->admitted_before() && BelowShare(p, s->tenant);
+  Allocate(k);
+  Consume(s);
+  ++sim_.running;
+  ++sim_.running_by[p][s->tenant];
+  AddItem(s, cached, n, k, /*admitted=*/true);
+  sim_.items.back().newcomer = newcomer;
+  return true;
+}
+
+bool Planner::AdmitBelowShare(int p, int32_t head_tenant) {
+  std::vector<std::pair<double, const Sequence*>> heads;  // (slots per weight, head)
+  for (size_t t = 0; t < st_.tenants.size(); ++t) {
+    if (static_cast<int32_t>(t) == head_tenant) continue;
+    const Sequence* s = Head(p, t);
+    if (s != nullptr && ShareVictim(s) >= 0) {
+      heads.emplace_back(sim_.running_by[p][t] / st_.tenants[t].policy.weight, s);
+    }
+  }
+  std::sort(heads.begin(), heads.end(), [](const auto& a, const auto& b) {
+    return a.first < b.first ||
+           (a.first == b.first && a.second->enqueue_order < b.second->enqueue_order);
+  });
+  for (const auto& [load, s] : heads) {
+    if (TryAdmit(s)) return true;
+  }
+  return false;
+}
+
+bool Planner::AdmitClass(int p) {
   while (sim_.budget > 0) {
     const Sequence* s = NextWaiting(p);
     if (s == nullptr) return true;
-    if (sim_.running >= st_.limits.max_running && !emergency) return false;
-
-    const int64_t len = s->num_tokens();
-    hits.clear();
-    // Reuse whole cached blocks but always compute the last token (its logits are needed).
-    if (st_.limits.prefix_caching) st_.cache.Match(s->tokens, (len - 1) / kKvBlockSize, &hits, st_.PrefixRoot(*s));
-    for (size_t i = 0; i < hits.size(); ++i) {
-      if (sim_.evicted.contains(hits[i].block)) {
-        hits.resize(i);
-        break;
-      }
-    }
-    const int64_t cached = static_cast<int64_t>(hits.size()) * kKvBlockSize;
-    const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget});
-    const int32_t k =
-        static_cast<int32_t>(BlocksForTokens(cached + n)) - static_cast<int32_t>(hits.size());
-    int32_t pinned_evictable = 0;
-    for (const auto& h : hits) pinned_evictable += Ref(h.block) == 1;
-
-    const bool fits =
-        sim_.running < st_.limits.max_running && k <= sim_.free + sim_.evictable - pinned_evictable;
-    if (!fits) {
-      if (!emergency) return false;
-      // Emergency: preempt lower classes, worst first, if that makes room; else wait.
-      Sim saved = sim_;
-      for (const auto& h : hits) Pin(h.block);
-      while (sim_.running >= st_.limits.max_running || Avail() < k) {
-        const int32_t v = Victim();
-        if (v < 0 || order_[v]->priority == Priority::kEmergency) break;
-        Preempt(v);
-      }
-      if (sim_.running >= st_.limits.max_running || Avail() < k) {
-        sim_ = std::move(saved);
-        return false;
-      }
-    } else {
-      for (const auto& h : hits) Pin(h.block);
-    }
-    Allocate(k);
-    Consume(s);
-    ++sim_.running;
-    AddItem(s, cached, n, k, /*admitted=*/true);
+    if (TryAdmit(s)) continue;
+    if (!AdmitBelowShare(p, s->tenant)) return false;
   }
   return true;
+}
+
+void Planner::DeferForNewcomers() {
+  int cls = kNumPriorities;  // the most urgent class in which a newcomer starts
+  for (const Item& it : sim_.items) {
+    if (!it.dropped && it.newcomer) cls = std::min(cls, PriorityIndex(it.seq->priority));
+  }
+  if (cls == kNumPriorities) return;
+  std::vector<int8_t> above(st_.tenants.size(), -1);  // tenant above its share in cls (cached)
+  for (Item& it : sim_.items) {
+    if (it.dropped || it.admitted) continue;
+    const int p = PriorityIndex(it.seq->priority);
+    if (p < cls) continue;
+    if (p == cls) {
+      int8_t& a = above[it.seq->tenant];
+      if (a < 0) a = sim_.running_by[p][it.seq->tenant] > SlotShare(p, it.seq->tenant) ? 1 : 0;
+      if (a == 0) continue;
+    }
+    it.dropped = true;
+    sim_.budget += it.n;
+    sim_.free += it.new_blocks;
+    deferred_.push_back(it.seq->id);
+  }
 }
 
 void Planner::RejectExpired() {
@@ -229,7 +355,9 @@ void Planner::RejectExpired() {
     rejected_.insert(s->id);
   };
   for (int p = 0; p < kNumPriorities; ++p) {
-    for (const Sequence* s : st_.resume[p]) check_waiting(s);
+    for (const auto& q : st_.resume[p]) {
+      for (const Sequence* s : q) check_waiting(s);
+    }
     for (const auto& q : st_.queued[p]) {
       for (const Sequence* s : q) check_waiting(s);
     }
@@ -255,7 +383,9 @@ StepPlan Planner::Run() {
   for (int p = 0; p < kNumPriorities; ++p) {
     class_begin_[p] = static_cast<int32_t>(order_.size());
     for (const Sequence* s : st_.running[p]) {
-      if (!rejected_.contains(s->id)) order_.push_back(s);
+      if (rejected_.contains(s->id)) continue;
+      order_.push_back(s);
+      ++sim_.running_by[p][s->tenant];
     }
   }
   class_begin_[kNumPriorities] = static_cast<int32_t>(order_.size());
@@ -281,6 +411,8 @@ StepPlan Planner::Run() {
     }
     if (admitting) admitting = AdmitClass(p);
   }
+  // 3. Never two shortened steps in a row: a sequence waits at most one step at a time.
+  if (!st_.deferred_last_step) DeferForNewcomers();
 
   StepPlan plan;
   plan.now = now_;
@@ -309,6 +441,7 @@ StepPlan Planner::Run() {
   plan.preempted = std::move(sim_.preempted);
   plan.rejected = std::move(rejections_);
   plan.evicted_blocks = std::move(sim_.evicted_order);
+  plan.deferred = std::move(deferred_);
   return plan;
 }
 

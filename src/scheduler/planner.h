@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -29,6 +30,7 @@ class Planner {
     bool sample;
     bool admitted;
     bool dropped;
+    bool newcomer = false;  // a first admission of a tenant below its slot share
   };
   // Everything the plan changes, kept apart from the state (copyable, to try a preemption).
   struct Sim {
@@ -47,9 +49,10 @@ class Planner {
     absl::flat_hash_set<uint64_t> dead;              // preempted in this plan
     std::vector<uint64_t> preempted;
     std::vector<double> vtc;  // virtual counters, charged as we admit
-    std::array<size_t, kNumPriorities> resume_pos{};
-    std::array<std::vector<size_t>, kNumPriorities> queue_pos;  // [class][tenant]
-    int32_t tail = -1;                                          // victim search position in order_
+    std::array<std::vector<size_t>, kNumPriorities> resume_pos;   // [class][tenant]
+    std::array<std::vector<size_t>, kNumPriorities> queue_pos;    // [class][tenant]
+    std::array<std::vector<int32_t>, kNumPriorities> running_by;  // [class][tenant] sequences
+    int32_t tail = -1;  // victim search position in order_ (KV pressure)
   };
 
   void RejectExpired();
@@ -60,13 +63,36 @@ class Planner {
   void EvictOne();
   void Allocate(int32_t n);
   int32_t Victim();  // index in order_ of the worst live running sequence, or -1
+  // Policy victims (index in order_, or -1), worst first, skipping sequences at the preemption
+  // cap unless `capped` is false: a sequence of a class below p; a running sequence of the
+  // taker's class whose tenant may yield a slot to the taker (SlotShareAllowsPreemption).
+  int32_t LowerClassVictim(int p, bool capped) const;
+  int32_t ShareVictim(const Sequence* taker) const;
+  // Tenant t's share of max_running among the tenants running or waiting in class p (by weight).
+  double SlotShare(int p, int32_t t) const;
+  bool BelowShare(int p, int32_t t) const;
+  bool HasWaiting(int p, size_t t) const { return Head(p, t) != nullptr; }
+  bool Preemptable(const Sequence* s) const;
   void Preempt(int32_t index);
   void AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks, bool admitted);
   void ScheduleRunning(int32_t index, int64_t n, bool may_shrink);
+  size_t SkipRejected(const std::deque<Sequence*>& q, size_t pos) const;
+  // Tenant t's next waiting sequence of class p: its preempted ones first, then FCFS.
+  const Sequence* Head(int p, size_t t) const;
+  // The next tenant's head: tenants below their slot share first, then the smallest counter.
   const Sequence* NextWaiting(int p);
   void Consume(const Sequence* s);
+  // Admits s, making room if needed: lower classes yield (priority), then over-share tenants of
+  // its class (fair share). Returns false, with nothing changed, when that cannot make room.
+  bool TryAdmit(const Sequence* s);
+  // The class's fair-share head cannot run: a tenant below its share of the running batch may
+  // still take a slot from one above it. Returns true when one was admitted.
+  bool AdmitBelowShare(int p, int32_t head_tenant);
   // Returns false when the class's head cannot be admitted (admission stops for lower classes).
   bool AdmitClass(int p);
+  // A newcomer starts: lower classes and tenants above their share in its class sit the step
+  // out, so its first step is short. Not after a step that did so.
+  void DeferForNewcomers();
 
   const SchedulerState& st_;
   const double now_;
@@ -74,6 +100,7 @@ class Planner {
   std::array<int32_t, kNumPriorities + 1> class_begin_{};  // order_ range of each class
   absl::flat_hash_set<uint64_t> rejected_;
   std::vector<Rejection> rejections_;
+  std::vector<uint64_t> deferred_;
   Sim sim_;
 };
 

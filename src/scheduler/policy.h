@@ -31,6 +31,10 @@ struct SchedulerLimits {
   bool share_prefix_across_tenants = false;
   int64_t max_model_len = 0;            // prompt + max_tokens
   double queue_full_retry_seconds = 1;  // retry hint when a queue or concurrency limit is hit
+  // Times a sequence may lose its slot so that a higher class or a tenant below its share of the
+  // running batch can run (recompute later). A sequence preempted this often (for any reason)
+  // keeps its slot. 0: only emergency preempts for a slot (KV pressure still preempts).
+  int32_t max_preemptions_per_request = 2;
 };
 
 }  // namespace dsinfer

@@ -54,20 +54,28 @@ SchedulerState::SchedulerState(const SchedulerLimits& l, std::vector<TenantPolic
     tenants.push_back({std::move(p)});
   }
   for (auto& q : queued) q.resize(tenants.size());
+  for (auto& q : resume) q.resize(tenants.size());
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerLimits& limits,
                                                              std::vector<TenantPolicy> tenants) {
+  if (absl::Status st = ValidateConfig(limits, tenants); !st.ok()) return st;
+  return std::unique_ptr<Scheduler>(new Scheduler(limits, std::move(tenants)));
+}
+
+absl::Status Scheduler::ValidateConfig(const SchedulerLimits& limits,
+                                       const std::vector<TenantPolicy>& tenants) {
   if (limits.max_batched_tokens < 1 || limits.max_running < 1 || limits.prefill_chunk < 1 ||
       limits.num_kv_blocks < 1 || limits.max_model_len < 1 || limits.max_waiting < 0 ||
       !(limits.max_queue_seconds > 0) || !(limits.queue_full_retry_seconds >= 0) ||
-      limits.max_batched_tokens < limits.max_running) {
+      limits.max_batched_tokens < limits.max_running || limits.max_preemptions_per_request < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "scheduler limits: max_batched_tokens (", limits.max_batched_tokens, "), max_running (",
         limits.max_running, "), prefill_chunk (", limits.prefill_chunk, "), num_kv_blocks (",
         limits.num_kv_blocks, "), max_model_len (", limits.max_model_len,
         ") and max_queue_seconds (", limits.max_queue_seconds, ") must be positive, max_waiting (",
-        limits.max_waiting,
+        limits.max_waiting, ") and max_preemptions_per_request (",
+        limits.max_preemptions_per_request,
         ") not negative, and max_batched_tokens at least max_running (every running sequence "
         "decodes each step)"));
   }
@@ -84,7 +92,7 @@ absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerLimi
                        ") must be positive and finite, limits not negative, max_priority known"));
     }
   }
-  return std::unique_ptr<Scheduler>(new Scheduler(limits, std::move(tenants)));
+  return absl::OkStatus();
 }
 
 Sequence* Scheduler::Find(uint64_t id) const {
@@ -102,7 +110,7 @@ absl::Span<const int32_t> Scheduler::tokens(uint64_t id) const {
 void Scheduler::Enqueue(Sequence* s, bool front) {
   const int p = PriorityIndex(s->priority);
   if (front) {
-    state_.resume[p].push_front(s);
+    state_.resume[p][s->tenant].push_front(s);
   } else {
     state_.queued[p][s->tenant].push_back(s);
     state_.vtc.OnEnqueue(s->tenant);
@@ -120,7 +128,7 @@ void Scheduler::Dequeue(Sequence* s, bool admitted) {
     q.erase(it);
   };
   if (s->admitted_before()) {
-    erase(state_.resume[p]);
+    erase(state_.resume[p][s->tenant]);
   } else {
     erase(state_.queued[p][s->tenant]);
     state_.vtc.OnDequeue(s->tenant, admitted);
@@ -202,7 +210,7 @@ AdmitResult Scheduler::Add(NewRequest r, double now) {
               RejectReason::kInvalid};
   } else {
     result = state_.admission.Check(
-        r, tenant.policy, t,
+        {static_cast<int64_t>(r.prompt.size()), r.max_tokens, r.priority}, tenant.policy, t,
         {state_.num_waiting, state_.waiting_tokens, tenant.waiting, tenant.running}, now);
   }
   if (!result.status.ok()) {
@@ -327,6 +335,8 @@ void Scheduler::Commit(StepPlan& plan) {
     state_.in_flight.push_back(s->id);
   }
   plan.committed = true;
+  state_.deferred_last_step = !plan.deferred.empty();
+  c.deferred_sequences += static_cast<int64_t>(plan.deferred.size());
   ++c.steps;
   ++state_.version;
 }
@@ -367,7 +377,8 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
 SchedulerStats Scheduler::Stats() const {
   SchedulerStats out = state_.counters;
   for (int p = 0; p < kNumPriorities; ++p) {
-    int32_t n = static_cast<int32_t>(state_.resume[p].size());
+    int32_t n = 0;
+    for (const auto& q : state_.resume[p]) n += static_cast<int32_t>(q.size());
     for (const auto& q : state_.queued[p]) n += static_cast<int32_t>(q.size());
     out.waiting[p] = n;
   }
@@ -447,10 +458,13 @@ absl::Status Scheduler::Validate() const {
   }
   int32_t queued = 0;
   for (int p = 0; p < kNumPriorities; ++p) {
-    queued += static_cast<int32_t>(st.resume[p].size());
-    for (const Sequence* s : st.resume[p]) {
-      if (s->running || !s->admitted_before() || PriorityIndex(s->priority) != p) {
-        return absl::InternalError("resume queue holds a wrong sequence");
+    for (size_t t = 0; t < st.resume[p].size(); ++t) {
+      queued += static_cast<int32_t>(st.resume[p][t].size());
+      for (const Sequence* s : st.resume[p][t]) {
+        if (s->running || !s->admitted_before() || PriorityIndex(s->priority) != p ||
+            s->tenant != static_cast<int32_t>(t)) {
+          return absl::InternalError("resume queue holds a wrong sequence");
+        }
       }
     }
     for (size_t t = 0; t < st.queued[p].size(); ++t) {

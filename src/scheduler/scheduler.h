@@ -33,6 +33,9 @@ class Scheduler {
   // sequence can decode each step) and tenant policies (unique ids, weights > 0, limits >= 0).
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(const SchedulerLimits& limits,
                                                            std::vector<TenantPolicy> tenants);
+  // The checks of Create, alone.
+  static absl::Status ValidateConfig(const SchedulerLimits& limits,
+                                     const std::vector<TenantPolicy>& tenants);
 
   // Admission control, at once: OK (the request waits), or INVALID_ARGUMENT / ALREADY_EXISTS
   // (never servable as sent), PERMISSION_DENIED (unknown tenant), RESOURCE_EXHAUSTED with

@@ -47,8 +47,8 @@ struct SchedulerState {
   AdmissionControl admission;
 
   absl::flat_hash_map<uint64_t, std::unique_ptr<Sequence>> seqs;
-  // Waiting: per class, preempted sequences first (front = next), then per-tenant FCFS queues.
-  std::array<std::deque<Sequence*>, kNumPriorities> resume;
+  // Waiting, per class and tenant: preempted sequences (front = next), then new requests FCFS.
+  std::array<std::vector<std::deque<Sequence*>>, kNumPriorities> resume;  // [class][tenant]
   std::array<std::vector<std::deque<Sequence*>>, kNumPriorities> queued;  // [class][tenant]
   // Running: per class, ascending admit_order (the last one is the first preemption victim).
   std::array<std::vector<Sequence*>, kNumPriorities> running;
@@ -58,6 +58,7 @@ struct SchedulerState {
 
   uint64_t version = 1;  // bumped by every mutation; a plan is only valid for its version
   std::vector<uint64_t> in_flight;  // sequences of the committed step awaiting OnTokens
+  bool deferred_last_step = false;  // the last committed step deferred sequences for a newcomer
   uint64_t next_enqueue_order = 1;
   uint64_t next_admit_order = 1;
 

@@ -33,6 +33,7 @@ struct SchedulerStats {
   std::array<int64_t, kNumPriorities> preemptions{};  // counters per class of the victim
   std::array<int64_t, kNumRejectReasons> rejections{};  // counters per RejectReason
   int64_t steps = 0;
+  int64_t deferred_sequences = 0;  // sequence-steps deferred so a newcomer's first step is short
   std::vector<TenantStats> tenants;
 };
 

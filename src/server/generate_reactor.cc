@@ -64,16 +64,27 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
   Finish(ToGrpcStatus(status));
 }
 
+CancelReason GenerateReactor::WhyCancelled() const {
+  // gRPC cancels a call at its deadline; the timer may fire a moment early.
+  const auto deadline = context_->deadline();
+  return deadline != std::chrono::system_clock::time_point::max() &&
+                 std::chrono::system_clock::now() + std::chrono::milliseconds(5) >= deadline
+             ? CancelReason::kDeadline
+             : CancelReason::kClient;
+}
+
 void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
+  const auto arrived = std::chrono::steady_clock::now();
   InferenceService& svc = *service_;
-  if (absl::Status st = svc.CheckServing(/*draining_ok=*/false); !st.ok()) {
-    svc.RecordRejection(nullptr, Priority::kInteractive, st, "");
-    FinishEarly(st);
-    return;
-  }
+  // Who is calling comes first: an unauthenticated caller learns nothing of the server's state.
   absl::StatusOr<const TenantConfig*> tenant = svc.Authenticate(context_, "Generate");
   if (!tenant.ok()) {
     FinishEarly(tenant.status());
+    return;
+  }
+  if (absl::Status st = svc.CheckServing(/*draining_ok=*/false); !st.ok()) {
+    svc.RecordRejection(*tenant, Priority::kInteractive, st, "");
+    FinishEarly(st);
     return;
   }
   v1::GenerateRequest request;
@@ -95,6 +106,10 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
   Engine& engine = *svc.engine();
   engine_request->tenant = (*tenant)->id;
   engine_request->priority = priority;
+  // Queue time and time to first token count from the call's arrival, parsing included.
+  engine_request->arrival =
+      engine.Now() -
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
   // The client's deadline, on the engine's clock: a request still queued when it passes is
   // dropped by the scheduler; gRPC also cancels the call (OnCancel) at that moment.
   const auto deadline = context_->deadline();
@@ -108,14 +123,16 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
                                     [self](EngineEvent ev) { self->OnEngineEvent(std::move(ev)); });
   Next next;
   bool cancel = false;
+  CancelReason reason = CancelReason::kClient;
   {
     std::lock_guard<std::mutex> lock(mu_);
     id_ = id;
     // The client may have gone while we were submitting; events may already be queued.
     cancel = cancelled_ && !final_status_.has_value();
+    reason = cancel_reason_;
     next = NextLocked();
   }
-  if (cancel) engine.Cancel(id);
+  if (cancel) engine.Cancel(id, reason);
   Perform(next);
 }
 
@@ -208,15 +225,17 @@ void GenerateReactor::OnWriteDone(bool ok) {
 void GenerateReactor::OnCancel() {
   Next next;
   std::optional<uint64_t> cancel;
+  const CancelReason reason = WhyCancelled();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!cancelled_) {
       cancelled_ = true;
+      cancel_reason_ = reason;
       if (!final_status_.has_value()) cancel = id_;
     }
     next = NextLocked();
   }
-  if (cancel) service_->engine()->Cancel(*cancel);
+  if (cancel) service_->engine()->Cancel(*cancel, reason);
   Perform(next);
 }
 

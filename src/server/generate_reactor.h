@@ -9,7 +9,9 @@
 //   (finish_reason + usage), or the engine's error status (RESOURCE_EXHAUSTED carries
 //   `retry-after-ms` trailing metadata), or CANCELLED when the client went away.
 // - OnCancel (client cancel, broken connection, deadline) cancels the engine request, which frees
-//   its KV blocks within a step.
+//   its KV blocks within a step; a passed deadline is reported as DEADLINE_EXCEEDED.
+// - Authentication comes before anything else: an unauthenticated caller learns nothing of the
+//   server's state.
 // - The object lives until both gRPC (OnDone) and the engine (its sink) have let go of it.
 #pragma once
 
@@ -56,6 +58,8 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   Next NextLocked();
   void Perform(Next next);
   void FinishEarly(const absl::Status& status);
+  // Why gRPC cancelled the call: its deadline passed, or the client went away.
+  CancelReason WhyCancelled() const;
 
   InferenceService* const service_;
   grpc::CallbackServerContext* const context_;
@@ -67,6 +71,7 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   bool writing_ = false;        // a write is in flight
   bool finish_started_ = false;
   bool cancelled_ = false;                       // OnCancel ran
+  CancelReason cancel_reason_ = CancelReason::kClient;
   bool done_ = false;                            // OnDone ran
   std::optional<v1::GenerateResponse> pending_;  // merged events not yet written
   std::optional<grpc::Status> final_status_;     // set by the last engine event

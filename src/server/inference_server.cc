@@ -1,49 +1,41 @@
 #include "src/server/inference_server.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
+#include "src/server/library_logs.h"
+#include "src/server/tls_files.h"
 
 namespace dsinfer {
 namespace {
 
-absl::StatusOr<std::string> ReadFile(const std::string& key, const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat(key, ": cannot read ", path));
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsConfig& tls) {
   if (!tls.enabled) return grpc::InsecureServerCredentials();
-  ASSIGN_OR_RETURN(std::string cert, ReadFile("tls.cert_file", tls.cert_file));
-  ASSIGN_OR_RETURN(std::string key, ReadFile("tls.key_file", tls.key_file));
-  std::string ca;
-  if (!tls.client_ca_file.empty()) {
-    ASSIGN_OR_RETURN(ca, ReadFile("tls.client_ca_file", tls.client_ca_file));
-  }
+  ASSIGN_OR_RETURN(TlsMaterial m, LoadTlsFiles(tls));
   // With a client CA, certificates are verified against it whenever presented; required only
   // with require_client_cert (API-key clients may then still connect without one).
   grpc_ssl_client_certificate_request_type type = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-  if (!ca.empty()) {
+  if (!m.client_ca.empty()) {
     type = tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
                                    : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   grpc::SslServerCredentialsOptions options(type);
-  options.pem_root_certs = ca;
-  options.pem_key_cert_pairs.push_back({key, cert});
+  options.pem_root_certs = m.client_ca;
+  options.pem_key_cert_pairs.push_back({m.private_key, m.cert_chain});
   return grpc::SslServerCredentials(options);
 }
 
@@ -82,13 +74,17 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(ServerC
   s->metrics_ = std::make_unique<ServerMetrics>(mo);
   s->observer_ = std::make_unique<ServerObserver>(s->metrics_.get(), s->log_.get());
   s->service_ = std::make_unique<InferenceService>(s->config_, s->metrics_.get(), s->log_.get());
+  RouteLibraryLogs(s->log_.get());
   return s;
 }
 
 InferenceServer::InferenceServer(ServerConfig config, ModelConfig model)
     : config_(std::move(config)), model_(std::move(model)) {}
 
-InferenceServer::~InferenceServer() { Drain(0); }
+InferenceServer::~InferenceServer() {
+  Drain(0);
+  UnrouteLibraryLogs(log_.get());
+}
 
 int InferenceServer::http_port() const { return http_ ? http_->port() : 0; }
 
@@ -114,10 +110,8 @@ absl::Status InferenceServer::StartListeners() {
     // LeaderWorkerSet the whole group is recreated).
     // engine() is set before the state leaves kLoading (release/acquire through state()).
     if (service->state() == ServingState::kLoading) return Readiness{true, ""};
-    if (Engine* e = service->engine()) {
-      if (absl::Status h = e->runner().Health(); !h.ok())
-        return Readiness{false, std::string(h.message())};
-    }
+    if (absl::Status h = service->BackendHealth(); !h.ok())
+      return Readiness{false, std::string(h.message())};
     return Readiness{true, ""};
   });
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
@@ -126,13 +120,16 @@ absl::Status InferenceServer::StartListeners() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // No SO_REUSEPORT: a second server on the same port is an error, not a silent traffic split.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(config_.grpc_listen, creds, &grpc_port_);
   builder.RegisterService(service_.get());
   grpc_server_ = builder.BuildAndStart();
   if (grpc_server_ == nullptr || grpc_port_ == 0) {
     grpc_server_.reset();
     return absl::UnavailableError(
-        absl::StrCat("grpc_listen: cannot listen on ", config_.grpc_listen));
+        absl::StrCat("grpc_listen: cannot listen on ", config_.grpc_listen,
+                     " (the port is in use or the address is not local)"));
   }
   SetHealth(false);  // loading
   log_->Write(LogLevel::kInfo, "listening",
@@ -153,6 +150,7 @@ absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
   options.limits.max_waiting = sc.max_waiting;
   options.limits.max_queue_seconds = sc.max_queue_seconds;
   options.limits.prefill_chunk = sc.prefill_chunk;
+  options.limits.max_preemptions_per_request = sc.max_preemptions_per_request;
   options.limits.prefix_caching = config_.kv_cache.prefix_caching;
   options.limits.share_prefix_across_tenants = config_.kv_cache.share_prefix_across_tenants;
   options.tenants = Policies(config_);
@@ -162,14 +160,31 @@ absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
   service_->AttachEngine(engine_.get(), tokenizer_.get());
   service_->SetState(ServingState::kServing);
   SetHealth(true);
+  backend_watch_ = std::thread([this] { WatchBackend(); });
   log_->Write(LogLevel::kInfo, "serving", {{"grpc_port", grpc_port_}});
   return absl::OkStatus();
+}
+
+void InferenceServer::WatchBackend() {
+  std::unique_lock<std::mutex> lock(watch_mu_);
+  while (!watch_cv_.wait_for(lock, std::chrono::milliseconds(200), [&] { return watch_stop_; })) {
+    if (service_->state() != ServingState::kServing) continue;
+    if (service_->BackendHealth().ok()) continue;
+    SetHealth(false);  // the backend never recovers in place
+    return;
+  }
 }
 
 int64_t InferenceServer::Drain(double grace_seconds) {
   std::lock_guard<std::mutex> lock(drain_mu_);
   if (stopped_) return 0;
   stopped_ = true;
+  {
+    std::lock_guard<std::mutex> watch(watch_mu_);
+    watch_stop_ = true;
+  }
+  watch_cv_.notify_all();
+  if (backend_watch_.joinable()) backend_watch_.join();
   service_->SetState(ServingState::kDraining);
   SetHealth(false);
   int64_t cut = 0;

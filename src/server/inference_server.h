@@ -7,9 +7,11 @@
 //             the grace period, then the rest end with UNAVAILABLE; then stopped).
 #pragma once
 
+#include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "src/config/model_config.h"
@@ -61,6 +63,8 @@ class InferenceServer {
   absl::Status StartRendezvous(std::string* spec);
   InferenceServer(ServerConfig config, ModelConfig model);
   void SetHealth(bool serving);
+  // While serving: turns grpc.health.v1 NOT_SERVING as soon as the backend fails (as /readyz).
+  void WatchBackend();
 
   ServerConfig config_;
   ModelConfig model_;
@@ -77,6 +81,10 @@ class InferenceServer {
   int grpc_port_ = 0;
   std::mutex drain_mu_;
   bool stopped_ = false;
+  std::thread backend_watch_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
 };
 
 }  // namespace dsinfer

@@ -22,6 +22,14 @@ std::string FieldOf(const absl::Status& st) {
   return std::string(m.substr(0, colon));
 }
 
+// "the model's ranks are no longer complete: gloo/... 10.0.0.5:29500" -> the part before ": ".
+std::string PublicSummary(absl::string_view message) {
+  const size_t colon = message.find(": ");
+  absl::string_view summary = colon == absl::string_view::npos ? message : message.substr(0, colon);
+  if (summary.size() > 120) summary = "the model backend cannot run steps";
+  return std::string(summary);
+}
+
 const char* ArchitectureOf(const std::string& model_type) {
   return model_type == "deepseek_v2" ? "DeepseekV2ForCausalLM" : "DeepseekV3ForCausalLM";
 }
@@ -88,10 +96,7 @@ absl::Status InferenceService::CheckServing(bool draining_ok) const {
   switch (state()) {
     case ServingState::kServing:
       // A sharded model whose ranks are no longer complete cannot serve: say so at once.
-      if (engine_ != nullptr) {
-        if (absl::Status h = engine_->runner().Health(); !h.ok()) return h;
-      }
-      return absl::OkStatus();
+      return BackendHealth();
     case ServingState::kLoading:
       return absl::UnavailableError("server is loading the model; retry shortly");
     case ServingState::kDraining:
@@ -101,6 +106,24 @@ absl::Status InferenceService::CheckServing(bool draining_ok) const {
       break;
   }
   return absl::UnavailableError("server is stopping");
+}
+
+absl::Status InferenceService::BackendHealth() const {
+  if (engine_ == nullptr || state() == ServingState::kLoading) return absl::OkStatus();
+  absl::Status health = engine_->runner().Health();
+  return health.ok() ? health : BackendDown(health);
+}
+
+absl::Status InferenceService::BackendDown(const absl::Status& health) const {
+  // The details (files, lines, peer addresses of the collectives) go to the log, once; callers
+  // get the summary before the first ": " of the backend's message.
+  if (!backend_down_logged_.exchange(true) && log_ != nullptr) {
+    log_->Write(LogLevel::kError, "backend_unavailable",
+                {{"code", absl::StatusCodeToString(health.code())},
+                 {"detail", std::string(health.message())}});
+  }
+  return absl::UnavailableError(
+      absl::StrCat(PublicSummary(health.message()), "; retry on another replica"));
 }
 
 void InferenceService::RecordRejection(const TenantConfig* tenant, Priority priority,
@@ -149,10 +172,10 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* InferenceService::Generate(
 grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext* context,
                                                      const grpc::ByteBuffer* request,
                                                      grpc::ByteBuffer* response) {
-  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
-    return FinishUnary(context, st);
   absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "Tokenize");
   if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
   v1::TokenizeRequest req;
   if (absl::Status st = tokenize_parser_.Parse(*request, &req); !st.ok()) {
     return FinishUnary(context, st);
@@ -170,10 +193,10 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerContext* context,
                                                        const v1::DetokenizeRequest* request,
                                                        v1::DetokenizeResponse* response) {
-  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
-    return FinishUnary(context, st);
   absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "Detokenize");
   if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
   if (tokenizer_ == nullptr) {
     return FinishUnary(context,
                        absl::InvalidArgumentError("token_ids: the served model has no tokenizer"));
@@ -205,10 +228,10 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
 grpc::ServerUnaryReactor* InferenceService::ModelInfo(grpc::CallbackServerContext* context,
                                                       const v1::ModelInfoRequest* request,
                                                       v1::ModelInfoResponse* response) {
-  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
-    return FinishUnary(context, st);
   absl::StatusOr<const TenantConfig*> tenant = Authenticate(context, "ModelInfo");
   if (!tenant.ok()) return FinishUnary(context, tenant.status());
+  if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
+    return FinishUnary(context, st);
   *response = model_info_;
   return FinishUnary(context, absl::OkStatus());
 }

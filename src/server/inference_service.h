@@ -1,6 +1,7 @@
 // The dsinfer.v1.Inference service on gRPC's callback API. Generate and Tokenize take their
 // request as raw bytes (RequestParser names a field with invalid UTF-8); Detokenize and
-// ModelInfo are plain callbacks. Every method authenticates the caller first.
+// ModelInfo are plain callbacks. Every method authenticates the caller first, before it says
+// anything about the server's state.
 #pragma once
 
 #include <grpcpp/server_context.h>
@@ -59,8 +60,12 @@ class InferenceService final : public InferenceServiceBase {
   const Tokenizer* tokenizer() const { return tokenizer_; }
   const RequestLimits& limits() const { return limits_; }
   const RequestParser& generate_parser() const { return generate_parser_; }
-  // UNAVAILABLE unless serving (or, with `draining_ok`, draining).
+  // UNAVAILABLE unless serving (or, with `draining_ok`, draining). A failed backend (a rank of a
+  // sharded model gone) gives its summary only; the details are logged once.
   absl::Status CheckServing(bool draining_ok) const;
+  // OK, or UNAVAILABLE with the summary of a failed backend (details logged once). Cheap and
+  // thread-safe: /healthz, /readyz and the health watcher call it.
+  absl::Status BackendHealth() const;
   // Counts and logs a request turned away before it reached the engine. `tenant` may be null
   // (not yet authenticated). Only the status code and the field name are logged.
   void RecordRejection(const TenantConfig* tenant, Priority priority, const absl::Status& status,
@@ -71,7 +76,10 @@ class InferenceService final : public InferenceServiceBase {
                                                    const char* method) const;
 
  private:
+  absl::Status BackendDown(const absl::Status& health) const;
+
   std::atomic<ServingState> state_{ServingState::kLoading};
+  mutable std::atomic<bool> backend_down_logged_{false};
   TenantAuthenticator auth_;
   ServerMetrics* metrics_;
   JsonLog* log_;

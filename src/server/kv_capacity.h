@@ -16,7 +16,9 @@
 
 namespace dsinfer {
 
-// `available_bytes` is only used by the default rule.
+// `available_bytes`: memory there is for the pool (after the weights are loaded). A num_blocks
+// or memory_bytes that needs more is RESOURCE_EXHAUSTED naming the key, not a std::bad_alloc
+// when the pool is allocated.
 absl::StatusOr<int32_t> KvCacheBlocks(const ServerConfig& config, const KvCacheSpec& spec,
                                       int64_t context_length, int64_t available_bytes);
 

@@ -17,14 +17,19 @@ RequestOutcome OutcomeOf(const std::string& outcome, int64_t completion_tokens) 
   return RequestOutcome::kFailed;
 }
 
-void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
-                            const ExpertLoad& expert_load) {
+void ServerObserver::OnAdmitted(Priority p) {
+  metrics_->QueueLength(p).Add(1);
+  metrics_->sequences_waiting->Add(1);
+}
+
+void ServerObserver::OnStats(const SchedulerStats& stats,
+                             const std::array<int32_t, kNumPriorities>& admitted) {
   ServerMetrics& m = *metrics_;
-  m.ObserveStep(step.tokens, step.sequences, step.seconds);
   int32_t waiting = 0;
   for (int p = 0; p < kNumPriorities; ++p) {
-    m.QueueLength(static_cast<Priority>(p)).Set(stats.waiting[p]);
-    waiting += stats.waiting[p];
+    // Waiting = in the scheduler's queues, or admitted and not yet taken in (a long step runs).
+    m.QueueLength(static_cast<Priority>(p)).Set(stats.waiting[p] + admitted[p]);
+    waiting += stats.waiting[p] + admitted[p];
     const int64_t pre = stats.preemptions[p];
     m.Preemptions(static_cast<Priority>(p)).Inc(static_cast<double>(pre - preemptions_[p]));
     preemptions_[p] = pre;
@@ -39,7 +44,12 @@ void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
   m.prefix_cache_hit_tokens->Inc(static_cast<double>(stats.prefix_cache_hits - prefix_hits_));
   prefix_queries_ = stats.prefix_cache_queries;
   prefix_hits_ = stats.prefix_cache_hits;
+}
 
+void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
+                            const ExpertLoad& expert_load) {
+  ServerMetrics& m = *metrics_;
+  m.ObserveStep(step.tokens, step.sequences, step.seconds);
   // Expert load is cumulative in the executor; the metric wants this step's tokens.
   expert_tokens_.resize(expert_load.tokens.size());
   for (size_t layer = 0; layer < expert_load.tokens.size(); ++layer) {

@@ -1,6 +1,8 @@
 // The engine's observer in the server: updates the dsinfer_* metrics and writes one structured
 // log line per finished request (ids, tenant, priority, outcome, token counts, timings; never
-// text or token ids). Called on the engine thread: only relaxed atomics and a queued log line.
+// text or token ids). Called on the engine thread (and, for admission rejections, on RPC
+// threads): only relaxed atomics and a queued log line. Gauges follow every change of the
+// scheduler's state (OnStats), not only steps, so they never show load that is gone.
 #pragma once
 
 #include <array>
@@ -21,6 +23,9 @@ class ServerObserver : public EngineObserver {
 
   void OnStep(const StepInfo& step, const SchedulerStats& stats,
               const ExpertLoad& expert_load) override;
+  void OnStats(const SchedulerStats& stats,
+               const std::array<int32_t, kNumPriorities>& admitted) override;
+  void OnAdmitted(Priority p) override;
   void OnFirstToken(const std::string& tenant, Priority p, double ttft_seconds,
                     double queue_seconds) override;
   void OnRequestEnd(uint64_t id, const std::string& tenant, Priority p, const std::string& outcome,
@@ -30,8 +35,8 @@ class ServerObserver : public EngineObserver {
  private:
   ServerMetrics* metrics_;
   JsonLog* log_;
-  // Engine-thread state: the cumulative scheduler/executor counters seen at the last step, so
-  // metrics counters get the increments.
+  // Engine-thread state: the cumulative scheduler/executor counters seen last, so metrics
+  // counters get the increments.
   int64_t prefix_queries_ = 0;
   int64_t prefix_hits_ = 0;
   std::array<int64_t, kNumPriorities> preemptions_{};

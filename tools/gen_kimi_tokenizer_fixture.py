@@ -374,8 +374,16 @@ def main():
                {name: ranges(m) for name, m in members.items()})
     write_unicode_inc(members)
 
+    # Ill-formed UTF-8 cannot reach tiktoken (it takes str); dsinfer keeps every byte, so decoding
+    # gives Python's errors="replace" text (the same maximal-subpart rule as Rust).
+    mod = importlib.import_module("gen_tokenizer_fixtures")
+    invalid = [{"hex": b.hex(), "text": b.decode("utf-8", "replace")}
+               for b in mod.INVALID_UTF8 + [b"<|im_end\xff|>", "中文".encode()[:4] + b"world"]]
+
     write_json(os.path.join(OUT_DIR, "cases.json"), {
         "source": f"tiktoken {tiktoken.__version__}, Python {sys.version.split()[0]}",
+        "pattern": KIMI_PAT,
+        "invalid_utf8": invalid,
         "num_base_tokens": num_base,
         "unreachable_tokens": [base64.b64encode(w).decode() for w in unreachable],
         "specials": specials,

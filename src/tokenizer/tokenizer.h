@@ -25,8 +25,17 @@ class Tokenizer {
  public:
   // Loads tokenizer.json; also reads tokenizer_config.json in the same directory if present
   // (bos/eos tokens). Any malformed or unsupported part gives a Status naming what is wrong.
+  // `path` may also be a tiktoken rank file named tiktoken.model or *.tiktoken (Kimi-K2; read
+  // with tokenizer_config.json beside it, see tokenizer_tiktoken.cc), or a model directory
+  // (FromDirectory).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromFile(
       const std::string& tokenizer_json_path);
+  // The tokenizer of a model directory: tokenizer.json when present, else tiktoken.model.
+  // NotFound naming both files when the directory has neither.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromDirectory(const std::string& dir);
+  // The file FromDirectory would load, or nullopt when there is none (a model may be served
+  // without a tokenizer, on token ids only).
+  static std::optional<std::string> FindInDirectory(const std::string& dir);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -52,6 +61,7 @@ class Tokenizer {
  private:
   friend class StreamDetokenizer;
   friend class TokenizerLoader;
+  friend class TiktokenLoader;
 
   Tokenizer();
   // Bytes `id` decodes to, or nullopt for an unknown id.

@@ -162,6 +162,56 @@ TEST(KimiParity, IllFormedUtf8KeepsEveryByte) {
   }
 }
 
+uint64_t Fnv1a64Ids(const std::vector<int32_t>& ids) {
+  std::string s;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) s += ',';
+    s += std::to_string(ids[i]);
+  }
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001B3ull;
+  }
+  return h;
+}
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof(buf), "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+size_t CountChars(std::string_view s) {
+  size_t n = 0;
+  for (size_t pos = 0; pos < s.size(); pos += utf8::CharLength(s, pos)) ++n;
+  return n;
+}
+
+TEST(KimiParity, LongRunsAreCutLikeKimiEncode) {
+  // tokenization_kimi.py cuts >25,000-character runs and 400k-character blocks before tiktoken;
+  // several of these texts give other ids when tiktoken sees them whole.
+  int cut_matters = 0;
+  for (const Json& c : Fx()["long_cases"]) {
+    std::string text;
+    for (const Json& p : c["parts"]) {
+      for (int i = 0; i < p[1].get<int>(); ++i) text += p[0].get<std::string>();
+    }
+    std::vector<size_t> slices;
+    ForEachKimiChunk(text, [&](std::string_view s) { slices.push_back(CountChars(s)); });
+    EXPECT_EQ(slices, c["slice_chars"].get<std::vector<size_t>>()) << c["parts"].dump();
+    for (const char* key : {"plain", "all"}) {
+      const std::vector<int32_t> ids =
+          std::string(key) == "plain" ? Tok().EncodePlain(text) : Tok().Encode(text);
+      EXPECT_EQ(ids.size(), c[key]["n"].get<size_t>()) << key << " " << c["parts"].dump();
+      EXPECT_EQ(Hex64(Fnv1a64Ids(ids)), c[key]["fnv"].get<std::string>())
+          << key << " " << c["parts"].dump();
+      cut_matters += c[key]["fnv"] != c[key]["tiktoken_whole_fnv"];
+    }
+  }
+  EXPECT_GE(cut_matters, 3);
+}
+
 TEST(KimiSpecialTokens, IdsFlagsAndBosEos) {
   const int32_t n = Fx()["num_base_tokens"].get<int32_t>();
   EXPECT_EQ(Tok().vocab_size(), n + 256);

@@ -277,9 +277,13 @@ def write_unicode_inc(members):
         "// Kimi-K2 pre-tokenizer classes as tiktoken's regex engine (Rust regex, newer Unicode)",
         "// matches them. KIMI_HAN: Script=Han, spelled out. KIMI_ADD(class, first, last): code",
         "// points the class has that PCRE2 10.42 (Unicode 14 tables) lacks; PCRE2 never has more.",
+        "// KIMI_PYSPACE: Python's str.isspace() (Unicode 14).",
     ]
     for a, b in ranges(han):
         lines.append(f"KIMI_HAN(0x{a:04X}, 0x{b:04X})")
+    # Python's str.isspace(), which tokenization_kimi.py uses to cut long runs before tiktoken.
+    for a, b in ranges(c for c in range(0x110000) if chr(c).isspace()):
+        lines.append(f"KIMI_PYSPACE(0x{a:04X}, 0x{b:04X})")
     for name, pcre in base.items():
         extra = pcre - members[name]
         assert not extra, f"{name}: PCRE2 matches {sorted(extra)[:5]} which tiktoken does not"
@@ -287,6 +291,50 @@ def write_unicode_inc(members):
             lines.append(f"KIMI_ADD({name}, 0x{a:04X}, 0x{b:04X})")
     with open(INC_PATH, "w") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def kimi_slices(text, block=400_000, max_run=25_000):
+    """How tokenization_kimi.py's encode() cuts text before tiktoken: 400k-character blocks, and
+    within a block no slice with more than `max_run` consecutive str.isspace() characters or
+    consecutive other characters."""
+    for b in range(0, len(text), block):
+        s = text[b:b + block]
+        start, run, run_space = 0, 0, s[0].isspace() if s else False
+        for i, ch in enumerate(s):
+            space = ch.isspace()
+            if space != run_space:
+                run, run_space = 1, space
+            else:
+                run += 1
+                if run > max_run:
+                    yield s[start:i]
+                    start, run = i, 1
+        yield s[start:]
+
+
+def kimi_encode(enc, text, allow_special):
+    ids = []
+    for part in kimi_slices(text):
+        ids += enc.encode(part, allowed_special="all") if allow_special else \
+            enc.encode_ordinary(part)
+    return ids
+
+
+def fnv1a64_ids(ids):
+    h = 0xCBF29CE484222325
+    for byte in ",".join(map(str, ids)).encode():
+        h = ((h ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
+# Long texts (kept out of the JSON as [piece, repeat] lists) where Kimi's cutting changes ids.
+LONG_TEXTS = [
+    [["1", 25010]],                       # a digit run cut at 25,000: 25,000 % 3 != 0
+    [[" ", 25002], ["x", 1]],             # a space run cut: "  x" then splits differently
+    [["a b ", 100001]],                   # 400k-character blocks: " a" is cut into " " + "a"
+    [["<|im_end|>", 2600]],               # specials cut apart by the 25,000-character cut
+    [["中", 24999], ["\u001c", 2], ["文", 30]],  # U+001C is str.isspace() but not \\s
+]
 
 
 def render_chat(messages, add_generation_prompt):
@@ -338,10 +386,22 @@ def main():
         json.dump(config, f, ensure_ascii=False, indent=2)
         f.write("\n")
 
+    long_cases = []
+    for parts in LONG_TEXTS:
+        text = "".join(p * n for p, n in parts)
+        case = {"parts": parts, "slice_chars": [len(x) for x in kimi_slices(text)]}
+        for key, allow in (("plain", False), ("all", True)):
+            ids = kimi_encode(enc, text, allow)
+            whole = enc.encode(text, allowed_special="all") if allow else enc.encode_ordinary(text)
+            case[key] = {"n": len(ids), "fnv": fnv1a64_ids(ids),
+                         "tiktoken_whole_fnv": fnv1a64_ids(whole)}
+        long_cases.append(case)
+
     cases = []
     for name, texts in sections:
         for t in texts:
             case = {"section": name, "text": t, "plain": enc.encode_ordinary(t)}
+            assert kimi_encode(enc, t, False) == case["plain"]  # short texts are never cut
             with_specials = enc.encode(t, allowed_special="all")
             if with_specials != case["plain"]:  # else Encode == EncodePlain: not repeated
                 case["all"] = with_specials
@@ -391,6 +451,7 @@ def main():
         "decode_cases": decode_cases,
         "single_id_text": [enc.decode([i]) for i in range(num_base + NUM_RESERVED_SPECIAL_TOKENS)],
         "chat_cases": chat_cases,
+        "long_cases": long_cases,
     })
     print(f"{num_base} ranks ({len(unreachable)} unreachable by merges), {len(cases)} cases, "
           f"{len(decode_cases)} decode cases, {len(chat_cases)} chats")

@@ -1,8 +1,10 @@
 #include "src/tokenizer/kimi_pattern.h"
 
+#include <cstdint>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
+#include "src/tokenizer/utf8.h"
 
 namespace dsinfer {
 namespace {
@@ -15,9 +17,21 @@ struct Range {
 constexpr Range kHan[] = {
 #define KIMI_HAN(first, last) {first, last},
 #define KIMI_ADD(cls, first, last)
+#define KIMI_PYSPACE(first, last)
 #include "src/tokenizer/kimi_unicode.inc"
 #undef KIMI_HAN
 #undef KIMI_ADD
+#undef KIMI_PYSPACE
+};
+
+constexpr Range kPythonSpace[] = {
+#define KIMI_HAN(first, last)
+#define KIMI_ADD(cls, first, last)
+#define KIMI_PYSPACE(first, last) {first, last},
+#include "src/tokenizer/kimi_unicode.inc"
+#undef KIMI_HAN
+#undef KIMI_ADD
+#undef KIMI_PYSPACE
 };
 
 struct Addition {
@@ -29,9 +43,11 @@ struct Addition {
 constexpr Addition kAdditions[] = {
 #define KIMI_HAN(first, last)
 #define KIMI_ADD(cls, first, last) {#cls, first, last},
+#define KIMI_PYSPACE(first, last)
 #include "src/tokenizer/kimi_unicode.inc"
 #undef KIMI_HAN
 #undef KIMI_ADD
+#undef KIMI_PYSPACE
 };
 
 std::string Hex(char32_t c) {
@@ -99,7 +115,60 @@ std::string BuildPattern() {
       "|", space, "+");                                                        // \s+
 }
 
+bool IsPythonSpace(char32_t c) {
+  for (const Range& r : kPythonSpace) {
+    if (c < r.first) return false;
+    if (c <= r.last) return true;
+  }
+  return false;
+}
+
+// The code point at text[pos] (of length `len`, from utf8::CharLength), or U+FFFD for a byte
+// that starts no well-formed sequence (Python never sees those; they count as non-space).
+char32_t CodePointAt(std::string_view text, size_t pos, size_t len) {
+  const auto b = [&](size_t i) { return static_cast<uint8_t>(text[pos + i]); };
+  if (len == 1) return b(0) < 0x80 ? b(0) : 0xFFFD;
+  if (len == 2) return ((b(0) & 0x1F) << 6) | (b(1) & 0x3F);
+  if (len == 3) return ((b(0) & 0x0F) << 12) | ((b(1) & 0x3F) << 6) | (b(2) & 0x3F);
+  return ((b(0) & 0x07) << 18) | ((b(1) & 0x3F) << 12) | ((b(2) & 0x3F) << 6) | (b(3) & 0x3F);
+}
+
 }  // namespace
+
+void ForEachKimiChunk(std::string_view text, absl::FunctionRef<void(std::string_view)> chunk) {
+  // Characters, not bytes: no cut is possible when the text has few enough bytes.
+  if (text.size() <= kKimiMaxRunChars) {
+    chunk(text);
+    return;
+  }
+  size_t chars = 0;       // characters seen in the current 400k block
+  size_t run = 0;         // length of the current space / non-space run
+  bool run_is_space = false;
+  size_t slice_start = 0;
+  for (size_t pos = 0; pos < text.size();) {
+    const size_t len = utf8::CharLength(text, pos);
+    const bool space = IsPythonSpace(CodePointAt(text, pos, len));
+    if (chars == kKimiMaxEncodeChars) {  // a new 400k block: the run count starts over
+      chunk(text.substr(slice_start, pos - slice_start));
+      slice_start = pos;
+      chars = 0;
+    }
+    if (chars == 0) {
+      run = 1;
+      run_is_space = space;
+    } else if (space != run_is_space) {
+      run = 1;
+      run_is_space = space;
+    } else if (++run > kKimiMaxRunChars) {
+      chunk(text.substr(slice_start, pos - slice_start));
+      slice_start = pos;
+      run = 1;
+    }
+    ++chars;
+    pos += len;
+  }
+  chunk(text.substr(slice_start));
+}
 
 const char kKimiTiktokenPattern[] =
     R"([\p{Han}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}&&[^\p{Han}]]*)"

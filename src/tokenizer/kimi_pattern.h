@@ -9,8 +9,11 @@
 // every class on every code point against tables written by tools/gen_kimi_tokenizer_fixture.py.
 #pragma once
 
+#include <cstddef>
 #include <string>
 #include <string_view>
+
+#include "absl/functional/function_ref.h"
 
 namespace dsinfer {
 
@@ -24,5 +27,15 @@ const std::string& KimiPcre2Pattern();
 // test: "han", "upper" ([Lu Lt Lm Lo M] minus Han), "lower" ([Ll Lm Lo M] minus Han),
 // "letter" (\p{L}), "number" (\p{N}), "space" (\s). Empty for an unknown name.
 std::string KimiPcre2Class(std::string_view name);
+
+// tokenization_kimi.py's encode() does not hand text to tiktoken whole: it cuts it into blocks
+// of 400,000 characters, and cuts each block so that no slice has more than 25,000 consecutive
+// characters that are all whitespace or all non-whitespace (Python's str.isspace()); each slice
+// is encoded on its own (special tokens included). Text without such runs is never cut.
+inline constexpr size_t kKimiMaxEncodeChars = 400000;
+inline constexpr size_t kKimiMaxRunChars = 25000;
+// Calls `chunk` for each slice, in order; slices concatenate to `text`. Ill-formed bytes count
+// as one non-space character each.
+void ForEachKimiChunk(std::string_view text, absl::FunctionRef<void(std::string_view)> chunk);
 
 }  // namespace dsinfer

@@ -67,6 +67,8 @@ class Tokenizer {
   // Bytes `id` decodes to, or nullopt for an unknown id.
   std::optional<std::string_view> TokenBytes(int32_t id) const;
   void EncodeText(std::string_view text, std::vector<int32_t>* ids) const;
+  // Encode's added-token passes and BPE on one slice of text.
+  void EncodeWithAdded(std::string_view text, std::vector<int32_t>* ids) const;
   // Builds the per-id decode tables once the vocabulary and added tokens are known.
   void BuildDecodeTables(const std::vector<std::pair<std::string, int32_t>>& added,
                          const std::vector<std::string>& special_contents);
@@ -78,6 +80,9 @@ class Tokenizer {
   std::unique_ptr<AddedTokenMatcher> raw_added_;
   std::unique_ptr<AddedTokenMatcher> normalized_added_;
   absl::flat_hash_map<std::string, int32_t> added_ids_;  // content -> id
+
+  // Kimi (tiktoken.model): text is first cut as tokenization_kimi.py does (ForEachKimiChunk).
+  bool kimi_chunks_ = false;
 
   int32_t vocab_size_ = 0;
   std::optional<int32_t> bos_id_;

@@ -161,6 +161,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TiktokenLoader::Load(const std::strin
   tok->normalized_added_ =
       std::make_unique<AddedTokenMatcher>(std::vector<std::pair<std::string_view, int32_t>>{});
   tok->BuildDecodeTables(contents, specials);
+  tok->kimi_chunks_ = true;  // as tokenization_kimi.py's encode(), see kimi_pattern.h
 
   for (auto [key, slot] : {std::pair{"bos_token", &tok->bos_id_}, {"eos_token", &tok->eos_id_}}) {
     ASSIGN_OR_RETURN(std::optional<std::string> content,

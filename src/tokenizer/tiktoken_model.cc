@@ -38,8 +38,10 @@ std::string Printable(std::string_view s) {
 
 absl::StatusOr<std::vector<std::string>> ParseTiktokenRanks(std::string_view contents,
                                                             std::string_view name) {
-  std::vector<std::string> by_rank;
-  std::vector<size_t> line_of_rank;  // 0 = rank not seen yet
+  // Entries are collected first and placed by rank at the end, so a huge rank in a short
+  // (malformed) file costs no memory before it is refused.
+  std::vector<std::pair<uint32_t, std::string>> entries;
+  absl::flat_hash_map<uint32_t, size_t> line_of_rank;
   absl::flat_hash_map<std::string, size_t> line_of_token;
   size_t line_no = 0;
   for (absl::string_view line : absl::StrSplit(AsAbsl(contents), '\n')) {
@@ -50,7 +52,8 @@ absl::StatusOr<std::vector<std::string>> ParseTiktokenRanks(std::string_view con
     };
     line = absl::StripAsciiWhitespace(line);  // also a Windows "\r"
     if (line.empty()) continue;
-    std::vector<absl::string_view> fields = absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
+    std::vector<absl::string_view> fields =
+        absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty());
     if (fields.size() != 2) {
       return at(absl::StrCat("expected \"<base64 token> <rank>\", got \"",
                              Printable(std::string_view(line.data(), line.size())), "\""));
@@ -70,31 +73,39 @@ absl::StatusOr<std::vector<std::string>> ParseTiktokenRanks(std::string_view con
     int64_t rank = 0;
     for (char c : r) rank = rank * 10 + (c - '0');
     if (rank > kMaxRank) return at(absl::StrCat("rank ", rank, " is above ", kMaxRank));
-    if (static_cast<size_t>(rank) >= by_rank.size()) {
-      by_rank.resize(rank + 1);
-      line_of_rank.resize(rank + 1, 0);
-    }
-    if (line_of_rank[rank] != 0) {
-      return at(absl::StrCat("rank ", rank, " is given twice (also line ", line_of_rank[rank],
+    auto [rank_it, new_rank] = line_of_rank.emplace(static_cast<uint32_t>(rank), line_no);
+    if (!new_rank) {
+      return at(absl::StrCat("rank ", rank, " is given twice (also line ", rank_it->second,
                              ")"));
     }
-    auto [it, inserted] = line_of_token.emplace(token, line_no);
-    if (!inserted) {
+    auto [token_it, new_token] = line_of_token.emplace(token, line_no);
+    if (!new_token) {
       return at(absl::StrCat("token \"", Printable(token), "\" is given twice (also line ",
-                             it->second, ")"));
+                             token_it->second, ")"));
     }
-    line_of_rank[rank] = line_no;
-    by_rank[rank] = std::move(token);
+    entries.emplace_back(static_cast<uint32_t>(rank), std::move(token));
   }
-  if (by_rank.empty()) {
+  if (entries.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(AsAbsl(name), ": no tokens"));
   }
-  for (size_t rank = 0; rank < by_rank.size(); ++rank) {
-    if (line_of_rank[rank] == 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(AsAbsl(name), ": rank ", rank, " is missing (ranks must be 0..",
-                       by_rank.size() - 1, " without gaps)"));
+  // n distinct ranks are exactly 0..n-1 iff none is >= n; otherwise name the first gap.
+  const size_t n = entries.size();
+  std::vector<std::string> by_rank(n);
+  std::vector<bool> seen(n, false);
+  bool gap = false;
+  for (auto& [rank, token] : entries) {
+    if (rank >= n) {
+      gap = true;
+      continue;
     }
+    seen[rank] = true;
+    by_rank[rank] = std::move(token);
+  }
+  if (gap) {
+    const size_t missing = std::find(seen.begin(), seen.end(), false) - seen.begin();
+    return absl::InvalidArgumentError(absl::StrCat(AsAbsl(name), ": rank ", missing,
+                                                   " is missing (ranks must be 0..", n - 1,
+                                                   " without gaps)"));
   }
   for (int b = 0; b < 256; ++b) {
     if (!line_of_token.contains(std::string(1, static_cast<char>(b)))) {

@@ -213,6 +213,25 @@ TEST(KimiParity, LongRunsAreCutLikeKimiEncode) {
   EXPECT_GE(cut_matters, 3);
 }
 
+TEST(KimiParity, AdversarialVocabularyMatchesTiktoken) {
+  // Shuffled ranks, tokens cut inside characters, several splits per token, many tokens no
+  // merge path builds: the corpus must still give tiktoken's ids exactly.
+  auto adv = Tokenizer::FromDirectory(kDir + "/adversarial");
+  ASSERT_TRUE(adv.ok()) << adv.status();
+  const Json& cases = Fx()["cases"];
+  const Json& want = Fx()["adversarial_cases"];
+  ASSERT_EQ(cases.size(), want.size());
+  int failures = 0;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const std::vector<int32_t> ids = (*adv)->EncodePlain(cases[i]["text"].get<std::string>());
+    const bool ok = ids.size() == want[i]["n"].get<size_t>() &&
+                    Hex64(Fnv1a64Ids(ids)) == want[i]["fnv"].get<std::string>();
+    EXPECT_TRUE(ok) << Describe(cases[i]);
+    if (!ok && ++failures > 5) break;
+    EXPECT_EQ(*(*adv)->Decode(ids), cases[i]["text"].get<std::string>());
+  }
+}
+
 TEST(KimiParity, RandomBytesRoundTripLossily) {
   // Any bytes: every byte is kept (the tokens' bytes concatenate to the input), so decoding
   // gives the input with each maximal ill-formed subpart replaced by U+FFFD.

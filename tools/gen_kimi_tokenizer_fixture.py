@@ -224,6 +224,29 @@ def add_unreachable(ranks, words, count):
     return added
 
 
+def adversarial_ranks(rng, words, count):
+    """A vocabulary no BPE training would make: random byte slices of corpus words (cut anywhere,
+    even inside a character) and concatenations of two tokens, all ranks shuffled (single bytes
+    included). Many tokens have several two-token splits and many cannot be built by merges, which
+    exercises tiktoken's exact rules: rank of the concatenation, leftmost on ties, whole-piece
+    lookup first."""
+    toks = [bytes([b]) for b in range(256)]
+    seen = set(toks)
+    words = sorted(w for w in words if len(w) >= 2)
+    while len(toks) < count:
+        if rng.random() < 0.5:
+            w = rng.choice(words)
+            i = rng.randrange(len(w) - 1)
+            t = w[i:i + rng.randint(2, 8)]
+        else:
+            t = rng.choice(toks) + rng.choice(toks)
+        if len(t) >= 2 and t not in seen:
+            seen.add(t)
+            toks.append(t)
+    rng.shuffle(toks)
+    return {t: i for i, t in enumerate(toks)}
+
+
 def encoding(ranks, specials):
     return tiktoken.Encoding("kimi-fixture", pat_str=KIMI_PAT, mergeable_ranks=ranks,
                              special_tokens=specials)
@@ -429,6 +452,22 @@ def main():
         chat_cases.append({"messages": messages, "add_generation_prompt": gen, "text": text,
                            "ids": enc.encode(text, allowed_special="all")})
 
+    # A second, adversarial vocabulary (no tokenizer_config.json: reserved specials only);
+    # expected ids are kept as hashes to keep the fixture small.
+    adv_dir = os.path.join(OUT_DIR, "adversarial")
+    os.makedirs(adv_dir, exist_ok=True)
+    adv = adversarial_ranks(random.Random(977), words, 4000)
+    with open(os.path.join(adv_dir, "tiktoken.model"), "w") as f:
+        for tok, rank in sorted(adv.items(), key=lambda kv: kv[1]):
+            f.write(f"{base64.b64encode(tok).decode()} {rank}\n")
+    adv_enc = encoding(adv, {f"<|reserved_token_{len(adv) + i}|>": len(adv) + i
+                             for i in range(NUM_RESERVED_SPECIAL_TOKENS)})
+    adversarial_cases = []
+    for name, texts in sections:
+        for t in texts:
+            plain = adv_enc.encode_ordinary(t)
+            adversarial_cases.append({"n": len(plain), "fnv": fnv1a64_ids(plain)})
+
     members = {name: class_members(p) for name, p in CLASSES.items()}
     write_json(os.path.join(OUT_DIR, "unicode_classes.json"),
                {name: ranges(m) for name, m in members.items()})
@@ -452,6 +491,7 @@ def main():
         "single_id_text": [enc.decode([i]) for i in range(num_base + NUM_RESERVED_SPECIAL_TOKENS)],
         "chat_cases": chat_cases,
         "long_cases": long_cases,
+        "adversarial_cases": adversarial_cases,  # same order as "cases"
     })
     print(f"{num_base} ranks ({len(unreachable)} unreachable by merges), {len(cases)} cases, "
           f"{len(decode_cases)} decode cases, {len(chat_cases)} chats")

@@ -3,6 +3,7 @@
 // tools/gen_kimi_tokenizer_fixture.py), the regex translation checked on every code point,
 // special tokens, the chat format, and refusal of malformed files.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -10,6 +11,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -230,6 +232,26 @@ TEST(KimiParity, AdversarialVocabularyMatchesTiktoken) {
     if (!ok && ++failures > 5) break;
     EXPECT_EQ(*(*adv)->Decode(ids), cases[i]["text"].get<std::string>());
   }
+}
+
+TEST(KimiParity, ConcurrentEncodeIsExact) {
+  // One loaded tokenizer shared by threads (the server's use): same ids as alone.
+  const Json& cases = Fx()["cases"];
+  std::atomic<int> mismatches{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int rep = 0; rep < 3; ++rep) {
+        for (size_t i = t; i < cases.size(); i += 2) {
+          if (Tok().EncodePlain(cases[i]["text"].get<std::string>()) != Ids(cases[i]["plain"])) {
+            ++mismatches;
+          }
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(KimiParity, RandomBytesRoundTripLossily) {

@@ -1,6 +1,7 @@
 # Tokenizer: HF parity on committed fixtures (tools/gen_tokenizer_fixtures.py), robustness,
-# and the Oniguruma -> PCRE2 regex translation checked on every code point.
-foreach(t tokenizer_test tokenizer_robustness_test tokenizer_unicode_test)
+# the Oniguruma -> PCRE2 regex translation checked on every code point, and Kimi-K2's
+# tiktoken-format tokenizer (tools/gen_kimi_tokenizer_fixture.py).
+foreach(t tokenizer_test tokenizer_robustness_test tokenizer_unicode_test tokenizer_kimi_test)
   dsinfer_add_test(${t}
     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/${t}.cc
     LIBS dsinfer_tokenizer nlohmann_json::nlohmann_json absl::strings GTest::gmock

@@ -140,14 +140,17 @@ absl::Status RunGenerate(int argc, char** argv) {
 
   // The tokenizer is optional: a model directory without one still runs on --ids.
   std::unique_ptr<Tokenizer> tok;
-  const std::string tok_path = (std::filesystem::path(dir) / "tokenizer.json").string();
-  if (std::filesystem::exists(tok_path)) {
-    ASSIGN_OR_RETURN(tok, Tokenizer::FromFile(tok_path));
+  const std::optional<std::string> tok_path = Tokenizer::FindInDirectory(dir);
+  if (tok_path.has_value()) {
+    ASSIGN_OR_RETURN(tok, Tokenizer::FromFile(*tok_path));
   }
   if (args.Has("ids")) {
     ASSIGN_OR_RETURN(req.prompt, args.Ids("ids"));
   } else {
-    if (!tok) return absl::InvalidArgumentError(absl::StrCat("--prompt needs ", tok_path));
+    if (!tok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--prompt needs a tokenizer.json or tiktoken.model in ", dir));
+    }
     const std::string prompt = *args.Get("prompt");
     if (args.Has("chat")) {
       std::vector<ChatMessage> msgs;

@@ -42,7 +42,8 @@ class InferenceServer {
   // Binds config.http_listen and config.grpc_listen (port 0: any free port).
   absl::Status StartListeners();
   // Loads the weights from config.model_path (progress may be null), sizes the KV pool
-  // (kv_capacity.h), loads tokenizer.json if the directory has one, and starts serving.
+  // (kv_capacity.h), loads the directory's tokenizer.json or tiktoken.model if it has one,
+  // and starts serving.
   absl::Status LoadModel(ProgressFn progress);
   // Starts serving with a ready runner; `tokenizer` may be null (token ids only).
   absl::Status StartEngine(std::unique_ptr<ModelRunner> runner,

@@ -20,11 +20,12 @@
 namespace dsinfer {
 namespace {
 
-// The model directory's tokenizer, when it has one (token ids only otherwise).
+// The model directory's tokenizer, when it has one (token ids only otherwise): tokenizer.json,
+// else tiktoken.model (Kimi-K2).
 absl::StatusOr<std::unique_ptr<Tokenizer>> LoadTokenizer(const std::string& model_path) {
-  const std::string path = (std::filesystem::path(model_path) / "tokenizer.json").string();
-  if (!std::filesystem::exists(path)) return std::unique_ptr<Tokenizer>();
-  return Tokenizer::FromFile(path);
+  const std::optional<std::string> path = Tokenizer::FindInDirectory(model_path);
+  if (!path.has_value()) return std::unique_ptr<Tokenizer>();
+  return Tokenizer::FromFile(*path);
 }
 
 }  // namespace

@@ -68,6 +68,43 @@ absl::StatusOr<std::unique_ptr<BpeModel>> BpeModel::Create(
   return m;
 }
 
+std::unique_ptr<BpeModel> BpeModel::FromTiktokenRanks(const std::vector<std::string>& token_bytes) {
+  std::unique_ptr<BpeModel> m(new BpeModel());
+  const auto& byte_strings = byte_level::ByteStrings();
+  const size_t n = token_bytes.size();
+  m->token_strings_.resize(n);
+  m->has_token_.assign(n, true);
+  m->vocab_.reserve(n);
+  m->whole_words_.reserve(n);
+  for (size_t id = 0; id < n; ++id) {
+    // Vocabulary strings in the byte-level alphabet, as for tokenizer.json models, so TokenId,
+    // TokenString and the decode tables work the same for both formats.
+    std::string s;
+    for (char c : token_bytes[id]) s += byte_strings[static_cast<uint8_t>(c)];
+    m->vocab_.emplace(s, static_cast<int32_t>(id));
+    m->token_strings_[id] = std::move(s);
+    m->whole_words_.emplace(token_bytes[id], static_cast<int32_t>(id));
+  }
+  for (int b = 0; b < 256; ++b) {
+    const char c = static_cast<char>(b);
+    auto it = m->whole_words_.find(absl::string_view(&c, 1));
+    m->byte_ids_[b] = it == m->whole_words_.end() ? -1 : it->second;
+  }
+  for (size_t id = 0; id < n; ++id) {
+    const absl::string_view t = token_bytes[id];
+    for (size_t k = 1; k < t.size(); ++k) {
+      auto l = m->whole_words_.find(t.substr(0, k));
+      if (l == m->whole_words_.end()) continue;
+      auto r = m->whole_words_.find(t.substr(k));
+      if (r == m->whole_words_.end()) continue;
+      const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(l->second)) << 32) |
+                           static_cast<uint32_t>(r->second);
+      m->merges_[key] = MergeRule{static_cast<uint32_t>(id), static_cast<int32_t>(id)};
+    }
+  }
+  return m;
+}
+
 std::optional<int32_t> BpeModel::TokenId(std::string_view token) const {
   auto it = vocab_.find(AsAbsl(token));
   if (it == vocab_.end()) return std::nullopt;
@@ -81,6 +118,13 @@ const std::string* BpeModel::TokenString(int32_t id) const {
 
 void BpeModel::Encode(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
+  if (!whole_words_.empty()) {
+    auto it = whole_words_.find(AsAbsl(word));
+    if (it != whole_words_.end()) {
+      ids->push_back(it->second);
+      return;
+    }
+  }
   if (word.size() == 1) {
     const int32_t id = byte_ids_[static_cast<uint8_t>(word[0])];
     if (id >= 0) ids->push_back(id);

@@ -28,6 +28,14 @@ class BpeModel {
       absl::flat_hash_map<std::string, int32_t> vocab,
       const std::vector<std::pair<std::string, std::string>>& merges);
 
+  // A tiktoken vocabulary: `token_bytes[r]` holds the raw bytes of the token with rank (= id) r;
+  // ranks are distinct token byte strings and include all 256 single bytes (checked by the
+  // caller, tiktoken_model.cc). tiktoken ranks an adjacent pair by the rank of the pair's
+  // concatenation, so every split of a token into two tokens becomes a merge with the token's
+  // rank (ties stay leftmost-first, as in tiktoken). tiktoken also emits a word that is itself a
+  // token as that token without merging; Encode does the same for this model.
+  static std::unique_ptr<BpeModel> FromTiktokenRanks(const std::vector<std::string>& token_bytes);
+
   // Appends the ids of `word` (raw bytes of one pre-tokenized piece) to `ids`. Bytes whose
   // alphabet character is missing from the vocabulary are dropped, as HF does without unk.
   // Thread-safe.
@@ -64,6 +72,8 @@ class BpeModel {
   std::vector<bool> has_token_;                      // by id: some vocabulary entry has this id
   std::array<int32_t, 256> byte_ids_;                // id of each byte's alphabet character, or -1
   absl::flat_hash_map<uint64_t, MergeRule> merges_;  // (left << 32 | right) -> rule
+  // tiktoken models only: raw token bytes -> id, looked up before merging (empty otherwise).
+  absl::flat_hash_map<std::string, int32_t> whole_words_;
   mutable BpeWordCache cache_;
 };
 

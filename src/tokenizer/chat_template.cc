@@ -24,6 +24,9 @@ absl::StatusOr<std::vector<int32_t>> ApplyChatTemplate(const Tokenizer& tokenize
                                                      "\" (expected system, user or assistant)"));
     }
   }
+  if (tokenizer.TokenId("<|im_middle|>").has_value()) {
+    return ApplyKimiChatTemplate(tokenizer, messages, add_generation_prompt);
+  }
   const std::optional<int32_t> bos = tokenizer.bos_id();
   const std::optional<int32_t> eos = tokenizer.eos_id();
   const std::optional<int32_t> user = tokenizer.TokenId(kUserToken);

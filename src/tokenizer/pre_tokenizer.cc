@@ -23,6 +23,15 @@ absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizer::Create(
   return pt;
 }
 
+absl::StatusOr<std::unique_ptr<PreTokenizer>> PreTokenizer::FromPcre2(std::string_view pattern) {
+  std::unique_ptr<PreTokenizer> pt(new PreTokenizer());
+  ASSIGN_OR_RETURN(std::unique_ptr<Pcre2Regex> fast, Pcre2Regex::Compile(pattern, false));
+  ASSIGN_OR_RETURN(std::unique_ptr<Pcre2Regex> exact, Pcre2Regex::Compile(pattern, true));
+  pt->fast_.push_back(std::move(fast));
+  pt->exact_.push_back(std::move(exact));
+  return pt;
+}
+
 void PreTokenizer::Split(std::string_view text,
                          absl::FunctionRef<void(std::string_view)> piece) const {
   const bool fast = utf8::IsValid(text) && !ContainsUnicodeAddition(text);

@@ -19,6 +19,9 @@ class PreTokenizer {
   // `onig_patterns` are the Split regexes in Oniguruma syntax, in order.
   static absl::StatusOr<std::unique_ptr<PreTokenizer>> Create(
       const std::vector<std::string>& onig_patterns);
+  // One split by a regex already in PCRE2 syntax (e.g. the tiktoken pattern of
+  // kimi_pattern.h), which must hold for well-formed and ill-formed subjects alike.
+  static absl::StatusOr<std::unique_ptr<PreTokenizer>> FromPcre2(std::string_view pattern);
 
   // Calls `piece` for every non-empty piece of `text`, in order; pieces concatenate to `text`.
   // `text` may hold any bytes. Thread-safe.

@@ -6,6 +6,7 @@
 #include "src/tokenizer/added_token_matcher.h"
 #include "src/tokenizer/bpe_model.h"
 #include "src/tokenizer/byte_level.h"
+#include "src/tokenizer/kimi_pattern.h"
 #include "src/tokenizer/pre_tokenizer.h"
 #include "src/tokenizer/utf8.h"
 
@@ -18,32 +19,44 @@ void Tokenizer::EncodeText(std::string_view text, std::vector<int32_t>* ids) con
   pre_tokenizer_->Split(text, [&](std::string_view word) { model_->Encode(word, ids); });
 }
 
-std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
-  std::vector<int32_t> ids;
-  ids.reserve(text.size() / 3 + 4);
+void Tokenizer::EncodeWithAdded(std::string_view text, std::vector<int32_t>* ids) const {
   auto normalized_pass = [&](std::string_view segment, int32_t id) {
     if (id >= 0) {
-      ids.push_back(id);
+      ids->push_back(id);
     } else if (normalized_added_->empty()) {
-      EncodeText(segment, &ids);
+      EncodeText(segment, ids);
     } else {
       normalized_added_->Split(segment, [&](std::string_view s, int32_t id2) {
         if (id2 >= 0) {
-          ids.push_back(id2);
+          ids->push_back(id2);
         } else {
-          EncodeText(s, &ids);
+          EncodeText(s, ids);
         }
       });
     }
   };
   raw_added_->Split(text, normalized_pass);
+}
+
+std::vector<int32_t> Tokenizer::Encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  ids.reserve(text.size() / 3 + 4);
+  if (kimi_chunks_) {
+    ForEachKimiChunk(text, [&](std::string_view chunk) { EncodeWithAdded(chunk, &ids); });
+  } else {
+    EncodeWithAdded(text, &ids);
+  }
   return ids;
 }
 
 std::vector<int32_t> Tokenizer::EncodePlain(std::string_view text) const {
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);
-  EncodeText(text, &ids);
+  if (kimi_chunks_) {
+    ForEachKimiChunk(text, [&](std::string_view chunk) { EncodeText(chunk, &ids); });
+  } else {
+    EncodeText(text, &ids);
+  }
   return ids;
 }
 

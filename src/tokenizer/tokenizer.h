@@ -25,8 +25,17 @@ class Tokenizer {
  public:
   // Loads tokenizer.json; also reads tokenizer_config.json in the same directory if present
   // (bos/eos tokens). Any malformed or unsupported part gives a Status naming what is wrong.
+  // `path` may also be a tiktoken rank file named tiktoken.model or *.tiktoken (Kimi-K2; read
+  // with tokenizer_config.json beside it, see tokenizer_tiktoken.cc), or a model directory
+  // (FromDirectory).
   static absl::StatusOr<std::unique_ptr<Tokenizer>> FromFile(
       const std::string& tokenizer_json_path);
+  // The tokenizer of a model directory: tokenizer.json when present, else tiktoken.model.
+  // NotFound naming both files when the directory has neither.
+  static absl::StatusOr<std::unique_ptr<Tokenizer>> FromDirectory(const std::string& dir);
+  // The file FromDirectory would load, or nullopt when there is none (a model may be served
+  // without a tokenizer, on token ids only).
+  static std::optional<std::string> FindInDirectory(const std::string& dir);
   ~Tokenizer();
   Tokenizer(const Tokenizer&) = delete;
   Tokenizer& operator=(const Tokenizer&) = delete;
@@ -52,11 +61,14 @@ class Tokenizer {
  private:
   friend class StreamDetokenizer;
   friend class TokenizerLoader;
+  friend class TiktokenLoader;
 
   Tokenizer();
   // Bytes `id` decodes to, or nullopt for an unknown id.
   std::optional<std::string_view> TokenBytes(int32_t id) const;
   void EncodeText(std::string_view text, std::vector<int32_t>* ids) const;
+  // Encode's added-token passes and BPE on one slice of text.
+  void EncodeWithAdded(std::string_view text, std::vector<int32_t>* ids) const;
   // Builds the per-id decode tables once the vocabulary and added tokens are known.
   void BuildDecodeTables(const std::vector<std::pair<std::string, int32_t>>& added,
                          const std::vector<std::string>& special_contents);
@@ -68,6 +80,9 @@ class Tokenizer {
   std::unique_ptr<AddedTokenMatcher> raw_added_;
   std::unique_ptr<AddedTokenMatcher> normalized_added_;
   absl::flat_hash_map<std::string, int32_t> added_ids_;  // content -> id
+
+  // Kimi (tiktoken.model): text is first cut as tokenization_kimi.py does (ForEachKimiChunk).
+  bool kimi_chunks_ = false;
 
   int32_t vocab_size_ = 0;
   std::optional<int32_t> bos_id_;

@@ -15,6 +15,7 @@
 #include "src/tokenizer/added_token_matcher.h"
 #include "src/tokenizer/bpe_model.h"
 #include "src/tokenizer/pre_tokenizer.h"
+#include "src/tokenizer/tiktoken_model.h"
 #include "src/tokenizer/tokenizer.h"
 
 namespace dsinfer {
@@ -355,6 +356,11 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const std::stri
 
 absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::FromFile(
     const std::string& tokenizer_json_path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(tokenizer_json_path, ec)) {
+    return FromDirectory(tokenizer_json_path);
+  }
+  if (IsTiktokenFileName(tokenizer_json_path)) return LoadTiktoken(tokenizer_json_path);
   return TokenizerLoader::Load(tokenizer_json_path);
 }
 

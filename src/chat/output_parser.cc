@@ -1,0 +1,353 @@
+#include "src/chat/output_parser.h"
+
+#include <algorithm>
+#include <array>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+
+namespace dsinfer::chat {
+namespace {
+
+constexpr std::string_view kEos = "<｜end▁of▁sentence｜>";
+constexpr std::string_view kThink = "<think>";
+constexpr std::string_view kEndThink = "</think>";
+constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
+constexpr std::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
+constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
+constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
+constexpr std::string_view kSep = "<｜tool▁sep｜>";
+
+// Bytes at the end of `s` that might continue into a marker or a UTF-8 character: they are held
+// until the next chunk decides.
+size_t HoldBack(std::string_view s, const std::vector<std::string_view>& markers) {
+  size_t hold = 0;
+  for (std::string_view m : markers) {
+    for (size_t n = std::min(s.size(), m.size() - 1); n > hold; --n) {
+      if (absl::StartsWith(m, s.substr(s.size() - n))) {
+        hold = n;
+        break;
+      }
+    }
+  }
+  // An incomplete trailing UTF-8 sequence (its lead byte is within the last 3 bytes).
+  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+    const unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte
+    const size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+    if (need > back) hold = std::max(hold, back);
+    break;
+  }
+  return hold;
+}
+
+bool IsArgsTail(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '`'; }
+
+}  // namespace
+
+// Markers that change the current state; anything else is text of that state (so a stray
+// "</think>" in an answer stays text).
+std::vector<std::string_view> ChatOutputParser::Markers() const {
+  switch (state_) {
+    case State::kReasoning:
+      return {kEndThink, kEos};
+    case State::kContent:
+      return {kCallsBegin, kCallBegin, kEos};
+    case State::kCallsOpen:
+      return {kCallBegin, kCallsEnd, kEos};
+    case State::kCallHeader:
+      return {kSep, kCallBegin, kCallEnd, kCallsEnd, kEos};
+    case State::kV3Name:
+    case State::kV3Fence:
+    case State::kArguments:
+      return {kCallBegin, kCallEnd, kCallsEnd, kEos};
+    case State::kDone:
+      break;
+  }
+  return {};
+}
+
+OutputParserOptions OutputParserOptions::For(const ChatFormat& format, const ChatPrompt& prompt) {
+  OutputParserOptions o;
+  o.syntax = format.kind == ChatFormatKind::kV31 ? ToolCallSyntax::kV31 : ToolCallSyntax::kV3;
+  o.starts_in_reasoning = prompt.starts_in_reasoning;
+  return o;
+}
+
+std::string ChatResult::FinishReason(std::string_view engine_reason) const {
+  if (!tool_calls.empty() && engine_reason == "stop") return "tool_calls";
+  return std::string(engine_reason);
+}
+
+ChatOutputParser::ChatOutputParser(OutputParserOptions options)
+    : options_(options),
+      state_(options.starts_in_reasoning ? State::kReasoning : State::kContent) {}
+
+ChatDelta ChatOutputParser::Push(std::string_view text) {
+  ChatDelta delta;
+  pending_.append(text);
+  Drain(/*final=*/false, &delta);
+  return delta;
+}
+
+ChatDelta ChatOutputParser::Finish() {
+  ChatDelta delta;
+  Drain(/*final=*/true, &delta);
+  // An open call (or a calls block with no complete call) was cut off: give its text back.
+  if (InCall() || (state_ == State::kCallsOpen && !block_has_call_)) AbandonCall(&delta);
+  state_ = State::kDone;
+  return delta;
+}
+
+bool ChatOutputParser::InCall() const {
+  return state_ == State::kCallHeader || state_ == State::kV3Name || state_ == State::kV3Fence ||
+         state_ == State::kArguments;
+}
+
+void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
+  while (state_ != State::kDone) {
+    if (at_start_ && (state_ == State::kContent || state_ == State::kReasoning)) {
+      // A model may open its own <think> (R1 with an older template, V3.1 deciding to think).
+      if (pending_.empty()) return;
+      if (!final && pending_.size() < kThink.size() && absl::StartsWith(kThink, pending_)) return;
+      if (absl::StartsWith(pending_, kThink)) {
+        pending_.erase(0, kThink.size());
+        state_ = State::kReasoning;
+      }
+      at_start_ = false;
+    }
+    const std::vector<std::string_view> markers = Markers();
+    size_t best = std::string::npos;
+    std::string_view marker;
+    for (std::string_view m : markers) {
+      const size_t p = pending_.find(m);
+      if (p < best) {
+        best = p;
+        marker = m;
+      }
+    }
+    if (best != std::string::npos) {
+      const std::string text = pending_.substr(0, best);
+      pending_.erase(0, best + marker.size());
+      HandleText(text, delta);
+      HandleMarker(marker, delta);
+      continue;
+    }
+    const size_t keep = final ? 0 : HoldBack(pending_, markers);
+    const std::string text = pending_.substr(0, pending_.size() - keep);
+    pending_.erase(0, pending_.size() - keep);
+    HandleText(text, delta);
+    return;
+  }
+  pending_.clear();  // after <｜end▁of▁sentence｜>
+}
+
+void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
+  if (text.empty()) return;
+  at_start_ = false;
+  switch (state_) {
+    case State::kReasoning:
+      EmitReasoning(text, delta);
+      return;
+    case State::kContent:
+      EmitContent(text, delta);
+      return;
+    case State::kDone:
+      return;
+    case State::kCallsOpen:
+      if (absl::StripAsciiWhitespace(text).empty()) {
+        call_text_.append(text);  // V3 puts a newline between calls
+      } else if (!block_has_call_) {
+        call_text_.append(text);  // not a tool-call block after all
+        AbandonCall(delta);
+      } else {
+        EmitContent(text, delta);  // stray text between calls
+      }
+      return;
+    default:
+      break;
+  }
+  call_text_.append(text);
+  switch (state_) {
+    case State::kCallHeader:
+      field_.append(text);
+      return;
+    case State::kV3Name: {
+      field_.append(text);
+      const size_t nl = field_.find('\n');
+      if (nl == std::string::npos) return;
+      const std::string rest = field_.substr(nl + 1);
+      BeginCall(std::string(absl::StripAsciiWhitespace(field_.substr(0, nl))), delta);
+      field_.clear();
+      state_ = State::kV3Fence;
+      field_ = rest;
+      break;  // fall into the fence check below with what followed the newline
+    }
+    case State::kV3Fence:
+      field_.append(text);
+      break;
+    case State::kArguments:
+      EmitArguments(text, delta);
+      return;
+    default:
+      return;
+  }
+  // kV3Fence: skip an opening "```json" (or "```") line once it is complete.
+  const std::string_view s = absl::StripLeadingAsciiWhitespace(field_);
+  if (s.empty()) return;
+  std::string args;
+  if (absl::StartsWith(s, "```")) {
+    const size_t nl = s.find('\n');
+    if (nl == std::string_view::npos) return;
+    args = std::string(s.substr(nl + 1));
+  } else if (absl::StartsWith("```", s)) {
+    return;  // "`" or "``": wait
+  } else {
+    args = std::string(s);  // no fence
+  }
+  field_.clear();
+  state_ = State::kArguments;
+  EmitArguments(args, delta);
+}
+
+void ChatOutputParser::HandleMarker(std::string_view marker, ChatDelta* delta) {
+  at_start_ = false;
+  if (marker == kEos) {
+    if (InCall() || (state_ == State::kCallsOpen && !block_has_call_)) AbandonCall(delta);
+    state_ = State::kDone;
+    return;
+  }
+  if (marker == kEndThink) {  // only a marker in kReasoning
+    state_ = State::kContent;
+    return;
+  }
+  if (marker == kCallsBegin) {  // only a marker in kContent
+    call_text_ = std::string(marker);
+    block_has_call_ = false;
+    state_ = State::kCallsOpen;
+    return;
+  }
+  if (marker == kCallBegin) {
+    if (state_ == State::kArguments) {
+      EndCall(delta);  // the previous call lacked <｜tool▁call▁end｜>: its arguments are done
+    } else if (InCall()) {
+      AbandonCall(delta);
+    }
+    if (state_ == State::kContent) {  // a call without <｜tool▁calls▁begin｜>
+      call_text_.clear();
+      block_has_call_ = false;
+    }
+    call_text_.append(marker);
+    field_.clear();
+    state_ = State::kCallHeader;
+    return;
+  }
+  call_text_.append(marker);
+  if (marker == kSep) {  // only a marker in kCallHeader
+    std::string header(absl::StripAsciiWhitespace(field_));
+    field_.clear();
+    // V3's header is the type ("function"); a header naming anything else is read as V3.1's
+    // `name<｜tool▁sep｜>args`, which V3-format models also produce at times.
+    if (options_.syntax == ToolCallSyntax::kV3 && header == "function") {
+      state_ = State::kV3Name;
+    } else {
+      BeginCall(std::move(header), delta);
+      state_ = State::kArguments;
+    }
+    return;
+  }
+  if (marker == kCallEnd) {
+    if (state_ == State::kCallHeader) {
+      AbandonCall(delta);  // no <｜tool▁sep｜>: not a call
+      return;
+    }
+    if (state_ == State::kV3Name) {
+      BeginCall(std::string(absl::StripAsciiWhitespace(field_)), delta);
+    }
+    EndCall(delta);
+    return;
+  }
+  if (marker == kCallsEnd) {
+    if (state_ == State::kArguments || state_ == State::kV3Fence) {
+      EndCall(delta);
+    } else if (InCall() || !block_has_call_) {
+      AbandonCall(delta);
+      return;
+    }
+    call_text_.clear();
+    state_ = State::kContent;
+  }
+}
+
+void ChatOutputParser::EmitReasoning(std::string_view text, ChatDelta* delta) {
+  result_.reasoning_content.append(text);
+  delta->reasoning_content.append(text);
+}
+
+void ChatOutputParser::EmitContent(std::string_view text, ChatDelta* delta) {
+  result_.content.append(text);
+  delta->content.append(text);
+}
+
+void ChatOutputParser::EmitArguments(std::string_view text, ChatDelta* delta) {
+  std::string out;
+  if (options_.syntax == ToolCallSyntax::kV3) {
+    // Hold trailing whitespace and backticks: they may be the closing "\n```", never part of
+    // the JSON arguments' end.
+    args_held_.append(text);
+    size_t last = args_held_.size();
+    while (last > 0 && IsArgsTail(args_held_[last - 1])) --last;
+    out = args_held_.substr(0, last);
+    args_held_.erase(0, last);
+  } else {
+    out = std::string(text);
+  }
+  if (out.empty()) return;
+  result_.tool_calls.back().arguments.append(out);
+  if (!delta->tool_calls.empty() && delta->tool_calls.back().index == next_index_) {
+    delta->tool_calls.back().arguments.append(out);
+  } else {
+    delta->tool_calls.push_back({next_index_, false, "", out});
+  }
+}
+
+void ChatOutputParser::BeginCall(std::string name, ChatDelta* delta) {
+  result_.tool_calls.push_back({name, ""});
+  delta->tool_calls.push_back({next_index_, true, std::move(name), ""});
+  call_begun_ = true;
+}
+
+void ChatOutputParser::EndCall(ChatDelta* delta) {
+  if (!call_begun_) BeginCall("", delta);  // V3 "function<｜tool▁sep｜>" cut right there
+  args_held_.clear();
+  field_.clear();
+  call_text_.clear();
+  call_begun_ = false;
+  block_has_call_ = true;
+  ++next_index_;
+  state_ = State::kCallsOpen;
+}
+
+void ChatOutputParser::AbandonCall(ChatDelta* delta) {
+  result_.malformed_tool_call = true;
+  if (call_begun_) {
+    result_.tool_calls.pop_back();
+    auto& calls = delta->tool_calls;
+    const bool begun_in_this_delta =
+        std::any_of(calls.begin(), calls.end(),
+                    [&](const ToolCallDelta& d) { return d.index == next_index_ && d.begins_call; });
+    calls.erase(std::remove_if(calls.begin(), calls.end(),
+                               [&](const ToolCallDelta& d) { return d.index == next_index_; }),
+                calls.end());
+    if (!begun_in_this_delta) ++next_index_;  // already handed out: never reuse the index
+    call_begun_ = false;
+  }
+  const std::string text = std::move(call_text_);
+  call_text_.clear();
+  field_.clear();
+  args_held_.clear();
+  state_ = State::kContent;
+  EmitContent(text, delta);
+}
+
+}  // namespace dsinfer::chat

@@ -10,18 +10,18 @@
 namespace dsinfer::chat {
 namespace {
 
-bool Has(std::string_view text, std::string_view fragment) {
+bool Has(absl::string_view text, absl::string_view fragment) {
   return absl::StrContains(text, fragment);
 }
 
 // V3.1's per-request switch: `{% if not thinking is defined %}{% set thinking = false %}` and
 // `{%- if not thinking %}` around the generation prompt. Spacing varies between copies.
-bool HasThinkingSwitch(std::string_view t) {
+bool HasThinkingSwitch(absl::string_view t) {
   return Has(t, "thinking is defined") || Has(t, "if not thinking") || Has(t, "if thinking");
 }
 
 // V3/R1 calls print `tool['type']` before <｜tool▁sep｜> and fence the arguments as ```json.
-bool HasV3ToolSyntax(std::string_view t) { return Has(t, "tool['type']") && Has(t, "```json"); }
+bool HasV3ToolSyntax(absl::string_view t) { return Has(t, "tool['type']") && Has(t, "```json"); }
 
 }  // namespace
 
@@ -37,7 +37,8 @@ std::string_view ChatFormatName(ChatFormatKind kind) {
   return "unknown";
 }
 
-ChatFormat RecognizeChatTemplate(std::string_view t) {
+ChatFormat RecognizeChatTemplate(std::string_view jinja) {
+  const absl::string_view t(jinja.data(), jinja.size());
   const bool deepseek_turns = Has(t, "<｜User｜>") && Has(t, "<｜Assistant｜>");
   if (!deepseek_turns) {
     std::string why = Has(t, "DSML")

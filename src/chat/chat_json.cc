@@ -9,7 +9,7 @@ namespace {
 
 using OJson = nlohmann::ordered_json;
 
-absl::Status Invalid(std::string_view field, std::string_view what) {
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 

@@ -3,8 +3,6 @@
 #include <algorithm>
 #include <array>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
 
 namespace dsinfer::chat {
 namespace {
@@ -18,13 +16,28 @@ constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
 constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
 constexpr std::string_view kSep = "<｜tool▁sep｜>";
 
+// std::string_view helpers (this absl's string_view is not std's).
+bool StartsWith(std::string_view s, std::string_view prefix) {
+  return s.substr(0, prefix.size()) == prefix;
+}
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+std::string_view StripLeading(std::string_view s) {
+  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
+  return s;
+}
+std::string_view Strip(std::string_view s) {
+  s = StripLeading(s);
+  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
 // Bytes at the end of `s` that might continue into a marker or a UTF-8 character: they are held
 // until the next chunk decides.
 size_t HoldBack(std::string_view s, const std::vector<std::string_view>& markers) {
   size_t hold = 0;
   for (std::string_view m : markers) {
     for (size_t n = std::min(s.size(), m.size() - 1); n > hold; --n) {
-      if (absl::StartsWith(m, s.substr(s.size() - n))) {
+      if (StartsWith(m, s.substr(s.size() - n))) {
         hold = n;
         break;
       }
@@ -85,7 +98,7 @@ ChatOutputParser::ChatOutputParser(OutputParserOptions options)
 
 ChatDelta ChatOutputParser::Push(std::string_view text) {
   ChatDelta delta;
-  pending_.append(text);
+  pending_.append(text.data(), text.size());
   Drain(/*final=*/false, &delta);
   return delta;
 }
@@ -109,8 +122,8 @@ void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
     if (at_start_ && (state_ == State::kContent || state_ == State::kReasoning)) {
       // A model may open its own <think> (R1 with an older template, V3.1 deciding to think).
       if (pending_.empty()) return;
-      if (!final && pending_.size() < kThink.size() && absl::StartsWith(kThink, pending_)) return;
-      if (absl::StartsWith(pending_, kThink)) {
+      if (!final && pending_.size() < kThink.size() && StartsWith(kThink, pending_)) return;
+      if (StartsWith(pending_, kThink)) {
         pending_.erase(0, kThink.size());
         state_ = State::kReasoning;
       }
@@ -120,7 +133,7 @@ void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
     size_t best = std::string::npos;
     std::string_view marker;
     for (std::string_view m : markers) {
-      const size_t p = pending_.find(m);
+      const size_t p = pending_.find(m.data(), 0, m.size());
       if (p < best) {
         best = p;
         marker = m;
@@ -155,7 +168,7 @@ void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
     case State::kDone:
       return;
     case State::kCallsOpen:
-      if (absl::StripAsciiWhitespace(text).empty()) {
+      if (Strip(text).empty()) {
         call_text_.append(text);  // V3 puts a newline between calls
       } else if (!block_has_call_) {
         call_text_.append(text);  // not a tool-call block after all
@@ -177,7 +190,7 @@ void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
       const size_t nl = field_.find('\n');
       if (nl == std::string::npos) return;
       const std::string rest = field_.substr(nl + 1);
-      BeginCall(std::string(absl::StripAsciiWhitespace(field_.substr(0, nl))), delta);
+      BeginCall(std::string(Strip(field_.substr(0, nl))), delta);
       field_.clear();
       state_ = State::kV3Fence;
       field_ = rest;
@@ -193,14 +206,14 @@ void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
       return;
   }
   // kV3Fence: skip an opening "```json" (or "```") line once it is complete.
-  const std::string_view s = absl::StripLeadingAsciiWhitespace(field_);
+  const std::string_view s = StripLeading(field_);
   if (s.empty()) return;
   std::string args;
-  if (absl::StartsWith(s, "```")) {
+  if (StartsWith(s, "```")) {
     const size_t nl = s.find('\n');
     if (nl == std::string_view::npos) return;
     args = std::string(s.substr(nl + 1));
-  } else if (absl::StartsWith("```", s)) {
+  } else if (StartsWith("```", s)) {
     return;  // "`" or "``": wait
   } else {
     args = std::string(s);  // no fence
@@ -244,7 +257,7 @@ void ChatOutputParser::HandleMarker(std::string_view marker, ChatDelta* delta) {
   }
   call_text_.append(marker);
   if (marker == kSep) {  // only a marker in kCallHeader
-    std::string header(absl::StripAsciiWhitespace(field_));
+    std::string header(Strip(field_));
     field_.clear();
     // V3's header is the type ("function"); a header naming anything else is read as V3.1's
     // `name<｜tool▁sep｜>args`, which V3-format models also produce at times.
@@ -262,7 +275,7 @@ void ChatOutputParser::HandleMarker(std::string_view marker, ChatDelta* delta) {
       return;
     }
     if (state_ == State::kV3Name) {
-      BeginCall(std::string(absl::StripAsciiWhitespace(field_)), delta);
+      BeginCall(std::string(Strip(field_)), delta);
     }
     EndCall(delta);
     return;

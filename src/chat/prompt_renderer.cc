@@ -9,29 +9,29 @@
 namespace dsinfer::chat {
 namespace {
 
-constexpr std::string_view kBos = "<｜begin▁of▁sentence｜>";
-constexpr std::string_view kEos = "<｜end▁of▁sentence｜>";
-constexpr std::string_view kUser = "<｜User｜>";
-constexpr std::string_view kAssistant = "<｜Assistant｜>";
-constexpr std::string_view kThink = "<think>";
-constexpr std::string_view kEndThink = "</think>";
-constexpr std::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
-constexpr std::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
-constexpr std::string_view kCallBegin = "<｜tool▁call▁begin｜>";
-constexpr std::string_view kCallEnd = "<｜tool▁call▁end｜>";
-constexpr std::string_view kSep = "<｜tool▁sep｜>";
-constexpr std::string_view kOutputsBegin = "<｜tool▁outputs▁begin｜>";
-constexpr std::string_view kOutputsEnd = "<｜tool▁outputs▁end｜>";
-constexpr std::string_view kOutputBegin = "<｜tool▁output▁begin｜>";
-constexpr std::string_view kOutputEnd = "<｜tool▁output▁end｜>";
+constexpr absl::string_view kBos = "<｜begin▁of▁sentence｜>";
+constexpr absl::string_view kEos = "<｜end▁of▁sentence｜>";
+constexpr absl::string_view kUser = "<｜User｜>";
+constexpr absl::string_view kAssistant = "<｜Assistant｜>";
+constexpr absl::string_view kThink = "<think>";
+constexpr absl::string_view kEndThink = "</think>";
+constexpr absl::string_view kCallsBegin = "<｜tool▁calls▁begin｜>";
+constexpr absl::string_view kCallsEnd = "<｜tool▁calls▁end｜>";
+constexpr absl::string_view kCallBegin = "<｜tool▁call▁begin｜>";
+constexpr absl::string_view kCallEnd = "<｜tool▁call▁end｜>";
+constexpr absl::string_view kSep = "<｜tool▁sep｜>";
+constexpr absl::string_view kOutputsBegin = "<｜tool▁outputs▁begin｜>";
+constexpr absl::string_view kOutputsEnd = "<｜tool▁outputs▁end｜>";
+constexpr absl::string_view kOutputBegin = "<｜tool▁output▁begin｜>";
+constexpr absl::string_view kOutputEnd = "<｜tool▁output▁end｜>";
 
 // A prompt under construction: control tokens and text, in order. Adjacent text pieces are
 // tokenized together, so a conversation without tool-call fences tokenizes exactly as HF's
 // string template would (control tokens are split out by HF too).
 class PromptBuilder {
  public:
-  void Control(std::string_view token) { pieces_.push_back({std::string(token), true}); }
-  void Text(std::string_view text) {
+  void Control(absl::string_view token) { pieces_.push_back({std::string(token), true}); }
+  void Text(absl::string_view text) {
     if (!text.empty()) pieces_.push_back({std::string(text), false});
   }
 
@@ -69,7 +69,7 @@ class PromptBuilder {
 
  private:
   // Only added tokens count: a vocabulary string would be merged with its neighbours by HF.
-  static std::optional<int32_t> AddedTokenId(const Tokenizer& tok, std::string_view s) {
+  static std::optional<int32_t> AddedTokenId(const Tokenizer& tok, const std::string& s) {
     const std::vector<int32_t> ids = tok.Encode(s);
     if (ids.size() != 1 || tok.EncodePlain(s) == ids) return std::nullopt;
     return ids[0];
@@ -82,7 +82,7 @@ class PromptBuilder {
   std::vector<Piece> pieces_;
 };
 
-absl::Status Invalid(std::string_view field, std::string_view what) {
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
@@ -111,7 +111,7 @@ absl::Status Validate(absl::Span<const Message> messages, absl::Span<const Tool>
       if (c.name.empty()) return Invalid(absl::StrCat(call, ".function.name"), "empty");
     }
   }
-  absl::flat_hash_set<std::string_view> names;
+  absl::flat_hash_set<absl::string_view> names;
   for (size_t k = 0; k < tools.size(); ++k) {
     const std::string at = absl::StrCat("tools[", k, "].function.name");
     if (tools[k].name.empty()) return Invalid(at, "empty");
@@ -168,13 +168,13 @@ void RenderToolsBlock(ChatFormatKind kind, absl::Span<const Tool> tools, PromptB
 }
 
 // R1 drops history reasoning up to the last </think>, V3.1 up to the first (as their templates).
-std::string_view AfterLastEndThink(std::string_view s) {
+absl::string_view AfterLastEndThink(absl::string_view s) {
   const size_t p = s.rfind(kEndThink);
-  return p == std::string_view::npos ? s : s.substr(p + kEndThink.size());
+  return p == absl::string_view::npos ? s : s.substr(p + kEndThink.size());
 }
-std::string_view AfterFirstEndThink(std::string_view s) {
+absl::string_view AfterFirstEndThink(absl::string_view s) {
   const size_t p = s.find(kEndThink);
-  return p == std::string_view::npos ? s : s.substr(p + kEndThink.size());
+  return p == absl::string_view::npos ? s : s.substr(p + kEndThink.size());
 }
 
 // V3 and R1 (their templates' structure, with two template bugs fixed: the first call of every
@@ -211,7 +211,7 @@ void RenderV3Turns(ChatFormatKind kind, absl::Span<const Message> messages,
     if (!after_outputs) b->Control(kAssistant);
     if (m.tool_calls.empty()) {
       b->Text(kind == ChatFormatKind::kR1 && !after_outputs ? AfterLastEndThink(m.content)
-                                                            : std::string_view(m.content));
+                                                            : absl::string_view(m.content));
       b->Control(kEos);
       continue;
     }
@@ -271,7 +271,7 @@ void RenderV31Turns(absl::Span<const Message> messages, const RenderOptions& opt
     }
     last_user = false;
     if (m.tool_calls.empty()) {
-      b->Text(is_tool ? std::string_view(m.content) : AfterFirstEndThink(m.content));
+      b->Text(is_tool ? absl::string_view(m.content) : AfterFirstEndThink(m.content));
       b->Control(kEos);
       is_tool = false;
       continue;

@@ -357,6 +357,55 @@ TEST(Render, ErrorsNameTheField) {
   EXPECT_THAT(error({Msg("user", "a")}, {t, t}), HasSubstr("tools[1].function.name: duplicate"));
 }
 
+// R1 and V3.1 tokenizers turn two V3 placeholders into <think> (128798) and </think> (128799);
+// a copy of the V3 tokenizer edited that way checks they are rendered as ids.
+const Tokenizer& ThinkTok() {
+  static const Tokenizer* tok = [] {
+    std::ifstream in(kRoot + "/models/tokenizers/deepseek-v3/tokenizer.json");
+    nlohmann::json j = nlohmann::json::parse(in);
+    for (nlohmann::json& t : j["added_tokens"]) {
+      if (t["id"] == 128798) t["content"] = "<think>";
+      if (t["id"] == 128799) t["content"] = "</think>";
+      if (t["id"] == 128798 || t["id"] == 128799) t["special"] = false;
+    }
+    const std::string path = testing::TempDir() + "/think_tokenizer.json";
+    std::ofstream(path) << j.dump();
+    auto t = Tokenizer::FromFile(path);
+    if (!t.ok()) {
+      ADD_FAILURE() << t.status();
+      std::abort();
+    }
+    return t->release();
+  }();
+  return *tok;
+}
+
+TEST(Render, ThinkTagsAreIdsWhenTheTokenizerHasThem) {
+  const Tokenizer& t = ThinkTok();
+  absl::StatusOr<ChatPrompt> r1 = RenderChat(t, Format(ChatFormatKind::kR1),
+                                             {Msg("user", "</think><think>")}, {}, {});
+  ASSERT_TRUE(r1.ok()) << r1.status();
+  const std::vector<int32_t> nl = t.EncodePlain("\n");
+  std::vector<int32_t> want = {0, 128803};
+  const std::vector<int32_t> user = t.EncodePlain("</think><think>");
+  want.insert(want.end(), user.begin(), user.end());
+  want.push_back(128804);
+  want.push_back(128798);
+  want.insert(want.end(), nl.begin(), nl.end());
+  EXPECT_EQ(r1->ids, want);
+  EXPECT_EQ(*t.Decode(r1->ids), r1->text);
+
+  absl::StatusOr<ChatPrompt> v31 = RenderChat(
+      t, Format(ChatFormatKind::kV31),
+      {Msg("user", "a"), Msg("assistant", "b"), Msg("user", "</think>")}, {}, {});
+  ASSERT_TRUE(v31.ok()) << v31.status();
+  int end_think = 0;
+  for (int32_t id : v31->ids) end_think += id == 128799;
+  EXPECT_EQ(end_think, 2);  // the two turns' prefixes; the user's "</think>" is text
+  EXPECT_EQ(v31->ids.back(), 128799);
+  EXPECT_EQ(*t.Decode(v31->ids), v31->text);
+}
+
 // ---------------------------------------------------------------- JSON request pieces
 
 TEST(ChatJson, ParsesOpenAiMessagesAndTools) {

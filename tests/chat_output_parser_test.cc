@@ -39,29 +39,32 @@ struct Collected {
   std::string reasoning, content;
   std::vector<ParsedToolCall> calls;
   std::vector<ChatDelta> deltas;
+  std::vector<size_t> content_cuts, reasoning_cuts;
   ChatResult result;
 };
 
-// True when `s` ends with a proper prefix of a control token's text (e.g. "<｜tool▁ca").
-bool EndsInsideControlToken(const std::string& s) {
-  static const char* kMarkers[] = {"<think>", "</think>", "<｜tool▁calls▁begin｜>",
-                                   "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>",
-                                   "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜end▁of▁sentence｜>"};
-  for (std::string m : kMarkers) {
-    for (size_t n = 1; n < m.size() && n <= s.size(); ++n) {
-      if (s.compare(s.size() - n, n, m, 0, n) == 0) return true;
+const char* const kMarkers[] = {"<think>", "</think>", "<｜tool▁calls▁begin｜>",
+                                "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>",
+                                "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜end▁of▁sentence｜>"};
+
+// No delta boundary falls inside a control token's text that ends up in `text` (where
+// `cuts` are the lengths of `text` after each delta).
+void ExpectNoCutInsideControlTokens(const std::string& text, const std::vector<size_t>& cuts) {
+  for (const std::string m : kMarkers) {
+    for (size_t at = text.find(m); at != std::string::npos; at = text.find(m, at + 1)) {
+      for (size_t cut : cuts) {
+        EXPECT_FALSE(cut > at && cut < at + m.size()) << "cut at " << cut << " in " << text;
+      }
     }
   }
-  return false;
 }
 
-// `final`: the delta of Finish(), which releases whatever was held back.
-void Absorb(const ChatDelta& d, Collected* c, bool final = false) {
+void Absorb(const ChatDelta& d, Collected* c) {
   EXPECT_TRUE(ValidUtf8(d.content)) << d.content;
   EXPECT_TRUE(ValidUtf8(d.reasoning_content));
-  if (!final) {
-    EXPECT_FALSE(EndsInsideControlToken(d.content)) << d.content;
-    EXPECT_FALSE(EndsInsideControlToken(d.reasoning_content)) << d.reasoning_content;
+  if (!d.content.empty()) c->content_cuts.push_back(c->content.size() + d.content.size());
+  if (!d.reasoning_content.empty()) {
+    c->reasoning_cuts.push_back(c->reasoning.size() + d.reasoning_content.size());
   }
   c->reasoning += d.reasoning_content;
   c->content += d.content;
@@ -83,7 +86,9 @@ Collected Parse(OutputParserOptions o, const std::string& text, size_t chunk = 0
   Collected c;
   if (chunk == 0) chunk = text.size() + 1;
   for (size_t i = 0; i < text.size(); i += chunk) Absorb(p.Push(text.substr(i, chunk)), &c);
-  Absorb(p.Finish(), &c, /*final=*/true);
+  Absorb(p.Finish(), &c);
+  ExpectNoCutInsideControlTokens(c.content, c.content_cuts);
+  ExpectNoCutInsideControlTokens(c.reasoning, c.reasoning_cuts);
   c.result = p.result();
   EXPECT_EQ(c.reasoning, c.result.reasoning_content);
   if (!c.result.malformed_tool_call) {
@@ -274,6 +279,34 @@ TEST(OutputParser, MalformedOutputBecomesContent) {
 TEST(OutputParser, TextAfterEndOfSentenceIsIgnored) {
   const Collected c = Parse(Opts(ToolCallSyntax::kV31), "done<｜end▁of▁sentence｜>garbage", 2);
   EXPECT_EQ(c.result.content, "done");
+}
+
+// Random sequences of control tokens, their fragments and text (well-formed or not): the
+// result never depends on the chunking, and nothing crashes.
+TEST(OutputParser, RandomOutputsAreChunkingIndependent) {
+  const std::vector<std::string> pieces = {
+      "<think>", "</think>", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
+      "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜end▁of▁sentence｜>",
+      "function", "get_weather", "\n", "```json\n", "\n```", "{\"a\": 1}", " ", "`", "<",
+      "<｜", "<｜tool▁", "é", "😀", "text"};
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  auto next = [&](uint64_t n) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state % n;
+  };
+  for (int trial = 0; trial < 300; ++trial) {
+    std::string text;
+    const int len = static_cast<int>(next(16));
+    for (int i = 0; i < len; ++i) text += pieces[next(pieces.size())];
+    const OutputParserOptions o =
+        Opts(next(2) ? ToolCallSyntax::kV3 : ToolCallSyntax::kV31, next(2) == 1);
+    const ChatResult whole = Parse(o, text).result;
+    ExpectSameResult(Parse(o, text, 1).result, whole, text + " / bytes");
+    ExpectSameResult(Parse(o, text, 1 + next(9)).result, whole, text + " / chunks");
+    if (HasFailure()) break;
+  }
 }
 
 TEST(OutputParser, OptionsFollowTheFormatAndPrompt) {

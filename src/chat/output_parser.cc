@@ -146,7 +146,12 @@ void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
       HandleMarker(marker, delta);
       continue;
     }
-    const size_t keep = final ? 0 : HoldBack(pending_, markers);
+    // Hold back a prefix of any control token, not only of this state's markers: a control
+    // token that is mere text here (a tool-call token inside reasoning) still reaches the
+    // client whole, in one delta.
+    static const std::vector<std::string_view> kAllMarkers = {
+        kThink, kEndThink, kCallsBegin, kCallsEnd, kCallBegin, kCallEnd, kSep, kEos};
+    const size_t keep = final ? 0 : HoldBack(pending_, kAllMarkers);
     const std::string text = pending_.substr(0, pending_.size() - keep);
     pending_.erase(0, pending_.size() - keep);
     HandleText(text, delta);

@@ -406,6 +406,37 @@ TEST(Render, ThinkTagsAreIdsWhenTheTokenizerHasThem) {
   EXPECT_EQ(*t.Decode(v31->ids), v31->text);
 }
 
+// The path a server takes: format from the checkpoint's config, request JSON, prompt, then the
+// model's output parsed with the options the prompt implies.
+TEST(EndToEnd, V31ThinkingRequestThenToolCallOutput) {
+  absl::StatusOr<ChatFormat> format = LoadChatFormat(kFixtures + "deepseek-v3.1_tokenizer_config.json");
+  ASSERT_TRUE(format.ok());
+  const OJson body = OJson::parse(R"({"messages": [{"role": "user", "content": "Weather?"}],
+      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
+      "chat_template_kwargs": {"thinking": true}})");
+  RenderOptions options;
+  options.thinking = *ThinkingFromTemplateKwargs(body["chat_template_kwargs"]);
+  absl::StatusOr<ChatPrompt> prompt = RenderChat(Tok(), *format, *ParseMessages(body["messages"]),
+                                                 *ParseTools(body["tools"]), options);
+  ASSERT_TRUE(prompt.ok()) << prompt.status();
+  EXPECT_THAT(prompt->text, HasSubstr("<｜User｜>Weather?<｜Assistant｜><think>"));
+
+  ChatOutputParser parser(OutputParserOptions::For(*format, *prompt));
+  const std::string out =
+      "Need the tool.</think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>get_weather<｜tool▁sep｜>"
+      "{\"city\": \"Paris\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>";
+  // Pieces as a detokenizer would hand them out (control tokens whole).
+  for (size_t i = 0; i < out.size(); i += 9) parser.Push(out.substr(i, 9));
+  parser.Finish();
+  const ChatResult& r = parser.result();
+  EXPECT_EQ(r.reasoning_content, "Need the tool.");
+  EXPECT_EQ(r.content, "");
+  ASSERT_EQ(r.tool_calls.size(), 1u);
+  EXPECT_EQ(r.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(r.tool_calls[0].arguments, "{\"city\": \"Paris\"}");
+  EXPECT_EQ(r.FinishReason("stop"), "tool_calls");
+}
+
 // ---------------------------------------------------------------- JSON request pieces
 
 TEST(ChatJson, ParsesOpenAiMessagesAndTools) {

@@ -1,13 +1,12 @@
 // ChatOutputParser: the split of generated text into reasoning, content and tool calls must not
 // depend on how the text is chunked, must never hand out part of a control token, and must
 // survive malformed model output.
-#include "src/chat/output_parser.h"
-
 #include <string>
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "src/chat/output_parser.h"
 
 namespace dsinfer::chat {
 namespace {
@@ -43,9 +42,14 @@ struct Collected {
   ChatResult result;
 };
 
-const char* const kMarkers[] = {"<think>", "</think>", "<｜tool▁calls▁begin｜>",
-                                "<｜tool▁calls▁end｜>", "<｜tool▁call▁begin｜>",
-                                "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜end▁of▁sentence｜>"};
+const char* const kMarkers[] = {"<think>",
+                                "</think>",
+                                "<｜tool▁calls▁begin｜>",
+                                "<｜tool▁calls▁end｜>",
+                                "<｜tool▁call▁begin｜>",
+                                "<｜tool▁call▁end｜>",
+                                "<｜tool▁sep｜>",
+                                "<｜end▁of▁sentence｜>"};
 
 // No delta boundary falls inside a control token's text that ends up in `text` (where
 // `cuts` are the lengths of `text` after each delta).
@@ -121,7 +125,8 @@ const char kV31Calls[] =
 const char kV3Calls[] =
     "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>get_weather\n```json\n"
     "{\"location\": \"San Francisco, CA\"}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function"
-    "<｜tool▁sep｜>get_time\n```json\n{\"tz\": \"PST\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+    "<｜tool▁sep｜>get_time\n```json\n{\"tz\": "
+    "\"PST\"}\n```<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
 const char kThinking[] = "Let me add: 2+2 = 4 — «é» 😀.\n</think>\n\nThe answer is **4**.";
 
 TEST(OutputParser, ChunkingDoesNotChangeTheResult) {
@@ -131,7 +136,8 @@ TEST(OutputParser, ChunkingDoesNotChangeTheResult) {
       {Opts(ToolCallSyntax::kV3, true), kThinking},
       {Opts(ToolCallSyntax::kV31, true), std::string(kThinking) + kV31Calls},
       {Opts(ToolCallSyntax::kV3), "x < y <｜ not a token <｜tool▁calls▁begin｜>oops"},
-      {Opts(ToolCallSyntax::kV31), "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{\"a\""},
+      {Opts(ToolCallSyntax::kV31),
+       "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{\"a\""},
   };
   for (const auto& [opts, text] : cases) {
     const Collected whole = Parse(opts, text);
@@ -166,7 +172,8 @@ TEST(OutputParser, ModelOpensItsOwnThinkBlock) {
     EXPECT_EQ(c.result.content, "ok");
   }
   // R1 prompts already opened it; a repeated <think> at the start is dropped.
-  EXPECT_EQ(Parse(Opts(ToolCallSyntax::kV3, true), "<think>a</think>b").result.reasoning_content, "a");
+  EXPECT_EQ(Parse(Opts(ToolCallSyntax::kV3, true), "<think>a</think>b").result.reasoning_content,
+            "a");
   // Only at the very start: later "<think>" and a stray "</think>" in an answer are text.
   EXPECT_EQ(Parse(Opts(ToolCallSyntax::kV31), "a <think> b </think> c").result.content,
             "a <think> b </think> c");
@@ -184,7 +191,8 @@ TEST(OutputParser, V31ToolCallsStreamNameThenArguments) {
   // Byte by byte, arguments arrive in many deltas after the one naming the call.
   int arg_deltas = 0;
   for (const ChatDelta& d : c.deltas) {
-    for (const ToolCallDelta& t : d.tool_calls) arg_deltas += !t.begins_call && !t.arguments.empty();
+    for (const ToolCallDelta& t : d.tool_calls)
+      arg_deltas += !t.begins_call && !t.arguments.empty();
   }
   EXPECT_GT(arg_deltas, 20);
   // Whole: one delta holds both calls, each named once.
@@ -206,8 +214,9 @@ TEST(OutputParser, V3ToolCallsDropTheFence) {
     EXPECT_FALSE(c.result.malformed_tool_call);
   }
   // A V3-format model writing V3.1's `name<｜tool▁sep｜>args` is still understood.
-  const Collected c = Parse(Opts(ToolCallSyntax::kV3),
-                          "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{}<｜tool▁call▁end｜>");
+  const Collected c =
+      Parse(Opts(ToolCallSyntax::kV3),
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{}<｜tool▁call▁end｜>");
   ASSERT_EQ(c.result.tool_calls.size(), 1u);
   EXPECT_EQ(c.result.tool_calls[0].name, "f");
   EXPECT_EQ(c.result.tool_calls[0].arguments, "{}");
@@ -251,10 +260,10 @@ TEST(OutputParser, MalformedOutputBecomesContent) {
     EXPECT_EQ(c.result.FinishReason("stop"), "stop");
   }
   // A calls block with no call, a call without <｜tool▁sep｜>, stray text in a block.
-  for (const std::string text :
-       {std::string("<｜tool▁calls▁begin｜>"), std::string("<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>"),
-        std::string("<｜tool▁call▁begin｜>f<｜tool▁call▁end｜>"),
-        std::string("<｜tool▁calls▁begin｜>just text")}) {
+  for (const std::string text : {std::string("<｜tool▁calls▁begin｜>"),
+                                 std::string("<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>"),
+                                 std::string("<｜tool▁call▁begin｜>f<｜tool▁call▁end｜>"),
+                                 std::string("<｜tool▁calls▁begin｜>just text")}) {
     const Collected c = Parse(Opts(ToolCallSyntax::kV31), text);
     EXPECT_EQ(c.result.content, text);
     EXPECT_TRUE(c.result.tool_calls.empty()) << text;
@@ -262,16 +271,17 @@ TEST(OutputParser, MalformedOutputBecomesContent) {
   }
   // A complete call followed by a cut one keeps the complete one.
   const Collected c = Parse(Opts(ToolCallSyntax::kV3),
-                          "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n"
-                          "```json\n{}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function"
-                          "<｜tool▁sep｜>g\n```json\n{\"x\"");
+                            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>function<｜tool▁sep｜>f\n"
+                            "```json\n{}\n```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function"
+                            "<｜tool▁sep｜>g\n```json\n{\"x\"");
   ASSERT_EQ(c.result.tool_calls.size(), 1u);
   EXPECT_EQ(c.result.tool_calls[0].name, "f");
   EXPECT_THAT(c.result.content, HasSubstr("<｜tool▁call▁begin｜>function<｜tool▁sep｜>g\n"));
   EXPECT_EQ(c.result.FinishReason("stop"), "tool_calls");
   // Missing <｜tool▁call▁end｜> before <｜tool▁calls▁end｜> is tolerated.
-  const Collected d = Parse(Opts(ToolCallSyntax::kV31),
-                          "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{}<｜tool▁calls▁end｜>");
+  const Collected d =
+      Parse(Opts(ToolCallSyntax::kV31),
+            "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{}<｜tool▁calls▁end｜>");
   ASSERT_EQ(d.result.tool_calls.size(), 1u);
   EXPECT_FALSE(d.result.malformed_tool_call);
 }
@@ -284,11 +294,28 @@ TEST(OutputParser, TextAfterEndOfSentenceIsIgnored) {
 // Random sequences of control tokens, their fragments and text (well-formed or not): the
 // result never depends on the chunking, and nothing crashes.
 TEST(OutputParser, RandomOutputsAreChunkingIndependent) {
-  const std::vector<std::string> pieces = {
-      "<think>", "</think>", "<｜tool▁calls▁begin｜>", "<｜tool▁calls▁end｜>",
-      "<｜tool▁call▁begin｜>", "<｜tool▁call▁end｜>", "<｜tool▁sep｜>", "<｜end▁of▁sentence｜>",
-      "function", "get_weather", "\n", "```json\n", "\n```", "{\"a\": 1}", " ", "`", "<",
-      "<｜", "<｜tool▁", "é", "😀", "text"};
+  const std::vector<std::string> pieces = {"<think>",
+                                           "</think>",
+                                           "<｜tool▁calls▁begin｜>",
+                                           "<｜tool▁calls▁end｜>",
+                                           "<｜tool▁call▁begin｜>",
+                                           "<｜tool▁call▁end｜>",
+                                           "<｜tool▁sep｜>",
+                                           "<｜end▁of▁sentence｜>",
+                                           "function",
+                                           "get_weather",
+                                           "\n",
+                                           "```json\n",
+                                           "\n```",
+                                           "{\"a\": 1}",
+                                           " ",
+                                           "`",
+                                           "<",
+                                           "<｜",
+                                           "<｜tool▁",
+                                           "é",
+                                           "😀",
+                                           "text"};
   uint64_t state = 0x9E3779B97F4A7C15ull;
   auto next = [&](uint64_t n) {
     state ^= state << 13;

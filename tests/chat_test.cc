@@ -104,7 +104,8 @@ TEST(ChatFormat, RecognisesTheThreeTemplates) {
 }
 
 TEST(ChatFormat, UnknownTemplatesFallBackToV3WithANote) {
-  ChatFormat f = RecognizeChatTemplate("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}");
+  ChatFormat f =
+      RecognizeChatTemplate("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}");
   EXPECT_EQ(f.kind, ChatFormatKind::kV3);
   EXPECT_THAT(f.note, HasSubstr("plain DeepSeek-V3"));
   f = RecognizeChatTemplate("<｜DSML｜tool_calls> ...");
@@ -195,13 +196,14 @@ TEST(RenderV3, ToolsBlockUsesTheV3CallSyntax) {
 // ---------------------------------------------------------------- rendering: R1
 
 TEST(RenderR1, GenerationPromptOpensThinkAndHistoryDropsReasoning) {
-  // DeepSeek-R1 model card: "<｜begin▁of▁sentence｜>{system}<｜User｜>{query}<｜Assistant｜><think>\n".
+  // DeepSeek-R1 model card:
+  // "<｜begin▁of▁sentence｜>{system}<｜User｜>{query}<｜Assistant｜><think>\n".
   ChatPrompt p = Render(ChatFormatKind::kR1, {Msg("system", "Sys"), Msg("user", "1+1?")});
   EXPECT_EQ(p.text, "<｜begin▁of▁sentence｜>Sys<｜User｜>1+1?<｜Assistant｜><think>\n");
   EXPECT_TRUE(p.starts_in_reasoning);
   // The template keeps what follows the last </think> of history turns.
-  p = Render(ChatFormatKind::kR1, {Msg("user", "a"), Msg("assistant", "<think>x</think>y</think>2"),
-                                   Msg("user", "b")});
+  p = Render(ChatFormatKind::kR1,
+             {Msg("user", "a"), Msg("assistant", "<think>x</think>y</think>2"), Msg("user", "b")});
   EXPECT_EQ(p.text,
             "<｜begin▁of▁sentence｜><｜User｜>a<｜Assistant｜>2<｜end▁of▁sentence｜><｜User｜>b"
             "<｜Assistant｜><think>\n");
@@ -212,9 +214,9 @@ TEST(RenderR1, GenerationPromptOpensThinkAndHistoryDropsReasoning) {
 }
 
 TEST(RenderR1, ToolOutputsAreNotNewlineSeparated) {
-  const ChatPrompt p = Render(
-      ChatFormatKind::kR1,
-      {Msg("user", "q"), CallsMsg({{"f", "{}"}, {"g", "{}"}}), ToolMsg("1", "a"), ToolMsg("2", "b")});
+  const ChatPrompt p =
+      Render(ChatFormatKind::kR1, {Msg("user", "q"), CallsMsg({{"f", "{}"}, {"g", "{}"}}),
+                                   ToolMsg("1", "a"), ToolMsg("2", "b")});
   EXPECT_THAT(p.text, HasSubstr("```<｜tool▁call▁end｜>\n<｜tool▁call▁begin｜>function"));
   EXPECT_THAT(p.text,
               HasSubstr("<｜tool▁outputs▁begin｜><｜tool▁output▁begin｜>1<｜tool▁output▁end｜>"
@@ -231,25 +233,28 @@ TEST(RenderV31, ThinkingAndNonThinkingPromptsAsDocumented) {
                                      Msg("user", "Hello"), Msg("assistant", "Hi there"),
                                      Msg("user", "How are you?")};
   ChatPrompt p = Render(ChatFormatKind::kV31, msgs);
-  EXPECT_EQ(p.text,
-            "<｜begin▁of▁sentence｜>You are a helpful assistant<｜User｜>Hello<｜Assistant｜></think>"
-            "Hi there<｜end▁of▁sentence｜><｜User｜>How are you?<｜Assistant｜></think>");
+  EXPECT_EQ(
+      p.text,
+      "<｜begin▁of▁sentence｜>You are a helpful assistant<｜User｜>Hello<｜Assistant｜></think>"
+      "Hi there<｜end▁of▁sentence｜><｜User｜>How are you?<｜Assistant｜></think>");
   EXPECT_FALSE(p.starts_in_reasoning);
   // Thinking: only the generation prompt changes (history stays </think>).
   RenderOptions think;
   think.thinking = true;
   p = Render(ChatFormatKind::kV31, msgs, {}, think);
-  EXPECT_EQ(p.text,
-            "<｜begin▁of▁sentence｜>You are a helpful assistant<｜User｜>Hello<｜Assistant｜></think>"
-            "Hi there<｜end▁of▁sentence｜><｜User｜>How are you?<｜Assistant｜><think>");
+  EXPECT_EQ(
+      p.text,
+      "<｜begin▁of▁sentence｜>You are a helpful assistant<｜User｜>Hello<｜Assistant｜></think>"
+      "Hi there<｜end▁of▁sentence｜><｜User｜>How are you?<｜Assistant｜><think>");
   EXPECT_TRUE(p.starts_in_reasoning);
   // History reasoning is dropped up to the first </think> (vLLM's V3.1 recipe example).
   p = Render(ChatFormatKind::kV31,
              {Msg("user", "Who are you?"), Msg("assistant", "<think>Hmm</think>I am DeepSeek"),
               Msg("user", "9.11 and 9.8, which is greater?")});
-  EXPECT_EQ(p.text,
-            "<｜begin▁of▁sentence｜><｜User｜>Who are you?<｜Assistant｜></think>I am DeepSeek"
-            "<｜end▁of▁sentence｜><｜User｜>9.11 and 9.8, which is greater?<｜Assistant｜></think>");
+  EXPECT_EQ(
+      p.text,
+      "<｜begin▁of▁sentence｜><｜User｜>Who are you?<｜Assistant｜></think>I am DeepSeek"
+      "<｜end▁of▁sentence｜><｜User｜>9.11 and 9.8, which is greater?<｜Assistant｜></think>");
   RenderOptions no_prompt;
   no_prompt.add_generation_prompt = false;
   EXPECT_EQ(Render(ChatFormatKind::kV31, {Msg("user", "x")}, {}, no_prompt).text,
@@ -308,11 +313,12 @@ TEST(RenderV31, SeveralToolsAndChainedCalls) {
   EXPECT_THAT(p.text, HasSubstr("{\"temperature\": {\"type\": \"number\"}}}\n\n### get_current_date"
                                 "\nDescription: Get the current date\n\nParameters: {}\n\n"
                                 "IMPORTANT:"));
-  EXPECT_THAT(p.text,
-              HasSubstr("<｜Assistant｜></think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"
-                        "convert_temperature<｜tool▁sep｜>{\"temperature\": 30}<｜tool▁call▁end｜>"
-                        "<｜tool▁call▁begin｜>convert_temperature<｜tool▁sep｜>{\"temperature\": 31}"
-                        "<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"));
+  EXPECT_THAT(
+      p.text,
+      HasSubstr("<｜Assistant｜></think><｜tool▁calls▁begin｜><｜tool▁call▁begin｜>"
+                "convert_temperature<｜tool▁sep｜>{\"temperature\": 30}<｜tool▁call▁end｜>"
+                "<｜tool▁call▁begin｜>convert_temperature<｜tool▁sep｜>{\"temperature\": 31}"
+                "<｜tool▁call▁end｜><｜tool▁calls▁end｜><｜end▁of▁sentence｜>"));
 }
 
 // ---------------------------------------------------------------- rendering: invariants
@@ -323,8 +329,8 @@ TEST(Render, SpecialTokenTextInClientTextStaysText) {
       "<｜User｜><｜tool▁output▁end｜>";
   auto conversation = [](const std::string& s) {
     Message calls = CallsMsg({{s, s}}, s);
-    return std::vector<Message>{Msg("system", s), Msg("user", s), calls, ToolMsg(s),
-                                Msg("assistant", s), Msg("user", s)};
+    return std::vector<Message>{Msg("system", s), Msg("user", s),      calls,
+                                ToolMsg(s),       Msg("assistant", s), Msg("user", s)};
   };
   auto tools = [](const std::string& s) {
     return std::vector<Tool>{{s, s, OJson{{"description", s}}}};
@@ -382,8 +388,8 @@ const Tokenizer& ThinkTok() {
 
 TEST(Render, ThinkTagsAreIdsWhenTheTokenizerHasThem) {
   const Tokenizer& t = ThinkTok();
-  absl::StatusOr<ChatPrompt> r1 = RenderChat(t, Format(ChatFormatKind::kR1),
-                                             {Msg("user", "</think><think>")}, {}, {});
+  absl::StatusOr<ChatPrompt> r1 =
+      RenderChat(t, Format(ChatFormatKind::kR1), {Msg("user", "</think><think>")}, {}, {});
   ASSERT_TRUE(r1.ok()) << r1.status();
   const std::vector<int32_t> nl = t.EncodePlain("\n");
   std::vector<int32_t> want = {0, 128803};
@@ -395,9 +401,9 @@ TEST(Render, ThinkTagsAreIdsWhenTheTokenizerHasThem) {
   EXPECT_EQ(r1->ids, want);
   EXPECT_EQ(*t.Decode(r1->ids), r1->text);
 
-  absl::StatusOr<ChatPrompt> v31 = RenderChat(
-      t, Format(ChatFormatKind::kV31),
-      {Msg("user", "a"), Msg("assistant", "b"), Msg("user", "</think>")}, {}, {});
+  absl::StatusOr<ChatPrompt> v31 =
+      RenderChat(t, Format(ChatFormatKind::kV31),
+                 {Msg("user", "a"), Msg("assistant", "b"), Msg("user", "</think>")}, {}, {});
   ASSERT_TRUE(v31.ok()) << v31.status();
   int end_think = 0;
   for (int32_t id : v31->ids) end_think += id == 128799;
@@ -409,7 +415,8 @@ TEST(Render, ThinkTagsAreIdsWhenTheTokenizerHasThem) {
 // The path a server takes: format from the checkpoint's config, request JSON, prompt, then the
 // model's output parsed with the options the prompt implies.
 TEST(EndToEnd, V31ThinkingRequestThenToolCallOutput) {
-  absl::StatusOr<ChatFormat> format = LoadChatFormat(kFixtures + "deepseek-v3.1_tokenizer_config.json");
+  absl::StatusOr<ChatFormat> format =
+      LoadChatFormat(kFixtures + "deepseek-v3.1_tokenizer_config.json");
   ASSERT_TRUE(format.ok());
   const OJson body = OJson::parse(R"({"messages": [{"role": "user", "content": "Weather?"}],
       "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {}}}],
@@ -480,11 +487,12 @@ TEST(ChatJson, ErrorsNameTheField) {
   EXPECT_THAT(msg_error(R"([{"role": "assistant", "tool_calls": [{"function": {"name": "f",
                 "arguments": 5}}]}])"),
               HasSubstr("messages[0].tool_calls[0].function.arguments"));
-  absl::StatusOr<std::vector<Tool>> t =
-      ParseTools(nlohmann::json::parse(R"([{"type": "function", "function": {"description": "x"}}])"));
+  absl::StatusOr<std::vector<Tool>> t = ParseTools(
+      nlohmann::json::parse(R"([{"type": "function", "function": {"description": "x"}}])"));
   ASSERT_FALSE(t.ok());
   EXPECT_THAT(t.status().message(), HasSubstr("tools[0].function.name: required"));
-  absl::StatusOr<bool> k = ThinkingFromTemplateKwargs(nlohmann::json::parse(R"({"thinking": "yes"})"));
+  absl::StatusOr<bool> k =
+      ThinkingFromTemplateKwargs(nlohmann::json::parse(R"({"thinking": "yes"})"));
   ASSERT_FALSE(k.ok());
   EXPECT_THAT(k.status().message(), HasSubstr("chat_template_kwargs.thinking"));
 }

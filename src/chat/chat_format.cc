@@ -41,9 +41,8 @@ ChatFormat RecognizeChatTemplate(std::string_view jinja) {
   const absl::string_view t(jinja.data(), jinja.size());
   const bool deepseek_turns = Has(t, "<｜User｜>") && Has(t, "<｜Assistant｜>");
   if (!deepseek_turns) {
-    std::string why = Has(t, "DSML")
-                          ? "a DSML tool-call template (V3.2 and later) is not supported"
-                          : "the chat_template has no <｜User｜>/<｜Assistant｜> turns";
+    std::string why = Has(t, "DSML") ? "a DSML tool-call template (V3.2 and later) is not supported"
+                                     : "the chat_template has no <｜User｜>/<｜Assistant｜> turns";
     return {ChatFormatKind::kV3, absl::StrCat(why, "; using the plain DeepSeek-V3 format")};
   }
   const bool mentions_think = Has(t, "</think>") || Has(t, "<think>");
@@ -60,14 +59,16 @@ absl::StatusOr<ChatFormat> LoadChatFormat(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
   std::stringstream buf;
   buf << in.rdbuf();
-  const nlohmann::json config = nlohmann::json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
+  const nlohmann::json config =
+      nlohmann::json::parse(buf.str(), nullptr, /*allow_exceptions=*/false);
   if (config.is_discarded() || !config.is_object()) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": not a JSON object"));
   }
   auto it = config.find("chat_template");
   if (it == config.end() || it->is_null()) {
-    return ChatFormat{ChatFormatKind::kV3,
-                      absl::StrCat(path, " has no chat_template; using the plain DeepSeek-V3 format")};
+    return ChatFormat{
+        ChatFormatKind::kV3,
+        absl::StrCat(path, " has no chat_template; using the plain DeepSeek-V3 format")};
   }
   if (it->is_string()) return RecognizeChatTemplate(it->get_ref<const std::string&>());
   if (it->is_array()) {

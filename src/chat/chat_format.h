@@ -11,7 +11,7 @@
 namespace dsinfer::chat {
 
 enum class ChatFormatKind {
-  kV3,   // plain turns; tool calls `function<｜tool▁sep｜>name\n```json\nargs\n```` (V3, V3-0324)
+  kV3,  // plain turns; tool calls `function<｜tool▁sep｜>name\n```json\nargs\n```` (V3, V3-0324)
   kR1,   // V3 turns and tools, always thinking: prompt ends "<｜Assistant｜><think>\n"
   kV31,  // hybrid: `thinking` selects "<think>" or "</think>"; calls `name<｜tool▁sep｜>args`
 };

@@ -28,7 +28,8 @@ absl::StatusOr<std::string> ContentText(const OJson& v, const std::string& at) {
                      absl::StrCat("unsupported content part \"", type, "\" (only \"text\")"));
     }
     auto t = part.find("text");
-    if (t == part.end() || !t->is_string()) return Invalid(absl::StrCat(p, ".text"), "must be a string");
+    if (t == part.end() || !t->is_string())
+      return Invalid(absl::StrCat(p, ".text"), "must be a string");
     text.append(t->get<std::string>());
   }
   return text;
@@ -52,7 +53,8 @@ absl::StatusOr<ToolCall> ParseToolCall(const OJson& v, const std::string& at) {
   if (!type.ok()) return type.status();
   if (!type->empty()) call.type = *type;
   auto fn = v.find("function");
-  if (fn == v.end() || !fn->is_object()) return Invalid(absl::StrCat(at, ".function"), "must be an object");
+  if (fn == v.end() || !fn->is_object())
+    return Invalid(absl::StrCat(at, ".function"), "must be an object");
   const std::string f = absl::StrCat(at, ".function");
   absl::StatusOr<std::string> name = OptionalString(*fn, "name", f);
   if (!name.ok()) return name.status();
@@ -80,7 +82,8 @@ absl::StatusOr<std::vector<Message>> ParseMessagesImpl(const OJson& messages) {
     if (!v.is_object()) return Invalid(at, "must be an object");
     Message m;
     auto role = v.find("role");
-    if (role == v.end() || !role->is_string()) return Invalid(absl::StrCat(at, ".role"), "must be a string");
+    if (role == v.end() || !role->is_string())
+      return Invalid(absl::StrCat(at, ".role"), "must be a string");
     m.role = role->get<std::string>();
     if (auto c = v.find("content"); c != v.end()) {
       absl::StatusOr<std::string> text = ContentText(*c, absl::StrCat(at, ".content"));
@@ -118,7 +121,8 @@ absl::StatusOr<std::vector<Tool>> ParseToolsImpl(const OJson& tools) {
                      absl::StrCat("unsupported type \"", type, "\" (expected \"function\")"));
     }
     auto fn = v.find("function");
-    if (fn == v.end() || !fn->is_object()) return Invalid(absl::StrCat(at, ".function"), "must be an object");
+    if (fn == v.end() || !fn->is_object())
+      return Invalid(absl::StrCat(at, ".function"), "must be an object");
     const std::string f = absl::StrCat(at, ".function");
     Tool tool;
     absl::StatusOr<std::string> name = OptionalString(*fn, "name", f);
@@ -143,7 +147,8 @@ absl::StatusOr<bool> ThinkingImpl(const OJson& kwargs) {
   for (const char* key : {"thinking", "enable_thinking"}) {
     auto it = kwargs.find(key);
     if (it == kwargs.end() || it->is_null()) continue;
-    if (!it->is_boolean()) return Invalid(absl::StrCat("chat_template_kwargs.", key), "must be a boolean");
+    if (!it->is_boolean())
+      return Invalid(absl::StrCat("chat_template_kwargs.", key), "must be a boolean");
     return it->get<bool>();
   }
   return false;
@@ -167,7 +172,9 @@ absl::StatusOr<std::vector<Tool>> ParseTools(const OJson& tools) { return ParseT
 absl::StatusOr<std::vector<Tool>> ParseTools(const nlohmann::json& tools) {
   return ParseToolsImpl(Ordered(tools));
 }
-absl::StatusOr<bool> ThinkingFromTemplateKwargs(const OJson& kwargs) { return ThinkingImpl(kwargs); }
+absl::StatusOr<bool> ThinkingFromTemplateKwargs(const OJson& kwargs) {
+  return ThinkingImpl(kwargs);
+}
 absl::StatusOr<bool> ThinkingFromTemplateKwargs(const nlohmann::json& kwargs) {
   return ThinkingImpl(Ordered(kwargs));
 }

@@ -11,15 +11,15 @@ namespace dsinfer::chat {
 
 // An assistant's earlier call, as sent back in the conversation history.
 struct ToolCall {
-  std::string id;                // client bookkeeping only: DeepSeek's formats carry no ids
+  std::string id;  // client bookkeeping only: DeepSeek's formats carry no ids
   std::string type = "function";
   std::string name;
-  std::string arguments;         // a JSON text, rendered verbatim (OpenAI sends a string)
+  std::string arguments;  // a JSON text, rendered verbatim (OpenAI sends a string)
 };
 
 struct Message {
-  std::string role;     // "system", "user", "assistant" or "tool"
-  std::string content;  // empty == none (the templates treat both alike)
+  std::string role;                  // "system", "user", "assistant" or "tool"
+  std::string content;               // empty == none (the templates treat both alike)
   std::vector<ToolCall> tool_calls;  // assistant only
   std::string tool_call_id;          // tool only (required; the prompt matches by position)
 };

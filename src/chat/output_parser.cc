@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <array>
 
-
 namespace dsinfer::chat {
 namespace {
 
@@ -20,7 +19,9 @@ constexpr std::string_view kSep = "<｜tool▁sep｜>";
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v'; }
+bool IsSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
 std::string_view StripLeading(std::string_view s) {
   while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
   return s;
@@ -351,9 +352,9 @@ void ChatOutputParser::AbandonCall(ChatDelta* delta) {
   if (call_begun_) {
     result_.tool_calls.pop_back();
     auto& calls = delta->tool_calls;
-    const bool begun_in_this_delta =
-        std::any_of(calls.begin(), calls.end(),
-                    [&](const ToolCallDelta& d) { return d.index == next_index_ && d.begins_call; });
+    const bool begun_in_this_delta = std::any_of(
+        calls.begin(), calls.end(),
+        [&](const ToolCallDelta& d) { return d.index == next_index_ && d.begins_call; });
     calls.erase(std::remove_if(calls.begin(), calls.end(),
                                [&](const ToolCallDelta& d) { return d.index == next_index_; }),
                 calls.end());

@@ -14,7 +14,7 @@
 namespace dsinfer::chat {
 
 enum class ToolCallSyntax {
-  kV3,   // <｜tool▁call▁begin｜>function<｜tool▁sep｜>name\n```json\n{args}\n```<｜tool▁call▁end｜>
+  kV3,  // <｜tool▁call▁begin｜>function<｜tool▁sep｜>name\n```json\n{args}\n```<｜tool▁call▁end｜>
   kV31,  // <｜tool▁call▁begin｜>name<｜tool▁sep｜>{args}<｜tool▁call▁end｜>
 };
 
@@ -75,14 +75,14 @@ class ChatOutputParser {
 
  private:
   enum class State {
-    kReasoning,    // inside <think>
-    kContent,      // answer text
-    kCallsOpen,    // inside <｜tool▁calls▁begin｜>, between calls
-    kCallHeader,   // after <｜tool▁call▁begin｜>: V3.1 name / V3 type, up to <｜tool▁sep｜>
-    kV3Name,       // V3: function name, up to the newline
-    kV3Fence,      // V3: the opening ```json line
-    kArguments,    // arguments, up to <｜tool▁call▁end｜>
-    kDone,         // after <｜end▁of▁sentence｜>: everything else is ignored
+    kReasoning,   // inside <think>
+    kContent,     // answer text
+    kCallsOpen,   // inside <｜tool▁calls▁begin｜>, between calls
+    kCallHeader,  // after <｜tool▁call▁begin｜>: V3.1 name / V3 type, up to <｜tool▁sep｜>
+    kV3Name,      // V3: function name, up to the newline
+    kV3Fence,     // V3: the opening ```json line
+    kArguments,   // arguments, up to <｜tool▁call▁end｜>
+    kDone,        // after <｜end▁of▁sentence｜>: everything else is ignored
   };
 
   std::vector<std::string_view> Markers() const;
@@ -99,11 +99,11 @@ class ChatOutputParser {
 
   OutputParserOptions options_;
   State state_;
-  bool at_start_ = true;     // nothing consumed yet: a leading "<think>" opens reasoning
-  std::string pending_;      // text not yet consumed (a possible marker prefix)
-  std::string call_text_;    // raw text of the open call block, for a malformed end
-  std::string field_;        // header / V3 name / V3 fence being collected
-  std::string args_held_;    // V3: trailing whitespace and backticks (the closing fence)
+  bool at_start_ = true;         // nothing consumed yet: a leading "<think>" opens reasoning
+  std::string pending_;          // text not yet consumed (a possible marker prefix)
+  std::string call_text_;        // raw text of the open call block, for a malformed end
+  std::string field_;            // header / V3 name / V3 fence being collected
+  std::string args_held_;        // V3: trailing whitespace and backticks (the closing fence)
   bool block_has_call_ = false;  // a call completed in the open <｜tool▁calls▁begin｜> block
   bool call_begun_ = false;      // the open call's name was handed out
   int next_index_ = 0;

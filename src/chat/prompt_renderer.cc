@@ -57,8 +57,8 @@ class PromptBuilder {
           run.append(p.text);
           continue;
         }
-        return absl::FailedPreconditionError(
-            absl::StrCat("the tokenizer has no added token ", p.text, " needed by the chat format"));
+        return absl::FailedPreconditionError(absl::StrCat("the tokenizer has no added token ",
+                                                          p.text, " needed by the chat format"));
       }
       flush();
       out.ids.push_back(*id);
@@ -91,9 +91,9 @@ absl::Status Validate(absl::Span<const Message> messages, absl::Span<const Tool>
     const Message& m = messages[i];
     const std::string at = absl::StrCat("messages[", i, "]");
     if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
-      return Invalid(absl::StrCat(at, ".role"),
-                     absl::StrCat("unknown role \"", m.role,
-                                  "\" (expected system, user, assistant or tool)"));
+      return Invalid(
+          absl::StrCat(at, ".role"),
+          absl::StrCat("unknown role \"", m.role, "\" (expected system, user, assistant or tool)"));
     }
     if (!m.tool_calls.empty() && m.role != "assistant") {
       return Invalid(absl::StrCat(at, ".tool_calls"), "only assistant messages carry tool calls");

@@ -138,6 +138,10 @@ TEST(OutputParser, ChunkingDoesNotChangeTheResult) {
       {Opts(ToolCallSyntax::kV3), "x < y <｜ not a token <｜tool▁calls▁begin｜>oops"},
       {Opts(ToolCallSyntax::kV31),
        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>f<｜tool▁sep｜>{\"a\""},
+      {Opts(ToolCallSyntax::kV3),
+       std::string(kV3Calls).insert(
+           std::string(kV3Calls).size() - std::string("<｜tool▁calls▁end｜>").size(),
+           "\n  stray \n")},
   };
   for (const auto& [opts, text] : cases) {
     const Collected whole = Parse(opts, text);
@@ -260,7 +264,7 @@ TEST(OutputParser, MalformedOutputBecomesContent) {
     EXPECT_EQ(c.result.FinishReason("stop"), "stop");
   }
   // A calls block with no call, a call without <｜tool▁sep｜>, stray text in a block.
-  for (const std::string text : {std::string("<｜tool▁calls▁begin｜>"),
+  for (const std::string& text : {std::string("<｜tool▁calls▁begin｜>"),
                                  std::string("<｜tool▁calls▁begin｜><｜tool▁calls▁end｜>"),
                                  std::string("<｜tool▁call▁begin｜>f<｜tool▁call▁end｜>"),
                                  std::string("<｜tool▁calls▁begin｜>just text")}) {
@@ -278,6 +282,14 @@ TEST(OutputParser, MalformedOutputBecomesContent) {
   EXPECT_EQ(c.result.tool_calls[0].name, "f");
   EXPECT_THAT(c.result.content, HasSubstr("<｜tool▁call▁begin｜>function<｜tool▁sep｜>g\n"));
   EXPECT_EQ(c.result.FinishReason("stop"), "tool_calls");
+  // Whitespace around calls inside the block is not content.
+  const Collected spaced = Parse(Opts(ToolCallSyntax::kV31),
+                                 "<｜tool▁calls▁begin｜>\n <｜tool▁call▁begin｜>f<｜tool▁sep｜>{}"
+                                 "<｜tool▁call▁end｜>\n<｜tool▁calls▁end｜>",
+                                 1);
+  ASSERT_EQ(spaced.result.tool_calls.size(), 1u);
+  EXPECT_EQ(spaced.result.content, "");
+  EXPECT_FALSE(spaced.result.malformed_tool_call);
   // Missing <｜tool▁call▁end｜> before <｜tool▁calls▁end｜> is tolerated.
   const Collected d =
       Parse(Opts(ToolCallSyntax::kV31),
@@ -294,28 +306,31 @@ TEST(OutputParser, TextAfterEndOfSentenceIsIgnored) {
 // Random sequences of control tokens, their fragments and text (well-formed or not): the
 // result never depends on the chunking, and nothing crashes.
 TEST(OutputParser, RandomOutputsAreChunkingIndependent) {
-  const std::vector<std::string> pieces = {"<think>",
-                                           "</think>",
-                                           "<｜tool▁calls▁begin｜>",
-                                           "<｜tool▁calls▁end｜>",
-                                           "<｜tool▁call▁begin｜>",
-                                           "<｜tool▁call▁end｜>",
-                                           "<｜tool▁sep｜>",
-                                           "<｜end▁of▁sentence｜>",
-                                           "function",
-                                           "get_weather",
-                                           "\n",
-                                           "```json\n",
-                                           "\n```",
-                                           "{\"a\": 1}",
-                                           " ",
-                                           "`",
-                                           "<",
-                                           "<｜",
-                                           "<｜tool▁",
-                                           "é",
-                                           "😀",
-                                           "text"};
+  const std::vector<std::string> pieces = {
+      "<think>",
+      "</think>",
+      "<｜tool▁calls▁begin｜>",
+      "<｜tool▁calls▁end｜>",
+      "<｜tool▁call▁begin｜>",
+      "<｜tool▁call▁end｜>",
+      "<｜tool▁sep｜>",
+      "<｜end▁of▁sentence｜>",
+      "function",
+      "get_weather",
+      "\n",
+      "```json\n",
+      "\n```",
+      "{\"a\": 1}",
+      " ",
+      "`",
+      "<",
+      "<｜",
+      "<｜tool▁",
+      "é",
+      "😀",
+      "text",
+      "<｜tool▁call▁begin｜>f<｜tool▁sep｜>{}<｜tool▁call▁end｜>",
+      "<｜tool▁calls▁begin｜>\n"};
   uint64_t state = 0x9E3779B97F4A7C15ull;
   auto next = [&](uint64_t n) {
     state ^= state << 13;
@@ -323,7 +338,7 @@ TEST(OutputParser, RandomOutputsAreChunkingIndependent) {
     state ^= state << 17;
     return state % n;
   };
-  for (int trial = 0; trial < 300; ++trial) {
+  for (int trial = 0; trial < 2000; ++trial) {
     std::string text;
     const int len = static_cast<int>(next(16));
     for (int i = 0; i < len; ++i) text += pieces[next(pieces.size())];

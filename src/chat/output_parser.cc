@@ -142,8 +142,12 @@ void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
     }
     if (best != std::string::npos) {
       const std::string text = pending_.substr(0, best);
+      const size_t used = HandleText(text, delta);
+      if (used < text.size()) {  // the state changed inside the text: rescan the rest
+        pending_.erase(0, used);
+        continue;
+      }
       pending_.erase(0, best + marker.size());
-      HandleText(text, delta);
       HandleMarker(marker, delta);
       continue;
     }
@@ -154,35 +158,44 @@ void ChatOutputParser::Drain(bool final, ChatDelta* delta) {
         kThink, kEndThink, kCallsBegin, kCallsEnd, kCallBegin, kCallEnd, kSep, kEos};
     const size_t keep = final ? 0 : HoldBack(pending_, kAllMarkers);
     const std::string text = pending_.substr(0, pending_.size() - keep);
-    pending_.erase(0, pending_.size() - keep);
-    HandleText(text, delta);
-    return;
+    const size_t used = HandleText(text, delta);
+    pending_.erase(0, used);
+    if (used == text.size()) return;
   }
   pending_.clear();  // after <｜end▁of▁sentence｜>
 }
 
-void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
-  if (text.empty()) return;
+size_t ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
+  if (text.empty()) return 0;
   at_start_ = false;
   switch (state_) {
     case State::kReasoning:
       EmitReasoning(text, delta);
-      return;
+      return text.size();
     case State::kContent:
       EmitContent(text, delta);
-      return;
+      return text.size();
     case State::kDone:
-      return;
-    case State::kCallsOpen:
-      if (Strip(text).empty()) {
-        call_text_.append(text);  // V3 puts a newline between calls
-      } else if (!block_has_call_) {
-        call_text_.append(text);  // not a tool-call block after all
+      return text.size();
+    case State::kCallsOpen: {
+      // Whitespace between calls (V3 puts a newline there) is held in call_text_; other text
+      // is not a call: before any complete call the block was no block (it becomes content
+      // and the text from there on is rescanned as content), after one it is stray content, up
+      // to its last non-space character, so that chunk boundaries do not matter.
+      if (!block_has_call_) {
+        const size_t first = text.find_first_not_of(" \t\r\n\f\v");
+        call_text_.append(text.substr(0, first));
+        if (first == std::string_view::npos) return text.size();
         AbandonCall(delta);
-      } else {
-        EmitContent(text, delta);  // stray text between calls
+        return first;
       }
-      return;
+      call_text_.append(text);
+      if (Strip(text).empty()) return text.size();
+      const size_t end = call_text_.find_last_not_of(" \t\r\n\f\v");  // call_text_: spaces + text
+      EmitContent(std::string_view(call_text_).substr(0, end + 1), delta);
+      call_text_.erase(0, end + 1);
+      return text.size();
+    }
     default:
       break;
   }
@@ -190,11 +203,11 @@ void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
   switch (state_) {
     case State::kCallHeader:
       field_.append(text);
-      return;
+      return text.size();
     case State::kV3Name: {
       field_.append(text);
       const size_t nl = field_.find('\n');
-      if (nl == std::string::npos) return;
+      if (nl == std::string::npos) return text.size();
       const std::string rest = field_.substr(nl + 1);
       BeginCall(std::string(Strip(field_.substr(0, nl))), delta);
       field_.clear();
@@ -207,26 +220,27 @@ void ChatOutputParser::HandleText(std::string_view text, ChatDelta* delta) {
       break;
     case State::kArguments:
       EmitArguments(text, delta);
-      return;
+      return text.size();
     default:
-      return;
+      return text.size();
   }
   // kV3Fence: skip an opening "```json" (or "```") line once it is complete.
   const std::string_view s = StripLeading(field_);
-  if (s.empty()) return;
+  if (s.empty()) return text.size();
   std::string args;
   if (StartsWith(s, "```")) {
     const size_t nl = s.find('\n');
-    if (nl == std::string_view::npos) return;
+    if (nl == std::string_view::npos) return text.size();
     args = std::string(s.substr(nl + 1));
   } else if (StartsWith("```", s)) {
-    return;  // "`" or "``": wait
+    return text.size();  // "`" or "``": wait
   } else {
     args = std::string(s);  // no fence
   }
   field_.clear();
   state_ = State::kArguments;
   EmitArguments(args, delta);
+  return text.size();
 }
 
 void ChatOutputParser::HandleMarker(std::string_view marker, ChatDelta* delta) {

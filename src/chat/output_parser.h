@@ -87,7 +87,9 @@ class ChatOutputParser {
 
   std::vector<std::string_view> Markers() const;
   void Drain(bool final, ChatDelta* delta);
-  void HandleText(std::string_view text, ChatDelta* delta);
+  // Returns the bytes consumed: fewer than given when the state changed inside `text` and the
+  // rest must be rescanned with the new state's markers.
+  size_t HandleText(std::string_view text, ChatDelta* delta);
   void HandleMarker(std::string_view marker, ChatDelta* delta);
   void EmitReasoning(std::string_view text, ChatDelta* delta);
   void EmitContent(std::string_view text, ChatDelta* delta);

@@ -138,6 +138,33 @@ TEST(ChatFormat, ConfigWithoutTemplateListFormAndBadFiles) {
   EXPECT_EQ(LoadChatFormat(dir + "missing.json").status().code(), absl::StatusCode::kNotFound);
 }
 
+// ---------------------------------------------------------------- rendering vs the templates
+
+// The fixture templates rendered by jinja2 the way HF does (gen_template_cases.py): same text,
+// and the same ids as HF's tokenization of that text (Encode is HF-exact, tokenizer_test.cc).
+TEST(RenderTemplateCases, MatchTheReferenceTemplates) {
+  std::ifstream in(kFixtures + "template_cases.json");
+  ASSERT_TRUE(in.good());
+  const OJson fx = OJson::parse(in);
+  ASSERT_GE(fx["cases"].size(), 10u);
+  for (const OJson& c : fx["cases"]) {
+    const std::string name = c["format"].get<std::string>();
+    SCOPED_TRACE(name + " " + c["chat_template_kwargs"].dump());
+    ChatFormatKind kind = ChatFormatKind::kV3;
+    if (name == "deepseek-r1") kind = ChatFormatKind::kR1;
+    if (name == "deepseek-v3.1") kind = ChatFormatKind::kV31;
+    absl::StatusOr<std::vector<Message>> msgs = ParseMessages(c["messages"]);
+    ASSERT_TRUE(msgs.ok()) << msgs.status();
+    RenderOptions options;
+    options.add_generation_prompt = c["add_generation_prompt"].get<bool>();
+    options.thinking = *ThinkingFromTemplateKwargs(c["chat_template_kwargs"]);
+    const ChatPrompt p = Render(kind, *msgs, {}, options);
+    const std::string want = c["text"].get<std::string>();
+    EXPECT_EQ(p.text, want);
+    EXPECT_EQ(p.ids, Tok().Encode(want));
+  }
+}
+
 // ---------------------------------------------------------------- rendering: V3
 
 TEST(RenderV3, PlainConversationEqualsTheTokenizerTemplate) {

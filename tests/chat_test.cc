@@ -103,6 +103,20 @@ TEST(ChatFormat, RecognisesTheThreeTemplates) {
   EXPECT_EQ(bundled->kind, ChatFormatKind::kV3);
 }
 
+TEST(ChatFormat, R1OnlyWhenTheTemplateOpensThink) {
+  std::ifstream in(kFixtures + "deepseek-r1_tokenizer_config.json");
+  std::string r1 = nlohmann::json::parse(in)["chat_template"].get<std::string>();
+  EXPECT_EQ(RecognizeChatTemplate(r1).kind, ChatFormatKind::kR1);
+  // The first R1 release ended in a bare <｜Assistant｜> (the model opens <think> itself).
+  const std::string forced = "{{'<｜Assistant｜><think>\n'}}";
+  const size_t at = r1.find(forced);
+  ASSERT_NE(at, std::string::npos);
+  r1.replace(at, forced.size(), "{{'<｜Assistant｜>'}}");
+  const ChatFormat f = RecognizeChatTemplate(r1);
+  EXPECT_EQ(f.kind, ChatFormatKind::kV3);
+  EXPECT_EQ(f.note, "");
+}
+
 TEST(ChatFormat, UnknownTemplatesFallBackToV3WithANote) {
   ChatFormat f =
       RecognizeChatTemplate("{% for m in messages %}<|im_start|>{{ m.content }}{% endfor %}");

@@ -45,12 +45,14 @@ ChatFormat RecognizeChatTemplate(std::string_view jinja) {
                                      : "the chat_template has no <｜User｜>/<｜Assistant｜> turns";
     return {ChatFormatKind::kV3, absl::StrCat(why, "; using the plain DeepSeek-V3 format")};
   }
-  const bool mentions_think = Has(t, "</think>") || Has(t, "<think>");
   if (HasThinkingSwitch(t) && Has(t, "</think>") && !HasV3ToolSyntax(t)) {
     return {ChatFormatKind::kV31, ""};
   }
-  // R1 strips history reasoning (`content.split('</think>')[-1]`) and opens "<think>\n".
-  if (mentions_think) return {ChatFormatKind::kR1, ""};
+  // R1 forces thinking by opening the block in the generation prompt. Templates that only
+  // strip history reasoning (`split('</think>')`) but end in a bare <｜Assistant｜> (the first
+  // R1 release, R1-0528) leave opening <think> to the model: V3 rendering, and the output
+  // parser notices a leading <think>.
+  if (Has(t, "<｜Assistant｜><think>")) return {ChatFormatKind::kR1, ""};
   return {ChatFormatKind::kV3, ""};
 }
 

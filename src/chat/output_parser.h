@@ -51,8 +51,10 @@ struct ChatResult {
   std::string reasoning_content;
   std::string content;
   std::vector<ParsedToolCall> tool_calls;  // complete calls only
-  // An unterminated tool call was turned back into content at the end (its text, markers
-  // included, is the tail of `content`). Its earlier ToolCallDeltas were already handed out.
+  // A malformed tool-call structure (unterminated call, call without <｜tool▁sep｜>, calls block
+  // without a call) was given back as content, markers included. ToolCallDeltas of that call
+  // handed out before the delta that gave it back stand; a consumer that already forwarded
+  // them sees the call's text again as content.
   bool malformed_tool_call = false;
 
   // "tool_calls" when the model made calls and stopped by itself; otherwise `engine_reason`

@@ -26,8 +26,8 @@ struct ChatPrompt {
 };
 
 // Errors: InvalidArgument naming the field (`messages[2].role: unknown role "foo"`,
-// `messages[3].tool_call_id: required for a tool message`, `tools[0].name: empty`, ...);
-// FailedPrecondition when the tokenizer lacks a control token the format needs.
+// `messages[3].tool_call_id: required for a tool message`, `tools[0].function.name: empty`,
+// ...); FailedPrecondition when the tokenizer lacks a control token the format needs.
 absl::StatusOr<ChatPrompt> RenderChat(const Tokenizer& tokenizer, const ChatFormat& format,
                                       absl::Span<const Message> messages,
                                       absl::Span<const Tool> tools, const RenderOptions& options);

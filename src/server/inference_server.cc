@@ -113,7 +113,7 @@ absl::Status InferenceServer::StartListeners() {
     if (absl::Status h = service->BackendHealth(); !h.ok())
       return Readiness{false, std::string(h.message())};
     return Readiness{true, ""};
-  });
+  }, config_.http);
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(config_.tls));

@@ -74,6 +74,11 @@ class InferenceService final : public InferenceServiceBase {
   // The caller's tenant; a failure is counted and logged (method, code and peer address only).
   absl::StatusOr<const TenantConfig*> Authenticate(grpc::CallbackServerContext* context,
                                                    const char* method) const;
+  // The same for credentials from another front end (the OpenAI API's HTTP headers); `method`
+  // names the endpoint and `peer` the client address in the log line.
+  absl::StatusOr<const TenantConfig*> Authenticate(const CallCredentials& credentials,
+                                                   const char* method,
+                                                   const std::string& peer) const;
 
  private:
   absl::Status BackendDown(const absl::Status& health) const;

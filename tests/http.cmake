@@ -7,6 +7,9 @@ dsinfer_add_test(http_test SOURCES http_test.cc
 # The OpenAI-compatible API of a real `dsinfer serve` on loopback: the official `openai` client
 # (skipped, exit 77, without it) and the raw SSE framing through `curl -N`.
 if(TARGET dsinfer_server)
+  dsinfer_add_test(openai_test SOURCES openai_test.cc
+    LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
+    LABELS http server cpu)
   find_package(Python3 COMPONENTS Interpreter)
   if(Python3_Interpreter_FOUND)
     add_test(NAME openai_api_python

@@ -66,6 +66,8 @@ void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) 
   const ModelConfig& mc = engine->model_config();
   limits_.vocab_size = mc.vocab_size;
   limits_.context_length = mc.max_position_embeddings;
+  limits_.kv_capacity_tokens =
+      static_cast<int64_t>(engine->runner().num_kv_blocks()) * kKvBlockSize;
   model_info_.set_model_type(mc.model_type);
   model_info_.set_architecture(ArchitectureOf(mc.model_type));
   model_info_.set_context_length(static_cast<uint32_t>(mc.max_position_embeddings));

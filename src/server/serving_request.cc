@@ -134,7 +134,11 @@ absl::StatusOr<EngineRequest> ValidateServingRequest(const ServingRequest& r,
                                 " tokens) leaves no room in the context length ",
                                 limits.context_length));
   }
-  const int64_t max_tokens = r.max_tokens.value_or(limits.context_length - prompt_len);
+  int64_t room = limits.context_length - prompt_len;
+  if (limits.kv_capacity_tokens > prompt_len) {
+    room = std::min(room, limits.kv_capacity_tokens - prompt_len);
+  }
+  const int64_t max_tokens = r.max_tokens.value_or(room);
   if (prompt_len + max_tokens > limits.context_length) {
     return Invalid(names.max_tokens,
                    absl::StrCat("the prompt (", prompt_len, " tokens) + max_tokens (", max_tokens,

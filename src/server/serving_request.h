@@ -23,6 +23,9 @@ namespace dsinfer {
 struct RequestLimits {
   int64_t vocab_size = 0;      // token ids lie in [0, vocab_size)
   int64_t context_length = 0;  // prompt + max_tokens at most
+  // Tokens the whole KV pool holds (0: unknown). An unset max_tokens stops there too, so a
+  // request that leaves it out is servable rather than refused as larger than the pool.
+  int64_t kv_capacity_tokens = 0;
   int max_stop_strings = 16;
   int max_stop_string_bytes = 256;
   int max_stop_token_ids = 64;

@@ -29,10 +29,20 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-// A blocking loopback client socket; -1 on failure.
-int Connect(int port) {
+// A blocking loopback client socket (from `source`, another loopback address, when given);
+// -1 on failure.
+int Connect(int port, const char* source = nullptr) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return -1;
+  if (source != nullptr) {
+    sockaddr_in s{};
+    s.sin_family = AF_INET;
+    inet_pton(AF_INET, source, &s.sin_addr);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&s), sizeof(s)) != 0) {
+      close(fd);
+      return -1;
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
@@ -378,6 +388,21 @@ TEST_F(HttpLimits, PerAddressAndTotalConnectionCaps) {
   SendAll(again, "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_EQ(ReadUntilClose(again, 2.0).rfind("HTTP/1.1 200", 0), 0u);
   close(again);
+  // Other addresses may open connections up to the total cap (6), then are closed too.
+  std::vector<int> others;
+  for (const char* source : {"127.0.0.2", "127.0.0.2", "127.0.0.3"}) {
+    others.push_back(Connect(server->port(), source));
+    ASSERT_GE(others.back(), 0) << source;
+  }
+  ASSERT_EQ(WaitConnections(6), 6);
+  const int over = Connect(server->port(), "127.0.0.4");
+  closed = false;
+  ReadUntilClose(over, 2.0, &closed);
+  EXPECT_TRUE(closed);
+  close(over);
+  SendAll(others[2], "GET /hello HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(ReadUntilClose(others[2], 2.0).rfind("HTTP/1.1 200", 0), 0u);
+  for (int fd : others) close(fd);
   for (int fd : held) close(fd);
   EXPECT_EQ(WaitConnections(0), 0);
 }

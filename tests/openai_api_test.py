@@ -238,9 +238,29 @@ log_level: debug
             except openai.RateLimitError:
                 check(time.time() < deadline, "the cancelled stream still holds its slot")
                 time.sleep(0.05)
+        # The same for a non-streaming request whose client gives up (its timeout): the
+        # server notices the closed connection while the engine works, and frees the slot.
+        impatient = openai.OpenAI(base_url=base, api_key=QUOTA_KEY, max_retries=0, timeout=0.5)
+        try:
+            impatient.chat.completions.create(model=name, messages=msgs, max_tokens=8000,
+                                              extra_body={"ignore_eos": True})
+            fail("a long request finished within 0.5 s")
+        except openai.APITimeoutError:
+            pass
+        deadline = time.time() + 10
+        while True:
+            try:
+                quota.chat.completions.create(model=name, messages=msgs, max_tokens=2)
+                break
+            except openai.RateLimitError:
+                check(time.time() < deadline, "the abandoned request still holds its slot")
+                time.sleep(0.05)
         with urllib.request.urlopen(metrics_url, timeout=10) as m:
             exposition = m.read().decode()
-        check('outcome="cancelled"' in exposition, "no cancelled request in the metrics")
+        cancelled = [l for l in exposition.splitlines() if l.startswith(
+            'dsinfer_requests_total{tenant="quota",priority="interactive",outcome="cancelled"}')]
+        check(cancelled and float(cancelled[0].split()[-1]) >= 2,
+              f"want 2 cancelled quota requests: {cancelled}")
 
         # 503 while draining: a request in flight keeps the server draining for a moment.
         holder = client.chat.completions.create(

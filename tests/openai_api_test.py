@@ -261,6 +261,12 @@ log_level: debug
             'dsinfer_requests_total{tenant="quota",priority="interactive",outcome="cancelled"}')]
         check(cancelled and float(cancelled[0].split()[-1]) >= 2,
               f"want 2 cancelled quota requests: {cancelled}")
+        calls = {l.split("{")[1].split("}")[0]: float(l.split()[-1])
+                 for l in exposition.splitlines() if l.startswith("dsinfer_api_calls_total{")}
+        for code, at_least in (("OK", 8), ("RESOURCE_EXHAUSTED", 1), ("CANCELLED", 2),
+                               ("INVALID_ARGUMENT", 4), ("UNAUTHENTICATED", 1)):
+            got = calls.get(f'protocol="openai",code="{code}"', 0)
+            check(got >= at_least, f"dsinfer_api_calls_total openai {code}: {got} < {at_least}")
 
         # 503 while draining: a request in flight keeps the server draining for a moment.
         holder = client.chat.completions.create(

@@ -71,6 +71,11 @@ class InferenceService final : public InferenceServiceBase {
   void RecordRejection(const TenantConfig* tenant, Priority priority, const absl::Status& status,
                        const std::string& client_request_id) const;
   JsonLog* log() const { return log_; }
+  ServerMetrics* metrics() const { return metrics_; }  // may be null
+  // Counts a generation call's end (dsinfer_api_calls_total); null metrics: nothing.
+  void CountCall(ApiProtocol protocol, absl::StatusCode code) const {
+    if (metrics_ != nullptr) metrics_->ApiCalls(protocol, code).Inc();
+  }
   // The caller's tenant; a failure is counted and logged (method, code and peer address only).
   absl::StatusOr<const TenantConfig*> Authenticate(grpc::CallbackServerContext* context,
                                                    const char* method) const;

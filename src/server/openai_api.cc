@@ -72,6 +72,7 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
         cancel = UnfinishedLocked();
         if (failed_ && !gone_) {
           answered_ = true;
+          service_->CountCall(ApiProtocol::kOpenAi, error_.code());
           ex_->Respond(OpenAiErrorResponse(error_, retry_after_));
         }
       } else if (request_.stream) {
@@ -116,6 +117,7 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
           cancel = UnfinishedLocked();  // the answer is an error: the other choices stop
           if (submitted_ && !gone_ && !answered_) {
             answered_ = true;
+            service_->CountCall(ApiProtocol::kOpenAi, ev.status.code());
             if (request_.stream) {
               const OpenAiErrorShape shape = OpenAiErrorFor(ev.status);
               ex_->Send(absl::StrCat(
@@ -145,6 +147,9 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
     std::vector<uint64_t> cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
+      if (!gone_ && !answered_) {
+        service_->CountCall(ApiProtocol::kOpenAi, absl::StatusCode::kCancelled);
+      }
       gone_ = true;
       cancel = UnfinishedLocked();
     }
@@ -227,6 +232,7 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
   void FinishLocked() {
     if (answered_) return;
     answered_ = true;
+    service_->CountCall(ApiProtocol::kOpenAi, absl::StatusCode::kOk);
     if (request_.stream) {
       if (request_.include_usage) {
         json chunk = Envelope(request_.chat ? "chat.completion.chunk" : "text_completion");
@@ -327,6 +333,11 @@ void OpenAiApi::Models(const std::shared_ptr<HttpExchange>& ex) const {
   ex->Respond(JsonResponse(200, json{{"object", "list"}, {"data", json::array({model})}}));
 }
 
+void OpenAiApi::Reject(const std::shared_ptr<HttpExchange>& ex, const absl::Status& st) const {
+  service_->CountCall(ApiProtocol::kOpenAi, st.code());
+  ex->Respond(OpenAiErrorResponse(st));
+}
+
 void OpenAiApi::Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) const {
   // Queue time and time to first token count from here (the request has been read).
   const auto arrived = std::chrono::steady_clock::now();
@@ -335,22 +346,22 @@ void OpenAiApi::Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) con
   // Who is calling comes first: an unauthenticated caller learns nothing of the server's state.
   absl::StatusOr<const TenantConfig*> tenant = svc.Authenticate(
       HttpCredentials(req), chat ? "ChatCompletions" : "Completions", req.remote_address);
-  if (!tenant.ok()) return ex->Respond(OpenAiErrorResponse(tenant.status()));
+  if (!tenant.ok()) return Reject(ex, tenant.status());
   if (absl::Status st = svc.CheckServing(/*draining_ok=*/false); !st.ok()) {
     svc.RecordRejection(*tenant, Priority::kInteractive, st, "");
-    return ex->Respond(OpenAiErrorResponse(st));
+    return Reject(ex, st);
   }
   absl::StatusOr<OpenAiRequest> parsed = ParseOpenAiRequest(req.body, chat);
   if (!parsed.ok()) {
     svc.RecordRejection(*tenant, Priority::kInteractive, parsed.status(), "");
-    return ex->Respond(OpenAiErrorResponse(parsed.status()));
+    return Reject(ex, parsed.status());
   }
   const Priority priority = EffectivePriority(parsed->priority, (*tenant)->max_priority);
   absl::StatusOr<EngineRequest> engine_request = ValidateServingRequest(
       parsed->serving, svc.tokenizer(), svc.limits(), OpenAiFieldNames(chat));
   if (!engine_request.ok()) {
     svc.RecordRejection(*tenant, priority, engine_request.status(), "");
-    return ex->Respond(OpenAiErrorResponse(engine_request.status()));
+    return Reject(ex, engine_request.status());
   }
   Engine& engine = *svc.engine();
   engine_request->tenant = (*tenant)->id;

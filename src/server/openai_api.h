@@ -30,6 +30,8 @@ class OpenAiApi {
  private:
   void Models(const std::shared_ptr<HttpExchange>& ex) const;
   void Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) const;
+  // Answers a call turned away before the engine saw it (counted in dsinfer_api_calls_total).
+  void Reject(const std::shared_ptr<HttpExchange>& ex, const absl::Status& st) const;
 
   InferenceService* const service_;
   const std::string model_id_;

@@ -9,7 +9,8 @@ packages=(
   build-essential cmake ninja-build pkg-config git python3
   libabsl-dev libpcre2-dev libopenblas-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, /metrics server, promtool
+  libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, tests' HTTP client, promtool
+  libboost-dev  # Boost.Beast/Asio (header-only): the HTTP server (src/http)
   libgloo-dev  # CPU collectives between the ranks of a sharded model (Gloo over TCP)
   curl iproute2 procps  # multi-node tests: /readyz probes, network namespaces, pkill
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc openssl  # gRPC server
@@ -31,9 +32,10 @@ fi
 
 # --- Python packages the test suite uses (CI runs this block) ---
 # prometheus_client parses /metrics; grpcio(-tools) runs examples/python_client.py; pyyaml,
-# kubernetes-validate and helm-python-sdk (Helm's own renderer) check the Helm chart.
+# kubernetes-validate and helm-python-sdk (Helm's own renderer) check the Helm chart; openai (the
+# official client) tests the OpenAI-compatible API.
 # (Debian's own python3 refuses plain pip installs (PEP 668), hence the fallback.)
-test_py=(prometheus_client grpcio grpcio-tools pyyaml kubernetes-validate helm-python-sdk)
+test_py=(prometheus_client grpcio grpcio-tools pyyaml kubernetes-validate helm-python-sdk openai)
 python3 -m pip install -q "${test_py[@]}" ||
   python3 -m pip install -q --break-system-packages "${test_py[@]}" ||
   echo "install-deps: some Python test packages missing; the tests that need them will skip"

@@ -248,6 +248,7 @@ TEST(ServerMetrics, PrecreatesEverySeries) {
                            "dsinfer_step_duration_seconds",
                            "dsinfer_preemptions_total",
                            "dsinfer_rejections_total",
+                           "dsinfer_api_calls_total",
                            "dsinfer_moe_expert_tokens_total",
                            "dsinfer_moe_expert_load_imbalance_ratio",
                            "dsinfer_model_info"}) {
@@ -257,6 +258,8 @@ TEST(ServerMetrics, PrecreatesEverySeries) {
                               "outcome=\"completed\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("dsinfer_queue_length{priority=\"batch\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("dsinfer_rejections_total{reason=\"rate_limited\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("dsinfer_api_calls_total{protocol=\"openai\","
+                              "code=\"RESOURCE_EXHAUSTED\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("dsinfer_kv_cache_blocks{state=\"cached\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("dsinfer_moe_expert_tokens_total{layer=\"5\",expert=\"3\"} 0\n"));
   EXPECT_THAT(

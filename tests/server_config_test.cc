@@ -76,6 +76,32 @@ TEST(ServerConfig, MinimalGetsDefaults) {
   EXPECT_DOUBLE_EQ(c->drain_grace_seconds, 30);
   EXPECT_FALSE(c->log_request_content);
   EXPECT_EQ(c->log_level, "info");
+  EXPECT_TRUE(c->openai_listen.empty());
+  EXPECT_EQ(c->http.max_header_bytes, 16 << 10);
+  EXPECT_EQ(c->http.max_body_bytes, 4 << 20);
+  EXPECT_DOUBLE_EQ(c->http.header_timeout_seconds, 10);
+  EXPECT_EQ(c->http.max_connections, 1024);
+  EXPECT_EQ(c->http.max_connections_per_address, 64);
+}
+
+TEST(ServerConfig, HttpSection) {
+  absl::StatusOr<ServerConfig> c = ParseServerConfig(Minimal(
+      "openai_listen: 127.0.0.1:8000\n"
+      "http:\n  max_header_bytes: 8192\n  max_body_bytes: 1048576\n"
+      "  header_timeout_seconds: 2.5\n  body_timeout_seconds: 5\n  idle_timeout_seconds: 7\n"
+      "  write_timeout_seconds: 9\n  max_connections: 100\n  max_connections_per_address: 10\n"
+      "  threads: 2\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->openai_listen, "127.0.0.1:8000");
+  EXPECT_EQ(c->http.max_header_bytes, 8192);
+  EXPECT_EQ(c->http.max_body_bytes, 1 << 20);
+  EXPECT_DOUBLE_EQ(c->http.header_timeout_seconds, 2.5);
+  EXPECT_DOUBLE_EQ(c->http.body_timeout_seconds, 5);
+  EXPECT_DOUBLE_EQ(c->http.idle_timeout_seconds, 7);
+  EXPECT_DOUBLE_EQ(c->http.write_timeout_seconds, 9);
+  EXPECT_EQ(c->http.max_connections, 100);
+  EXPECT_EQ(c->http.max_connections_per_address, 10);
+  EXPECT_EQ(c->http.threads, 2);
 }
 
 TEST(ServerConfig, LocalYaml) {
@@ -368,7 +394,21 @@ INSTANTIATE_TEST_SUITE_P(
                 "http_listen: \"a b:80\" has an invalid host"},
         BadCase{"SamePort", Minimal("grpc_listen: 0.0.0.0:9000\nhttp_listen: 127.0.0.1:9000\n"),
                 "http_listen: port 9000 is also grpc_listen's"},
-        BadCase{"ThreadsTooMany", Minimal("threads: 100000\n"), "threads: must be <= 4096"}),
+        BadCase{"ThreadsTooMany", Minimal("threads: 100000\n"), "threads: must be <= 4096"},
+        BadCase{"OpenAiSamePortAsHttp",
+                Minimal("http_listen: 0.0.0.0:9000\nopenai_listen: 127.0.0.1:9000\n"),
+                "openai_listen: port 9000 is also http_listen's"},
+        BadCase{"OpenAiBadListen", Minimal("openai_listen: nowhere\n"),
+                "openai_listen: \"nowhere\" is not host:port"},
+        BadCase{"HttpUnknownKey", Minimal("http: {max_headers: 1}\n"),
+                "http.max_headers: unknown key"},
+        BadCase{"HttpHeaderTooSmall", Minimal("http: {max_header_bytes: 10}\n"),
+                "http.max_header_bytes: must be >= 1024"},
+        BadCase{"HttpZeroTimeout", Minimal("http: {header_timeout_seconds: 0}\n"),
+                "http.header_timeout_seconds: must be > 0"},
+        BadCase{"HttpPerAddressOverTotal",
+                Minimal("http: {max_connections: 10, max_connections_per_address: 20}\n"),
+                "http.max_connections_per_address: 20 exceeds http.max_connections (10)"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
 TEST(ServerConfig, CollectsEveryError) {

@@ -599,6 +599,15 @@ TEST(Server, LoadingIsNotServing) {
   ASSERT_TRUE(ready);
   EXPECT_EQ(ready->status, 200);
   EXPECT_TRUE(Generate(t, IdsRequest({1, 2, 3}, 2)).status.ok());
+  // Each call counted once by its front end, with its final code.
+  auto metrics = http.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  for (const char* code : {"UNAVAILABLE", "OK"}) {
+    EXPECT_NE(metrics->body.find(absl::StrCat("dsinfer_api_calls_total{protocol=\"grpc\",code=\"",
+                                              code, "\"} 1\n")),
+              std::string::npos)
+        << code;
+  }
 }
 
 TEST(Server, ASlowReaderDoesNotHoldUpOthers) {

@@ -1,4 +1,5 @@
 // dsinfer serve --config FILE [--model DIR] [--grpc-listen ADDR] [--http-listen ADDR]
+//               [--openai-listen ADDR]
 //               [--threads N]
 // Flags override the config. Signals go through a self-pipe to a watcher thread (the handler
 // only writes one byte): the first SIGTERM/SIGINT drains (health NOT_SERVING, /readyz 503, new
@@ -132,12 +133,13 @@ absl::Status Serve(ServerConfig config, ModelConfig model, SignalWatcher& signal
 absl::Status RunServe(int argc, char** argv) {
   ASSIGN_OR_RETURN(
       Args args,
-      Args::Parse(argc, argv, 2, {"config", "model", "grpc-listen", "http-listen", "threads"}, {}));
+      Args::Parse(argc, argv, 2, {"config", "model", "grpc-listen", "http-listen", "openai-listen", "threads"}, {}));
   ASSIGN_OR_RETURN(std::string config_path, args.Required("config"));
   ASSIGN_OR_RETURN(ServerConfig config, LoadServerConfig(config_path));
   if (auto v = args.Get("model")) config.model_path = *v;
   if (auto v = args.Get("grpc-listen")) config.grpc_listen = *v;
   if (auto v = args.Get("http-listen")) config.http_listen = *v;
+  if (auto v = args.Get("openai-listen")) config.openai_listen = *v;
   if (args.Has("threads")) {
     ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
     if (threads < 0 || threads > 4096) {

@@ -31,7 +31,8 @@ commands (JSON on stdout, errors on stderr):
               (one rank of a sharded model; the leader starts its node's ranks like this)
   worker      --config FILE --node-rank N --leader HOST:PORT [--bind ADDR]
               (every rank of node N of a multi-node layout; what worker pods run)
-  serve       --config FILE [--model DIR] [--grpc-listen ADDR] [--http-listen ADDR] [--threads N]
+  serve       --config FILE [--model DIR] [--grpc-listen ADDR] [--http-listen ADDR]
+              [--openai-listen ADDR] [--threads N]
               (JSON log lines on stderr; SIGTERM/SIGINT drains and exits 0)
   client      --address HOST:PORT [--api-key K | env DSINFER_API_KEY]
               [--tls | --tls-ca FILE] [--tls-cert FILE --tls-key FILE] [--tls-server-name N]

@@ -13,6 +13,7 @@
 #include <functional>
 #include <limits>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -359,6 +360,24 @@ class ConfigParser {
             {"threads", Integer(&c->threads, 0, 4096)},
             {"grpc_listen", String(&c->grpc_listen)},
             {"http_listen", String(&c->http_listen)},
+            {"openai_listen", String(&c->openai_listen)},
+            {"http",
+             [&](const YAML::Node& v, const std::string& p) {
+               HttpConfig& h = c->http;
+               Map(v, p,
+                   {
+                       {"max_header_bytes", Integer(&h.max_header_bytes, 1024, 1 << 20)},
+                       {"max_body_bytes", Integer(&h.max_body_bytes, 1024, int64_t{1} << 30)},
+                       {"header_timeout_seconds", Number(&h.header_timeout_seconds, 0, true, 3600)},
+                       {"body_timeout_seconds", Number(&h.body_timeout_seconds, 0, true, 3600)},
+                       {"idle_timeout_seconds", Number(&h.idle_timeout_seconds, 0, true, 86400)},
+                       {"write_timeout_seconds", Number(&h.write_timeout_seconds, 0, true, 3600)},
+                       {"max_connections", Integer(&h.max_connections, 1, 1 << 20)},
+                       {"max_connections_per_address",
+                        Integer(&h.max_connections_per_address, 1, 1 << 20)},
+                       {"threads", Integer(&h.threads, 1, 64)},
+                   });
+             }},
             {"tls",
              [&](const YAML::Node& v, const std::string& p) {
                Map(v, p,
@@ -463,6 +482,26 @@ class ConfigParser {
     if (addrs_ok && grpc_port != 0 && grpc_port == http_port &&
         (grpc_host == http_host || IsWildcardHost(grpc_host) || IsWildcardHost(http_host))) {
       Error("http_listen", absl::StrCat("port ", http_port, " is also grpc_listen's"));
+    }
+    if (!c->openai_listen.empty()) {
+      std::string api_host;
+      int api_port = 0;
+      if (std::string e = CheckListenAddress(c->openai_listen, &api_host, &api_port); !e.empty()) {
+        Error("openai_listen", absl::StrCat(Quote(c->openai_listen), " ", e));
+      } else if (addrs_ok && api_port != 0) {
+        for (auto [key, host, port] : {std::tuple{"grpc_listen", grpc_host, grpc_port},
+                                       std::tuple{"http_listen", http_host, http_port}}) {
+          if (api_port == port &&
+              (api_host == host || IsWildcardHost(api_host) || IsWildcardHost(host))) {
+            Error("openai_listen", absl::StrCat("port ", api_port, " is also ", key, "'s"));
+          }
+        }
+      }
+    }
+    if (c->http.max_connections_per_address > c->http.max_connections) {
+      Error("http.max_connections_per_address",
+            absl::StrCat(c->http.max_connections_per_address, " exceeds http.max_connections (",
+                         c->http.max_connections, ")"));
     }
 
     const TlsConfig& tls = c->tls;

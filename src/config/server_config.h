@@ -62,6 +62,21 @@ struct ParallelConfig {
   double timeout_seconds = 60; // a rank silent this long is gone
 };
 
+// Limits of the HTTP listeners (ops endpoint and OpenAI API; src/http/README.md). Every one is
+// bounded: a client that sends slowly, sends too much or opens many connections costs a bounded
+// share of the server and never delays /healthz.
+struct HttpConfig {
+  int64_t max_header_bytes = 16 << 10;    // request line + headers; beyond: 431
+  int64_t max_body_bytes = 4 << 20;       // beyond: 413
+  double header_timeout_seconds = 10;     // the whole header must arrive within this (slowloris)
+  double body_timeout_seconds = 30;       // the whole body, after the header
+  double idle_timeout_seconds = 30;       // keep-alive: wait for the next request this long
+  double write_timeout_seconds = 30;      // one write to the client (a stalled reader is cut)
+  int32_t max_connections = 1024;         // per listener; beyond: closed at once
+  int32_t max_connections_per_address = 64;  // per client IP and listener; beyond: closed at once
+  int32_t threads = 1;                    // event-loop threads per listener
+};
+
 struct ServerConfig {
   std::string model_path;
   std::string dtype = "bf16";   // compute precision: bf16 | f32
@@ -69,6 +84,10 @@ struct ServerConfig {
   int32_t threads = 0;          // CPU worker threads; 0 = one per core
   std::string grpc_listen = "0.0.0.0:50051";
   std::string http_listen = "0.0.0.0:9090";  // /metrics, /healthz, /readyz
+  // The OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions); empty: off.
+  // Its own listener, so API traffic never shares connection limits with the health probes.
+  std::string openai_listen;
+  HttpConfig http;
   TlsConfig tls;
   SchedulerConfig scheduler;
   KvCacheConfig kv_cache;

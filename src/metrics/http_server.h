@@ -1,7 +1,8 @@
 // The ops HTTP endpoint on its own thread: /metrics (Prometheus text 0.0.4), /healthz (200 unless
 // the liveness callback reports a failure only a restart cures) and /readyz (200 only when the
 // readiness callback says so).
-// It never logs requests and never sees inference traffic.
+// It never logs requests and never sees inference traffic. Built on the event-driven HttpServer
+// (src/http): a slow, silent or flooding client never delays a probe.
 #pragma once
 
 #include <functional>
@@ -10,6 +11,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "src/config/server_config.h"
 
 namespace dsinfer {
 
@@ -26,8 +28,9 @@ class MetricsHttpServer {
   // request: keep it cheap and thread-safe (read an atomic). A null callback means "ready".
   // `liveness` (optional, same rules): not "ready" means the process should be restarted (a
   // sharded model that lost a rank), and /healthz answers 503 with the reason.
+  // `limits`: the `http:` section of the server config (timeouts, sizes, connection caps).
   MetricsHttpServer(const MetricRegistry* registry, std::function<Readiness()> readiness,
-                    std::function<Readiness()> liveness = nullptr);
+                    std::function<Readiness()> liveness = nullptr, HttpConfig limits = {});
   ~MetricsHttpServer();  // Stop()s
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;

@@ -151,6 +151,16 @@ ServerMetrics::ServerMetrics(const ServerMetricsOptions& options) {
       {"priority"}));
   auto* rejections = Must(r.AddCounter("dsinfer_rejections_total",
                                        "Requests refused at admission, by reason.", {"reason"}));
+  auto* api_calls = Must(r.AddCounter(
+      "dsinfer_api_calls_total",
+      "Generation calls (gRPC Generate, OpenAI completions) by front end and final status code.",
+      {"protocol", "code"}));
+  for (int p = 0; p < kNumApiProtocols; ++p) {
+    for (int c = 0; c < kNumStatusCodes; ++c) {
+      api_calls_[p][c] = &api_calls->WithLabels(
+          {p == 0 ? "grpc" : "openai", absl::StatusCodeToString(static_cast<absl::StatusCode>(c))});
+    }
+  }
   auto* expert_tokens = Must(r.AddCounter("dsinfer_moe_expert_tokens_total",
                                           "Tokens routed to each routed expert of each MoE layer.",
                                           {"layer", "expert"}));

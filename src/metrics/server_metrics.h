@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "src/config/priority.h"
 #include "src/metrics/registry.h"
 
@@ -42,6 +43,11 @@ enum class RejectionReason : uint8_t {
 };
 inline constexpr int kNumRejectionReasons = 9;
 std::string_view RejectionReasonName(RejectionReason r);
+
+// The front end a generation call came through (the `protocol` label of dsinfer_api_calls_total).
+enum class ApiProtocol : uint8_t { kGrpc = 0, kOpenAi };
+inline constexpr int kNumApiProtocols = 2;
+inline constexpr int kNumStatusCodes = 17;  // absl::StatusCode 0..16
 
 struct ServerMetricsOptions {
   std::vector<std::string> tenants;  // ids from ServerConfig, in config order
@@ -84,6 +90,14 @@ class ServerMetrics {
   Gauge& QueueLength(Priority p) { return *queue_length_[static_cast<int>(p)]; }
   Counter& Preemptions(Priority p) { return *preemptions_[static_cast<int>(p)]; }
   Counter& Rejections(RejectionReason r) { return *rejections_[static_cast<int>(r)]; }
+  // A generation call (gRPC Generate, an OpenAI completion) ended with `code`: counted once per
+  // call, by the front end, whatever ended it (auth, validation, admission, the engine, the
+  // client going away: CANCELLED).
+  Counter& ApiCalls(ApiProtocol p, absl::StatusCode code) {
+    int c = static_cast<int>(code);
+    if (c < 0 || c >= kNumStatusCodes) c = static_cast<int>(absl::StatusCode::kUnknown);
+    return *api_calls_[static_cast<int>(p)][c];
+  }
 
   // KV pool occupancy after a step: blocks by state and used / (used + free + cached).
   // `cached` blocks hold reusable prefix KV and can be evicted on demand.
@@ -110,6 +124,7 @@ class ServerMetrics {
   std::array<Gauge*, kNumPriorities> queue_length_{};
   std::array<Counter*, kNumPriorities> preemptions_{};
   std::array<Counter*, kNumRejectionReasons> rejections_{};
+  std::array<std::array<Counter*, kNumStatusCodes>, kNumApiProtocols> api_calls_{};
   Gauge* kv_used_ = nullptr;
   Gauge* kv_free_ = nullptr;
   Gauge* kv_cached_ = nullptr;

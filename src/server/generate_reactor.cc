@@ -61,6 +61,7 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
     if (finish_started_) return;  // OnCancel already finished the call
     finish_started_ = true;
   }
+  service_->CountCall(ApiProtocol::kGrpc, status.code());
   Finish(ToGrpcStatus(status));
 }
 
@@ -202,7 +203,12 @@ GenerateReactor::Next GenerateReactor::NextLocked() {
 void GenerateReactor::Perform(Next next) {
   // Outside mu_: gRPC may run reactions on other threads meanwhile, never this one's twin.
   if (next.write) StartWrite(&in_flight_);
-  if (next.finish) Finish(finish_status_);
+  if (next.finish) {
+    // grpc::StatusCode and absl::StatusCode share their numbering.
+    service_->CountCall(ApiProtocol::kGrpc,
+                        static_cast<absl::StatusCode>(finish_status_.error_code()));
+    Finish(finish_status_);
+  }
 }
 
 void GenerateReactor::OnWriteDone(bool ok) {

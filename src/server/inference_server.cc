@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
 #include "src/server/library_logs.h"
+#include "src/server/openai_api.h"
 #include "src/server/tls_files.h"
 
 namespace dsinfer {
@@ -65,6 +66,7 @@ absl::StatusOr<std::unique_ptr<InferenceServer>> InferenceServer::Create(ServerC
   if (mo.model_name.empty()) {
     mo.model_name = std::filesystem::path(s->config_.model_path).parent_path().filename().string();
   }
+  s->metrics_model_name_ = mo.model_name;
   mo.dtype = s->config_.dtype;
   mo.backend = s->config_.backend;
   for (int64_t l = 0; l < s->model_.num_hidden_layers; ++l) {
@@ -87,6 +89,7 @@ InferenceServer::~InferenceServer() {
 }
 
 int InferenceServer::http_port() const { return http_ ? http_->port() : 0; }
+int InferenceServer::openai_port() const { return openai_http_ ? openai_http_->port() : 0; }
 
 void InferenceServer::SetHealth(bool serving) {
   if (grpc_server_ == nullptr) return;
@@ -113,8 +116,17 @@ absl::Status InferenceServer::StartListeners() {
     if (absl::Status h = service->BackendHealth(); !h.ok())
       return Readiness{false, std::string(h.message())};
     return Readiness{true, ""};
-  });
+  }, config_.http);
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
+  if (!config_.openai_listen.empty()) {
+    // Its own listener and connection caps: API clients never take the probes' slots.
+    openai_ = std::make_unique<OpenAiApi>(service_.get(), metrics_model_name_);
+    openai_http_ = std::make_unique<HttpServer>("OpenAI API HTTP server", config_.http);
+    openai_->Register(openai_http_.get());
+    if (absl::Status st = openai_http_->Start(config_.openai_listen); !st.ok()) {
+      return absl::UnavailableError(absl::StrCat("openai_listen: ", st.message()));
+    }
+  }
 
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(config_.tls));
   grpc::EnableDefaultHealthCheckService(true);
@@ -135,6 +147,7 @@ absl::Status InferenceServer::StartListeners() {
   log_->Write(LogLevel::kInfo, "listening",
               {{"grpc_port", grpc_port_},
                {"http_port", http_->port()},
+               {"openai_port", openai_port()},
                {"tls", config_.tls.enabled},
                {"mtls", config_.tls.enabled && !config_.tls.client_ca_file.empty()}});
   return absl::OkStatus();
@@ -210,6 +223,8 @@ int64_t InferenceServer::Drain(double grace_seconds) {
     grpc_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
     grpc_server_->Wait();
   }
+  // Streams have had their last events (the engine ended every request); then the API stops.
+  if (openai_http_ != nullptr) openai_http_->Stop();
   if (http_ != nullptr) http_->Stop();
   service_->SetState(ServingState::kStopped);
   log_->Write(LogLevel::kInfo, "stopped", {{"cut_off_requests", cut}});

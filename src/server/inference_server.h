@@ -1,7 +1,7 @@
 // The serving process as one object: logs, metrics, the ops HTTP endpoint (/metrics, /healthz,
 // /readyz), the gRPC server (Inference, grpc.health.v1.Health, reflection) and, once the model
 // is loaded, the engine. Life cycle:
-//   Create -> StartListeners (loading: health NOT_SERVING, /readyz 503, Generate UNAVAILABLE)
+//   Create -> StartListeners (loading; the OpenAI API answers 503: health NOT_SERVING, /readyz 503, Generate UNAVAILABLE)
 //          -> LoadModel or StartEngine (serving)
 //          -> Drain (draining: NOT_SERVING, new requests UNAVAILABLE, running ones finish within
 //             the grace period, then the rest end with UNAVAILABLE; then stopped).
@@ -17,6 +17,7 @@
 #include "src/config/model_config.h"
 #include "src/config/server_config.h"
 #include "src/engine/engine.h"
+#include "src/http/http_server.h"
 #include "src/metrics/http_server.h"
 #include "src/metrics/server_metrics.h"
 #include "src/server/inference_service.h"
@@ -29,6 +30,8 @@ class Server;
 }
 
 namespace dsinfer {
+
+class OpenAiApi;
 
 class InferenceServer {
  public:
@@ -53,6 +56,7 @@ class InferenceServer {
 
   int grpc_port() const { return grpc_port_; }
   int http_port() const;
+  int openai_port() const;  // 0 when openai_listen is empty
   ServingState state() const { return service_->state(); }
   Engine* engine() const { return engine_.get(); }
   ServerMetrics& metrics() { return *metrics_; }
@@ -69,6 +73,7 @@ class InferenceServer {
 
   ServerConfig config_;
   ModelConfig model_;
+  std::string metrics_model_name_;  // the model directory's name: metrics label, API model id
   // Declared in the order they must outlive each other (destroyed bottom-up).
   std::shared_ptr<void> rendezvous_;  // the multi-node rendezvous server, when this leads one
   std::unique_ptr<JsonLog> log_;
@@ -79,6 +84,8 @@ class InferenceServer {
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> http_;
+  std::unique_ptr<OpenAiApi> openai_;
+  std::unique_ptr<HttpServer> openai_http_;  // the OpenAI API (openai_listen), when set
   int grpc_port_ = 0;
   std::mutex drain_mu_;
   bool stopped_ = false;

@@ -10,18 +10,6 @@
 namespace dsinfer {
 namespace {
 
-// The field a validation message names ("chat.messages[1].role: ..." -> "chat.messages[1].role").
-std::string FieldOf(const absl::Status& st) {
-  if (st.code() != absl::StatusCode::kInvalidArgument) return "";
-  const absl::string_view m = st.message();
-  const size_t colon = m.find(':');
-  if (colon == absl::string_view::npos || colon > 80 ||
-      m.substr(0, colon).find(' ') != absl::string_view::npos) {
-    return "";
-  }
-  return std::string(m.substr(0, colon));
-}
-
 // "the model's ranks are no longer complete: gloo/... 10.0.0.5:29500" -> the part before ": ".
 std::string PublicSummary(absl::string_view message) {
   const size_t colon = message.find(": ");
@@ -58,11 +46,11 @@ const char* ServingStateName(ServingState s) {
 }
 
 Priority EffectivePriority(v1::Priority requested, Priority ceiling) {
-  Priority p = Priority::kInteractive;
+  std::optional<Priority> p;
   if (requested == v1::PRIORITY_EMERGENCY) p = Priority::kEmergency;
   if (requested == v1::PRIORITY_BATCH) p = Priority::kBatch;
-  // Lower value = more urgent: the ceiling is the most urgent class allowed.
-  return static_cast<Priority>(std::max(static_cast<int>(p), static_cast<int>(ceiling)));
+  if (requested == v1::PRIORITY_INTERACTIVE) p = Priority::kInteractive;
+  return EffectivePriority(p, ceiling);
 }
 
 InferenceService::InferenceService(const ServerConfig& config, ServerMetrics* metrics, JsonLog* log)
@@ -78,6 +66,8 @@ void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) 
   const ModelConfig& mc = engine->model_config();
   limits_.vocab_size = mc.vocab_size;
   limits_.context_length = mc.max_position_embeddings;
+  limits_.kv_capacity_tokens =
+      static_cast<int64_t>(engine->runner().num_kv_blocks()) * kKvBlockSize;
   model_info_.set_model_type(mc.model_type);
   model_info_.set_architecture(ArchitectureOf(mc.model_type));
   model_info_.set_context_length(static_cast<uint32_t>(mc.max_position_embeddings));
@@ -144,7 +134,7 @@ void InferenceService::RecordRejection(const TenantConfig* tenant, Priority prio
     nlohmann::json fields = {{"tenant", tenant != nullptr ? tenant->id : ""},
                              {"priority", std::string(PriorityName(priority))},
                              {"code", absl::StatusCodeToString(status.code())}};
-    if (std::string field = FieldOf(status); !field.empty()) fields["field"] = field;
+    if (std::string field = FieldOfStatus(status); !field.empty()) fields["field"] = field;
     if (!client_request_id.empty()) fields["client_request_id"] = client_request_id;
     log_->Write(LogLevel::kInfo, "request_rejected", std::move(fields));
   }
@@ -152,14 +142,19 @@ void InferenceService::RecordRejection(const TenantConfig* tenant, Priority prio
 
 absl::StatusOr<const TenantConfig*> InferenceService::Authenticate(
     grpc::CallbackServerContext* context, const char* method) const {
-  absl::StatusOr<const TenantConfig*> tenant = auth_.Authenticate(CredentialsOf(*context));
+  return Authenticate(CredentialsOf(*context), method, context->peer());
+}
+
+absl::StatusOr<const TenantConfig*> InferenceService::Authenticate(
+    const CallCredentials& credentials, const char* method, const std::string& peer) const {
+  absl::StatusOr<const TenantConfig*> tenant = auth_.Authenticate(credentials);
   if (tenant.ok()) return tenant;
   if (metrics_ != nullptr) metrics_->Rejections(RejectionReason::kUnauthenticated).Inc();
   if (log_ != nullptr && log_->Enabled(LogLevel::kWarning)) {
     log_->Write(LogLevel::kWarning, "auth_failed",
                 {{"method", method},
                  {"code", absl::StatusCodeToString(tenant.status().code())},
-                 {"peer", context->peer()}});
+                 {"peer", peer}});
   }
   return tenant;
 }

@@ -71,9 +71,19 @@ class InferenceService final : public InferenceServiceBase {
   void RecordRejection(const TenantConfig* tenant, Priority priority, const absl::Status& status,
                        const std::string& client_request_id) const;
   JsonLog* log() const { return log_; }
+  ServerMetrics* metrics() const { return metrics_; }  // may be null
+  // Counts a generation call's end (dsinfer_api_calls_total); null metrics: nothing.
+  void CountCall(ApiProtocol protocol, absl::StatusCode code) const {
+    if (metrics_ != nullptr) metrics_->ApiCalls(protocol, code).Inc();
+  }
   // The caller's tenant; a failure is counted and logged (method, code and peer address only).
   absl::StatusOr<const TenantConfig*> Authenticate(grpc::CallbackServerContext* context,
                                                    const char* method) const;
+  // The same for credentials from another front end (the OpenAI API's HTTP headers); `method`
+  // names the endpoint and `peer` the client address in the log line.
+  absl::StatusOr<const TenantConfig*> Authenticate(const CallCredentials& credentials,
+                                                   const char* method,
+                                                   const std::string& peer) const;
 
  private:
   absl::Status BackendDown(const absl::Status& health) const;

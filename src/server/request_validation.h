@@ -1,4 +1,5 @@
-// Checks a request once, at the entry, and turns it into the engine's form. Every rejection is
+// Checks a request once, at the entry, and turns it into the engine's form: the gRPC messages
+// become a ServingRequest (serving_request.h), validated there as the OpenAI API's are. Every rejection is
 // INVALID_ARGUMENT and names the field (`chat.messages[2].role: ...`); nothing past this point
 // re-validates client input.
 #pragma once
@@ -10,18 +11,11 @@
 #include "absl/strings/string_view.h"
 #include "dsinfer/v1/dsinfer.pb.h"
 #include "src/engine/engine.h"
+#include "src/server/serving_request.h"
 #include "src/tokenizer/tokenizer.h"
 
 namespace dsinfer {
 
-struct RequestLimits {
-  int64_t vocab_size = 0;      // token ids lie in [0, vocab_size)
-  int64_t context_length = 0;  // prompt + max_tokens at most
-  int max_stop_strings = 16;
-  int max_stop_string_bytes = 256;
-  int max_stop_token_ids = 64;
-  int max_client_request_id_bytes = 128;
-};
 
 // The prompt of a chat conversation (chat template with the generation prompt; message text is
 // always plain text). `field` prefixes the names in errors ("chat").

@@ -1,0 +1,203 @@
+// The OpenAI API's request parsing (every rejection names its parameter) and its behaviour
+// before the model is loaded: authentication first, then 503, errors in OpenAI's JSON shape.
+// The end-to-end behaviour (streaming, n, stop, 429, 413, disconnects) is in openai_api_test.py.
+#include <gtest/gtest.h>
+
+#include "nlohmann/json.hpp"
+#include "src/server/openai_api.h"
+#include "src/server/openai_protocol.h"
+#include "tests/server_harness.h"
+
+namespace dsinfer {
+namespace {
+
+using nlohmann::json;
+
+std::string ParamOf(std::string_view body, bool chat = true) {
+  absl::StatusOr<OpenAiRequest> r = ParseOpenAiRequest(body, chat);
+  if (r.ok()) return "OK";
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  return FieldOfStatus(r.status());
+}
+
+TEST(OpenAiParse, ChatRequest) {
+  absl::StatusOr<OpenAiRequest> r = ParseOpenAiRequest(R"({
+    "model": "m", "messages": [
+      {"role": "developer", "content": "Be brief."},
+      {"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]}],
+    "max_tokens": 5, "max_completion_tokens": 7, "temperature": 0.5, "top_p": 0.9, "seed": 3,
+    "stop": "\n", "n": 2, "presence_penalty": 0.5, "frequency_penalty": -0.5, "top_k": 40,
+    "min_p": 0.1, "repetition_penalty": 1.1, "priority": "batch", "user": "someone",
+    "logprobs": true, "top_logprobs": 3, "stream": true, "stream_options": {"include_usage": true},
+    "store": false})",
+                                                       /*chat=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ServingRequest& s = r->serving;
+  ASSERT_EQ(s.messages.size(), 2u);
+  EXPECT_EQ(s.messages[0].role, "system");
+  EXPECT_EQ(s.messages[1].content, "Hello");
+  EXPECT_EQ(s.max_tokens, 7);  // max_completion_tokens wins
+  EXPECT_FLOAT_EQ(s.sampling.temperature, 0.5f);
+  EXPECT_FLOAT_EQ(s.sampling.top_p, 0.9f);
+  EXPECT_EQ(s.sampling.seed, 3u);
+  EXPECT_EQ(s.sampling.top_k, 40);
+  EXPECT_FLOAT_EQ(s.sampling.frequency_penalty, -0.5f);
+  EXPECT_EQ(s.stop, std::vector<std::string>{"\n"});
+  EXPECT_EQ(r->n, 2);
+  EXPECT_EQ(r->priority, Priority::kBatch);
+  EXPECT_TRUE(r->stream);
+  EXPECT_TRUE(r->include_usage);
+  EXPECT_EQ(s.logprobs, 3);
+}
+
+TEST(OpenAiParse, DefaultsFollowOpenAi) {
+  absl::StatusOr<OpenAiRequest> r =
+      ParseOpenAiRequest(R"({"messages": [{"role": "user", "content": "x"}]})", true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FLOAT_EQ(r->serving.sampling.temperature, 1.0f);
+  EXPECT_FALSE(r->serving.max_tokens.has_value());  // the rest of the context
+  EXPECT_EQ(r->n, 1);
+  EXPECT_FALSE(r->stream);
+  EXPECT_EQ(r->serving.logprobs, -1);
+}
+
+TEST(OpenAiParse, CompletionsPrompts) {
+  absl::StatusOr<OpenAiRequest> r = ParseOpenAiRequest(R"({"prompt": ["one"], "logprobs": 2})",
+                                                       /*chat=*/false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->serving.input, ServingRequest::Input::kPrompt);
+  EXPECT_EQ(r->serving.prompt, "one");
+  EXPECT_EQ(r->serving.logprobs, 2);
+  r = ParseOpenAiRequest(R"({"prompt": [5, 6, 7], "stop": ["a", "b"]})", false);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->serving.token_ids, (std::vector<int32_t>{5, 6, 7}));
+  EXPECT_EQ(r->serving.stop.size(), 2u);
+}
+
+TEST(OpenAiParse, RejectionsNameTheParameter) {
+  const std::string user = R"("messages": [{"role": "user", "content": "x"}])";
+  EXPECT_EQ(ParamOf("{not json"), "body");
+  EXPECT_EQ(ParamOf("[1]"), "body");
+  EXPECT_EQ(ParamOf("{}"), "messages");
+  EXPECT_EQ(ParamOf(R"({"messages": "hi"})"), "messages");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "tool", "content": "x"}]})"), "messages[0].role");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"),
+            "messages[0].content[0].type");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "assistant", "content": null,
+                    "tool_calls": [{"id": "1"}]}]})"),
+            "messages[0].tool_calls");
+  for (const char* p : {"temperature", "top_p", "presence_penalty", "frequency_penalty"}) {
+    EXPECT_EQ(ParamOf("{" + user + ", \"" + p + "\": \"hot\"}"), p);
+  }
+  EXPECT_EQ(ParamOf("{" + user + R"(, "temperature": 2.5})"), "temperature");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "presence_penalty": 3})"), "presence_penalty");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "n": 0})"), "n");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "n": 17})"), "n");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "max_tokens": 0})"), "max_tokens");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "max_tokens": 1.5})"), "max_tokens");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "stop": [1]})"), "stop[0]");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "seed": "x"})"), "seed");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "priority": "urgent"})"), "priority");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "top_logprobs": 2})"), "top_logprobs");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "stream_options": {"include_usage": true}})"),
+            "stream_options");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "logit_bias": {"1": 2}})"), "logit_bias");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": [{"type": "function"}]})"), "tools");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": "auto"})"), "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "response_format": {"type": "json_object"}})"),
+            "response_format");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "user": 5})"), "user");
+  EXPECT_EQ(ParamOf(R"({"prompt": ["a", "b"]})", false), "prompt");
+  EXPECT_EQ(ParamOf(R"({"prompt": [1, -2]})", false), "prompt[1]");
+  EXPECT_EQ(ParamOf(R"({"prompt": "a", "echo": true})", false), "echo");
+  EXPECT_EQ(ParamOf(R"({"prompt": "a", "best_of": 3})", false), "best_of");
+  EXPECT_EQ(ParamOf(R"({"prompt": "a", "logprobs": 9})", false), "logprobs");
+}
+
+TEST(ServingRequest, UnsetMaxTokensFillsTheContextOrThePool) {
+  ServingRequest r;
+  r.input = ServingRequest::Input::kTokenIds;
+  r.token_ids = {1, 2, 3};
+  RequestLimits limits;
+  limits.vocab_size = 10;
+  limits.context_length = 1000;
+  absl::StatusOr<EngineRequest> e =
+      ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->max_tokens, 997);
+  limits.kv_capacity_tokens = 100;
+  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(e->max_tokens, 97);
+  r.max_tokens = 998;
+  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  EXPECT_EQ(FieldOfStatus(e.status()), "max_tokens");
+  r.max_tokens = 5;
+  r.token_ids = {1, 12};
+  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  EXPECT_EQ(FieldOfStatus(e.status()), "prompt[1]");
+}
+
+TEST(OpenAiParse, PriorityIsCappedByTheTenant) {
+  EXPECT_EQ(EffectivePriority(Priority::kEmergency, Priority::kInteractive),
+            Priority::kInteractive);
+  EXPECT_EQ(EffectivePriority(Priority::kBatch, Priority::kEmergency), Priority::kBatch);
+  EXPECT_EQ(EffectivePriority(std::nullopt, Priority::kBatch), Priority::kBatch);
+  EXPECT_EQ(EffectivePriority(std::nullopt, Priority::kEmergency), Priority::kInteractive);
+}
+
+TEST(OpenAiErrors, StatusesMapToOpenAiShapes) {
+  HttpResponse r = OpenAiErrorResponse(absl::ResourceExhaustedError("queue full"), 2.2);
+  EXPECT_EQ(r.status, 429);
+  ASSERT_EQ(r.headers.size(), 1u);
+  EXPECT_EQ(r.headers[0].first, "Retry-After");
+  EXPECT_EQ(r.headers[0].second, "3");
+  json body = json::parse(r.body);
+  EXPECT_EQ(body["error"]["type"], "rate_limit_error");
+  EXPECT_TRUE(body["error"]["param"].is_null());
+  r = OpenAiErrorResponse(absl::InvalidArgumentError("stop[2]: must not be empty"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body)["error"]["param"], "stop[2]");
+  EXPECT_EQ(OpenAiErrorResponse(absl::UnauthenticatedError("no")).status, 401);
+  EXPECT_EQ(OpenAiErrorResponse(absl::UnavailableError("draining")).status, 503);
+}
+
+// Before the model is loaded: authentication first, then 503; the server's own errors (404)
+// are OpenAI-shaped JSON too.
+TEST(OpenAiServer, LoadingAnswers503AfterAuthentication) {
+  const std::string yaml =
+      testing::ConfigYaml(testing::kIdsModel, 64) + "openai_listen: 127.0.0.1:0\n";
+  absl::StatusOr<ServerConfig> config = ParseServerConfig(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<ModelConfig> model = LoadModelConfig(testing::kIdsModel);
+  ASSERT_TRUE(model.ok()) << model.status();
+  absl::StatusOr<std::unique_ptr<InferenceServer>> s =
+      InferenceServer::Create(*config, *std::move(model));
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE((*s)->StartListeners().ok());
+  ASSERT_GT((*s)->openai_port(), 0);
+  httplib::Client c("127.0.0.1", (*s)->openai_port());
+  const std::string body = R"({"model": "m", "messages": [{"role": "user", "content": "x"}]})";
+  httplib::Result r = c.Post("/v1/chat/completions", {{"Authorization", "Bearer wrong"}}, body,
+                             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 401);
+  EXPECT_EQ(json::parse(r->body)["error"]["type"], "authentication_error");
+  r = c.Post("/v1/chat/completions",
+             {{"Authorization", std::string("Bearer ") + testing::kKeyA}}, body,
+             "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  EXPECT_EQ(json::parse(r->body)["error"]["code"], "unavailable");
+  r = c.Get("/v1/models", {{"Authorization", std::string("Bearer ") + testing::kKeyA}});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 503);
+  r = c.Get("/v1/nothing");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 404);
+  EXPECT_TRUE(json::parse(r->body).contains("error"));
+  (*s)->Drain(0);
+}
+
+}  // namespace
+}  // namespace dsinfer

@@ -17,24 +17,15 @@
 #include "src/tokenizer/pre_tokenizer.h"
 #include "src/tokenizer/tiktoken_model.h"
 #include "src/tokenizer/tokenizer.h"
+#include "src/tokenizer/tokenizer_files.h"
 
 namespace dsinfer {
 namespace {
 
 using Json = nlohmann::json;
 
-// Ids above this are refused (they would make the per-id tables huge).
-constexpr int64_t kMaxTokenId = (1 << 24) - 1;
-
-absl::StatusOr<Json> ParseJsonFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path));
-  const char* begin = reinterpret_cast<const char*>(file->data());
-  try {
-    return Json::parse(begin, begin + file->size());
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": malformed JSON: ", e.what()));
-  }
-}
+using tokenizer_files::kMaxTokenId;
+using tokenizer_files::ParseJsonFile;
 
 // Where errors point: "<file>: <json path>".
 class Ctx {

@@ -18,6 +18,7 @@
 #include "src/tokenizer/pre_tokenizer.h"
 #include "src/tokenizer/tiktoken_model.h"
 #include "src/tokenizer/tokenizer.h"
+#include "src/tokenizer/tokenizer_files.h"
 
 namespace dsinfer {
 namespace {
@@ -26,17 +27,8 @@ using Json = nlohmann::json;
 
 // tokenization_kimi.py: num_reserved_special_tokens.
 constexpr int32_t kNumReservedSpecialTokens = 256;
-constexpr int64_t kMaxTokenId = (1 << 24) - 1;
-
-absl::StatusOr<Json> ParseJsonFile(const std::string& path) {
-  ASSIGN_OR_RETURN(std::unique_ptr<MappedFile> file, MappedFile::Open(path));
-  const char* begin = reinterpret_cast<const char*>(file->data());
-  try {
-    return Json::parse(begin, begin + file->size());
-  } catch (const Json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": malformed JSON: ", e.what()));
-  }
-}
+using tokenizer_files::kMaxTokenId;
+using tokenizer_files::ParseJsonFile;
 
 struct Special {
   std::string content;

@@ -580,5 +580,44 @@ TEST(ModelConfigTest, LoadFromDirectory) {
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("missing/config.json"));
 }
 
+TEST(ModelConfigTest, GenerationConfigEosIdsAreStopIdsToo) {
+  TempDir dir;
+  { std::ofstream(dir.path() + "/config.json") << kKimiK2; }
+  // Kimi-K2: config.json's eos is [EOS]; chat turns end with <|im_end|> (generation_config).
+  { std::ofstream(dir.path() + "/generation_config.json") << R"({"eos_token_id": 163586})"; }
+  absl::StatusOr<ModelConfig> c = LoadModelConfig(dir.path());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->eos_token_ids, ::testing::ElementsAre(163585, 163586));
+
+  // A list, repeating config.json's id: each id once.
+  {
+    std::ofstream(dir.path() + "/generation_config.json")
+        << R"({"max_length": 131072, "eos_token_id": [163585, 163586, 7]})";
+  }
+  c = LoadModelConfig(dir.path());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->eos_token_ids, ::testing::ElementsAre(163585, 163586, 7));
+
+  // No eos_token_id there: config.json's alone.
+  { std::ofstream(dir.path() + "/generation_config.json") << R"({"temperature": 0.6})"; }
+  c = LoadModelConfig(dir.path());
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_THAT(c->eos_token_ids, ::testing::ElementsAre(163585));
+
+  // Bad values name the file and the field.
+  const std::string gen = dir.path() + "/generation_config.json";
+  for (auto [text, want] : std::vector<std::pair<std::string, std::string>>{
+           {R"({"eos_token_id": 999999999})", gen + ": eos_token_id (999999999) is outside"},
+           {R"({"eos_token_id": [1, "x"]})", gen + ": eos_token_id[1]"},
+           {R"({"eos_token_id": )", gen + ": not valid JSON"},
+           {R"([1])", gen + ": top level must be an object"}}) {
+    { std::ofstream(gen) << text; }
+    c = LoadModelConfig(dir.path());
+    ASSERT_FALSE(c.ok()) << text;
+    EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(c.status().message()), HasSubstr(want)) << text;
+  }
+}
+
 }  // namespace
 }  // namespace dsinfer

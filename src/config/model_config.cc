@@ -1,6 +1,7 @@
 // config.json parsing: per-family HF defaults, then type checks, then consistency checks.
 #include "src/config/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -267,24 +268,30 @@ absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
   return absl::OkStatus();
 }
 
-absl::Status ParseTokens(const Json& root, ModelConfig* c) {
-  RETURN_IF_ERROR(GetInt(root, "bos_token_id", "bos_token_id", &c->bos_token_id, -1));
+// eos_token_id as an int, a list or null (null and absent: none).
+absl::StatusOr<std::vector<int64_t>> ParseEosIds(const Json& root) {
+  std::vector<int64_t> ids;
   auto it = root.find("eos_token_id");
-  if (it == root.end()) return absl::OkStatus();
-  c->eos_token_ids.clear();
-  if (it->is_null()) return absl::OkStatus();
+  if (it == root.end() || it->is_null()) return ids;
   if (it->is_array()) {
     for (size_t i = 0; i < it->size(); ++i) {
       Json one = Json::object({{"v", (*it)[i]}});
       int64_t id = 0;
       RETURN_IF_ERROR(GetInt(one, "v", absl::StrCat("eos_token_id[", i, "]"), &id));
-      c->eos_token_ids.push_back(id);
+      ids.push_back(id);
     }
-    return absl::OkStatus();
+    return ids;
   }
   int64_t id = 0;
   RETURN_IF_ERROR(GetInt(root, "eos_token_id", "eos_token_id", &id));
-  c->eos_token_ids.push_back(id);
+  ids.push_back(id);
+  return ids;
+}
+
+absl::Status ParseTokens(const Json& root, ModelConfig* c) {
+  RETURN_IF_ERROR(GetInt(root, "bos_token_id", "bos_token_id", &c->bos_token_id, -1));
+  if (!root.contains("eos_token_id")) return absl::OkStatus();  // the family default stays
+  ASSIGN_OR_RETURN(c->eos_token_ids, ParseEosIds(root));
   return absl::OkStatus();
 }
 
@@ -503,19 +510,57 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
   return c;
 }
 
-absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
-  std::string path = model_dir + "/config.json";
+namespace {
+
+// The text of a file, NotFound when it does not exist.
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return absl::InternalError(absl::StrCat("cannot read ", path));
-  absl::StatusOr<ModelConfig> config = ParseModelConfig(text.str());
-  if (!config.ok()) {
-    return absl::Status(
-        config.status().code(),
-        absl::StrCat(path, ": ", absl::StripPrefix(config.status().message(), "config.json: ")));
+  return text.str();
+}
+
+// Errors of the parsers above name "config.json: <field>"; from a file, name its path instead.
+absl::Status AtPath(const absl::Status& s, const std::string& path) {
+  return absl::Status(s.code(),
+                      absl::StrCat(path, ": ", absl::StripPrefix(s.message(), "config.json: ")));
+}
+
+}  // namespace
+
+absl::Status AddGenerationConfigEos(std::string_view json_text, ModelConfig* config) {
+  Json root = Json::parse(json_text, nullptr, /*allow_exceptions=*/false);
+  if (root.is_discarded()) return absl::InvalidArgumentError("config.json: not valid JSON");
+  if (!root.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config.json: top level must be an object, got ", root.type_name()));
   }
+  ASSIGN_OR_RETURN(std::vector<int64_t> ids, ParseEosIds(root));
+  for (int64_t id : ids) {
+    if (id < 0 || id >= config->vocab_size) {
+      return FieldError("eos_token_id", absl::StrCat("(", id, ") is outside the vocabulary of ",
+                                                     config->vocab_size));
+    }
+    if (std::find(config->eos_token_ids.begin(), config->eos_token_ids.end(), id) ==
+        config->eos_token_ids.end()) {
+      config->eos_token_ids.push_back(id);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir) {
+  const std::string path = model_dir + "/config.json";
+  ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  absl::StatusOr<ModelConfig> config = ParseModelConfig(text);
+  if (!config.ok()) return AtPath(config.status(), path);
+  const std::string gen_path = model_dir + "/generation_config.json";
+  absl::StatusOr<std::string> gen = ReadFile(gen_path);
+  if (absl::IsNotFound(gen.status())) return config;
+  if (!gen.ok()) return gen.status();
+  if (absl::Status s = AddGenerationConfigEos(*gen, &*config); !s.ok()) return AtPath(s, gen_path);
   return config;
 }
 

@@ -51,7 +51,7 @@ struct ModelConfig {
   int64_t max_position_embeddings = 0, vocab_size = 0;
   bool tie_word_embeddings = false;
   int64_t bos_token_id = -1;           // -1 when null
-  std::vector<int64_t> eos_token_ids;  // config may give an int or a list
+  std::vector<int64_t> eos_token_ids;  // config.json (an int or a list) + generation_config.json
   Fp8Quant fp8;
   int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
   std::string torch_dtype;               // "" when absent
@@ -65,7 +65,13 @@ struct ModelConfig {
 // field; unknown keys are ignored (HF configs carry many).
 absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text);
 
-// Reads and parses model_dir/config.json.
+// Adds the eos_token_id (an int or a list) of a generation_config.json to config's stop ids:
+// HF's generate() stops at those (Kimi-K2's chat turns end with <|im_end|>, not config.json's
+// [EOS]), so the model stops at either file's. Ids outside the vocabulary are InvalidArgument.
+absl::Status AddGenerationConfigEos(std::string_view json_text, ModelConfig* config);
+
+// Reads and parses model_dir/config.json, plus model_dir/generation_config.json's eos_token_id
+// when that file exists. Errors name the file's path and the field.
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& model_dir);
 
 }  // namespace dsinfer

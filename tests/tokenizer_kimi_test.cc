@@ -283,6 +283,8 @@ TEST(KimiSpecialTokens, IdsFlagsAndBosEos) {
   EXPECT_EQ(Tok().TokenId("<|reserved_token_" + std::to_string(n + 5) + "|>"), n + 5);
   EXPECT_EQ(Tok().bos_id(), n);
   EXPECT_EQ(Tok().eos_id(), n + 1);
+  // tokenization_kimi.py's encode() adds no bos before a plain prompt.
+  EXPECT_EQ(Tok().prompt_bos_id(), std::nullopt);
   EXPECT_FALSE(Tok().IsSpecial(0));
   EXPECT_FALSE(Tok().IsSpecial(n - 1));
 }

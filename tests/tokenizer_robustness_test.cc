@@ -159,6 +159,19 @@ TEST_F(TokenizerLoadTest, ReadsBosEosFromConfig) {
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ((*t)->bos_id(), 261);
   EXPECT_EQ((*t)->eos_id(), 261);
+  EXPECT_EQ((*t)->prompt_bos_id(), 261);  // add_bos_token absent: HF's default, true
+}
+
+TEST_F(TokenizerLoadTest, AddBosTokenFromConfig) {
+  Write("tokenizer_config.json", R"({"bos_token": "<eos>", "add_bos_token": false})");
+  auto t = Load(TinyTokenizer());
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ((*t)->bos_id(), 261);
+  EXPECT_EQ((*t)->prompt_bos_id(), std::nullopt);
+  Write("tokenizer_config.json", R"({"bos_token": "<eos>", "add_bos_token": "yes"})");
+  t = Load(TinyTokenizer());
+  ASSERT_FALSE(t.ok());
+  EXPECT_THAT(std::string(t.status().message()), HasSubstr("add_bos_token: must be true or false"));
 }
 
 TEST_F(TokenizerLoadTest, MissingFile) {

@@ -145,6 +145,7 @@ TEST(Tokenizer, Accessors) {
   EXPECT_EQ(t.vocab_size(), 128815);
   EXPECT_EQ(t.bos_id(), 0);
   EXPECT_EQ(t.eos_id(), 1);
+  EXPECT_EQ(t.prompt_bos_id(), 0);  // add_bos_token: true
   EXPECT_EQ(t.TokenId("<｜begin▁of▁sentence｜>"), 0);
   EXPECT_EQ(t.TokenId("<｜User｜>"), 128803);
   EXPECT_EQ(t.TokenId("<｜Assistant｜>"), 128804);

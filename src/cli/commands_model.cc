@@ -159,7 +159,7 @@ absl::Status RunGenerate(int argc, char** argv) {
       ASSIGN_OR_RETURN(req.prompt, ApplyChatTemplate(*tok, msgs, /*add_generation_prompt=*/true));
     } else {
       if (args.Has("system")) return absl::InvalidArgumentError("--system needs --chat");
-      if (auto bos = tok->bos_id()) req.prompt.push_back(*bos);
+      if (auto bos = tok->prompt_bos_id()) req.prompt.push_back(*bos);
       std::vector<int32_t> ids = tok->Encode(prompt);
       req.prompt.insert(req.prompt.end(), ids.begin(), ids.end());
     }

@@ -44,7 +44,7 @@ absl::StatusOr<std::vector<int32_t>> PromptTokens(const ServingRequest& r,
       if (r.prompt.empty()) return Invalid(names.prompt, "must not be empty");
       RETURN_IF_ERROR(CheckText(names.prompt, r.prompt));
       RETURN_IF_ERROR(NeedsTokenizer(tokenizer, names.prompt));
-      if (auto bos = tokenizer->bos_id()) ids.push_back(*bos);
+      if (auto bos = tokenizer->prompt_bos_id()) ids.push_back(*bos);
       // Untrusted text: special-token strings in it stay text.
       std::vector<int32_t> text = tokenizer->EncodePlain(r.prompt);
       ids.insert(ids.end(), text.begin(), text.end());

@@ -52,6 +52,12 @@ class Tokenizer {
   int32_t vocab_size() const { return vocab_size_; }  // max id + 1 (vocab and added tokens)
   std::optional<int32_t> bos_id() const { return bos_id_; }
   std::optional<int32_t> eos_id() const { return eos_id_; }
+  // The id HF's encode(add_special_tokens=True) puts before a plain-text prompt: bos_id() when
+  // tokenizer_config.json's add_bos_token is true or absent (tokenizer.json tokenizers, as
+  // DeepSeek's); none for tiktoken.model tokenizers (Kimi-K2's encode adds nothing).
+  std::optional<int32_t> prompt_bos_id() const {
+    return add_bos_ ? bos_id_ : std::optional<int32_t>();
+  }
   // Id of an added token's content, else of a vocabulary string (byte-level alphabet, e.g.
   // "Ġthe"); nullopt when neither exists.
   std::optional<int32_t> TokenId(std::string_view token) const;
@@ -87,6 +93,7 @@ class Tokenizer {
   int32_t vocab_size_ = 0;
   std::optional<int32_t> bos_id_;
   std::optional<int32_t> eos_id_;
+  bool add_bos_ = true;
   // Per id: decoded bytes token_bytes_[token_offsets_[id], token_offsets_[id + 1]).
   std::string token_bytes_;
   std::vector<uint32_t> token_offsets_;

@@ -341,6 +341,10 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const std::stri
       }
       *slot = id;
     }
+    if (auto it = cfg.find("add_bos_token"); it != cfg.end() && !it->is_null()) {
+      if (!it->is_boolean()) return cctx["add_bos_token"].Invalid("must be true or false");
+      tok->add_bos_ = it->get<bool>();
+    }
   }
   return tok;
 }

@@ -154,6 +154,7 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TiktokenLoader::Load(const std::strin
       std::make_unique<AddedTokenMatcher>(std::vector<std::pair<std::string_view, int32_t>>{});
   tok->BuildDecodeTables(contents, specials);
   tok->kimi_chunks_ = true;  // as tokenization_kimi.py's encode(), see kimi_pattern.h
+  tok->add_bos_ = false;     // its encode() adds no special tokens
 
   for (auto [key, slot] : {std::pair{"bos_token", &tok->bos_id_}, {"eos_token", &tok->eos_id_}}) {
     ASSIGN_OR_RETURN(std::optional<std::string> content,

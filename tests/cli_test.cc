@@ -143,6 +143,42 @@ TEST(Cli, GeneratedIdsAlwaysDetokenize) {
   fs::remove_all(dir);
 }
 
+// A Kimi-K2 directory: config.json model_type kimi_k2, tiktoken.model + tokenizer_config.json (no
+// tokenizer.json), generation_config.json naming <|im_end|>. The tiny model's weights with the Kimi
+// fixture tokenizer: chat generation renders Kimi's template, samples only ids the tokenizer has
+// and decodes them.
+TEST(Cli, KimiK2DirectoryGeneratesWithItsTiktokenTokenizer) {
+  fs::path dir = TempDir("kimi");
+  {
+    const std::string cmd =
+        absl::StrCat(DSINFER_MAKE_TINY_MODEL, " --out ", dir.string(), " > /dev/null 2>&1");
+    ASSERT_EQ(std::system(cmd.c_str()), 0);
+  }
+  const fs::path kimi = kSrc + "/tests/fixtures/tokenizer/kimi";
+  fs::remove(dir / "tokenizer.json");
+  fs::copy_file(kimi / "tiktoken.model", dir / "tiktoken.model");
+  fs::copy_file(kimi / "tokenizer_config.json", dir / "tokenizer_config.json",
+                fs::copy_options::overwrite_existing);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(dir / "config.json"));
+  config["model_type"] = "kimi_k2";
+  std::ofstream(dir / "config.json") << config.dump(2);
+  const int64_t tokenizer_vocab = 1743 + 256;  // ranks + reserved special ids
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": 1745})";  // <|im_end|>
+
+  Result r = RunCli("generate --model " + dir.string() +
+                    " --chat --prompt '你好, Kimi' --max-tokens 12 --temperature 1.0 --seed 5"
+                    " --ignore-eos");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  ASSERT_EQ(out["ids"].size(), 12u);
+  for (int32_t id : out["ids"].get<std::vector<int32_t>>()) EXPECT_LT(id, tokenizer_vocab);
+  EXPECT_TRUE(out["text"].is_string());
+  // A plain prompt without the chat template works too (no bos: Kimi's encode adds none).
+  r = RunCli("generate --model " + dir.string() + " --prompt 'hello' --max-tokens 4 --seed 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  fs::remove_all(dir);
+}
+
 #ifdef DSINFER_CLI_HAS_SERVE
 // A start-up error (a checkpoint whose header is not JSON) ends `serve` with that error and exit
 // status 2, after JSON log lines only: the server and gRPC are torn down before the process

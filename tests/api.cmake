@@ -4,6 +4,9 @@
 dsinfer_add_test(api_test SOURCES api_test.cc
   LIBS dsinfer_api dsinfer_tiny_model
   LABELS api cpu)
+# Parallel layouts start their other ranks from the dsinfer binary (worker_executable).
+add_dependencies(api_test dsinfer)
+target_compile_definitions(api_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
 
 add_test(NAME api_install_example
   COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/api_install_test.sh

@@ -248,7 +248,10 @@ TEST(ApiModel, SubmitValidatesWithTheApisFieldNames) {
   const std::vector<Case> cases = {
       {[](Request& r) { r.token_ids.clear(); }, "request: one of prompt, token_ids or messages"},
       {[](Request& r) { r.prompt = "hi"; }, "request: set only one of"},
-      {[&](Request& r) { r.token_ids = {1, static_cast<int32_t>(vocab)}; }, "token_ids[1]: "},
+      {[&](Request& r) {
+         r.token_ids = {1, static_cast<int32_t>(vocab)};
+       },
+       "token_ids[1]: "},
       {[](Request& r) { r.max_tokens = 0; }, "max_tokens: must be >= 1"},
       {[](Request& r) { r.max_tokens = 1 << 30; }, "max_tokens: the prompt (3 tokens)"},
       {[](Request& r) { r.sampling.temperature = -1; }, "sampling.temperature"},
@@ -288,7 +291,8 @@ TEST(ApiModel, AdmissionRefusalIsSubmitsStatusAndNoCallback) {
   absl::StatusOr<RequestHandle> h = Tiny().Submit(r, rec.Make());
   ASSERT_FALSE(h.ok());
   EXPECT_EQ(h.status().code(), absl::StatusCode::kInvalidArgument) << h.status();
-  EXPECT_TRUE(StartsWith(h.status(), "max_tokens: the prompt (3 tokens) + max_tokens (4096) = 4099"))
+  EXPECT_TRUE(
+      StartsWith(h.status(), "max_tokens: the prompt (3 tokens) + max_tokens (4096) = 4099"))
       << h.status();
   EXPECT_NE(h.status().message().find("the KV pool has 64 blocks"), std::string::npos)
       << h.status();
@@ -380,6 +384,53 @@ TEST(ApiModel, ConcurrentSubmitsGetTheSameGreedyAnswers) {
       EXPECT_EQ(got[t][i], alone[(t + i) % prompts.size()]) << "thread " << t << " request " << i;
     }
   }
+}
+
+TEST(ApiModel, FullQueueIsResourceExhaustedWithARetryHint) {
+  LoadOptions o = TinyOptions();
+  o.kv_cache.num_blocks = 16;
+  o.scheduler.max_running = 1;
+  o.scheduler.max_waiting = 1;
+  absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(o);
+  ASSERT_TRUE(m.ok()) << m.status();
+  // One runs, one waits: of three at once, at least one is turned away at Submit.
+  std::vector<std::unique_ptr<Recorder>> recs;
+  std::vector<RequestHandle> admitted;
+  int refused = 0;
+  for (int i = 0; i < 3; ++i) {
+    recs.push_back(std::make_unique<Recorder>());
+    absl::StatusOr<RequestHandle> h = (*m)->Submit(Ids({1, 2, 3}, 900), recs.back()->Make());
+    if (h.ok()) {
+      admitted.push_back(*h);
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(h.status().code(), absl::StatusCode::kResourceExhausted) << h.status();
+    const std::optional<double> hint = RetryAfterSeconds(h.status());
+    ASSERT_TRUE(hint.has_value()) << h.status();
+    EXPECT_GT(*hint, 0);
+  }
+  EXPECT_GE(refused, 1);
+  EXPECT_FALSE(RetryAfterSeconds(absl::OkStatus()).has_value());
+  EXPECT_FALSE(RetryAfterSeconds(absl::InvalidArgumentError("x")).has_value());
+  for (const RequestHandle& h : admitted) h.Cancel();
+  for (size_t i = 0; i < recs.size(); ++i) {
+    if (i < admitted.size()) EXPECT_TRUE(recs[i]->WaitDone());
+  }
+}
+
+TEST(ApiLoad, TensorParallelRanksRunTheWorkerExecutable) {
+  LoadOptions o = TinyOptions();
+  o.parallel.tp = 2;
+  o.parallel.worker_executable = DSINFER_CLI;
+  absl::StatusOr<std::unique_ptr<Model>> sharded = Model::Load(o);
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
+  const Request r = Ids({1, 2, 3, 4, 5}, 6);
+  absl::StatusOr<Generation> two = (*sharded)->Generate(r);
+  absl::StatusOr<Generation> one = Tiny().Generate(r);
+  ASSERT_TRUE(two.ok()) << two.status();
+  ASSERT_TRUE(one.ok()) << one.status();
+  EXPECT_EQ(two->token_ids, one->token_ids);
 }
 
 TEST(ApiModel, TokenizeAndDetokenizeRoundTrip) {

@@ -103,10 +103,9 @@ int main(int argc, char** argv) {
   if (!second.result.status.ok()) return Fail("cancelled request", second.result.status);
   std::printf("second request: %d of 2000 tokens, finish %s\n", second.tokens,
               dsinfer::api::FinishReasonName(second.result.finish));
-  const bool ok = first.tokens == 16 &&
-                  first.result.finish == dsinfer::api::FinishReason::kLength &&
-                  second.result.finish == dsinfer::api::FinishReason::kCancelled &&
-                  second.tokens < 2000;
+  const bool ok =
+      first.tokens == 16 && first.result.finish == dsinfer::api::FinishReason::kLength &&
+      second.result.finish == dsinfer::api::FinishReason::kCancelled && second.tokens < 2000;
   std::printf("%s\n", ok ? "embed example: ok" : "embed example: UNEXPECTED");
   return ok ? 0 : 1;
 }

@@ -58,8 +58,9 @@ class DSINFER_API Model {
   // Validates the request and decides admission at once, on this thread. An error here means
   // no callback will run: INVALID_ARGUMENT naming the field ("token_ids[3]: ...", "max_tokens:
   // ..." also when prompt + max_tokens can never fit the KV pool), RESOURCE_EXHAUSTED when
-  // scheduler.max_waiting requests are already queued, UNAVAILABLE once the model is stopping. Otherwise the output arrives on `callbacks` and on_done runs exactly
-  // once. Never waits for a step in progress.
+  // scheduler.max_waiting requests are already queued, UNAVAILABLE once the model is stopping.
+  // Otherwise the output arrives on `callbacks` and on_done runs exactly once. Never waits for a
+  // step in progress.
   absl::StatusOr<RequestHandle> Submit(const Request& request, Callbacks callbacks);
 
   // Submit and wait for the whole answer. A request that fails after admission returns its

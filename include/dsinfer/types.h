@@ -59,13 +59,13 @@ struct LoadOptions {
 
 // What the loaded model is and what it can hold.
 struct ModelInfo {
-  std::string model_type;        // config.json model_type, e.g. "deepseek_v3"
-  std::string backend;           // "cpu" | "cuda"
-  std::string dtype;             // compute precision
-  int64_t vocab_size = 0;        // token ids lie in [0, vocab_size)
-  int64_t context_length = 0;    // prompt + output tokens of one request, at most
-  int64_t kv_cache_tokens = 0;   // tokens the whole KV pool holds (all requests together)
-  bool has_tokenizer = false;    // false: requests must send token_ids; no text is produced
+  std::string model_type;       // config.json model_type, e.g. "deepseek_v3"
+  std::string backend;          // "cpu" | "cuda"
+  std::string dtype;            // compute precision
+  int64_t vocab_size = 0;       // token ids lie in [0, vocab_size)
+  int64_t context_length = 0;   // prompt + output tokens of one request, at most
+  int64_t kv_cache_tokens = 0;  // tokens the whole KV pool holds (all requests together)
+  bool has_tokenizer = false;   // false: requests must send token_ids; no text is produced
 };
 
 // Lower is more urgent; emergency requests may take a running slot from the others.
@@ -135,12 +135,17 @@ struct Result {
   Usage usage;
 };
 
+// For RESOURCE_EXHAUSTED (scheduler.max_waiting requests already queued, or a request queued
+// longer than scheduler.max_queue_seconds): the engine's estimate, from the rate its queue
+// drains, of when a retry would be admitted. nullopt for any other status.
+DSINFER_API std::optional<double> RetryAfterSeconds(const absl::Status& status);
+
 // Both are called on the model's engine thread, in order, and must return quickly (they hold up
 // every request's next step). They may call Submit and RequestHandle::Cancel; they must not
 // destroy the Model or call Generate.
 struct Callbacks {
-  std::function<void(const Delta&)> on_delta;    // may be empty
-  std::function<void(const Result&)> on_done;    // exactly once, after every delta
+  std::function<void(const Delta&)> on_delta;  // may be empty
+  std::function<void(const Result&)> on_done;  // exactly once, after every delta
 };
 
 // Generate's whole answer.

@@ -30,7 +30,8 @@ absl::Status CheckModelPath(const std::string& path) {
   if (!fs::exists(st)) {
     return absl::NotFoundError(absl::StrCat("model_path: ", path, " does not exist"));
   }
-  if (!fs::is_directory(st)) return Invalid("model_path", absl::StrCat(path, " is not a directory"));
+  if (!fs::is_directory(st))
+    return Invalid("model_path", absl::StrCat(path, " is not a directory"));
   return absl::OkStatus();
 }
 
@@ -44,7 +45,8 @@ absl::Status CheckParallel(const api::ParallelOptions& p) {
     return Invalid("parallel.timeout_seconds", "must be > 0");
   }
   if (p.tp == 1) {
-    if (!p.worker_executable.empty()) return Invalid("parallel.worker_executable", "set but parallel.tp is 1");
+    if (!p.worker_executable.empty())
+      return Invalid("parallel.worker_executable", "set but parallel.tp is 1");
     return absl::OkStatus();
   }
   if (p.worker_executable.empty()) {
@@ -63,16 +65,19 @@ absl::Status CheckKvCache(const api::KvCacheOptions& k) {
   if (k.num_blocks < 0) return Invalid("kv_cache.num_blocks", "must be >= 0");
   if (k.memory_bytes < 0) return Invalid("kv_cache.memory_bytes", "must be >= 0");
   if (k.num_blocks > 0 && k.memory_bytes > 0) {
-    return Invalid("kv_cache.memory_bytes", "set together with kv_cache.num_blocks: set one of them");
+    return Invalid("kv_cache.memory_bytes",
+                   "set together with kv_cache.num_blocks: set one of them");
   }
   if (!(k.memory_fraction > 0 && k.memory_fraction <= 1)) {
-    return Invalid("kv_cache.memory_fraction", absl::StrCat(k.memory_fraction, " is not in (0, 1]"));
+    return Invalid("kv_cache.memory_fraction",
+                   absl::StrCat(k.memory_fraction, " is not in (0, 1]"));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckScheduler(const api::SchedulerOptions& s) {
-  RETURN_IF_ERROR(InRange<int64_t>("scheduler.max_batched_tokens", s.max_batched_tokens, 1, 1 << 24));
+  RETURN_IF_ERROR(
+      InRange<int64_t>("scheduler.max_batched_tokens", s.max_batched_tokens, 1, 1 << 24));
   RETURN_IF_ERROR(InRange<int32_t>("scheduler.max_running", s.max_running, 1, 1 << 20));
   RETURN_IF_ERROR(InRange<int32_t>("scheduler.max_waiting", s.max_waiting, 0, 1 << 24));
   RETURN_IF_ERROR(InRange<int64_t>("scheduler.prefill_chunk", s.prefill_chunk, 1, 1 << 24));
@@ -81,9 +86,10 @@ absl::Status CheckScheduler(const api::SchedulerOptions& s) {
                    absl::StrCat(s.max_queue_seconds, " is not in (0, 86400]"));
   }
   if (s.max_running > s.max_batched_tokens) {
-    return Invalid("scheduler.max_running",
-                   absl::StrCat(s.max_running, " exceeds scheduler.max_batched_tokens (",
-                                s.max_batched_tokens, "): every running sequence decodes a token a step"));
+    return Invalid(
+        "scheduler.max_running",
+        absl::StrCat(s.max_running, " exceeds scheduler.max_batched_tokens (", s.max_batched_tokens,
+                     "): every running sequence decodes a token a step"));
   }
   if (s.prefill_chunk > s.max_batched_tokens) {
     return Invalid("scheduler.prefill_chunk",
@@ -103,7 +109,8 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& o) 
   if (o.dtype != "bf16" && o.dtype != "f32") {
     return Invalid("dtype", absl::StrCat("\"", o.dtype, "\" is not one of bf16, f32"));
   }
-  if (o.backend == "cuda" && o.dtype != "bf16") return Invalid("dtype", "the cuda backend runs bf16");
+  if (o.backend == "cuda" && o.dtype != "bf16")
+    return Invalid("dtype", "the cuda backend runs bf16");
   RETURN_IF_ERROR(InRange("threads", o.threads, 0, 4096));
   RETURN_IF_ERROR(CheckParallel(o.parallel));
   RETURN_IF_ERROR(CheckKvCache(o.kv_cache));
@@ -149,7 +156,8 @@ absl::StatusOr<EngineRequest> EngineRequestFromApi(const api::Request& r,
   }
   const int priority = static_cast<int>(r.priority);
   if (priority < 0 || priority >= kNumPriorities) {
-    return Invalid("priority", absl::StrCat(priority, " is not one of emergency, interactive, batch"));
+    return Invalid("priority",
+                   absl::StrCat(priority, " is not one of emergency, interactive, batch"));
   }
   if (!(r.timeout_seconds >= 0) || !std::isfinite(r.timeout_seconds)) {
     return Invalid("timeout_seconds", "must be >= 0 (0: none)");

@@ -1,13 +1,16 @@
 // The embedding API over the serving layer: Model::Load goes through the same model loading and
 // engine start as `dsinfer serve` (src/serving/serving_model.h); Submit validates as the server
 // does and hands the request to the same engine. See include/dsinfer/README.md.
+#include "dsinfer/model.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "dsinfer/model.h"
 #include "src/api/api_options.h"
 #include "src/config/model_config.h"
 #include "src/core/status_macros.h"
@@ -27,20 +30,35 @@ struct ModelCore {
 
 const char* FinishReasonName(FinishReason reason) {
   switch (reason) {
-    case FinishReason::kStop: return "stop";
-    case FinishReason::kLength: return "length";
-    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }
 
 namespace {
 
+constexpr char kRetryAfterUrl[] = "type.dsinfer.api/retry_after_seconds";
+
+absl::Status WithRetryHint(absl::Status st, double retry_after_seconds) {
+  if (st.code() == absl::StatusCode::kResourceExhausted && retry_after_seconds > 0) {
+    st.SetPayload(kRetryAfterUrl, absl::Cord(absl::StrCat(retry_after_seconds)));
+  }
+  return st;
+}
+
 FinishReason ApiFinish(dsinfer::FinishReason f) {
   switch (f) {
-    case dsinfer::FinishReason::kLength: return FinishReason::kLength;
-    case dsinfer::FinishReason::kCancelled: return FinishReason::kCancelled;
-    default: return FinishReason::kStop;
+    case dsinfer::FinishReason::kLength:
+      return FinishReason::kLength;
+    case dsinfer::FinishReason::kCancelled:
+      return FinishReason::kCancelled;
+    default:
+      return FinishReason::kStop;
   }
 }
 
@@ -63,6 +81,14 @@ struct SubmitCall {
 };
 
 }  // namespace
+
+std::optional<double> RetryAfterSeconds(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kResourceExhausted) return std::nullopt;
+  const auto hint = status.GetPayload(kRetryAfterUrl);  // absl::optional<absl::Cord>
+  double seconds = 0;
+  if (!hint.has_value() || !absl::SimpleAtod(std::string(*hint), &seconds)) return std::nullopt;
+  return seconds;
+}
 
 void RequestHandle::Cancel() const {
   if (std::shared_ptr<ModelCore> core = core_.lock(); core != nullptr && core->engine != nullptr) {
@@ -115,14 +141,15 @@ absl::StatusOr<RequestHandle> Model::Submit(const Request& request, Callbacks ca
   EventSink sink = [call, cb = std::move(callbacks)](EngineEvent ev) {
     if (ev.last() && !ev.status.ok() && call->submitting.load() &&
         std::this_thread::get_id() == call->thread) {
-      call->refused = std::move(ev.status);
+      call->refused = WithRetryHint(std::move(ev.status), ev.retry_after_seconds);
       return;
     }
     if (cb.on_delta && (!ev.token_ids.empty() || !ev.text.empty())) {
       cb.on_delta(Delta{.token_ids = std::move(ev.token_ids), .text = std::move(ev.text)});
     }
     if (ev.last() && cb.on_done) {
-      cb.on_done(Result{.status = ev.status, .finish = ApiFinish(ev.finish),
+      cb.on_done(Result{.status = WithRetryHint(ev.status, ev.retry_after_seconds),
+                        .finish = ApiFinish(ev.finish),
                         .usage = ApiUsage(ev.usage)});
     }
   };

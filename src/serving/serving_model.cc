@@ -31,8 +31,11 @@ absl::StatusOr<ServingModel> LoadServingModel(const ServerConfig& config, int64_
                   .progress = std::move(hooks.progress)};
   RETURN_IF_ERROR(CheckBackend(config.backend));
   ASSIGN_OR_RETURN(o.precision, ParsePrecision(config.dtype));
-  o.parallel = {.tp = q.tp, .ep = q.ep, .ranks_per_node = q.ranks_per_node,
-                .rendezvous = std::move(hooks.rendezvous), .timeout_s = q.timeout_seconds,
+  o.parallel = {.tp = q.tp,
+                .ep = q.ep,
+                .ranks_per_node = q.ranks_per_node,
+                .rendezvous = std::move(hooks.rendezvous),
+                .timeout_s = q.timeout_seconds,
                 .worker_executable = std::move(hooks.worker_executable)};
   if (const char* env = std::getenv("DSINFER_BIND_ADDRESS"); env != nullptr && *env) {
     o.parallel.bind_address = env;

@@ -31,8 +31,8 @@ struct ServingModelHooks {
 struct ServingModel {
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<Tokenizer> tokenizer;  // null: the directory has none (token ids only)
-  double load_seconds = 0;     // weights, KV pool and tokenizer
-  double warm_up_seconds = 0;  // decode steps of every batch size prepared (CUDA graphs)
+  double load_seconds = 0;               // weights, KV pool and tokenizer
+  double warm_up_seconds = 0;            // decode steps of every batch size prepared (CUDA graphs)
 };
 
 // The model directory's tokenizer, when it has one: tokenizer.json, else tiktoken.model

@@ -18,6 +18,9 @@ if(DSINFER_HAVE_CUDA)
   target_compile_definitions(cuda_runner_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
   dsinfer_add_test(logprobs_gpu_test SOURCES gpu/logprobs_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
+  # The embedding API (libdsinfer) with its CUDA code: load, stream, cancel on the GPU.
+  dsinfer_add_test(api_gpu_test SOURCES gpu/api_gpu_test.cc
+    LIBS dsinfer_api dsinfer_tiny_model CUDA::cudart LABELS gpu)
   # NCCL communicator: a group of 1 GPU and of all GPUs, one thread per GPU.
   if(TARGET dsinfer_comm_nccl)
     dsinfer_add_test(nccl_communicator_test SOURCES gpu/nccl_communicator_test.cc

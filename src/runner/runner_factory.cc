@@ -139,7 +139,9 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> MakeModelRunner(const RunnerOptions
 
 std::vector<std::string> WorkerArgv(const RunnerOptions& o) {
   const ParallelOptions& p = o.parallel;
-  std::vector<std::string> argv = {SelfExecutable(), "worker",
+  std::vector<std::string> argv = {p.worker_executable.empty() ? SelfExecutable()
+                                                               : p.worker_executable,
+                                   "worker",
                                    "--model", o.model_dir,
                                    "--device", o.backend,
                                    "--dtype", PrecisionName(o.precision),

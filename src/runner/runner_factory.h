@@ -23,6 +23,9 @@ struct ParallelOptions {
   std::string rendezvous = "";
   std::string bind_address = "127.0.0.1";  // this node's address for the Gloo transport
   double timeout_s = 60;
+  // The `dsinfer` binary started as `dsinfer worker` for this node's other ranks; "": this
+  // process's own (SelfExecutable(): $DSINFER_WORKER_BINARY or /proc/self/exe).
+  std::string worker_executable = "";
 
   int local_ranks() const { return ranks_per_node > 0 ? ranks_per_node : tp; }
   // Threads per rank when none are set: the node's cores shared by its ranks.
@@ -61,8 +64,8 @@ struct RunnerOptions {
 // started here (local ones) or join at the rendezvous (other nodes).
 absl::StatusOr<std::unique_ptr<ModelRunner>> MakeModelRunner(const RunnerOptions& options);
 
-// `dsinfer worker` with the options of a rank (SelfExecutable() runs it); the caller appends
-// --rendezvous, the launcher --rank.
+// `dsinfer worker` with the options of a rank (parallel.worker_executable or SelfExecutable()
+// runs it); the caller appends --rendezvous, the launcher --rank.
 std::vector<std::string> WorkerArgv(const RunnerOptions& options);
 
 // One worker rank: connect, load the shard, serve the leader's steps until it says shutdown.

@@ -20,6 +20,7 @@
 #include "src/server/library_logs.h"
 #include "src/server/openai_api.h"
 #include "src/server/tls_files.h"
+#include "src/serving/serving_model.h"
 
 namespace dsinfer {
 namespace {
@@ -38,19 +39,6 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsCo
   options.pem_root_certs = m.client_ca;
   options.pem_key_cert_pairs.push_back({m.private_key, m.cert_chain});
   return grpc::SslServerCredentials(options);
-}
-
-std::vector<TenantPolicy> Policies(const ServerConfig& c) {
-  std::vector<TenantPolicy> out;
-  for (const TenantConfig& t : c.tenants) {
-    out.push_back({.id = t.id,
-                   .weight = t.weight,
-                   .max_priority = t.max_priority,
-                   .max_concurrent = t.max_concurrent,
-                   .max_queued = t.max_queued,
-                   .tokens_per_minute = t.tokens_per_minute});
-  }
-  return out;
 }
 
 }  // namespace
@@ -156,17 +144,7 @@ absl::Status InferenceServer::StartListeners() {
 absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
                                           std::unique_ptr<Tokenizer> tokenizer) {
   if (engine_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
-  EngineOptions options;
-  const SchedulerConfig& sc = config_.scheduler;
-  options.limits.max_batched_tokens = sc.max_batched_tokens;
-  options.limits.max_running = sc.max_running;
-  options.limits.max_waiting = sc.max_waiting;
-  options.limits.max_queue_seconds = sc.max_queue_seconds;
-  options.limits.prefill_chunk = sc.prefill_chunk;
-  options.limits.max_preemptions_per_request = sc.max_preemptions_per_request;
-  options.limits.prefix_caching = config_.kv_cache.prefix_caching;
-  options.limits.share_prefix_across_tenants = config_.kv_cache.share_prefix_across_tenants;
-  options.tenants = Policies(config_);
+  EngineOptions options = ServingEngineOptions(config_);
   tokenizer_ = std::move(tokenizer);
   ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(runner), tokenizer_.get(),
                                            std::move(options), observer_.get()));

@@ -15,7 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "src/config/priority.h"
 #include "src/engine/engine.h"
-#include "src/server/serving_request.h"
+#include "src/serving/serving_request.h"
 
 namespace dsinfer {
 

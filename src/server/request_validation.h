@@ -11,7 +11,7 @@
 #include "absl/strings/string_view.h"
 #include "dsinfer/v1/dsinfer.pb.h"
 #include "src/engine/engine.h"
-#include "src/server/serving_request.h"
+#include "src/serving/serving_request.h"
 #include "src/tokenizer/tokenizer.h"
 
 namespace dsinfer {

@@ -1,4 +1,4 @@
-#include "src/server/serving_request.h"
+#include "src/serving/serving_request.h"
 
 #include <algorithm>
 #include <string>

@@ -1,4 +1,4 @@
-#include "src/server/kv_capacity.h"
+#include "src/serving/kv_capacity.h"
 
 #include <algorithm>
 #include <limits>

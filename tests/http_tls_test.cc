@@ -4,6 +4,8 @@
 // slow handshakes (silent, a partial ClientHello, a trickled one) cut at the header timeout
 // while /healthz on the same TLS listener answers within 100 ms. Certificates are made at test
 // time with the openssl CLI (tests/test_pki.h); without it the tests skip.
+#include <algorithm>
+#include <csignal>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -34,6 +36,7 @@ constexpr double kProbeBound = 0.100;  // the issue's /healthz bound
 class HttpTls : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
+    std::signal(SIGPIPE, SIG_IGN);  // httplib may write into a connection the server refused
     if (!TestPki::OpensslInstalled()) return;
     pki_ = new TestPki(TestPki::Make("http_tls"));
   }
@@ -227,10 +230,12 @@ TEST_F(HttpTls, SlowHandshakesAreCutAndHealthzStaysFast) {
     EXPECT_EQ(r->body, "ok\n");
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  double worst = 0;
-  for (double s : latencies) worst = std::max(worst, s);
-  std::printf("[healthz over TLS, 101 slow handshakes] max %.2f ms (bound %.0f ms)\n",
-              worst * 1e3, kProbeBound * 1e3);
+  std::vector<double> sorted = latencies;
+  std::sort(sorted.begin(), sorted.end());
+  std::printf("[healthz over TLS, 101 slow handshakes] %zu probes, median %.2f ms, max %.2f ms "
+              "(bound %.0f ms)\n",
+              sorted.size(), sorted[sorted.size() / 2] * 1e3, sorted.back() * 1e3,
+              kProbeBound * 1e3);
   for (double s : latencies) EXPECT_LT(s, kProbeBound);
 
   // Every slow handshake is closed at the header timeout, not before, not much after.

@@ -206,7 +206,8 @@ void Connection::OnHeader(error_code ec) {
   if (ec == http::error::body_limit) return FailRequest(413, "request body too large");
   if (ec == http::error::end_of_stream || ec == net::error::eof ||
       ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-      ec == net::error::bad_descriptor) {
+      ec == net::error::bad_descriptor || ec == net::ssl::error::stream_truncated ||
+      ec.category() == net::error::get_ssl_category()) {  // TLS: EOF without close_notify, an alert
     return Close();
   }
   if (ec) return FailRequest(400, "malformed HTTP request");

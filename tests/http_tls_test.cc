@@ -166,6 +166,22 @@ TEST_F(HttpTls, OptionalClientCertificateIsVerifiedWhenSent) {
             "tls=1 ids=county-c-client,county-c-client.example");
 }
 
+// As gRPC configures OpenSSL (X509_V_FLAG_PARTIAL_CHAIN): an intermediate CA alone as the
+// client CA verifies the certificates it issued; the root's other certificates are not trusted.
+TEST_F(HttpTls, AnIntermediateAloneIsEnoughAsTheClientCa) {
+  HttpTlsOptions tls = Tls(HttpTlsOptions::ClientCerts::kRequired);
+  tls.client_ca_pem = pki_->Read("intermediate-ca.pem");
+  server_ = std::make_unique<HttpServer>("test HTTPS server", HttpConfig{});
+  server_->Route("GET", "/whoami", [](std::shared_ptr<HttpExchange> ex) {
+    ex->Respond(HttpResponse{200, "text/plain",
+                             absl::StrJoin(ex->request().peer_identities, ","), {}});
+  });
+  ASSERT_TRUE(server_->EnableTls(tls).ok());
+  ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
+  EXPECT_EQ(WhoAmI(*Client(server_->port(), "team-client")), "team-client,team-client.example");
+  EXPECT_EQ(WhoAmI(*Client(server_->port(), "county-c-client")).rfind("failed", 0), 0u);
+}
+
 TEST_F(HttpTls, HandshakesCountTowardTheConnectionCaps) {
   HttpConfig limits;
   limits.max_connections_per_address = 3;

@@ -5,6 +5,8 @@
 //   stranger.pem / .key                CN=stranger, SAN DNS:stranger.example (same CA)
 //   rogue-ca.pem, rogue-client.pem/.key  a second CA and a client certificate it signed
 //                                      (CN=county-c-client: the right name from the wrong CA)
+//   intermediate-ca.pem                a CA signed by ca.pem
+//   team-client.pem / .key             CN=team-client, signed by the intermediate
 #pragma once
 
 #include <unistd.h>
@@ -43,7 +45,12 @@ struct TestPki {
         "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext; ", "openssl req ", key,
         " -keyout server.key -out server.csr -subj /CN=localhost; ",
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
-        "-extfile server.ext -out server.pem; ");
+        "-extfile server.ext -out server.pem; ",
+        "printf 'basicConstraints=critical,CA:TRUE\\nkeyUsage=critical,keyCertSign,cRLSign\\n' ",
+        "> intermediate-ca.ext; openssl req ", key,
+        " -keyout intermediate-ca.key -out intermediate-ca.csr -subj /CN=dsinfer-intermediate-ca; ",
+        "openssl x509 -req -in intermediate-ca.csr -CA ca.pem -CAkey ca.key -CAcreateserial ",
+        "-days 2 -extfile intermediate-ca.ext -out intermediate-ca.pem; ");
     struct Client {
       const char* file;
       const char* cn;
@@ -51,7 +58,8 @@ struct TestPki {
     };
     for (const Client c : {Client{"county-c-client", "county-c-client", "ca"},
                            Client{"stranger", "stranger", "ca"},
-                           Client{"rogue-client", "county-c-client", "rogue-ca"}}) {
+                           Client{"rogue-client", "county-c-client", "rogue-ca"},
+                           Client{"team-client", "team-client", "intermediate-ca"}}) {
       absl::StrAppend(&script, "printf 'subjectAltName=DNS:", c.cn, ".example\\n' > ", c.file,
                       ".ext; openssl req ", key, " -keyout ", c.file, ".key -out ", c.file,
                       ".csr -subj /CN=", c.cn, "; openssl x509 -req -in ", c.file, ".csr -CA ",

@@ -31,6 +31,9 @@ absl::Status AddClientCas(SSL_CTX* ctx, const std::string& pem) {
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr) return absl::ResourceExhaustedError("TLS: out of memory");
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
+  // As gRPC's ssl_ctx_load_verification_certs: every configured CA is a trust anchor (an
+  // intermediate alone suffices), and trusted certificates are preferred while building chains.
+  X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_TRUSTED_FIRST);
   int added = 0;
   while (X509* x = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
     const bool ok = X509_STORE_add_cert(store, x) == 1 && SSL_CTX_add_client_CA(ctx, x) == 1;

@@ -5,8 +5,8 @@
 // while /healthz on the same TLS listener answers within 100 ms. Certificates are made at test
 // time with the openssl CLI (tests/test_pki.h); without it the tests skip.
 #include <algorithm>
-#include <csignal>
 #include <atomic>
+#include <csignal>
 #include <memory>
 #include <string>
 #include <thread>
@@ -67,10 +67,11 @@ class HttpTls : public ::testing::Test {
     server_ = std::make_unique<HttpServer>("test HTTPS server", limits);
     server_->Route("GET", "/whoami", [](std::shared_ptr<HttpExchange> ex) {
       const HttpRequest& r = ex->request();
-      ex->Respond(HttpResponse{200, "text/plain",
-                               absl::StrCat("tls=", r.tls ? 1 : 0, " ids=",
-                                            absl::StrJoin(r.peer_identities, ",")),
-                               {}});
+      ex->Respond(HttpResponse{
+          200,
+          "text/plain",
+          absl::StrCat("tls=", r.tls ? 1 : 0, " ids=", absl::StrJoin(r.peer_identities, ",")),
+          {}});
     });
     ASSERT_TRUE(server_->EnableTls(Tls(certs)).ok());
     ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
@@ -173,8 +174,8 @@ TEST_F(HttpTls, AnIntermediateAloneIsEnoughAsTheClientCa) {
   tls.client_ca_pem = pki_->Read("intermediate-ca.pem");
   server_ = std::make_unique<HttpServer>("test HTTPS server", HttpConfig{});
   server_->Route("GET", "/whoami", [](std::shared_ptr<HttpExchange> ex) {
-    ex->Respond(HttpResponse{200, "text/plain",
-                             absl::StrJoin(ex->request().peer_identities, ","), {}});
+    ex->Respond(
+        HttpResponse{200, "text/plain", absl::StrJoin(ex->request().peer_identities, ","), {}});
   });
   ASSERT_TRUE(server_->EnableTls(tls).ok());
   ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
@@ -248,10 +249,10 @@ TEST_F(HttpTls, SlowHandshakesAreCutAndHealthzStaysFast) {
   }
   std::vector<double> sorted = latencies;
   std::sort(sorted.begin(), sorted.end());
-  std::printf("[healthz over TLS, 101 slow handshakes] %zu probes, median %.2f ms, max %.2f ms "
-              "(bound %.0f ms)\n",
-              sorted.size(), sorted[sorted.size() / 2] * 1e3, sorted.back() * 1e3,
-              kProbeBound * 1e3);
+  std::printf(
+      "[healthz over TLS, 101 slow handshakes] %zu probes, median %.2f ms, max %.2f ms "
+      "(bound %.0f ms)\n",
+      sorted.size(), sorted[sorted.size() / 2] * 1e3, sorted.back() * 1e3, kProbeBound * 1e3);
   for (double s : latencies) EXPECT_LT(s, kProbeBound);
 
   // Every slow handshake is closed at the header timeout, not before, not much after.

@@ -185,7 +185,7 @@ log_level: info
             fail("an HTTPS client without a certificate got an answer")
         except openai.APIConnectionError:
             pass
-        # Plain HTTP to the TLS port: a plain-text 400 naming HTTPS, then the server goes on.
+        # Plain HTTP to the TLS port: an unencrypted 400 naming HTTPS, then the server goes on.
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10)
             fail("plain HTTP to the TLS port was answered with success")

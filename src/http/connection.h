@@ -110,7 +110,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
   void OnHandshake(boost::system::error_code ec);
-  // A plain HTTP request on a TLS listener: a plain-text 400 on the raw socket, then close.
+  // A plain HTTP request on a TLS listener: an unencrypted 400 on the raw socket, then close.
   void AnswerPlainHttp();
   // `from_accept`: the first request after the TLS handshake keeps the accept's deadline.
   void StartHeader(bool from_accept = false);

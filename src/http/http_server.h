@@ -118,7 +118,7 @@ class HttpServer {
   void SetErrorFormatter(HttpErrorFormatter formatter);
   // Before Start: serve HTTPS only. The handshake counts toward the connection caps and must
   // finish, with the first request's header, within http.header_timeout_seconds of the accept.
-  // A plain HTTP request gets a plain-text 400 and the connection closes. INVALID_ARGUMENT when
+  // A plain HTTP request gets an unencrypted 400 and the connection closes. INVALID_ARGUMENT when
   // OpenSSL refuses the material; FAILED_PRECONDITION when already started.
   absl::Status EnableTls(const HttpTlsOptions& tls);
 

@@ -127,8 +127,8 @@ std::vector<std::string> VerifiedPeerIdentities(SSL* ssl) {
       if (!cn.empty()) ids.push_back(std::move(cn));
     }
   }
-  auto* names = static_cast<GENERAL_NAMES*>(
-      X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  auto* names =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
       const GENERAL_NAME* n = sk_GENERAL_NAME_value(names, i);

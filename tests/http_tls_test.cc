@@ -156,6 +156,10 @@ TEST_F(HttpTls, RequiredClientCertificate) {
   EXPECT_EQ(WhoAmI(*Client(server_->port(), "county-c-client")),
             "tls=1 ids=county-c-client,county-c-client.example");
   EXPECT_EQ(WhoAmI(*Client(server_->port(), "stranger")), "tls=1 ids=stranger,stranger.example");
+  // Every kind of subject alternative name gRPC reports, in the certificate's order.
+  EXPECT_EQ(WhoAmI(*Client(server_->port(), "multi-san-client")),
+            "tls=1 ids=multi-san-client,spiffe://prov.internal/county-u,ops@county-u.example,"
+            "10.0.0.7");
   EXPECT_EQ(WaitConnections(0), 0);
 }
 

@@ -233,6 +233,8 @@ tenants:
     api_key_sha256: [)", Sha256Hex(testing::kKeyA), R"(]
   - id: county-c
     client_cert_identities: [county-c-client]
+  - id: county-u
+    client_cert_identities: ["spiffe://prov.internal/county-u"]
 log_level: error
 )");
   absl::StatusOr<ServerConfig> config = ParseServerConfig(yaml);
@@ -293,6 +295,27 @@ log_level: error
   EXPECT_EQ(complete("", testing::kKeyA), -1);
   EXPECT_EQ(complete("rogue-client", testing::kKeyA), -1);
   EXPECT_EQ(completed(county_c, 1), 1);
+  // A URI subject alternative name names its tenant on both protocols, read the same way: one
+  // gRPC call and one HTTP call from the same certificate count for the same tenant.
+  const TenantMetrics* county_u = (*server)->metrics().Tenant("county-u");
+  ASSERT_NE(county_u, nullptr);
+  EXPECT_EQ(complete("multi-san-client", ""), 200);
+  EXPECT_EQ(completed(county_u, 1), 1);
+  {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pki.Read("ca.pem");
+    ssl.pem_cert_chain = pki.Read("multi-san-client.pem");
+    ssl.pem_private_key = pki.Read("multi-san-client.key");
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    testing::TestServer t;
+    t.channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", (*server)->grpc_port()),
+                                          grpc::SslCredentials(ssl), args);
+    t.stub = v1::Inference::NewStub(t.channel);
+    testing::Call c = testing::Generate(t, testing::IdsRequest({1, 2, 3}, 2), "", 30);
+    EXPECT_TRUE(c.status.ok()) << c.status.error_message();
+  }
+  EXPECT_EQ(completed(county_u, 2), 2);
   // The ops listener stays plain HTTP (tls.on_http_listen is off).
   httplib::Client ops("127.0.0.1", (*server)->http_port());
   httplib::Result h = ops.Get("/healthz");

@@ -7,6 +7,8 @@
 //                                      (CN=county-c-client: the right name from the wrong CA)
 //   intermediate-ca.pem                a CA signed by ca.pem
 //   team-client.pem / .key             CN=team-client, signed by the intermediate
+//   multi-san-client.pem / .key        CN=multi-san-client, SAN URI:spiffe://prov.internal/county-u,
+//                                      email:ops@county-u.example, IP:10.0.0.7
 #pragma once
 
 #include <unistd.h>
@@ -55,12 +57,16 @@ struct TestPki {
       const char* file;
       const char* cn;
       const char* ca;
+      std::string san;
     };
-    for (const Client c : {Client{"county-c-client", "county-c-client", "ca"},
-                           Client{"stranger", "stranger", "ca"},
-                           Client{"rogue-client", "county-c-client", "rogue-ca"},
-                           Client{"team-client", "team-client", "intermediate-ca"}}) {
-      absl::StrAppend(&script, "printf 'subjectAltName=DNS:", c.cn, ".example\\n' > ", c.file,
+    for (const Client& c :
+         {Client{"county-c-client", "county-c-client", "ca", "DNS:county-c-client.example"},
+          Client{"stranger", "stranger", "ca", "DNS:stranger.example"},
+          Client{"rogue-client", "county-c-client", "rogue-ca", "DNS:county-c-client.example"},
+          Client{"team-client", "team-client", "intermediate-ca", "DNS:team-client.example"},
+          Client{"multi-san-client", "multi-san-client", "ca",
+                 "URI:spiffe://prov.internal/county-u,email:ops@county-u.example,IP:10.0.0.7"}}) {
+      absl::StrAppend(&script, "printf 'subjectAltName=", c.san, "\\n' > ", c.file,
                       ".ext; openssl req ", key, " -keyout ", c.file, ".key -out ", c.file,
                       ".csr -subj /CN=", c.cn, "; openssl x509 -req -in ", c.file, ".csr -CA ",
                       c.ca, ".pem -CAkey ", c.ca, ".key -CAcreateserial -days 2 -extfile ",

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <csignal>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -185,6 +186,44 @@ TEST_F(HttpTls, AnIntermediateAloneIsEnoughAsTheClientCa) {
   ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
   EXPECT_EQ(WhoAmI(*Client(server_->port(), "team-client")), "team-client,team-client.example");
   EXPECT_EQ(WhoAmI(*Client(server_->port(), "county-c-client")).rfind("failed", 0), 0u);
+}
+
+// The limits and the client-gone notice hold over TLS: an oversized header is answered 431
+// (encrypted) before the connection closes; a client that gives up while its handler works is
+// noticed at once.
+TEST_F(HttpTls, LimitsAndClientGoneOverTls) {
+  HttpConfig limits;
+  limits.max_header_bytes = 4096;
+  server_ = std::make_unique<HttpServer>("test HTTPS server", limits);
+  std::atomic<bool> gone{false};
+  std::shared_ptr<HttpExchange> held;
+  std::mutex mu;
+  server_->Route("GET", "/hold", [&](std::shared_ptr<HttpExchange> ex) {
+    ex->OnClientGone([&gone] { gone.store(true); });
+    std::lock_guard<std::mutex> lock(mu);
+    held = std::move(ex);  // never answered while the client waits
+  });
+  ASSERT_TRUE(server_->EnableTls(Tls(HttpTlsOptions::ClientCerts::kNone)).ok());
+  ASSERT_TRUE(server_->Start("127.0.0.1:0").ok());
+
+  auto big = Client(server_->port());
+  httplib::Result r = big->Get("/hold", {{"X-Padding", std::string(8192, 'p')}});
+  ASSERT_TRUE(r) << httplib::to_string(r.error());
+  EXPECT_EQ(r->status, 431);
+
+  auto impatient = Client(server_->port());
+  impatient->set_read_timeout(0, 300000);  // gives up after 0.3 s and closes
+  EXPECT_FALSE(impatient->Get("/hold"));
+  impatient.reset();
+  for (int i = 0; i < 200 && !gone.load(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(gone.load());
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    held.reset();
+  }
+  EXPECT_EQ(WaitConnections(0), 0);
 }
 
 TEST_F(HttpTls, HandshakesCountTowardTheConnectionCaps) {

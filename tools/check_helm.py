@@ -108,9 +108,11 @@ def scenarios():
     for path in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
         with open(path, encoding="utf-8") as f:
             out["ci/" + os.path.basename(path)] = yaml.safe_load(f) or {}
-    # Two groups of four 4-GPU pods, no TLS, a hostPath model, a non-default rendezvous port.
+    # Two groups of four 4-GPU pods, no TLS, a hostPath model, a non-default rendezvous port,
+    # the OpenAI API on the leaders.
     out["multinode-4x4"] = {
         "multiNode": {"enabled": True},
+        "openai": {"enabled": True, "port": 8080},
         "replicaCount": 2,
         "parallel": {"tp": 16, "ep": 4, "ranksPerNode": 4, "rendezvousPort": 29600,
                      "timeoutSeconds": 30},

@@ -3,6 +3,12 @@
 dsinfer_add_test(http_test SOURCES http_test.cc
   LIBS dsinfer_http dsinfer_metrics
   LABELS http cpu)
+# TLS and mTLS on the same server: HTTPS with the test CA (certificates made by the openssl CLI at
+# test time), plain HTTP refused cleanly, client certificates and their identities, slow
+# handshakes cut at the header timeout while /healthz over TLS stays under 100 ms.
+dsinfer_add_test(http_tls_test SOURCES http_tls_test.cc
+  LIBS dsinfer_http dsinfer_metrics PkgConfig::HTTPLIB absl::strings
+  LABELS http cpu)
 
 # The OpenAI-compatible API of a real `dsinfer serve` on loopback: the official `openai` client
 # (skipped, exit 77, without it) and the raw SSE framing through `curl -N`.

@@ -5,7 +5,12 @@ Starts the server on the bundled tiny model (ephemeral ports, read from its JSON
 models, chat (streaming and not, with include_usage), completions (text and token ids), n > 1,
 stop strings, logprobs, every error status it can provoke (400 naming the parameter, 401, 413,
 429 with Retry-After, 503 while draining), that a client that disconnects frees its engine
-request at once, and that no request text reaches the server log.
+request at once, and that no request text reaches the server log. Then, on a second server with
+tls.enabled and a client CA (certificates made with the openssl CLI; skipped without it), the
+same client over HTTPS (its HTTP client verifying the test CA, presenting a client certificate):
+the certificate's tenant together with a key of the same tenant, 403 with another tenant's
+certificate, a plain HTTP request to the TLS port refused with 400, and no connection at all
+without a client certificate.
 Exit 77 (skipped) when the `openai` package is not installed.
 """
 import argparse
@@ -15,11 +20,13 @@ import os
 import queue
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 
 PROMPT = "Which office in Anning county renews a residence permit?"
@@ -91,6 +98,113 @@ def status_error(fn, want_status):
         check(set(body["error"]) >= {"message", "type", "param", "code"}, f"error shape: {body}")
         return e
     fail(f"no error; want {want_status}")
+
+
+def make_pki(d):
+    """A CA, a server certificate for 127.0.0.1 and two client certificates, in `d`."""
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+
+    def run(*cmd):
+        subprocess.run(["openssl", *cmd], cwd=d, check=True, capture_output=True)
+
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj",
+        "/CN=dsinfer-openai-test-ca")
+    for name, san in (("server", "DNS:localhost,IP:127.0.0.1"),
+                      ("county-client", "DNS:county-client.example"),
+                      ("other-client", "DNS:other-client.example")):
+        with open(os.path.join(d, name + ".ext"), "w") as f:
+            f.write(f"subjectAltName={san}\n")
+        run("req", *key, "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=" + name)
+        run("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", name + ".ext", "-out", name + ".pem")
+
+
+def check_https(args, model, sha):
+    """The OpenAI API over HTTPS with client certificates (tls.enabled, client_ca_file)."""
+    import openai
+    if shutil.which("openssl") is None:
+        print("https: skipped (no openssl command to make test certificates)")
+        return
+    d = os.path.join(args.work_dir, "pki")
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    make_pki(d)
+    config = os.path.join(args.work_dir, "server-tls.yaml")
+    with open(config, "w") as f:
+        f.write(f"""model_path: {model}
+dtype: f32
+threads: 2
+grpc_listen: 127.0.0.1:0
+http_listen: 127.0.0.1:0
+openai_listen: 127.0.0.1:0
+kv_cache:
+  num_blocks: 256
+tls:
+  enabled: true
+  cert_file: {d}/server.pem
+  key_file: {d}/server.key
+  client_ca_file: {d}/ca.pem
+  require_client_cert: true
+tenants:
+  - id: county
+    api_key_sha256: [{sha(KEY)}]
+    client_cert_identities: [county-client]
+  - id: other
+    client_cert_identities: [other-client.example]
+drain_grace_seconds: 1
+log_level: info
+""")
+    server, log, ports = start_server(args.dsinfer, config)
+    port = ports["openai_port"]
+    default_client = getattr(openai, "DefaultHttpx2Client", None) or openai.DefaultHttpxClient
+
+    def client_with(cert):
+        ctx = ssl.create_default_context(cafile=os.path.join(d, "ca.pem"))
+        if cert:
+            ctx.load_cert_chain(os.path.join(d, cert + ".pem"), os.path.join(d, cert + ".key"))
+        return openai.OpenAI(base_url=f"https://127.0.0.1:{port}/v1", api_key=KEY,
+                             max_retries=0, timeout=30,
+                             http_client=default_client(verify=ctx, timeout=30))
+
+    msgs = [{"role": "user", "content": PROMPT}]
+    try:
+        county = client_with("county-client")
+        name = county.models.list().data[0].id
+        r = county.chat.completions.create(model=name, messages=msgs, max_tokens=4)
+        check(r.choices[0].finish_reason in ("stop", "length"), f"https chat: {r}")
+        chunks = list(county.chat.completions.create(model=name, messages=msgs, max_tokens=4,
+                                                     stream=True))
+        check(chunks and chunks[-1].choices[0].finish_reason in ("stop", "length"),
+              f"https stream: {chunks}")
+        # Another tenant's certificate with this tenant's key.
+        status_error(lambda: client_with("other-client").chat.completions.create(
+            model=name, messages=msgs, max_tokens=2), 403)
+        # No client certificate: the handshake fails; the client never gets an answer.
+        try:
+            client_with(None).models.list()
+            fail("an HTTPS client without a certificate got an answer")
+        except openai.APIConnectionError:
+            pass
+        # Plain HTTP to the TLS port: an unencrypted 400 naming HTTPS, then the server goes on.
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=10)
+            fail("plain HTTP to the TLS port was answered with success")
+        except urllib.error.HTTPError as e:
+            check(e.code == 400 and b"HTTPS" in e.read(), f"plain HTTP: {e}")
+        check(len(county.models.list().data) == 1, "https after a plain HTTP request")
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports['http_port']}/healthz",
+                                    timeout=10) as h:
+            check(h.status == 200, "/healthz stays plain HTTP")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            code = server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            fail("TLS server did not exit within 30 s of SIGTERM")
+    check(code == 0, f"TLS server exit code {code}:\n" + "".join(log))
+    check(PROMPT not in "".join(log), "request text appeared in the TLS server log")
+    print("https: ok")
 
 
 def main():
@@ -304,6 +418,7 @@ log_level: debug
           "request text appeared in the server log")
     events = [json.loads(l)["event"] for l in log if l.startswith("{")]
     check("request_end" in events and "stopped" in events, f"log events: {set(events)}")
+    check_https(args, model, sha)
     print("ok")
     return 0
 

@@ -3,6 +3,8 @@
 // The end-to-end behaviour (streaming, n, stop, 429, 413, disconnects) is in openai_api_test.py.
 #include <gtest/gtest.h>
 
+#include <csignal>
+
 #include "nlohmann/json.hpp"
 #include "src/server/openai_api.h"
 #include "src/server/openai_protocol.h"
@@ -197,6 +199,130 @@ TEST(OpenAiServer, LoadingAnswers503AfterAuthentication) {
   EXPECT_EQ(r->status, 404);
   EXPECT_TRUE(json::parse(r->body).contains("error"));
   (*s)->Drain(0);
+}
+
+// The OpenAI listener with TLS and required client certificates (tls.client_ca_file): the same
+// files and rules as gRPC, and a verified certificate names its tenant exactly as on gRPC
+// (Server.MutualTlsIdentifiesTheTenantByCertificate); the ops listener stays plain HTTP.
+TEST(OpenAiServer, MutualTlsMapsTheCertificateToItsTenant) {
+  if (!testing::TestPki::OpensslInstalled()) {
+    GTEST_SKIP() << "the openssl command is not installed; cannot make test certificates";
+  }
+  // httplib writes a request into a connection the server just refused (no certificate): that is
+  // EPIPE here, not the end of the test process.
+  std::signal(SIGPIPE, SIG_IGN);
+  const testing::TestPki pki = testing::TestPki::Make("openai");
+  ASSERT_TRUE(pki.ok) << pki.Read("openssl.log");
+  const std::string model_dir = testing::TinyModelDir();
+  ASSERT_FALSE(model_dir.empty());
+  const std::string yaml = absl::StrCat("model_path: ", model_dir, R"(
+dtype: f32
+threads: 2
+grpc_listen: 127.0.0.1:0
+http_listen: 127.0.0.1:0
+openai_listen: 127.0.0.1:0
+kv_cache: {num_blocks: 64}
+tls:
+  enabled: true
+  cert_file: )", pki.Path("server.pem"), R"(
+  key_file: )", pki.Path("server.key"), R"(
+  client_ca_file: )", pki.Path("ca.pem"), R"(
+  require_client_cert: true
+tenants:
+  - id: county-a
+    api_key_sha256: [)", Sha256Hex(testing::kKeyA), R"(]
+  - id: county-c
+    client_cert_identities: [county-c-client]
+  - id: county-u
+    client_cert_identities: ["spiffe://prov.internal/county-u"]
+log_level: error
+)");
+  absl::StatusOr<ServerConfig> config = ParseServerConfig(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  absl::StatusOr<ModelConfig> model = LoadModelConfig(model_dir);
+  ASSERT_TRUE(model.ok()) << model.status();
+  auto server = InferenceServer::Create(*config, *std::move(model));
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_TRUE((*server)->StartListeners().ok());
+  ASSERT_TRUE((*server)->LoadModel(nullptr).ok());
+  const int port = (*server)->openai_port();
+  ASSERT_GT(port, 0);
+
+  const std::string body = R"({"prompt": "hello", "max_tokens": 2, "temperature": 0})";
+  // The status of one completion from `client` (a certificate stem; "" for none) with `key`,
+  // or -1 when the connection failed.
+  auto complete = [&](const std::string& client, const std::string& key) {
+    std::unique_ptr<httplib::SSLClient> c =
+        client.empty() ? std::make_unique<httplib::SSLClient>("127.0.0.1", port)
+                       : std::make_unique<httplib::SSLClient>("127.0.0.1", port,
+                                                              pki.Path(client + ".pem"),
+                                                              pki.Path(client + ".key"));
+    c->set_ca_cert_path(pki.Path("ca.pem"));
+    c->enable_server_certificate_verification(true);
+    c->set_read_timeout(30, 0);
+    httplib::Headers headers;
+    if (!key.empty()) headers.emplace("Authorization", "Bearer " + key);
+    httplib::Result r = c->Post("/v1/completions", headers, body, "application/json");
+    return r ? r->status : -1;
+  };
+  const TenantMetrics* county_c = (*server)->metrics().Tenant("county-c");
+  const TenantMetrics* county_a = (*server)->metrics().Tenant("county-a");
+  ASSERT_NE(county_c, nullptr);
+  ASSERT_NE(county_a, nullptr);
+  // Completed requests of tenant `t`, once it reaches `want` (the observer may count a moment
+  // after the answer went out) or 2 s passed.
+  auto completed = [](const TenantMetrics* t, int64_t want) {
+    int64_t v = 0;
+    for (int i = 0; i < 200; ++i) {
+      v = static_cast<int64_t>(t->Requests(Priority::kInteractive, RequestOutcome::kCompleted)
+                                   .Value());
+      if (v >= want) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return v;
+  };
+
+  EXPECT_EQ(complete("county-c-client", ""), 200);
+  EXPECT_EQ(completed(county_c, 1), 1);
+  EXPECT_EQ(completed(county_a, 0), 0);
+  // The certificate's tenant and the key's tenant differ.
+  EXPECT_EQ(complete("county-c-client", testing::kKeyA), 403);
+  // A verified certificate that names no tenant identifies nobody; a key then does.
+  EXPECT_EQ(complete("stranger", ""), 401);
+  EXPECT_EQ(complete("stranger", testing::kKeyA), 200);
+  EXPECT_EQ(completed(county_a, 1), 1);
+  // No certificate, or one from another CA: the handshake fails, whatever the key.
+  EXPECT_EQ(complete("", testing::kKeyA), -1);
+  EXPECT_EQ(complete("rogue-client", testing::kKeyA), -1);
+  EXPECT_EQ(completed(county_c, 1), 1);
+  // A URI subject alternative name names its tenant on both protocols, read the same way: one
+  // gRPC call and one HTTP call from the same certificate count for the same tenant.
+  const TenantMetrics* county_u = (*server)->metrics().Tenant("county-u");
+  ASSERT_NE(county_u, nullptr);
+  EXPECT_EQ(complete("multi-san-client", ""), 200);
+  EXPECT_EQ(completed(county_u, 1), 1);
+  {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pki.Read("ca.pem");
+    ssl.pem_cert_chain = pki.Read("multi-san-client.pem");
+    ssl.pem_private_key = pki.Read("multi-san-client.key");
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("localhost");
+    testing::TestServer t;
+    t.channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", (*server)->grpc_port()),
+                                          grpc::SslCredentials(ssl), args);
+    t.stub = v1::Inference::NewStub(t.channel);
+    testing::Call c = testing::Generate(t, testing::IdsRequest({1, 2, 3}, 2), "", 30);
+    EXPECT_TRUE(c.status.ok()) << c.status.error_message();
+  }
+  EXPECT_EQ(completed(county_u, 2), 2);
+  // The ops listener stays plain HTTP (tls.on_http_listen is off).
+  httplib::Client ops("127.0.0.1", (*server)->http_port());
+  httplib::Result h = ops.Get("/healthz");
+  ASSERT_TRUE(h);
+  EXPECT_EQ(h->status, 200);
+  (*server)->Drain(1);
+  std::filesystem::remove_all(pki.dir);
 }
 
 }  // namespace

@@ -160,6 +160,7 @@ tls:
   key_file: k.pem
   client_ca_file: ca.pem
   require_client_cert: True
+  on_http_listen: true
 scheduler: {max_batched_tokens: 4096, max_running: 32, max_waiting: 0, max_queue_seconds: 2.5, prefill_chunk: 4096, max_preemptions_per_request: 0}
 kv_cache: {memory_bytes: 60GiB, memory_fraction: 0.5, prefix_caching: false}
 tenants:
@@ -184,6 +185,7 @@ log_level: warning
   EXPECT_EQ(c->threads, 8);
   EXPECT_EQ(c->grpc_listen, "[::1]:6000");
   EXPECT_TRUE(c->tls.require_client_cert);
+  EXPECT_TRUE(c->tls.on_http_listen);
   EXPECT_EQ(c->scheduler.max_waiting, 0);
   EXPECT_DOUBLE_EQ(c->scheduler.max_queue_seconds, 2.5);
   EXPECT_EQ(c->scheduler.max_preemptions_per_request, 0);
@@ -375,6 +377,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "tls.cert_file: set but tls.enabled is false"},
         BadCase{"ClientCertWhileDisabled", Minimal("tls: {require_client_cert: true}\n"),
                 "tls.require_client_cert: true but tls.enabled is false"},
+        BadCase{"HttpListenTlsWhileDisabled", Minimal("tls: {on_http_listen: true}\n"),
+                "tls.on_http_listen: true but tls.enabled is false"},
         BadCase{"NoTenantsNoAnonymous", "model_path: /m\n",
                 "tenants: no tenants and allow_unauthenticated is false"},
         BadCase{"DefaultTenantUnknown",

@@ -32,6 +32,7 @@
 #include "src/server/inference_server.h"
 #include "src/tokenizer/tokenizer.h"
 #include "src/weights/tiny_model.h"
+#include "tests/test_pki.h"
 
 namespace dsinfer::testing {
 
@@ -285,42 +286,5 @@ inline grpc::health::v1::HealthCheckResponse::ServingStatus Health(
   EXPECT_TRUE(st.ok()) << st.error_message();
   return resp.status();
 }
-
-// A CA, a server certificate for localhost and client certificates, made with the openssl CLI.
-struct TestPki {
-  fs::path dir;
-  bool ok = false;
-
-  static TestPki Make() {
-    TestPki p;
-    p.dir = fs::temp_directory_path() / absl::StrCat("dsinfer_server_pki_", getpid());
-    fs::remove_all(p.dir);
-    fs::create_directories(p.dir);
-    const std::string d = p.dir.string();
-    const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
-    std::string script = absl::StrCat(
-        "set -e; cd ", d, "; exec 2>openssl.log; ", "openssl req -x509 ", key,
-        " -keyout ca.key -out ca.pem -days 2 -subj /CN=dsinfer-test-ca; ",
-        "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > server.ext; ", "openssl req ", key,
-        " -keyout server.key -out server.csr -subj /CN=localhost; ",
-        "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
-        "-extfile server.ext -out server.pem; ");
-    for (const char* name : {"county-c-client", "stranger"}) {
-      absl::StrAppend(&script, "printf 'subjectAltName=DNS:", name, ".example\\n' > ", name,
-                      ".ext; openssl req ", key, " -keyout ", name, ".key -out ", name,
-                      ".csr -subj /CN=", name, "; openssl x509 -req -in ", name,
-                      ".csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ", name,
-                      ".ext -out ", name, ".pem; ");
-    }
-    { std::ofstream(p.dir / "make.sh") << script << "\n"; }
-    p.ok = std::system(absl::StrCat("sh ", (p.dir / "make.sh").string()).c_str()) == 0;
-    return p;
-  }
-  std::string Read(const std::string& name) const {
-    std::ifstream in(dir / name);
-    return std::string(std::istreambuf_iterator<char>(in), {});
-  }
-  std::string Path(const std::string& name) const { return (dir / name).string(); }
-};
 
 }  // namespace dsinfer::testing

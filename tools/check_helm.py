@@ -6,8 +6,9 @@ template engine, Sprig functions, `helm lint` and values.schema.json handling as
 No cluster is contacted.
 
 For each scenario (default values, configs/production.yaml through the chart, the local config
-without TLS, 8 ranks on one node, and the multi-node LeaderWorkerSet: helm/dsinfer/ci/*.yaml
-plus a 4-GPU-per-pod variant) this
+without TLS, 8 ranks on one node, the OpenAI API with and without TLS and with the metrics port
+on TLS, and the multi-node LeaderWorkerSet: helm/dsinfer/ci/*.yaml plus a 4-GPU-per-pod
+variant) this
   1. lints the chart (helm lint, strict),
   2. renders it,
   3. validates every manifest against the Kubernetes OpenAPI schemas bundled in
@@ -21,7 +22,8 @@ plus a 4-GPU-per-pod variant) this
      size x ranks per pod = tp, GPU limits = ranks per pod, the worker's --node-rank/--leader
      arguments, the rendezvous port, and that the Services select the leader pod only (against
      the labels LWS puts on its pods),
-  5. checks the rendered server.yaml's `parallel` section against the values, writes the file
+  5. checks the rendered server.yaml's `parallel`, `openai_listen` and `tls` sections against the
+     values (the OpenAI port and Service, the probes' scheme), writes the file
      and, given --config-check BINARY, parses it with dsinfer's own config parser
      (tests/server_config_check.cc).
 It also renders invalid values and expects the chart's `fail` messages.
@@ -44,7 +46,7 @@ CHART = os.path.join(ROOT, "helm", "dsinfer")
 LWS_SCHEMA = os.path.join(ROOT, "tools", "schemas", "leaderworkerset-v1.json")
 KUBE_VERSIONS = ["1.28.0", "1.31.0", "1.37.0"]
 # Keys of the server config that the chart owns (see templates/_helpers.tpl).
-CHART_OWNED = ("model_path", "grpc_listen", "http_listen", "tls", "parallel")
+CHART_OWNED = ("model_path", "grpc_listen", "http_listen", "openai_listen", "tls", "parallel")
 # Labels the LeaderWorkerSet controller puts on the pods it creates (api/leaderworkerset/v1).
 LWS_NAME = "leaderworkerset.sigs.k8s.io/name"
 LWS_GROUP_INDEX = "leaderworkerset.sigs.k8s.io/group-index"
@@ -91,12 +93,26 @@ def scenarios():
     }
     out = {"default": {}, "production": prod, "local-no-tls": local,
            "single-node-tp8": {"parallel": {"tp": 8, "ep": 8}, "config": {"backend": "cpu"}}}
+    # The OpenAI API: over mTLS with the production config, in plain HTTP with the local one, and
+    # with the metrics port on TLS too (probes and ServiceMonitor over HTTPS).
+    out["openai-mtls"] = deep_merge(prod, {"openai": {"enabled": True, "port": 8443},
+                                           "service": {"openai": {"port": 443}}})
+    out["openai-no-tls"] = deep_merge(local, {"openai": {"enabled": True}})
+    out["openai-metrics-tls"] = {
+        "openai": {"enabled": True},
+        "tls": {"metricsListener": True},
+        "serviceMonitor": {"enabled": True, "tlsConfig": {
+            "ca": {"secret": {"name": "dsinfer-tls", "key": "ca.crt"}},
+            "serverName": "dsinfer-metrics.dsinfer.svc"}},
+    }
     for path in sorted(glob.glob(os.path.join(CHART, "ci", "*.yaml"))):
         with open(path, encoding="utf-8") as f:
             out["ci/" + os.path.basename(path)] = yaml.safe_load(f) or {}
-    # Two groups of four 4-GPU pods, no TLS, a hostPath model, a non-default rendezvous port.
+    # Two groups of four 4-GPU pods, no TLS, a hostPath model, a non-default rendezvous port,
+    # the OpenAI API on the leaders.
     out["multinode-4x4"] = {
         "multiNode": {"enabled": True},
+        "openai": {"enabled": True, "port": 8080},
         "replicaCount": 2,
         "parallel": {"tp": 16, "ep": 4, "ranksPerNode": 4, "rendezvousPort": 29600,
                      "timeoutSeconds": 30},
@@ -116,6 +132,13 @@ def chart_values(overrides):
         base = yaml.safe_load(f)
     # A list or scalar in the overrides replaces the default; maps merge.
     return deep_merge(base, overrides or {})
+
+
+def expected_listeners(values):
+    """What the chart renders from values: the OpenAI port (None when off), the metrics scheme."""
+    tls = values["tls"]
+    return {"openai": values["openai"]["port"] if values["openai"]["enabled"] else None,
+            "scheme": "HTTPS" if tls["enabled"] and tls.get("metricsListener") else "HTTP"}
 
 
 def expected_parallel(values):
@@ -167,6 +190,15 @@ BAD_VALUES = [
     ({"parallel": {"tp": 8, "ranksPerNode": 4}},
      "parallel.ranksPerNode (4) must be 0 or equal parallel.tp (8) on a single node"),
     ({"parallel": {"tp": 8, "rendezvousPort": 9090}}, "parallel.rendezvousPort (9090) collides"),
+    # The OpenAI API: the chart owns openai_listen; its port is its own.
+    ({"config": {"openai_listen": "0.0.0.0:8000"}},
+     "additional properties 'openai_listen' not allowed"),
+    ({"openai": {"enabled": True, "port": 9090}}, "openai.port (9090) collides"),
+    ({"openai": {"enabled": True, "port": 0}}, "/openai/port"),
+    ({"openai": {"enabled": True}, "parallel": {"tp": 8, "rendezvousPort": 8000}},
+     "parallel.rendezvousPort (8000) collides"),
+    ({"tls": {"enabled": False, "requireClientCert": False, "metricsListener": True}},
+     "tls.metricsListener needs tls.enabled"),
 ]
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -261,7 +293,7 @@ def check_pod(role, pod, values, errors, where):
             errors.append(f"{w} container port name {name!r} is not an IANA service name")
     args = c.get("args") or []
     if role == "worker":
-        if ports.keys() & {"grpc", "metrics"}:
+        if ports.keys() & {"grpc", "metrics", "openai"}:
             errors.append(f"{w} a worker serves no gRPC or metrics port, has {sorted(ports)}")
         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
             if (c.get(probe) or {}).get("httpGet"):
@@ -281,6 +313,13 @@ def check_pod(role, pod, values, errors, where):
                 continue
             if get.get("path") != path or get.get("port") != "metrics" or "metrics" not in ports:
                 errors.append(f"{w} {probe} must GET {path} on the metrics port, got {get}")
+            scheme = expected_listeners(values)["scheme"]
+            if get.get("scheme", "HTTP") != scheme:
+                errors.append(f"{w} {probe} scheme {get.get('scheme', 'HTTP')}, the metrics port "
+                              f"serves {scheme}")
+        openai = expected_listeners(values)["openai"]
+        if ports.get("openai") != openai:
+            errors.append(f"{w} container port openai {ports.get('openai')}, expected {openai}")
         if role == "leader" and ports.get("rendezvous") != exp["port"]:
             errors.append(f"{w} rendezvous port {ports.get('rendezvous')}, expected {exp['port']}")
     if role != "single":
@@ -343,8 +382,11 @@ def cross_check(docs, values, errors, where):
         else:
             serving_ports, serving_labels = ports, labels
     services = by_kind.get("Service", [])
-    if {s["metadata"]["name"].rsplit("-", 1)[-1] for s in services} != {"grpc", "metrics"}:
-        errors.append(f"{where}: expected a grpc and a metrics Service")
+    want_services = {"grpc", "metrics"}
+    if expected_listeners(values)["openai"] is not None:
+        want_services.add("openai")
+    if {s["metadata"]["name"].rsplit("-", 1)[-1] for s in services} != want_services:
+        errors.append(f"{where}: expected the Services {sorted(want_services)}")
     for s in services:
         sel = s["spec"]["selector"]
         sname = s["metadata"]["name"]
@@ -372,6 +414,9 @@ def cross_check(docs, values, errors, where):
             names = {p["name"] for s in matched for p in s["spec"]["ports"]}
             if ep.get("port") not in names or ep.get("path") != "/metrics":
                 errors.append(f"{where}: ServiceMonitor endpoint {ep} does not hit /metrics")
+            if ep.get("scheme") != expected_listeners(values)["scheme"].lower():
+                errors.append(f"{where}: ServiceMonitor scheme {ep.get('scheme')}, the metrics "
+                              f"port serves {expected_listeners(values)['scheme']}")
     # Every pod mounts the one ConfigMap, and carries its checksum (rolls on config changes).
     cms = [d for d in by_kind.get("ConfigMap", []) if "server.yaml" in d.get("data", {})]
     if len(cms) != 1:
@@ -394,6 +439,13 @@ def check_server_config(cfg, values, errors, where):
         errors.append(f"{where}: server.yaml parallel {got}, expected {exp}")
     if got and (got.keys() & {"leader_address", "bind_address"}):
         errors.append(f"{where}: server.yaml sets leader_address/bind_address (command line/env)")
+    listeners = expected_listeners(values)
+    want_openai = None if listeners["openai"] is None else f"0.0.0.0:{listeners['openai']}"
+    if cfg.get("openai_listen") != want_openai:
+        errors.append(f"{where}: server.yaml openai_listen {cfg.get('openai_listen')}, expected "
+                      f"{want_openai}")
+    if bool((cfg.get("tls") or {}).get("on_http_listen")) != (listeners["scheme"] == "HTTPS"):
+        errors.append(f"{where}: server.yaml tls.on_http_listen disagrees with tls.metricsListener")
     user = {k: v for k, v in cfg.items() if k not in CHART_OWNED}
     if user != values["config"]:
         errors.append(f"{where}: server.yaml differs from values.config outside the chart's keys")
@@ -548,6 +600,40 @@ def self_test(validator, errors):
 
     def plant_restart_policy(ds):
         lws_of(ds)["spec"]["leaderWorkerTemplate"]["restartPolicy"] = "None"
+
+    # The OpenAI listener: a probe scheme that does not match the metrics port, a missing
+    # openai_listen, a Service without its container port.
+    oa_values = {"openai": {"enabled": True}, "tls": {"metricsListener": True}}
+    oa = render(oa_values)
+    good = []
+    cross_check(oa, chart_values(oa_values), good, "[self-test]")
+    if good:
+        errors.append(f"[self-test] the OpenAI render has cross-check errors: {good}")
+
+    def oa_container(ds):
+        d = next(x for x in ds if x["kind"] == "Deployment")
+        return d["spec"]["template"]["spec"]["containers"][0]
+
+    def plant_probe_scheme(ds):
+        oa_container(ds)["livenessProbe"]["httpGet"].pop("scheme")
+
+    def plant_openai_listen(ds):
+        cm = next(x for x in ds if x["kind"] == "ConfigMap")
+        cfg = yaml.safe_load(cm["data"]["server.yaml"])
+        cfg.pop("openai_listen")
+        cm["data"]["server.yaml"] = yaml.safe_dump(cfg)
+
+    def plant_openai_port(ds):
+        c = oa_container(ds)
+        c["ports"] = [p for p in c["ports"] if p["name"] != "openai"]
+
+    for plant in (plant_probe_scheme, plant_openai_listen, plant_openai_port):
+        broken = copy.deepcopy(oa)
+        plant(broken)
+        found = []
+        cross_check(broken, chart_values(oa_values), found, "[self-test]")
+        if not found:
+            errors.append(f"[self-test] cross-checks missed {plant.__name__}")
 
     for plant in (plant_service_selects_workers, plant_size, plant_node_rank, plant_gpus,
                   plant_parallel, plant_restart_policy):

@@ -387,6 +387,7 @@ class ConfigParser {
                        {"key_file", String(&c->tls.key_file)},
                        {"client_ca_file", String(&c->tls.client_ca_file)},
                        {"require_client_cert", Bool(&c->tls.require_client_cert)},
+                       {"on_http_listen", Bool(&c->tls.on_http_listen)},
                    });
              }},
             {"scheduler",
@@ -520,6 +521,7 @@ class ConfigParser {
       }
       if (tls.require_client_cert)
         Error("tls.require_client_cert", "true but tls.enabled is false");
+      if (tls.on_http_listen) Error("tls.on_http_listen", "true but tls.enabled is false");
     }
 
     const SchedulerConfig& s = c->scheduler;

@@ -25,10 +25,14 @@ struct TenantConfig {
   std::vector<std::string> client_cert_identities;  // mTLS: certificate subject CN or SAN
 };
 
+// gRPC and the OpenAI API (openai_listen) serve TLS when enabled, from the same files with the
+// same client-certificate rules; http_listen (/metrics, probes) only with on_http_listen.
 struct TlsConfig {
   bool enabled = false;
   std::string cert_file, key_file, client_ca_file;
   bool require_client_cert = false;
+  // TLS on http_listen too (server certificate only: kubelet probes present no client one).
+  bool on_http_listen = false;
 };
 
 struct SchedulerConfig {

@@ -1,19 +1,24 @@
 // One HTTP connection's state machine, and the accept loop with its connection caps.
 //
 // Phases and their deadlines (each phase that waits on the client is bounded):
+//   [TLS handshake + first header: header_timeout_seconds from the accept] ->
 //   header (http.header_timeout_seconds from the first byte) -> body (body_timeout_seconds)
 //   -> handler (no deadline: the engine's time; a pending read notices a client that left)
 //   -> writes (write_timeout_seconds each) -> idle (idle_timeout_seconds) -> header ...
 #include "src/http/connection.h"
 
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include <chrono>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "src/http/tls.h"
 
 namespace dsinfer {
 
@@ -116,13 +121,54 @@ Connection::Connection(std::shared_ptr<HttpServer::Core> core, tcp::socket socke
                        std::string address)
     : core_(std::move(core)),
       socket_(std::move(socket)),
+      stream_(&socket_, nullptr),
       timer_(socket_.get_executor()),
-      address_(std::move(address)) {}
+      address_(std::move(address)) {
+  if (core_->tls) {
+    tls_.emplace(socket_, *core_->tls);
+    stream_ = ByteStream(&socket_, &*tls_);
+  }
+}
 
 void Connection::Start() {
   error_code ignored;
   socket_.set_option(tcp::no_delay(true), ignored);  // SSE chunks go out as they are written
-  StartHeader();
+  if (!tls_) return StartHeader();
+  // The handshake and the first header share the header deadline, counted from the accept: a
+  // client that stalls its ClientHello (or sends it byte by byte) is cut like a slowloris.
+  SetDeadline(core_->limits.header_timeout_seconds);
+  tls_->async_handshake(net::ssl::stream_base::server,
+                        [self = shared_from_this()](error_code ec) { self->OnHandshake(ec); });
+}
+
+void Connection::OnHandshake(error_code ec) {
+  if (closed_) return;
+  if (ec) {
+    // OpenSSL recognises a plain HTTP request line where a ClientHello belongs; it sends no
+    // alert then, so the raw socket can still carry a readable answer.
+    if (ec.category() == net::error::get_ssl_category() &&
+        ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_HTTP_REQUEST) {
+      return AnswerPlainHttp();
+    }
+    return Close();  // no or a wrong client certificate, not TLS, a reset, the deadline
+  }
+  peer_identities_ = VerifiedPeerIdentities(tls_->native_handle());
+  StartHeader(/*from_accept=*/true);
+}
+
+void Connection::AnswerPlainHttp() {
+  HttpResponse r = core_->Error(400, "this port serves HTTPS only: use an https:// URL");
+  raw_answer_ = std::make_shared<std::string>(absl::StrCat(
+      "HTTP/1.1 400 Bad Request\r\nContent-Type: ", r.content_type,
+      "\r\nContent-Length: ", r.body.size(), "\r\nConnection: close\r\n\r\n", r.body));
+  exchange_active_ = false;
+  closing_ = true;
+  SetDeadline(core_->limits.write_timeout_seconds);
+  net::async_write(socket_, net::buffer(*raw_answer_),
+                   [self = shared_from_this()](error_code ec, size_t) {
+                     if (ec) return self->Close();
+                     self->LingeringClose();
+                   });
 }
 
 void Connection::SetDeadline(double seconds) {
@@ -140,7 +186,7 @@ void Connection::ClearDeadline() {
   timer_.cancel();
 }
 
-void Connection::StartHeader() {
+void Connection::StartHeader(bool from_accept) {
   if (closed_) return;
   idle_ = false;
   restart_after_cancel_ = false;
@@ -149,8 +195,8 @@ void Connection::StartHeader() {
   parser_->body_limit(static_cast<uint64_t>(core_->limits.max_body_bytes));
   // Counted from the first byte of the request (or the accept): a client that trickles its
   // header (slowloris) is cut when it runs out.
-  SetDeadline(core_->limits.header_timeout_seconds);
-  http::async_read_header(socket_, buffer_, *parser_,
+  if (!from_accept) SetDeadline(core_->limits.header_timeout_seconds);
+  http::async_read_header(stream_, buffer_, *parser_,
                           [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
 }
 
@@ -160,7 +206,8 @@ void Connection::OnHeader(error_code ec) {
   if (ec == http::error::body_limit) return FailRequest(413, "request body too large");
   if (ec == http::error::end_of_stream || ec == net::error::eof ||
       ec == net::error::operation_aborted || ec == net::error::connection_reset ||
-      ec == net::error::bad_descriptor) {
+      ec == net::error::bad_descriptor || ec == net::ssl::error::stream_truncated ||
+      ec.category() == net::error::get_ssl_category()) {  // TLS: EOF without close_notify, an alert
     return Close();
   }
   if (ec) return FailRequest(400, "malformed HTTP request");
@@ -173,7 +220,7 @@ void Connection::OnHeader(error_code ec) {
     // The client waits for this before sending its body (curl does for large bodies).
     auto cont = std::make_shared<http::response<http::empty_body>>(http::status::continue_, 11);
     SetDeadline(core_->limits.write_timeout_seconds);
-    http::async_write(socket_, *cont, [self = shared_from_this(), cont](error_code ec, size_t) {
+    http::async_write(stream_, *cont, [self = shared_from_this(), cont](error_code ec, size_t) {
       if (ec) return self->Close();
       self->ReadBody();
     });
@@ -186,7 +233,7 @@ void Connection::ReadBody() {
   if (closed_) return;
   if (parser_->is_done()) return Dispatch();
   SetDeadline(core_->limits.body_timeout_seconds);
-  http::async_read(socket_, buffer_, *parser_,
+  http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](error_code ec, size_t) { self->OnBody(ec); });
 }
 
@@ -214,6 +261,8 @@ void Connection::Dispatch() {
   }
   r.body = std::move(req.body());
   r.remote_address = address_;
+  r.tls = tls_.has_value();
+  r.peer_identities = peer_identities_;
 
   ++generation_;
   exchange_active_ = true;
@@ -255,7 +304,7 @@ void Connection::Watch() {
   // Pipelined bytes beyond a header's worth wait in the socket (TCP flow control) instead.
   if (buffer_.size() >= static_cast<size_t>(core_->limits.max_header_bytes)) return;
   watching_ = true;
-  socket_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+  stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
                                                      error_code ec, size_t n) {
     self->OnWatch(ec, n);
   });
@@ -296,7 +345,7 @@ void Connection::WriteResponse(HttpResponse r) {
   response_->prepare_payload();
   writing_ = true;
   SetDeadline(core_->limits.write_timeout_seconds);
-  http::async_write(socket_, *response_,
+  http::async_write(stream_, *response_,
                     [self = shared_from_this()](error_code ec, size_t) {
                       self->response_.reset();
                       self->OnWritten(ec);
@@ -321,7 +370,7 @@ void Connection::PostStartStream(uint64_t generation, HttpResponse head) {
         std::make_shared<http::response_serializer<http::empty_body>>(h);
     self->writing_ = true;
     self->SetDeadline(self->core_->limits.write_timeout_seconds);
-    http::async_write_header(self->socket_, *self->stream_serializer_,
+    http::async_write_header(self->stream_, *self->stream_serializer_,
                              [self](error_code ec, size_t) { self->OnWritten(ec); });
   });
 }
@@ -352,12 +401,12 @@ void Connection::WriteStream() {
     pending_.clear();
     writing_ = true;
     SetDeadline(core_->limits.write_timeout_seconds);
-    net::async_write(socket_, http::make_chunk(net::buffer(in_flight_)), std::move(done));
+    net::async_write(stream_, http::make_chunk(net::buffer(in_flight_)), std::move(done));
   } else if (end_requested_ && !last_sent_) {
     last_sent_ = true;
     writing_ = true;
     SetDeadline(core_->limits.write_timeout_seconds);
-    net::async_write(socket_, http::make_chunk_last(), std::move(done));
+    net::async_write(stream_, http::make_chunk_last(), std::move(done));
   } else {
     ClearDeadline();  // waiting on the handler, not the client
   }
@@ -411,7 +460,9 @@ void Connection::FailRequest(int status, std::string_view message) {
 void Connection::LingeringClose() {
   // Closing with unread bytes makes the kernel send a reset, which can destroy the answer
   // before the client reads it (a 413 to a client still sending its body). Stop sending, read
-  // and discard for a moment, then close.
+  // and discard for a moment, then close. With TLS the discarded bytes are read raw (never
+  // decrypted), and the connection ends without a close_notify: every response is delimited by
+  // its HTTP framing.
   if (closed_) return;
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);

@@ -4,6 +4,8 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -41,6 +43,7 @@ struct HttpServer::Core : std::enable_shared_from_this<HttpServer::Core> {
   // path -> method -> handler; fixed before Start.
   std::map<std::string, std::map<std::string, HttpHandler>, std::less<>> routes;
   HttpErrorFormatter error_formatter;
+  std::shared_ptr<boost::asio::ssl::context> tls;  // null: plain HTTP
   std::vector<std::thread> threads;
 
   mutable std::mutex mu;  // guards what follows
@@ -52,6 +55,39 @@ struct HttpServer::Core : std::enable_shared_from_this<HttpServer::Core> {
 };
 
 namespace http_internal {
+
+// The bytes of one connection: the TCP socket itself, or TLS over it. An Asio AsyncStream, so
+// Beast's reads and writes take either.
+class ByteStream {
+ public:
+  using Socket = boost::asio::ip::tcp::socket;
+  using TlsStream = boost::asio::ssl::stream<Socket&>;
+  using executor_type = Socket::executor_type;
+
+  ByteStream(Socket* socket, TlsStream* tls) : socket_(socket), tls_(tls) {}
+  executor_type get_executor() { return socket_->get_executor(); }
+
+  template <class MutableBuffers, class Handler>
+  void async_read_some(const MutableBuffers& buffers, Handler&& handler) {
+    if (tls_ != nullptr) {
+      tls_->async_read_some(buffers, std::forward<Handler>(handler));
+    } else {
+      socket_->async_read_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+  template <class ConstBuffers, class Handler>
+  void async_write_some(const ConstBuffers& buffers, Handler&& handler) {
+    if (tls_ != nullptr) {
+      tls_->async_write_some(buffers, std::forward<Handler>(handler));
+    } else {
+      socket_->async_write_some(buffers, std::forward<Handler>(handler));
+    }
+  }
+
+ private:
+  Socket* socket_;
+  TlsStream* tls_;
+};
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
@@ -73,7 +109,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
  private:
   using Request = boost::beast::http::request<boost::beast::http::string_body>;
 
-  void StartHeader();
+  void OnHandshake(boost::system::error_code ec);
+  // A plain HTTP request on a TLS listener: an unencrypted 400 on the raw socket, then close.
+  void AnswerPlainHttp();
+  // `from_accept`: the first request after the TLS handshake keeps the accept's deadline.
+  void StartHeader(bool from_accept = false);
   void OnHeader(boost::system::error_code ec);
   void ReadBody();
   void OnBody(boost::system::error_code ec);
@@ -98,8 +138,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const std::shared_ptr<HttpServer::Core> core_;
   boost::asio::ip::tcp::socket socket_;
+  std::optional<ByteStream::TlsStream> tls_;  // over socket_, when the listener serves TLS
+  ByteStream stream_;                         // what HTTP reads and writes
   boost::asio::steady_timer timer_;
   const std::string address_;
+  std::vector<std::string> peer_identities_;  // the verified client certificate's
+  std::shared_ptr<std::string> raw_answer_;   // AnswerPlainHttp's bytes while written
   boost::beast::flat_buffer buffer_;
   std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   uint64_t deadline_generation_ = 0;

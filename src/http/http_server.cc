@@ -23,6 +23,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "src/http/connection.h"
+#include "src/http/tls.h"
 
 namespace dsinfer {
 
@@ -107,6 +108,24 @@ void HttpServer::Route(std::string method, std::string path, HttpHandler handler
 
 void HttpServer::SetErrorFormatter(HttpErrorFormatter formatter) {
   core_->error_formatter = std::move(formatter);
+}
+
+absl::Status HttpServer::EnableTls(const HttpTlsOptions& tls) {
+  if (started_) {
+    return absl::FailedPreconditionError(absl::StrCat(core_->name, " already started"));
+  }
+  if (tls.client_certs != HttpTlsOptions::ClientCerts::kNone && tls.client_ca_pem.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(core_->name, ": client certificates need a client CA"));
+  }
+  HttpTlsOptions effective = tls;
+  if (tls.client_certs == HttpTlsOptions::ClientCerts::kNone) effective.client_ca_pem.clear();
+  auto ctx = http_internal::MakeServerTlsContext(effective);
+  if (!ctx.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(core_->name, ": ", ctx.status().message()));
+  }
+  core_->tls = *std::move(ctx);
+  return absl::OkStatus();
 }
 
 int HttpServer::connections() const {

@@ -32,6 +32,10 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-case, in order
   std::string body;
   std::string remote_address;  // the peer's IP address
+  bool tls = false;             // arrived over TLS
+  // The verified client certificate's identities (common name, then subject alternative names),
+  // as gRPC reports them; empty without mTLS or without a certificate.
+  std::vector<std::string> peer_identities;
   // The first value of header `name` (lower-case), if present.
   std::optional<std::string_view> Header(std::string_view name) const;
   // Every value of header `name` (lower-case).
@@ -43,6 +47,19 @@ struct HttpResponse {
   std::string content_type = "text/plain";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;  // extra headers
+};
+
+// TLS for a listener (PEM text, read and checked by the caller: src/server/tls_files.h).
+struct HttpTlsOptions {
+  enum class ClientCerts {
+    kNone,      // no client certificate is asked for
+    kOptional,  // asked for; verified against client_ca_pem when sent (API keys still work)
+    kRequired,  // asked for and required: the handshake fails without a verified certificate
+  };
+  std::string cert_chain_pem;
+  std::string private_key_pem;
+  std::string client_ca_pem;  // needed unless client_certs is kNone
+  ClientCerts client_certs = ClientCerts::kNone;
 };
 
 namespace http_internal {
@@ -99,6 +116,11 @@ class HttpServer {
   // Before Start: routes are exact paths; a path known with another method answers 405.
   void Route(std::string method, std::string path, HttpHandler handler);
   void SetErrorFormatter(HttpErrorFormatter formatter);
+  // Before Start: serve HTTPS only. The handshake counts toward the connection caps and must
+  // finish, with the first request's header, within http.header_timeout_seconds of the accept.
+  // A plain HTTP request gets an unencrypted 400 and the connection closes. INVALID_ARGUMENT when
+  // OpenSSL refuses the material; FAILED_PRECONDITION when already started.
+  absl::Status EnableTls(const HttpTlsOptions& tls);
 
   // Binds `listen` ("host:port", "[v6]:port"; port 0 picks a free one) without SO_REUSEPORT and
   // starts the event-loop threads. INVALID_ARGUMENT for a malformed address, UNAVAILABLE when

@@ -54,6 +54,10 @@ MetricsHttpServer::MetricsHttpServer(const MetricRegistry* registry,
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
+absl::Status MetricsHttpServer::EnableTls(const HttpTlsOptions& tls) {
+  return impl_->server->EnableTls(tls);
+}
+
 absl::Status MetricsHttpServer::Start(std::string_view listen) {
   return impl_->server->Start(listen);
 }

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "src/config/server_config.h"
+#include "src/http/http_server.h"
 
 namespace dsinfer {
 
@@ -35,6 +36,8 @@ class MetricsHttpServer {
   MetricsHttpServer(const MetricsHttpServer&) = delete;
   MetricsHttpServer& operator=(const MetricsHttpServer&) = delete;
 
+  // Before Start: serve HTTPS (HttpServer::EnableTls). Probes then need `scheme: HTTPS`.
+  absl::Status EnableTls(const HttpTlsOptions& tls);
   // Binds `listen` ("host:port", "[v6]:port"; port 0 picks a free one) and starts serving.
   // Returns once the listener accepts connections; an error if binding fails or already started.
   absl::Status Start(std::string_view listen);

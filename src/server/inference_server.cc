@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -25,20 +26,46 @@
 namespace dsinfer {
 namespace {
 
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const TlsConfig& tls) {
-  if (!tls.enabled) return grpc::InsecureServerCredentials();
-  ASSIGN_OR_RETURN(TlsMaterial m, LoadTlsFiles(tls));
-  // With a client CA, certificates are verified against it whenever presented; required only
-  // with require_client_cert (API-key clients may then still connect without one).
+// The client-certificate rule, decided once for gRPC and HTTP: with a client CA, certificates
+// are verified against it whenever presented; required only with require_client_cert (API-key
+// clients may then still connect without one).
+HttpTlsOptions::ClientCerts ClientCertRule(const TlsConfig& tls, const TlsMaterial& m) {
+  if (m.client_ca.empty()) return HttpTlsOptions::ClientCerts::kNone;
+  return tls.require_client_cert ? HttpTlsOptions::ClientCerts::kRequired
+                                 : HttpTlsOptions::ClientCerts::kOptional;
+}
+
+std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const TlsConfig& tls,
+                                                         const TlsMaterial* m) {
+  if (m == nullptr) return grpc::InsecureServerCredentials();
   grpc_ssl_client_certificate_request_type type = GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE;
-  if (!m.client_ca.empty()) {
-    type = tls.require_client_cert ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                                   : GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+  switch (ClientCertRule(tls, *m)) {
+    case HttpTlsOptions::ClientCerts::kNone:
+      break;
+    case HttpTlsOptions::ClientCerts::kOptional:
+      type = GRPC_SSL_REQUEST_CLIENT_CERTIFICATE_AND_VERIFY;
+      break;
+    case HttpTlsOptions::ClientCerts::kRequired:
+      type = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+      break;
   }
   grpc::SslServerCredentialsOptions options(type);
-  options.pem_root_certs = m.client_ca;
-  options.pem_key_cert_pairs.push_back({m.private_key, m.cert_chain});
+  options.pem_root_certs = m->client_ca;
+  options.pem_key_cert_pairs.push_back({m->private_key, m->cert_chain});
   return grpc::SslServerCredentials(options);
+}
+
+// The same files and client-certificate rule as gRPC. The ops listener never asks for client
+// certificates: the kubelet's HTTPS probes cannot present one.
+HttpTlsOptions HttpTls(const TlsConfig& tls, const TlsMaterial& m, bool api) {
+  HttpTlsOptions o;
+  o.cert_chain_pem = m.cert_chain;
+  o.private_key_pem = m.private_key;
+  if (api) {
+    o.client_ca_pem = m.client_ca;
+    o.client_certs = ClientCertRule(tls, m);
+  }
+  return o;
 }
 
 }  // namespace
@@ -105,18 +132,33 @@ absl::Status InferenceServer::StartListeners() {
       return Readiness{false, std::string(h.message())};
     return Readiness{true, ""};
   }, config_.http);
+  // The TLS files are read and checked once (tls_files.h); every listener uses this copy.
+  std::optional<TlsMaterial> tls;
+  if (config_.tls.enabled) {
+    ASSIGN_OR_RETURN(tls, LoadTlsFiles(config_.tls));
+  }
+  if (tls && config_.tls.on_http_listen) {
+    RETURN_IF_ERROR(http_->EnableTls(HttpTls(config_.tls, *tls, /*api=*/false)));
+  }
   RETURN_IF_ERROR(http_->Start(config_.http_listen));
   if (!config_.openai_listen.empty()) {
     // Its own listener and connection caps: API clients never take the probes' slots.
     openai_ = std::make_unique<OpenAiApi>(service_.get(), metrics_model_name_);
     openai_http_ = std::make_unique<HttpServer>("OpenAI API HTTP server", config_.http);
     openai_->Register(openai_http_.get());
+    if (tls) {
+      if (absl::Status st = openai_http_->EnableTls(HttpTls(config_.tls, *tls, /*api=*/true));
+          !st.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("openai_listen: ", st.message()));
+      }
+    }
     if (absl::Status st = openai_http_->Start(config_.openai_listen); !st.ok()) {
       return absl::UnavailableError(absl::StrCat("openai_listen: ", st.message()));
     }
   }
 
-  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> creds, Credentials(config_.tls));
+  std::shared_ptr<grpc::ServerCredentials> creds =
+      GrpcCredentials(config_.tls, tls ? &*tls : nullptr);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -137,7 +179,8 @@ absl::Status InferenceServer::StartListeners() {
                {"http_port", http_->port()},
                {"openai_port", openai_port()},
                {"tls", config_.tls.enabled},
-               {"mtls", config_.tls.enabled && !config_.tls.client_ca_file.empty()}});
+               {"mtls", config_.tls.enabled && !config_.tls.client_ca_file.empty()},
+               {"http_tls", config_.tls.enabled && config_.tls.on_http_listen}});
   return absl::OkStatus();
 }
 

@@ -32,10 +32,14 @@ std::string NewId(const char* prefix) {
   return absl::StrFormat("%s%016x%08x", prefix, gen(), static_cast<uint32_t>(gen()));
 }
 
+// The same credentials as a gRPC call's: the authorization headers and the identities of the
+// client certificate the TLS layer verified against tls.client_ca_file (src/http/tls.h reads
+// them as gRPC's auth context does).
 CallCredentials HttpCredentials(const HttpRequest& r) {
   CallCredentials c;
   c.authorization = r.Headers("authorization");
-  return c;  // no client certificates: these listeners have no TLS
+  c.cert_identities = r.peer_identities;
+  return c;
 }
 
 // One completion request: its n engine requests and the HTTP answer they make together.

@@ -43,7 +43,7 @@ Rendered once here so the ConfigMap and the pod's checksum annotation agree.
 */}}
 {{- define "dsinfer.serverConfig" -}}
 {{- $cfg := deepCopy .Values.config -}}
-{{- range $key := list "model_path" "grpc_listen" "http_listen" "tls" "parallel" -}}
+{{- range $key := list "model_path" "grpc_listen" "http_listen" "openai_listen" "tls" "parallel" -}}
 {{- if hasKey $cfg $key -}}
 {{- fail (printf "config.%s is set by the chart; use the chart's values (model, ports, tls, parallel) instead" $key) -}}
 {{- end -}}
@@ -55,11 +55,20 @@ Rendered once here so the ConfigMap and the pod's checksum annotation agree.
 {{- $_ := set $cfg "model_path" .Values.model.mountPath -}}
 {{- $_ := set $cfg "grpc_listen" (printf "0.0.0.0:%d" (int .Values.ports.grpc)) -}}
 {{- $_ := set $cfg "http_listen" (printf "0.0.0.0:%d" (int .Values.ports.metrics)) -}}
+{{- if .Values.openai.enabled -}}
+{{- if has (int .Values.openai.port) (list (int .Values.ports.grpc) (int .Values.ports.metrics)) -}}
+{{- fail (printf "openai.port (%d) collides with ports.grpc or ports.metrics: the OpenAI API has its own listener" (int .Values.openai.port)) -}}
+{{- end -}}
+{{- $_ := set $cfg "openai_listen" (printf "0.0.0.0:%d" (int .Values.openai.port)) -}}
+{{- end -}}
 {{- if .Values.tls.enabled -}}
 {{- if not .Values.tls.secretName -}}
 {{- fail "tls.enabled needs tls.secretName (a kubernetes.io/tls Secret)" -}}
 {{- end -}}
 {{- $tls := dict "enabled" true "cert_file" (printf "%s/tls.crt" (include "dsinfer.tlsDir" .)) "key_file" (printf "%s/tls.key" (include "dsinfer.tlsDir" .)) "require_client_cert" .Values.tls.requireClientCert -}}
+{{- if .Values.tls.metricsListener -}}
+{{- $_ := set $tls "on_http_listen" true -}}
+{{- end -}}
 {{- if .Values.tls.clientCaSecretName -}}
 {{- $_ := set $tls "client_ca_file" (printf "%s/ca.crt" (include "dsinfer.clientCaDir" .)) -}}
 {{- else if .Values.tls.requireClientCert -}}
@@ -67,6 +76,9 @@ Rendered once here so the ConfigMap and the pod's checksum annotation agree.
 {{- end -}}
 {{- $_ := set $cfg "tls" $tls -}}
 {{- else -}}
+{{- if .Values.tls.metricsListener -}}
+{{- fail "tls.metricsListener needs tls.enabled (the metrics port uses the gRPC certificate)" -}}
+{{- end -}}
 {{- $_ := set $cfg "tls" (dict "enabled" false) -}}
 {{- end -}}
 {{- toYaml $cfg -}}
@@ -113,8 +125,12 @@ JSON schema cannot express divisibility between values; these `fail`s do.
 {{- if and $cuda (or $multi (gt $tp 1)) (ne (int .Values.gpu.count) $rpn) -}}
 {{- fail (printf "gpu.count (%d) must equal the ranks per pod (%d): with backend cuda every rank owns one GPU" (int .Values.gpu.count) $rpn) -}}
 {{- end -}}
-{{- if has $port (list (int .Values.ports.grpc) (int .Values.ports.metrics)) -}}
-{{- fail (printf "parallel.rendezvousPort (%d) collides with ports.grpc or ports.metrics" $port) -}}
+{{- $taken := list (int .Values.ports.grpc) (int .Values.ports.metrics) -}}
+{{- if .Values.openai.enabled -}}
+{{- $taken = append $taken (int .Values.openai.port) -}}
+{{- end -}}
+{{- if has $port $taken -}}
+{{- fail (printf "parallel.rendezvousPort (%d) collides with ports.grpc, ports.metrics or openai.port" $port) -}}
 {{- end -}}
 {{- /* One pod: only the leader's own local ranks connect, so the port stays on loopback. */ -}}
 {{- $listen := printf "127.0.0.1:%d" $port -}}
@@ -129,6 +145,11 @@ rendezvousPort: {{ $port }}
 rendezvousListen: {{ $listen | quote }}
 timeoutSeconds: {{ $p.timeoutSeconds }}
 section: {{ or $multi (gt $tp 1) }}
+{{- end -}}
+
+{{/* The metrics port's scheme: HTTPS when tls.metricsListener puts it behind TLS. */}}
+{{- define "dsinfer.metricsScheme" -}}
+{{- if and .Values.tls.enabled .Values.tls.metricsListener -}}HTTPS{{- else -}}HTTP{{- end -}}
 {{- end -}}
 
 {{/* Services and the ServiceMonitor reach the serving pod: with a LeaderWorkerSet, the leaders only. */}}

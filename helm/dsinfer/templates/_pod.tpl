@@ -3,7 +3,7 @@ The dsinfer pod template (metadata + spec), shared by the Deployment and the Lea
 Call with (dict "root" . "role" ROLE), ROLE one of
   single  the one pod of the Deployment: `dsinfer serve`, all ranks local;
   leader  LeaderWorkerSet pod 0: `dsinfer serve` (rank 0 and its local ranks), gRPC, metrics,
-          probes and the rendezvous port;
+          the OpenAI API (openai.enabled), probes and the rendezvous port;
   worker  LeaderWorkerSet pods 1..size-1: `dsinfer worker --node-rank N --leader HOST:PORT`, no
           service ports, no HTTP probes (a dead worker restarts its container, and LWS's
           RecreateGroupOnPodRestart then recreates the whole group).
@@ -25,7 +25,7 @@ Call with (dict "root" . "role" ROLE), ROLE one of
 {{- end -}}
 {{- $par := include "dsinfer.parallel" $root | fromYaml -}}
 {{- $serving := ne $role "worker" -}}
-{{- /* TLS material only where gRPC is served; workers never open it. */ -}}
+{{- /* TLS material only where gRPC (and the OpenAI API) is served; workers never open it. */ -}}
 {{- $tls := and $serving $v.tls.enabled -}}
 metadata:
   labels:
@@ -111,6 +111,11 @@ spec:
         - name: metrics
           containerPort: {{ $v.ports.metrics }}
           protocol: TCP
+        {{- if $v.openai.enabled }}
+        - name: openai
+          containerPort: {{ $v.openai.port }}
+          protocol: TCP
+        {{- end }}
         {{- if eq $role "leader" }}
         - name: rendezvous
           containerPort: {{ $par.rendezvousPort }}
@@ -120,16 +125,19 @@ spec:
         httpGet:
           path: /healthz
           port: metrics
+          scheme: {{ include "dsinfer.metricsScheme" $root }}
         {{- toYaml $v.probes.startup | nindent 8 }}
       livenessProbe:
         httpGet:
           path: /healthz
           port: metrics
+          scheme: {{ include "dsinfer.metricsScheme" $root }}
         {{- toYaml $v.probes.liveness | nindent 8 }}
       readinessProbe:
         httpGet:
           path: /readyz
           port: metrics
+          scheme: {{ include "dsinfer.metricsScheme" $root }}
         {{- toYaml $v.probes.readiness | nindent 8 }}
       {{- end }}
       resources:

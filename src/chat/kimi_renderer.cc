@@ -3,10 +3,14 @@
 // tokens allowed, so each stretch between two control tokens is encoded on its own; encoding
 // each role name and content separately gives the same ids, and content that spells a control
 // token stays text here (no prompt injection).
-#include "absl/strings/str_cat.h"
-#include "src/tokenizer/chat_template.h"
+#include "src/chat/kimi_renderer.h"
 
-namespace dsinfer {
+#include <optional>
+#include <string_view>
+
+#include "absl/strings/str_cat.h"
+
+namespace dsinfer::chat {
 namespace {
 
 constexpr std::string_view kDefaultSystem =
@@ -16,20 +20,27 @@ struct KimiTokens {
   int32_t system, user, assistant, middle, end;
 };
 
-void Append(std::vector<int32_t>* ids, const std::vector<int32_t>& more) {
-  ids->insert(ids->end(), more.begin(), more.end());
+absl::Status Invalid(const std::string& field, std::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> ApplyKimiChatTemplate(const Tokenizer& tokenizer,
-                                                           absl::Span<const ChatMessage> messages,
-                                                           bool add_generation_prompt) {
+absl::StatusOr<ChatPrompt> RenderKimiChat(const Tokenizer& tokenizer,
+                                          absl::Span<const Message> messages,
+                                          absl::Span<const Tool> tools,
+                                          const RenderOptions& options) {
+  if (!tools.empty()) return Invalid("tools", "the Kimi-K2 chat format is served without tools");
   for (size_t i = 0; i < messages.size(); ++i) {
-    const std::string& r = messages[i].role;
-    if (r != "system" && r != "user" && r != "assistant") {
-      return absl::InvalidArgumentError(absl::StrCat("chat message ", i, ": unsupported role \"", r,
-                                                     "\" (expected system, user or assistant)"));
+    const Message& m = messages[i];
+    const std::string at = absl::StrCat("messages[", i, "]");
+    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
+      return Invalid(at + ".role",
+                     absl::StrCat("unknown role \"", m.role,
+                                  "\" (the Kimi-K2 chat format takes system, user or assistant)"));
+    }
+    if (!m.tool_calls.empty()) {
+      return Invalid(at + ".tool_calls", "the Kimi-K2 chat format is served without tools");
     }
   }
   KimiTokens t{};
@@ -39,37 +50,45 @@ absl::StatusOr<std::vector<int32_t>> ApplyKimiChatTemplate(const Tokenizer& toke
     std::optional<int32_t> id = tokenizer.TokenId(name);
     if (!id.has_value()) {
       return absl::FailedPreconditionError(
-          absl::StrCat("Kimi chat template needs the token ", name));
+          absl::StrCat("the Kimi-K2 chat format needs the token ", name));
     }
     *slot = *id;
   }
 
-  std::vector<int32_t> ids;
+  ChatPrompt out;
+  std::vector<int32_t>& ids = out.ids;
+  auto text = [&](std::string_view s) {
+    const std::vector<int32_t> more = tokenizer.EncodePlain(s);
+    ids.insert(ids.end(), more.begin(), more.end());
+  };
   // One block: role token, role name, <|im_middle|>, content, and <|im_end|> when `close`.
   auto block = [&](int32_t role_token, std::string_view role, std::string_view content,
                    bool close) {
     ids.push_back(role_token);
-    Append(&ids, tokenizer.EncodePlain(role));
+    text(role);
     ids.push_back(t.middle);
-    Append(&ids, tokenizer.EncodePlain(content));
+    text(content);
     if (close) ids.push_back(t.end);
   };
   if (!messages.empty() && messages[0].role != "system") {
     block(t.system, "system", kDefaultSystem, /*close=*/true);
   }
   for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& m = messages[i];
+    const Message& m = messages[i];
     const int32_t role_token =
         m.role == "user" ? t.user : m.role == "assistant" ? t.assistant : t.system;
     const bool last = i + 1 == messages.size();
-    block(role_token, m.role, m.content, /*close=*/!last || add_generation_prompt);
+    block(role_token, m.role, m.content, /*close=*/!last || options.add_generation_prompt);
   }
-  if (add_generation_prompt) {
+  if (options.add_generation_prompt) {
     ids.push_back(t.assistant);
-    Append(&ids, tokenizer.EncodePlain("assistant"));
+    text("assistant");
     ids.push_back(t.middle);
   }
-  return ids;
+  absl::StatusOr<std::string> decoded = tokenizer.Decode(ids);
+  if (!decoded.ok()) return decoded.status();
+  out.text = *std::move(decoded);
+  return out;
 }
 
-}  // namespace dsinfer
+}  // namespace dsinfer::chat

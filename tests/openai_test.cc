@@ -80,12 +80,14 @@ TEST(OpenAiParse, RejectionsNameTheParameter) {
   EXPECT_EQ(ParamOf("[1]"), "body");
   EXPECT_EQ(ParamOf("{}"), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": "hi"})"), "messages");
-  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "tool", "content": "x"}]})"), "messages[0].role");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": 5, "content": "x"}]})"), "messages[0].role");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"),
             "messages[0].content[0].type");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "assistant", "content": null,
                     "tool_calls": [{"id": "1"}]}]})"),
-            "messages[0].tool_calls");
+            "messages[0].tool_calls[0].function");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "tool", "content": "x", "tool_call_id": 3}]})"),
+            "messages[0].tool_call_id");
   for (const char* p : {"temperature", "top_p", "presence_penalty", "frequency_penalty"}) {
     EXPECT_EQ(ParamOf("{" + user + ", \"" + p + "\": \"hot\"}"), p);
   }
@@ -102,8 +104,16 @@ TEST(OpenAiParse, RejectionsNameTheParameter) {
   EXPECT_EQ(ParamOf("{" + user + R"(, "stream_options": {"include_usage": true}})"),
             "stream_options");
   EXPECT_EQ(ParamOf("{" + user + R"(, "logit_bias": {"1": 2}})"), "logit_bias");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": [{"type": "function"}]})"), "tools");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": "auto"})"), "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": [{"type": "function"}]})"), "tools[0].function");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": {"type": "function"}})"), "tools");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": "required"})"), "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": {"type": "function",
+                                                       "function": {"name": "f"}}})"),
+            "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "chat_template_kwargs": {"thinking": "yes"}})"),
+            "chat_template_kwargs.thinking");
+  EXPECT_EQ(ParamOf(R"({"prompt": "a", "tools": []})", false), "tools");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "functions": [{"name": "f"}]})"), "functions");
   EXPECT_EQ(ParamOf("{" + user + R"(, "response_format": {"type": "json_object"}})"),
             "response_format");
   EXPECT_EQ(ParamOf("{" + user + R"(, "user": 5})"), "user");
@@ -121,20 +131,20 @@ TEST(ServingRequest, UnsetMaxTokensFillsTheContextOrThePool) {
   RequestLimits limits;
   limits.vocab_size = 10;
   limits.context_length = 1000;
-  absl::StatusOr<EngineRequest> e =
-      ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  absl::StatusOr<ValidatedRequest> e =
+      ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   ASSERT_TRUE(e.ok()) << e.status();
-  EXPECT_EQ(e->max_tokens, 997);
+  EXPECT_EQ(e->engine.max_tokens, 997);
   limits.kv_capacity_tokens = 100;
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   ASSERT_TRUE(e.ok()) << e.status();
-  EXPECT_EQ(e->max_tokens, 97);
+  EXPECT_EQ(e->engine.max_tokens, 97);
   r.max_tokens = 998;
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   EXPECT_EQ(FieldOfStatus(e.status()), "max_tokens");
   r.max_tokens = 5;
   r.token_ids = {1, 12};
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   EXPECT_EQ(FieldOfStatus(e.status()), "prompt[1]");
 }
 

@@ -20,7 +20,7 @@ struct KimiTokens {
   int32_t system, user, assistant, middle, end;
 };
 
-absl::Status Invalid(const std::string& field, std::string_view what) {
+absl::Status Invalid(const std::string& field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(field, ": ", what));
 }
 

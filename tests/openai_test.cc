@@ -33,9 +33,9 @@ TEST(OpenAiParse, ChatRequest) {
                                                        /*chat=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
   const ServingRequest& s = r->serving;
-  ASSERT_EQ(s.messages.size(), 2u);
-  EXPECT_EQ(s.messages[0].role, "system");
-  EXPECT_EQ(s.messages[1].content, "Hello");
+  ASSERT_EQ(s.chat.messages.size(), 2u);
+  EXPECT_EQ(s.chat.messages[0].role, "system");
+  EXPECT_EQ(s.chat.messages[1].content, "Hello");
   EXPECT_EQ(s.max_tokens, 7);  // max_completion_tokens wins
   EXPECT_FLOAT_EQ(s.sampling.temperature, 0.5f);
   EXPECT_FLOAT_EQ(s.sampling.top_p, 0.9f);
@@ -48,6 +48,36 @@ TEST(OpenAiParse, ChatRequest) {
   EXPECT_TRUE(r->stream);
   EXPECT_TRUE(r->include_usage);
   EXPECT_EQ(s.logprobs, 3);
+}
+
+TEST(OpenAiParse, ToolsToolChoiceAndThinking) {
+  absl::StatusOr<OpenAiRequest> r = ParseOpenAiRequest(R"({
+    "messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Kunming\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "22C"}],
+    "tools": [{"type": "function", "function": {"name": "get_weather",
+      "parameters": {"type": "object", "required": ["city"], "properties": {}}}}],
+    "tool_choice": "none", "chat_template_kwargs": {"thinking": true}})",
+                                                       /*chat=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ServingChat& c = r->serving.chat;
+  ASSERT_EQ(c.messages.size(), 3u);
+  ASSERT_EQ(c.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(c.messages[1].tool_calls[0].name, "get_weather");
+  EXPECT_EQ(c.messages[1].tool_calls[0].arguments, "{\"city\": \"Kunming\"}");
+  EXPECT_EQ(c.messages[2].tool_call_id, "call_1");
+  ASSERT_EQ(c.tools.size(), 1u);
+  // The client's key order is kept (it is printed into the prompt).
+  EXPECT_EQ(c.tools[0].parameters.dump(),
+            R"({"type":"object","required":["city"],"properties":{}})");
+  EXPECT_EQ(c.tool_choice, ToolChoice::kNone);
+  EXPECT_TRUE(c.thinking);
+  r = ParseOpenAiRequest(R"({"messages": [{"role": "user", "content": "x"}]})", true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->serving.chat.tool_choice, ToolChoice::kAuto);
+  EXPECT_FALSE(r->serving.chat.thinking);
 }
 
 TEST(OpenAiParse, DefaultsFollowOpenAi) {

@@ -53,6 +53,11 @@ absl::Status CheckChatText(const ServingChat& c, const ServingFieldNames& names)
     const chat::Message& m = c.messages[i];
     const std::string at = absl::StrCat(names.messages, "[", i, "]");
     RETURN_IF_ERROR(CheckText(at + ".role", m.role));
+    // Before anything needs the tokenizer: a token-ids-only server still names the field.
+    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
+      return Invalid(at + ".role", absl::StrCat("unknown role \"", m.role,
+                                                "\" (system, user, assistant or tool)"));
+    }
     RETURN_IF_ERROR(CheckText(at + ".content", m.content));
     RETURN_IF_ERROR(CheckText(at + ".tool_call_id", m.tool_call_id));
     for (size_t j = 0; j < m.tool_calls.size(); ++j) {

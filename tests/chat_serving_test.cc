@@ -516,6 +516,44 @@ TEST(ChatServing, SpecialTokenTextInUserContentStaysTextOnBothApis) {
   EXPECT_EQ(a.body["usage"]["prompt_tokens"].get<size_t>(), ids.size());
 }
 
+// The format is read from the model directory at load (no explicit format): the tiny model
+// with DeepSeek-R1's tokenizer_config.json serves R1 prompts (forced <think>) on both APIs.
+TEST(ChatServing, FormatIsRecognisedFromTheModelDirectory) {
+  const fs::path tiny = TinyModelDir();
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("dsinfer_r1_model_", getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& entry : fs::directory_iterator(tiny)) {
+    if (entry.path().filename() == "tokenizer_config.json") continue;
+    fs::create_symlink(entry.path(), dir / entry.path().filename());
+  }
+  fs::copy_file(kSrc + "/tests/fixtures/chat/deepseek-r1_tokenizer_config.json",
+                dir / "tokenizer_config.json");
+  {
+    std::unique_ptr<TestServer> s = TestServer::StartYaml(
+        dir.string(), ConfigYaml(dir.string(), 64) + "openai_listen: 127.0.0.1:0\n");
+    ASSERT_NE(s, nullptr);
+    grpc::Status st;
+    const std::vector<int32_t> ids =
+        Tokenize(*s, TokenizeChat(json::array({{{"role", "user"}, {"content", "hi"}}}),
+                                  json::array()),
+                 &st);
+    ASSERT_TRUE(st.ok()) << st.error_message();
+    absl::StatusOr<std::string> text = Tok().Decode(ids);
+    ASSERT_TRUE(text.ok());
+    EXPECT_EQ(*text, "<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜><think>\n");
+    HttpAnswer a = Post(*s, json{{"model", "m"},
+                                 {"max_tokens", 2},
+                                 {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}});
+    ASSERT_EQ(a.status, 200) << a.body.dump();
+    EXPECT_EQ(a.body["usage"]["prompt_tokens"].get<size_t>(), ids.size());
+    // Two random tokens of the tiny model do not close the thought: no answer text yet.
+    EXPECT_EQ(a.body["choices"][0]["message"]["content"], "");
+    s->server->Drain(0);
+  }
+  fs::remove_all(dir);
+}
+
 // ---- gRPC ----------------------------------------------------------------------------------
 
 struct GrpcChat {

@@ -461,15 +461,22 @@ TEST_F(KimiFiles, FixtureLoadsFromDirectory) {
 }
 
 TEST_F(KimiFiles, ChatFormatIsKimiByTemplateOrByTokenizer) {
-  Write("tiktoken.model", model_);
+  ASSERT_TRUE(LoadWith(model_, config_).ok());
   auto tok = Tokenizer::FromDirectory(dir_.string());
   ASSERT_TRUE(tok.ok()) << tok.status();
-  // No tokenizer_config.json: the tokenizer's <|im_middle|> decides, with a note.
+  ASSERT_TRUE((*tok)->TokenId("<|im_middle|>").has_value());
+  // The fixture's config: Kimi-K2 either by its chat_template or, without one, by the
+  // tokenizer's <|im_middle|>.
   absl::StatusOr<chat::ChatFormat> format = chat::ChatFormatOfModel(dir_.string(), tok->get());
   ASSERT_TRUE(format.ok()) << format.status();
   EXPECT_EQ(format->kind, chat::ChatFormatKind::kKimiK2);
+  // Without a chat_template, the tokenizer decides (with a note saying so).
+  Write("tokenizer_config.json", "{}");
+  format = chat::ChatFormatOfModel(dir_.string(), tok->get());
+  ASSERT_TRUE(format.ok()) << format.status();
+  EXPECT_EQ(format->kind, chat::ChatFormatKind::kKimiK2);
   EXPECT_FALSE(format->note.empty());
-  // A Kimi chat_template is recognised from its text.
+  // A Kimi chat_template is recognised from its text alone.
   Write("tokenizer_config.json",
         R"({"chat_template": "{%- for m in messages -%}<|im_user|>{{m.role}}<|im_middle|>)"
         R"({{m.content}}<|im_end|>{%- endfor -%}"})");

@@ -334,20 +334,27 @@ TEST(OpenAiChatFeatures, ToolCallsStreamAsDeltas) {
   json body = UserChat(kWeather);
   body["tools"] = Tools();
   body["stream"] = true;
+  body["n"] = 2;  // each choice its own parser and its own call ids
   HttpAnswer a = Post(*s, body);
   ASSERT_EQ(a.status, 200);
   ASSERT_TRUE(a.done);
-  const Streamed out = Assemble(a);
-  EXPECT_EQ(out.finish, "tool_calls");
-  EXPECT_EQ(out.content, "");
-  ASSERT_EQ(out.calls.size(), 2u);
-  EXPECT_EQ(out.calls.at(0).name, "get_weather");
-  EXPECT_EQ(out.calls.at(0).type, "function");
-  EXPECT_EQ(out.calls.at(0).id_pieces, 1);  // id, type and name once, then arguments only
-  EXPECT_EQ(out.calls.at(0).arguments, "{\"city\": \"Hangzhou\"}");
-  EXPECT_EQ(out.calls.at(1).name, "get_time");
-  EXPECT_EQ(out.calls.at(1).arguments, "{}");
-  EXPECT_NE(out.calls.at(0).id, out.calls.at(1).id);
+  std::vector<std::string> ids;
+  for (int choice = 0; choice < 2; ++choice) {
+    const Streamed out = Assemble(a, choice);
+    EXPECT_EQ(out.finish, "tool_calls");
+    EXPECT_EQ(out.content, "");
+    ASSERT_EQ(out.calls.size(), 2u);
+    EXPECT_EQ(out.calls.at(0).name, "get_weather");
+    EXPECT_EQ(out.calls.at(0).type, "function");
+    EXPECT_EQ(out.calls.at(0).id_pieces, 1);  // id, type and name once, then arguments only
+    EXPECT_EQ(out.calls.at(0).arguments, "{\"city\": \"Hangzhou\"}");
+    EXPECT_EQ(out.calls.at(1).name, "get_time");
+    EXPECT_EQ(out.calls.at(1).arguments, "{}");
+    ids.push_back(out.calls.at(0).id);
+    ids.push_back(out.calls.at(1).id);
+  }
+  std::sort(ids.begin(), ids.end());
+  EXPECT_EQ(std::unique(ids.begin(), ids.end()), ids.end());
 }
 
 TEST(OpenAiChatFeatures, V3CallSyntaxIsParsedToo) {

@@ -323,6 +323,9 @@ log_level: debug
     check(code == 0, f"server exit code {code}:\n{text}")
     check(PROMPT not in text and "county questions" not in text and "x" * 50 not in text,
           "request text appeared in the server log")
+    check("find_office" not in text and "Anning service centre" not in text and
+          "The office that handles" not in text, "tool definitions or results appeared in the log")
+    check('"chat_format"' in text and "deepseek-v3" in text, "the chat format is logged at load")
     events = [json.loads(l)["event"] for l in log if l.startswith("{")]
     check("request_end" in events and "stopped" in events, f"log events: {set(events)}")
     print("ok")

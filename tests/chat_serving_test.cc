@@ -494,6 +494,17 @@ TEST(ChatServing, ToolResultsRenderTheSameOnBothApis) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(st.error_message().rfind("chat.messages[2].tool_call_id: ", 0), 0u)
       << st.error_message();
+  // Two tools of one name: refused by the OpenAI parameter and the gRPC field.
+  json twice = Tools();
+  twice[1]["function"]["name"] = "get_weather";
+  body["messages"] = messages;
+  body["tools"] = twice;
+  refused = Post(*s, body);
+  EXPECT_EQ(refused.status, 400);
+  EXPECT_EQ(refused.body["error"]["param"], "tools[1].function.name");
+  Tokenize(*s, TokenizeChat(messages, twice), &st);
+  EXPECT_EQ(st.error_message().rfind("chat.tools[1].function.name: ", 0), 0u)
+      << st.error_message();
   // A tool schema that is not JSON is refused by its gRPC field.
   v1::TokenizeRequest broken = TokenizeChat(messages, Tools());
   broken.mutable_chat()->mutable_tools(0)->set_parameters_json("{not json");

@@ -180,6 +180,7 @@ const ServingFieldNames& OpenAiFieldNames(bool chat) {
       auto* n = new ServingFieldNames;
       n->chat = "messages";
       n->messages = "messages";
+      n->tools = "tools";
       n->prompt = "prompt";
       n->token_ids = "prompt";
       n->sampling_prefix = "";

@@ -29,13 +29,15 @@ std::vector<std::string> Pieces(const std::string& text) {
 std::string Output(bool tools) {
   std::string reasoning;
   for (int i = 0; i < 40; ++i) {
-    reasoning += "The citizen asks about renewing a residence permit in Anning; the office is "
-                 "the county service centre, documents: ID card, <proof> of address. ";
+    reasoning +=
+        "The citizen asks about renewing a residence permit in Anning; the office is "
+        "the county service centre, documents: ID card, <proof> of address. ";
   }
   std::string out = reasoning + "</think>请携带身份证和居住证明到安宁市政务服务中心办理。";
   if (tools) {
-    out += "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>find_office<｜tool▁sep｜>{\"service\": "
-           "\"residence permit\", \"county\": \"Anning\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
+    out +=
+        "<｜tool▁calls▁begin｜><｜tool▁call▁begin｜>find_office<｜tool▁sep｜>{\"service\": "
+        "\"residence permit\", \"county\": \"Anning\"}<｜tool▁call▁end｜><｜tool▁calls▁end｜>";
   }
   return out;
 }

@@ -126,16 +126,19 @@ std::unique_ptr<TestServer> StartScripted(ChatFormatKind kind) {
   EXPECT_TRUE(tok.ok()) << tok.status();
   if (!tok.ok()) return nullptr;
   std::vector<ScriptedRunner::Script> scripts;
-  for (const auto& [trigger, answer] : std::vector<std::pair<std::string, std::string>>{
-           {kReason, kReasoningAnswer}, {kWeather, WeatherAnswer(kind)}, {kBroken, kBrokenAnswer}}) {
+  for (const auto& [trigger, answer] :
+       std::vector<std::pair<std::string, std::string>>{{kReason, kReasoningAnswer},
+                                                        {kWeather, WeatherAnswer(kind)},
+                                                        {kBroken, kBrokenAnswer}}) {
     scripts.push_back({Tok().EncodePlain(trigger), Tok().Encode(answer)});
   }
   const std::string yaml =
-      absl::StrReplaceAll(ConfigYaml(dir, 256), {{"prefix_caching: true", "prefix_caching: false"}}) +
+      absl::StrReplaceAll(ConfigYaml(dir, 256),
+                          {{"prefix_caching: true", "prefix_caching: false"}}) +
       "openai_listen: 127.0.0.1:0\n";
-  return TestServer::StartYaml(dir, yaml,
-                               std::make_unique<ScriptedRunner>(*std::move(cpu), std::move(scripts)),
-                               *std::move(tok), chat::ChatFormat{kind, ""});
+  return TestServer::StartYaml(
+      dir, yaml, std::make_unique<ScriptedRunner>(*std::move(cpu), std::move(scripts)),
+      *std::move(tok), chat::ChatFormat{kind, ""});
 }
 
 // ---- OpenAI helpers ------------------------------------------------------------------------
@@ -157,17 +160,17 @@ json UserChat(const std::string& content) {
 
 struct HttpAnswer {
   int status = 0;
-  json body;                  // non-streaming
-  std::vector<json> chunks;   // streaming: every data: event but [DONE]
-  bool done = false;          // streaming: data: [DONE] came
+  json body;                 // non-streaming
+  std::vector<json> chunks;  // streaming: every data: event but [DONE]
+  bool done = false;         // streaming: data: [DONE] came
 };
 
 HttpAnswer Post(TestServer& s, const json& body) {
   httplib::Client c("127.0.0.1", s.server->openai_port());
   c.set_read_timeout(60, 0);
-  httplib::Result r = c.Post("/v1/chat/completions",
-                             {{"Authorization", std::string("Bearer ") + kKeyA}}, body.dump(),
-                             "application/json");
+  httplib::Result r =
+      c.Post("/v1/chat/completions", {{"Authorization", std::string("Bearer ") + kKeyA}},
+             body.dump(), "application/json");
   HttpAnswer a;
   EXPECT_TRUE(r);
   if (!r) return a;
@@ -210,7 +213,8 @@ Streamed Assemble(const HttpAnswer& a, int choice = 0) {
     for (const json& c : chunk["choices"]) {
       if (c["index"] != choice) continue;
       const json& d = c["delta"];
-      if (d.contains("reasoning_content")) out.reasoning += d["reasoning_content"].get<std::string>();
+      if (d.contains("reasoning_content"))
+        out.reasoning += d["reasoning_content"].get<std::string>();
       if (d.contains("content") && d["content"].is_string()) {
         out.content += d["content"].get<std::string>();
       }
@@ -468,7 +472,8 @@ TEST(ChatServing, ToolResultsRenderTheSameOnBothApis) {
   // The same conversation through src/chat directly: the serving layer renders with it.
   std::vector<chat::Message> msgs(3);
   msgs[0] = {"user", "Weather in Hangzhou?", {}, ""};
-  msgs[1] = {"assistant", "", {{"call_1", "function", "get_weather", "{\"city\": \"Hangzhou\"}"}}, ""};
+  msgs[1] = {
+      "assistant", "", {{"call_1", "function", "get_weather", "{\"city\": \"Hangzhou\"}"}}, ""};
   msgs[2] = {"tool", "22 degrees", {}, "call_1"};
   absl::StatusOr<std::vector<chat::Tool>> tools =
       chat::ParseTools(nlohmann::ordered_json::parse(Tools().dump()));
@@ -503,8 +508,7 @@ TEST(ChatServing, ToolResultsRenderTheSameOnBothApis) {
   EXPECT_EQ(refused.status, 400);
   EXPECT_EQ(refused.body["error"]["param"], "tools[1].function.name");
   Tokenize(*s, TokenizeChat(messages, twice), &st);
-  EXPECT_EQ(st.error_message().rfind("chat.tools[1].function.name: ", 0), 0u)
-      << st.error_message();
+  EXPECT_EQ(st.error_message().rfind("chat.tools[1].function.name: ", 0), 0u) << st.error_message();
   // A tool schema that is not JSON is refused by its gRPC field.
   v1::TokenizeRequest broken = TokenizeChat(messages, Tools());
   broken.mutable_chat()->mutable_tools(0)->set_parameters_json("{not json");
@@ -552,17 +556,16 @@ TEST(ChatServing, FormatIsRecognisedFromTheModelDirectory) {
         dir.string(), ConfigYaml(dir.string(), 64) + "openai_listen: 127.0.0.1:0\n");
     ASSERT_NE(s, nullptr);
     grpc::Status st;
-    const std::vector<int32_t> ids =
-        Tokenize(*s, TokenizeChat(json::array({{{"role", "user"}, {"content", "hi"}}}),
-                                  json::array()),
-                 &st);
+    const std::vector<int32_t> ids = Tokenize(
+        *s, TokenizeChat(json::array({{{"role", "user"}, {"content", "hi"}}}), json::array()), &st);
     ASSERT_TRUE(st.ok()) << st.error_message();
     absl::StatusOr<std::string> text = Tok().Decode(ids);
     ASSERT_TRUE(text.ok());
     EXPECT_EQ(*text, "<｜begin▁of▁sentence｜><｜User｜>hi<｜Assistant｜><think>\n");
-    HttpAnswer a = Post(*s, json{{"model", "m"},
-                                 {"max_tokens", 2},
-                                 {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}});
+    HttpAnswer a =
+        Post(*s, json{{"model", "m"},
+                      {"max_tokens", 2},
+                      {"messages", json::array({{{"role", "user"}, {"content", "hi"}}})}});
     ASSERT_EQ(a.status, 200) << a.body.dump();
     EXPECT_EQ(a.body["usage"]["prompt_tokens"].get<size_t>(), ids.size());
     // Two random tokens of the tiny model do not close the thought: no answer text yet.

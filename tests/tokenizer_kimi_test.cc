@@ -301,9 +301,9 @@ TEST(KimiSpecialTokens, PlainTextNeverBecomesSpecial) {
 }
 
 // Kimi-K2's chat format through the chat library (src/chat), as the server renders it.
-absl::StatusOr<std::vector<int32_t>> KimiChat(const Tokenizer& tok,
-                                              const std::vector<std::pair<std::string, std::string>>& msgs,
-                                              bool add_generation_prompt) {
+absl::StatusOr<std::vector<int32_t>> KimiChat(
+    const Tokenizer& tok, const std::vector<std::pair<std::string, std::string>>& msgs,
+    bool add_generation_prompt) {
   std::vector<chat::Message> messages;
   for (const auto& [role, content] : msgs) {
     chat::Message m;

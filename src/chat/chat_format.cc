@@ -98,8 +98,9 @@ absl::StatusOr<ChatFormat> ChatFormatOfModel(const std::string& model_dir,
                                              const Tokenizer* tokenizer) {
   const std::string path = (std::filesystem::path(model_dir) / "tokenizer_config.json").string();
   ChatFormat format{ChatFormatKind::kV3,
-                    absl::StrCat(model_dir, " has no tokenizer_config.json; using the plain "
-                                            "DeepSeek-V3 format")};
+                    absl::StrCat(model_dir,
+                                 " has no tokenizer_config.json; using the plain "
+                                 "DeepSeek-V3 format")};
   if (std::filesystem::exists(path)) {
     absl::StatusOr<ChatFormat> loaded = LoadChatFormat(path);
     if (!loaded.ok()) return loaded.status();

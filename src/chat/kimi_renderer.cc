@@ -13,8 +13,7 @@
 namespace dsinfer::chat {
 namespace {
 
-constexpr std::string_view kDefaultSystem =
-    "You are Kimi, an AI assistant created by Moonshot AI.";
+constexpr std::string_view kDefaultSystem = "You are Kimi, an AI assistant created by Moonshot AI.";
 
 struct KimiTokens {
   int32_t system, user, assistant, middle, end;
@@ -44,8 +43,10 @@ absl::StatusOr<ChatPrompt> RenderKimiChat(const Tokenizer& tokenizer,
     }
   }
   KimiTokens t{};
-  for (auto [name, slot] : {std::pair{"<|im_system|>", &t.system}, {"<|im_user|>", &t.user},
-                            {"<|im_assistant|>", &t.assistant}, {"<|im_middle|>", &t.middle},
+  for (auto [name, slot] : {std::pair{"<|im_system|>", &t.system},
+                            {"<|im_user|>", &t.user},
+                            {"<|im_assistant|>", &t.assistant},
+                            {"<|im_middle|>", &t.middle},
                             {"<|im_end|>", &t.end}}) {
     std::optional<int32_t> id = tokenizer.TokenId(name);
     if (!id.has_value()) {
@@ -75,8 +76,9 @@ absl::StatusOr<ChatPrompt> RenderKimiChat(const Tokenizer& tokenizer,
   }
   for (size_t i = 0; i < messages.size(); ++i) {
     const Message& m = messages[i];
-    const int32_t role_token =
-        m.role == "user" ? t.user : m.role == "assistant" ? t.assistant : t.system;
+    const int32_t role_token = m.role == "user"        ? t.user
+                               : m.role == "assistant" ? t.assistant
+                                                       : t.system;
     const bool last = i + 1 == messages.size();
     block(role_token, m.role, m.content, /*close=*/!last || options.add_generation_prompt);
   }

@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "src/chat/chat_format.h"
+#include "src/chat/prompt_renderer.h"
 #include "src/cli/args.h"
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
@@ -15,8 +17,6 @@
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
 #include "src/runner/runner_factory.h"
-#include "src/chat/chat_format.h"
-#include "src/chat/prompt_renderer.h"
 #include "src/tokenizer/tokenizer.h"
 #include "src/weights/load_progress.h"
 

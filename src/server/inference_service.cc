@@ -212,9 +212,9 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
                                       tokenizer->vocab_size(), ")")));
     }
   }
-  absl::StatusOr<std::string> text = tokenizer->Decode(
-      absl::MakeConstSpan(request->token_ids().data(), request->token_ids_size()),
-      request->skip_special_tokens());
+  absl::StatusOr<std::string> text =
+      tokenizer->Decode(absl::MakeConstSpan(request->token_ids().data(), request->token_ids_size()),
+                        request->skip_special_tokens());
   if (!text.ok()) {
     return FinishUnary(
         context, absl::InvalidArgumentError(absl::StrCat("token_ids: ", text.status().message())));

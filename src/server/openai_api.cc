@@ -322,8 +322,7 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
           if (c.output->content().empty()) message["content"] = nullptr;  // as OpenAI answers
         }
         choice["message"] = std::move(message);
-        choice["logprobs"] =
-            c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
+        choice["logprobs"] = c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
       } else if (request_.chat) {
         choice["message"] = {{"role", "assistant"}, {"content", c.text}};
         choice["logprobs"] =

@@ -207,8 +207,8 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(std::string_view body_text, boo
     return Invalid("model", "must be a string");
   }
   // Refused by name rather than ignored: a client relying on them would get wrong answers.
-  for (const char* key : {"logit_bias", "functions", "function_call", "audio",
-                          "prediction", "suffix", "web_search_options"}) {
+  for (const char* key : {"logit_bias", "functions", "function_call", "audio", "prediction",
+                          "suffix", "web_search_options"}) {
     auto it = body.find(key);
     if (it != body.end() && !it->is_null() && !(it->is_array() && it->empty()) &&
         !(it->is_object() && it->empty())) {

@@ -117,8 +117,7 @@ absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateReque
                                                          const ServingText& text,
                                                          const RequestLimits& limits) {
   ASSIGN_OR_RETURN(ServingRequest s, FromProto(r));
-  ASSIGN_OR_RETURN(ValidatedRequest e,
-                   ValidateServingRequest(s, text, limits, GrpcNames("chat")));
+  ASSIGN_OR_RETURN(ValidatedRequest e, ValidateServingRequest(s, text, limits, GrpcNames("chat")));
   if (!v1::Priority_IsValid(r.priority())) {
     return Invalid("priority", absl::StrCat("unknown value ", static_cast<int>(r.priority())));
   }

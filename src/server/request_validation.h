@@ -16,7 +16,6 @@
 
 namespace dsinfer {
 
-
 // The prompt of a chat conversation, rendered by the serving layer's one entry point
 // (RenderServingChat: the served chat format, tools, thinking; message text is always plain
 // text). `field` prefixes the names in errors ("chat").

@@ -38,8 +38,9 @@ absl::Status CheckTokenId(absl::string_view field, int32_t id, int64_t vocab_siz
 absl::Status Renamed(const absl::Status& st, const ServingFieldNames& names) {
   if (st.code() != absl::StatusCode::kInvalidArgument) return st;
   const absl::string_view m = st.message();
-  for (const auto& [from, to] : {std::pair<absl::string_view, const std::string&>{"messages", names.messages},
-                                 {"tools", names.tools}}) {
+  for (const auto& [from, to] :
+       {std::pair<absl::string_view, const std::string&>{"messages", names.messages},
+        {"tools", names.tools}}) {
     if (m.size() > from.size() && m.substr(0, from.size()) == from &&
         (m[from.size()] == '[' || m[from.size()] == ':' || m[from.size()] == '.')) {
       return absl::InvalidArgumentError(absl::StrCat(to, m.substr(from.size())));
@@ -75,10 +76,9 @@ absl::Status CheckChatText(const ServingChat& c, const ServingFieldNames& names)
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int32_t>> PromptTokens(const ServingRequest& r, const ServingText& text,
-                                                  const RequestLimits& limits,
-                                                  const ServingFieldNames& names,
-                                                  std::optional<chat::OutputParserOptions>* output) {
+absl::StatusOr<std::vector<int32_t>> PromptTokens(
+    const ServingRequest& r, const ServingText& text, const RequestLimits& limits,
+    const ServingFieldNames& names, std::optional<chat::OutputParserOptions>* output) {
   const Tokenizer* tokenizer = text.tokenizer;
   std::vector<int32_t> ids;
   switch (r.input) {

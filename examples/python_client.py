@@ -97,6 +97,15 @@ def main():
             if msg.request_id:
                 result["request_id"] = msg.request_id
             result["token_ids"].extend(msg.token_ids)
+            if msg.reasoning_text:  # a thinking model's thought (chat input): kept apart
+                result["reasoning_content"] = result.get("reasoning_content", "") + \
+                    msg.reasoning_text
+            for t in msg.tool_calls:  # tool-call pieces: put back together by index
+                calls = result.setdefault("tool_calls", {})
+                call = calls.setdefault(t.index, {"id": "", "name": "", "arguments": ""})
+                call["id"] = t.id or call["id"]
+                call["name"] = t.name or call["name"]
+                call["arguments"] += t.arguments
             if msg.text:
                 sys.stdout.write(msg.text)
                 sys.stdout.flush()

@@ -262,9 +262,14 @@ TEST(ApiModel, SubmitValidatesWithTheApisFieldNames) {
       {[](Request& r) { r.priority = static_cast<Priority>(9); }, "priority: 9 is not one of"},
       {[](Request& r) {
          r.token_ids.clear();
-         r.messages = {{"user", "a"}, {"tool", "b"}};
+         r.messages = {{"user", "a"}, {"robot", "b"}};
        },
        "messages[1].role: unknown role"},
+      {[](Request& r) {
+         r.token_ids.clear();
+         r.messages = {{"user", "a"}, {"tool", "b"}};  // the API's messages carry no call id
+       },
+       "messages[1].tool_call_id: required"},
       {[](Request& r) {
          r.token_ids.clear();
          r.prompt = std::string("bad \xff utf-8");

@@ -206,6 +206,26 @@ TEST(OutputParser, V31ToolCallsStreamNameThenArguments) {
   EXPECT_EQ(whole.deltas[0].tool_calls[1].index, 1);
 }
 
+TEST(OutputParser, ToolCallParsingOffLeavesMarkupAsContent) {
+  // A request without tools (or tool_choice "none"): calls are not parsed, whatever the chunking.
+  for (size_t chunk : {0, 1, 3}) {
+    OutputParserOptions o = Opts(ToolCallSyntax::kV31);
+    o.parse_tool_calls = false;
+    const Collected c = Parse(o, kV31Calls, chunk);
+    EXPECT_TRUE(c.result.tool_calls.empty());
+    EXPECT_FALSE(c.result.malformed_tool_call);
+    const std::string text = kV31Calls;
+    EXPECT_EQ(c.result.content, text.substr(0, text.find("<｜end▁of▁sentence｜>")));
+    EXPECT_EQ(c.result.FinishReason("stop"), "stop");
+  }
+  // Reasoning is still split.
+  OutputParserOptions o = Opts(ToolCallSyntax::kV3, /*reasoning=*/true);
+  o.parse_tool_calls = false;
+  const Collected c = Parse(o, kThinking, 2);
+  EXPECT_EQ(c.result.content, "\n\nThe answer is **4**.");
+  EXPECT_FALSE(c.result.reasoning_content.empty());
+}
+
 TEST(OutputParser, V3ToolCallsDropTheFence) {
   for (size_t chunk : {0, 1, 4}) {
     const Collected c = Parse(Opts(ToolCallSyntax::kV3), kV3Calls, chunk);

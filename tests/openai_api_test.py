@@ -296,6 +296,24 @@ log_level: debug
         check(r.usage.completion_tokens == sum(
             len(ch.logprobs.content) for ch in r.choices), f"n=3 usage: {r.usage}")
 
+        # Tools: rendered into the prompt (more prompt tokens), and a conversation with calls
+        # and results is served. The tiny model writes random text, so the answer is checked
+        # for shape only (tests/chat_serving_test.cc scripts the model's calls).
+        tools = [{"type": "function", "function": {
+            "name": "find_office", "description": "The office that handles a service",
+            "parameters": {"type": "object", "properties": {"service": {"type": "string"}}}}}]
+        r = client.chat.completions.create(model=name, messages=msgs, max_tokens=4, tools=tools)
+        check(r.usage.prompt_tokens > u.prompt_tokens and
+              r.choices[0].finish_reason in ("stop", "length", "tool_calls"), f"tools: {r}")
+        history = msgs + [
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function",
+                 "function": {"name": "find_office", "arguments": '{"service": "permit"}'}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "Anning service centre"}]
+        r = client.chat.completions.create(model=name, messages=history, max_tokens=4,
+                                           tools=tools, tool_choice="auto")
+        check(r.choices[0].message.role == "assistant", f"tool round trip: {r}")
+
         # Completions: text and token ids; a stop string cuts the text before it.
         r = client.completions.create(model=name, prompt=PROMPT, max_tokens=12, temperature=0)
         check(r.object == "text_completion" and r.choices[0].text is not None, f"{r}")
@@ -319,8 +337,11 @@ log_level: debug
             model=name, messages=msgs, temperature=5), 400)
         check(e.body["param"] == "temperature", f"param: {e.body}")
         e = status_error(lambda: client.chat.completions.create(
-            model=name, messages=[{"role": "tool", "content": "x", "tool_call_id": "1"}]), 400)
+            model=name, messages=[{"role": "function", "content": "x", "name": "f"}]), 400)
         check(e.body["param"] == "messages[0].role", f"param: {e.body}")
+        e = status_error(lambda: client.chat.completions.create(
+            model=name, messages=msgs + [{"role": "tool", "content": "x"}]), 400)
+        check(e.body["param"] == "messages[2].tool_call_id", f"param: {e.body}")
         e = status_error(lambda: client.chat.completions.create(
             model=name, messages=msgs, max_tokens=200000), 400)
         check(e.body["param"] == "max_tokens", f"param: {e.body}")
@@ -416,6 +437,9 @@ log_level: debug
     check(code == 0, f"server exit code {code}:\n{text}")
     check(PROMPT not in text and "county questions" not in text and "x" * 50 not in text,
           "request text appeared in the server log")
+    check("find_office" not in text and "Anning service centre" not in text and
+          "The office that handles" not in text, "tool definitions or results appeared in the log")
+    check('"chat_format"' in text and "deepseek-v3" in text, "the chat format is logged at load")
     events = [json.loads(l)["event"] for l in log if l.startswith("{")]
     check("request_end" in events and "stopped" in events, f"log events: {set(events)}")
     check_https(args, model, sha)

@@ -35,9 +35,9 @@ TEST(OpenAiParse, ChatRequest) {
                                                        /*chat=*/true);
   ASSERT_TRUE(r.ok()) << r.status();
   const ServingRequest& s = r->serving;
-  ASSERT_EQ(s.messages.size(), 2u);
-  EXPECT_EQ(s.messages[0].role, "system");
-  EXPECT_EQ(s.messages[1].content, "Hello");
+  ASSERT_EQ(s.chat.messages.size(), 2u);
+  EXPECT_EQ(s.chat.messages[0].role, "system");
+  EXPECT_EQ(s.chat.messages[1].content, "Hello");
   EXPECT_EQ(s.max_tokens, 7);  // max_completion_tokens wins
   EXPECT_FLOAT_EQ(s.sampling.temperature, 0.5f);
   EXPECT_FLOAT_EQ(s.sampling.top_p, 0.9f);
@@ -50,6 +50,36 @@ TEST(OpenAiParse, ChatRequest) {
   EXPECT_TRUE(r->stream);
   EXPECT_TRUE(r->include_usage);
   EXPECT_EQ(s.logprobs, 3);
+}
+
+TEST(OpenAiParse, ToolsToolChoiceAndThinking) {
+  absl::StatusOr<OpenAiRequest> r = ParseOpenAiRequest(R"({
+    "messages": [
+      {"role": "user", "content": "Weather?"},
+      {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+        "function": {"name": "get_weather", "arguments": "{\"city\": \"Kunming\"}"}}]},
+      {"role": "tool", "tool_call_id": "call_1", "content": "22C"}],
+    "tools": [{"type": "function", "function": {"name": "get_weather",
+      "parameters": {"type": "object", "required": ["city"], "properties": {}}}}],
+    "tool_choice": "none", "chat_template_kwargs": {"thinking": true}})",
+                                                       /*chat=*/true);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const ServingChat& c = r->serving.chat;
+  ASSERT_EQ(c.messages.size(), 3u);
+  ASSERT_EQ(c.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(c.messages[1].tool_calls[0].name, "get_weather");
+  EXPECT_EQ(c.messages[1].tool_calls[0].arguments, "{\"city\": \"Kunming\"}");
+  EXPECT_EQ(c.messages[2].tool_call_id, "call_1");
+  ASSERT_EQ(c.tools.size(), 1u);
+  // The client's key order is kept (it is printed into the prompt).
+  EXPECT_EQ(c.tools[0].parameters.dump(),
+            R"({"type":"object","required":["city"],"properties":{}})");
+  EXPECT_EQ(c.tool_choice, ToolChoice::kNone);
+  EXPECT_TRUE(c.thinking);
+  r = ParseOpenAiRequest(R"({"messages": [{"role": "user", "content": "x"}]})", true);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->serving.chat.tool_choice, ToolChoice::kAuto);
+  EXPECT_FALSE(r->serving.chat.thinking);
 }
 
 TEST(OpenAiParse, DefaultsFollowOpenAi) {
@@ -82,12 +112,14 @@ TEST(OpenAiParse, RejectionsNameTheParameter) {
   EXPECT_EQ(ParamOf("[1]"), "body");
   EXPECT_EQ(ParamOf("{}"), "messages");
   EXPECT_EQ(ParamOf(R"({"messages": "hi"})"), "messages");
-  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "tool", "content": "x"}]})"), "messages[0].role");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": 5, "content": "x"}]})"), "messages[0].role");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]})"),
             "messages[0].content[0].type");
   EXPECT_EQ(ParamOf(R"({"messages": [{"role": "assistant", "content": null,
                     "tool_calls": [{"id": "1"}]}]})"),
-            "messages[0].tool_calls");
+            "messages[0].tool_calls[0].function");
+  EXPECT_EQ(ParamOf(R"({"messages": [{"role": "tool", "content": "x", "tool_call_id": 3}]})"),
+            "messages[0].tool_call_id");
   for (const char* p : {"temperature", "top_p", "presence_penalty", "frequency_penalty"}) {
     EXPECT_EQ(ParamOf("{" + user + ", \"" + p + "\": \"hot\"}"), p);
   }
@@ -104,8 +136,16 @@ TEST(OpenAiParse, RejectionsNameTheParameter) {
   EXPECT_EQ(ParamOf("{" + user + R"(, "stream_options": {"include_usage": true}})"),
             "stream_options");
   EXPECT_EQ(ParamOf("{" + user + R"(, "logit_bias": {"1": 2}})"), "logit_bias");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": [{"type": "function"}]})"), "tools");
-  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": "auto"})"), "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": [{"type": "function"}]})"), "tools[0].function");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tools": {"type": "function"}})"), "tools");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": "required"})"), "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "tool_choice": {"type": "function",
+                                                       "function": {"name": "f"}}})"),
+            "tool_choice");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "chat_template_kwargs": {"thinking": "yes"}})"),
+            "chat_template_kwargs.thinking");
+  EXPECT_EQ(ParamOf(R"({"prompt": "a", "tools": []})", false), "tools");
+  EXPECT_EQ(ParamOf("{" + user + R"(, "functions": [{"name": "f"}]})"), "functions");
   EXPECT_EQ(ParamOf("{" + user + R"(, "response_format": {"type": "json_object"}})"),
             "response_format");
   EXPECT_EQ(ParamOf("{" + user + R"(, "user": 5})"), "user");
@@ -123,20 +163,20 @@ TEST(ServingRequest, UnsetMaxTokensFillsTheContextOrThePool) {
   RequestLimits limits;
   limits.vocab_size = 10;
   limits.context_length = 1000;
-  absl::StatusOr<EngineRequest> e =
-      ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  absl::StatusOr<ValidatedRequest> e =
+      ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   ASSERT_TRUE(e.ok()) << e.status();
-  EXPECT_EQ(e->max_tokens, 997);
+  EXPECT_EQ(e->engine.max_tokens, 997);
   limits.kv_capacity_tokens = 100;
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   ASSERT_TRUE(e.ok()) << e.status();
-  EXPECT_EQ(e->max_tokens, 97);
+  EXPECT_EQ(e->engine.max_tokens, 97);
   r.max_tokens = 998;
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   EXPECT_EQ(FieldOfStatus(e.status()), "max_tokens");
   r.max_tokens = 5;
   r.token_ids = {1, 12};
-  e = ValidateServingRequest(r, nullptr, limits, OpenAiFieldNames(false));
+  e = ValidateServingRequest(r, ServingText{}, limits, OpenAiFieldNames(false));
   EXPECT_EQ(FieldOfStatus(e.status()), "prompt[1]");
 }
 

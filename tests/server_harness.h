@@ -18,6 +18,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -134,10 +135,11 @@ struct TestServer {
   }
 
   // `runner`: serve it instead of loading model_dir's weights (the config still comes from
-  // model_dir).
-  static std::unique_ptr<TestServer> StartYaml(const std::string& model_dir,
-                                               const std::string& yaml,
-                                               std::unique_ptr<ModelRunner> runner = nullptr) {
+  // model_dir), with `tokenizer` (may be null) and `chat_format` (unset: model_dir's).
+  static std::unique_ptr<TestServer> StartYaml(
+      const std::string& model_dir, const std::string& yaml,
+      std::unique_ptr<ModelRunner> runner = nullptr, std::unique_ptr<Tokenizer> tokenizer = nullptr,
+      std::optional<chat::ChatFormat> chat_format = std::nullopt) {
     auto t = std::make_unique<TestServer>();
     absl::StatusOr<ServerConfig> config = ParseServerConfig(yaml);
     EXPECT_TRUE(config.ok()) << config.status();
@@ -152,8 +154,8 @@ struct TestServer {
     t->server = *std::move(s);
     absl::Status st = t->server->StartListeners();
     EXPECT_TRUE(st.ok()) << st;
-    st = runner ? t->server->StartEngine(std::move(runner), nullptr)
-                  : t->server->LoadModel(nullptr);
+    st = runner ? t->server->StartEngine(std::move(runner), std::move(tokenizer), chat_format)
+                : t->server->LoadModel(nullptr);
     EXPECT_TRUE(st.ok()) << st;
     if (!st.ok()) return nullptr;
     t->channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", t->server->grpc_port()),

@@ -7,3 +7,5 @@ foreach(t tokenizer_test tokenizer_robustness_test tokenizer_unicode_test tokeni
     LIBS dsinfer_tokenizer nlohmann_json::nlohmann_json absl::strings GTest::gmock
     LABELS tokenizer)
 endforeach()
+# Kimi-K2's chat format is a format of the chat library (src/chat).
+target_link_libraries(tokenizer_kimi_test PRIVATE dsinfer_chat)

@@ -139,7 +139,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& o) 
 }
 
 absl::StatusOr<EngineRequest> EngineRequestFromApi(const api::Request& r,
-                                                   const Tokenizer* tokenizer,
+                                                   const ServingText& text,
                                                    const RequestLimits& limits) {
   ServingRequest s;
   const int inputs = !r.prompt.empty() + !r.token_ids.empty() + !r.messages.empty();
@@ -152,7 +152,9 @@ absl::StatusOr<EngineRequest> EngineRequestFromApi(const api::Request& r,
     s.token_ids = r.token_ids;
   } else if (!r.messages.empty()) {
     s.input = ServingRequest::Input::kChat;
-    for (const api::ChatMessage& m : r.messages) s.messages.push_back({m.role, m.content});
+    for (const api::ChatMessage& m : r.messages) {
+      s.chat.messages.push_back({.role = m.role, .content = m.content});
+    }
   }
   const int priority = static_cast<int>(r.priority);
   if (priority < 0 || priority >= kNumPriorities) {
@@ -183,7 +185,8 @@ absl::StatusOr<EngineRequest> EngineRequestFromApi(const api::Request& r,
   names.sampling_prefix = "sampling.";
   names.input = "request";
   names.input_choices = "one of prompt, token_ids or messages is required";
-  ASSIGN_OR_RETURN(EngineRequest e, ValidateServingRequest(s, tokenizer, limits, names));
+  ASSIGN_OR_RETURN(ValidatedRequest v, ValidateServingRequest(s, text, limits, names));
+  EngineRequest e = std::move(v.engine);
   e.tenant = kEmbeddedTenant;
   e.priority = static_cast<Priority>(priority);
   return e;

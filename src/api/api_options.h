@@ -23,7 +23,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& opt
 // API's field names) and builds the engine's request (tenant and priority set; the deadline is
 // the caller's, which knows the engine clock).
 absl::StatusOr<EngineRequest> EngineRequestFromApi(const api::Request& request,
-                                                   const Tokenizer* tokenizer,
+                                                   const ServingText& text,
                                                    const RequestLimits& limits);
 
 }  // namespace dsinfer::api_internal

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "src/api/api_options.h"
+#include "src/chat/chat_format.h"
 #include "src/config/model_config.h"
 #include "src/core/status_macros.h"
 #include "src/kv_cache/block_pool.h"
@@ -25,6 +26,7 @@ struct ModelCore {
   RequestLimits limits;
   ModelInfo info;
   std::unique_ptr<Tokenizer> tokenizer;
+  ServingText text;  // the tokenizer above and the model's chat format
   std::unique_ptr<Engine> engine;
 };
 
@@ -128,6 +130,9 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const LoadOptions& options) {
                 .kv_cache_tokens = core->limits.kv_capacity_tokens,
                 .has_tokenizer = m.tokenizer != nullptr};
   core->tokenizer = std::move(m.tokenizer);
+  core->text.tokenizer = core->tokenizer.get();
+  ASSIGN_OR_RETURN(core->text.chat_format,
+                   chat::ChatFormatOfModel(core->config.model_path, core->tokenizer.get()));
   ASSIGN_OR_RETURN(core->engine, Engine::Create(std::move(m.runner), core->tokenizer.get(),
                                                 ServingEngineOptions(core->config)));
   return std::unique_ptr<Model>(new Model(std::move(core)));
@@ -135,7 +140,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const LoadOptions& options) {
 
 absl::StatusOr<RequestHandle> Model::Submit(const Request& request, Callbacks callbacks) {
   ASSIGN_OR_RETURN(EngineRequest e, api_internal::EngineRequestFromApi(
-                                        request, core_->tokenizer.get(), core_->limits));
+                                        request, core_->text, core_->limits));
   if (request.timeout_seconds > 0) e.deadline = core_->engine->Now() + request.timeout_seconds;
   auto call = std::make_shared<SubmitCall>();
   EventSink sink = [call, cb = std::move(callbacks)](EngineEvent ev) {

@@ -1,5 +1,6 @@
 #include "src/chat/chat_format.h"
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -33,12 +34,15 @@ std::string_view ChatFormatName(ChatFormatKind kind) {
       return "deepseek-r1";
     case ChatFormatKind::kV31:
       return "deepseek-v3.1";
+    case ChatFormatKind::kKimiK2:
+      return "kimi-k2";
   }
   return "unknown";
 }
 
 ChatFormat RecognizeChatTemplate(std::string_view jinja) {
   const absl::string_view t(jinja.data(), jinja.size());
+  if (Has(t, "<|im_middle|>")) return {ChatFormatKind::kKimiK2, ""};
   const bool deepseek_turns = Has(t, "<｜User｜>") && Has(t, "<｜Assistant｜>");
   if (!deepseek_turns) {
     std::string why = Has(t, "DSML") ? "a DSML tool-call template (V3.2 and later) is not supported"
@@ -88,6 +92,27 @@ absl::StatusOr<ChatFormat> LoadChatFormat(const std::string& path) {
   }
   return absl::InvalidArgumentError(
       absl::StrCat(path, ": chat_template must be a string or a non-empty list of templates"));
+}
+
+absl::StatusOr<ChatFormat> ChatFormatOfModel(const std::string& model_dir,
+                                             const Tokenizer* tokenizer) {
+  const std::string path = (std::filesystem::path(model_dir) / "tokenizer_config.json").string();
+  ChatFormat format{ChatFormatKind::kV3,
+                    absl::StrCat(model_dir,
+                                 " has no tokenizer_config.json; using the plain "
+                                 "DeepSeek-V3 format")};
+  if (std::filesystem::exists(path)) {
+    absl::StatusOr<ChatFormat> loaded = LoadChatFormat(path);
+    if (!loaded.ok()) return loaded.status();
+    format = *std::move(loaded);
+  }
+  if (!format.note.empty() && tokenizer != nullptr &&
+      tokenizer->TokenId("<|im_middle|>").has_value()) {
+    return ChatFormat{ChatFormatKind::kKimiK2,
+                      "no recognised chat_template; the tokenizer's <|im_middle|> token selects "
+                      "the Kimi-K2 format"};
+  }
+  return format;
 }
 
 }  // namespace dsinfer::chat

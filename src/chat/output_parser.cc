@@ -66,6 +66,7 @@ std::vector<std::string_view> ChatOutputParser::Markers() const {
     case State::kReasoning:
       return {kEndThink, kEos};
     case State::kContent:
+      if (!options_.parse_tool_calls) return {kEos};
       return {kCallsBegin, kCallBegin, kEos};
     case State::kCallsOpen:
       return {kCallBegin, kCallsEnd, kEos};

@@ -21,6 +21,9 @@ enum class ToolCallSyntax {
 struct OutputParserOptions {
   ToolCallSyntax syntax = ToolCallSyntax::kV3;
   bool starts_in_reasoning = false;  // the prompt ended inside <think> (ChatPrompt says so)
+  // Off (a request without tools, or tool_choice "none"): tool-call markup the model still
+  // writes stays content text, and FinishReason never says "tool_calls".
+  bool parse_tool_calls = true;
 
   static OutputParserOptions For(const ChatFormat& format, const ChatPrompt& prompt);
 };

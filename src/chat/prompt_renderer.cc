@@ -4,6 +4,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "src/chat/kimi_renderer.h"
 #include "src/chat/python_json.h"
 
 namespace dsinfer::chat {
@@ -300,6 +301,9 @@ void RenderV31Turns(absl::Span<const Message> messages, const RenderOptions& opt
 absl::StatusOr<ChatPrompt> RenderChat(const Tokenizer& tokenizer, const ChatFormat& format,
                                       absl::Span<const Message> messages,
                                       absl::Span<const Tool> tools, const RenderOptions& options) {
+  if (format.kind == ChatFormatKind::kKimiK2) {
+    return RenderKimiChat(tokenizer, messages, tools, options);
+  }
   if (absl::Status s = Validate(messages, tools); !s.ok()) return s;
   PromptBuilder b;
   ChatPrompt flags;

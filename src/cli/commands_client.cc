@@ -202,6 +202,8 @@ const char* FinishName(v1::FinishReason r) {
       return "length";
     case v1::FINISH_REASON_CANCELLED:
       return "cancelled";
+    case v1::FINISH_REASON_TOOL_CALLS:
+      return "tool_calls";
     default:
       break;
   }
@@ -233,8 +235,10 @@ absl::Status RunClient(int argc, char** argv) {
   std::vector<int32_t> ids;
   v1::FinishReason finish = v1::FINISH_REASON_UNSPECIFIED;
   v1::Usage usage;
+  std::string reasoning;  // a thinking model's thought (chat): in the summary, not on stdout
   while (reader->Read(&msg)) {
     if (!msg.request_id().empty()) request_id = msg.request_id();
+    reasoning += msg.reasoning_text();
     ids.insert(ids.end(), msg.token_ids().begin(), msg.token_ids().end());
     if (!msg.text().empty()) {
       std::fwrite(msg.text().data(), 1, msg.text().size(), stdout);
@@ -257,6 +261,7 @@ absl::Status RunClient(int argc, char** argv) {
                           {"time_to_first_token_seconds", usage.time_to_first_token_seconds()},
                           {"total_seconds", usage.total_seconds()}}},
                         {"token_ids", ids}};
+  if (!reasoning.empty()) out["reasoning_content"] = reasoning;
   std::fprintf(stderr, "%s\n", out.dump().c_str());
   return absl::OkStatus();
 }

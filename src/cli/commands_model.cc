@@ -8,6 +8,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "nlohmann/json.hpp"
+#include "src/chat/chat_format.h"
+#include "src/chat/prompt_renderer.h"
 #include "src/cli/args.h"
 #include "src/cli/commands.h"
 #include "src/core/status_macros.h"
@@ -15,7 +17,6 @@
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
 #include "src/runner/runner_factory.h"
-#include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
 #include "src/weights/load_progress.h"
 
@@ -153,10 +154,13 @@ absl::Status RunGenerate(int argc, char** argv) {
     }
     const std::string prompt = *args.Get("prompt");
     if (args.Has("chat")) {
-      std::vector<ChatMessage> msgs;
-      if (auto sys = args.Get("system")) msgs.push_back({"system", *sys});
-      msgs.push_back({"user", prompt});
-      ASSIGN_OR_RETURN(req.prompt, ApplyChatTemplate(*tok, msgs, /*add_generation_prompt=*/true));
+      // The model directory's chat format, decided as the server decides it (src/chat).
+      ASSIGN_OR_RETURN(chat::ChatFormat format, chat::ChatFormatOfModel(dir, tok.get()));
+      std::vector<chat::Message> msgs;
+      if (auto sys = args.Get("system")) msgs.push_back({"system", *sys, {}, ""});
+      msgs.push_back({"user", prompt, {}, ""});
+      ASSIGN_OR_RETURN(chat::ChatPrompt rendered, chat::RenderChat(*tok, format, msgs, {}, {}));
+      req.prompt = std::move(rendered.ids);
     } else {
       if (args.Has("system")) return absl::InvalidArgumentError("--system needs --chat");
       if (auto bos = tok->prompt_bos_id()) req.prompt.push_back(*bos);

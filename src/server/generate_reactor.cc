@@ -35,6 +35,25 @@ void SetUsage(const Usage& u, v1::Usage* out) {
   out->set_total_seconds(u.total_seconds);
 }
 
+// Merges a chat delta into the pending message: text is the content, reasoning_text the thought;
+// a tool-call piece continuing the last pending piece of the same call is appended to it.
+void MergeChatDelta(ChatOutputDelta d, v1::GenerateResponse* m) {
+  m->mutable_text()->append(d.content);
+  m->mutable_reasoning_text()->append(d.reasoning_content);
+  for (ToolCallChunk& t : d.tool_calls) {
+    const int n = m->tool_calls_size();
+    if (!t.begins_call && n > 0 && m->tool_calls(n - 1).index() == static_cast<uint32_t>(t.index)) {
+      m->mutable_tool_calls(n - 1)->mutable_arguments()->append(t.arguments);
+      continue;
+    }
+    v1::ToolCallDelta* out = m->add_tool_calls();
+    out->set_index(static_cast<uint32_t>(t.index));
+    out->set_id(std::move(t.id));
+    out->set_name(std::move(t.name));
+    out->set_arguments(std::move(t.arguments));
+  }
+}
+
 grpc::ByteBuffer Serialize(const v1::GenerateResponse& m) {
   const std::string bytes = m.SerializeAsString();
   grpc::Slice slice(bytes);
@@ -95,15 +114,17 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
     return;
   }
   const Priority priority = EffectivePriority(request.priority(), (*tenant)->max_priority);
-  absl::StatusOr<EngineRequest> engine_request =
-      ValidateGenerateRequest(request, svc.tokenizer(), svc.limits());
-  if (!engine_request.ok()) {
+  absl::StatusOr<ValidatedRequest> validated =
+      ValidateGenerateRequest(request, svc.serving_text(), svc.limits());
+  if (!validated.ok()) {
     svc.RecordRejection(
-        *tenant, priority, engine_request.status(),
+        *tenant, priority, validated.status(),
         request.client_request_id().size() <= 128 ? request.client_request_id() : "");
-    FinishEarly(engine_request.status());
+    FinishEarly(validated.status());
     return;
   }
+  if (validated->chat_output.has_value()) output_.emplace(*validated->chat_output);
+  EngineRequest* engine_request = &validated->engine;
   Engine& engine = *svc.engine();
   engine_request->tenant = (*tenant)->id;
   engine_request->priority = priority;
@@ -120,7 +141,7 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
     engine_request->deadline = engine.Now() + remaining;
   }
   std::shared_ptr<GenerateReactor> self = shared_from_this();
-  const uint64_t id = engine.Submit(*std::move(engine_request),
+  const uint64_t id = engine.Submit(std::move(*engine_request),
                                     [self](EngineEvent ev) { self->OnEngineEvent(std::move(ev)); });
   Next next;
   bool cancel = false;
@@ -145,7 +166,11 @@ void GenerateReactor::OnEngineEvent(EngineEvent ev) {
     if (!ev.token_ids.empty() || !ev.text.empty()) {
       if (!pending_.has_value()) pending_.emplace();
       pending_->mutable_token_ids()->Add(ev.token_ids.begin(), ev.token_ids.end());
-      pending_->mutable_text()->append(ev.text);
+      if (output_.has_value()) {
+        MergeChatDelta(output_->Push(ev.text), &*pending_);
+      } else {
+        pending_->mutable_text()->append(ev.text);
+      }
     }
     if (ev.last()) {
       if (!ev.status.ok()) {
@@ -161,7 +186,14 @@ void GenerateReactor::OnEngineEvent(EngineEvent ev) {
         final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
       } else {
         if (!pending_.has_value()) pending_.emplace();
-        pending_->set_finish_reason(ToProto(ev.finish));
+        v1::FinishReason finish = ToProto(ev.finish);
+        if (output_.has_value()) {
+          MergeChatDelta(output_->Finish(), &*pending_);  // held-back text, a malformed call
+          if (ev.finish == FinishReason::kStop && output_->FinishReason("stop") == "tool_calls") {
+            finish = v1::FINISH_REASON_TOOL_CALLS;
+          }
+        }
+        pending_->set_finish_reason(finish);
         SetUsage(ev.usage, pending_->mutable_usage());
         final_status_ = grpc::Status::OK;
       }

@@ -26,6 +26,7 @@
 
 #include "dsinfer/v1/dsinfer.pb.h"
 #include "src/engine/engine.h"
+#include "src/server/chat_output.h"
 
 namespace dsinfer {
 
@@ -74,6 +75,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   CancelReason cancel_reason_ = CancelReason::kClient;
   bool done_ = false;                            // OnDone ran
   std::optional<v1::GenerateResponse> pending_;  // merged events not yet written
+  // Chat input of a DeepSeek format: the text read as reasoning / content / tool calls. Set in
+  // Begin before Submit; then used only under mu_ by the engine's sink.
+  std::optional<ChatOutput> output_;
   std::optional<grpc::Status> final_status_;     // set by the last engine event
   grpc::ByteBuffer in_flight_;                   // the message being written
   grpc::Status finish_status_;

@@ -185,13 +185,23 @@ absl::Status InferenceServer::StartListeners() {
 }
 
 absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
-                                          std::unique_ptr<Tokenizer> tokenizer) {
+                                          std::unique_ptr<Tokenizer> tokenizer,
+                                          std::optional<chat::ChatFormat> chat_format) {
   if (engine_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
+  if (!chat_format.has_value()) {
+    ASSIGN_OR_RETURN(chat_format, chat::ChatFormatOfModel(config_.model_path, tokenizer.get()));
+  }
+  if (tokenizer != nullptr) {
+    nlohmann::json fields = {{"format", std::string(chat::ChatFormatName(chat_format->kind))}};
+    if (!chat_format->note.empty()) fields["note"] = chat_format->note;
+    log_->Write(chat_format->note.empty() ? LogLevel::kInfo : LogLevel::kWarning, "chat_format",
+                std::move(fields));
+  }
   EngineOptions options = ServingEngineOptions(config_);
   tokenizer_ = std::move(tokenizer);
   ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(runner), tokenizer_.get(),
                                            std::move(options), observer_.get()));
-  service_->AttachEngine(engine_.get(), tokenizer_.get());
+  service_->AttachEngine(engine_.get(), tokenizer_.get(), *chat_format);
   service_->SetState(ServingState::kServing);
   SetHealth(true);
   backend_watch_ = std::thread([this] { WatchBackend(); });

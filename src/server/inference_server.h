@@ -10,10 +10,12 @@
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "src/chat/chat_format.h"
 #include "src/config/model_config.h"
 #include "src/config/server_config.h"
 #include "src/engine/engine.h"
@@ -48,9 +50,12 @@ class InferenceServer {
   // (kv_capacity.h), loads the directory's tokenizer.json or tiktoken.model if it has one,
   // and starts serving.
   absl::Status LoadModel(ProgressFn progress);
-  // Starts serving with a ready runner; `tokenizer` may be null (token ids only).
+  // Starts serving with a ready runner; `tokenizer` may be null (token ids only). The chat
+  // format is `chat_format` when given, else the model directory's (chat::ChatFormatOfModel on
+  // config.model_path); it is logged once (`chat_format`, with the fallback's note).
   absl::Status StartEngine(std::unique_ptr<ModelRunner> runner,
-                           std::unique_ptr<Tokenizer> tokenizer);
+                           std::unique_ptr<Tokenizer> tokenizer,
+                           std::optional<chat::ChatFormat> chat_format = std::nullopt);
   // See the life cycle above. Idempotent; returns how many requests the grace period cut off.
   int64_t Drain(double grace_seconds);
 

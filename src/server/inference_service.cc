@@ -60,9 +60,11 @@ InferenceService::InferenceService(const ServerConfig& config, ServerMetrics* me
       generate_parser_(v1::GenerateRequest::descriptor()),
       tokenize_parser_(v1::TokenizeRequest::descriptor()) {}
 
-void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer) {
+void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer,
+                                    const chat::ChatFormat& chat_format) {
   engine_ = engine;
-  tokenizer_ = tokenizer;
+  text_.tokenizer = tokenizer;
+  text_.chat_format = chat_format;
   const ModelConfig& mc = engine->model_config();
   limits_.vocab_size = mc.vocab_size;
   limits_.context_length = mc.max_position_embeddings;
@@ -175,7 +177,7 @@ grpc::ServerUnaryReactor* InferenceService::Tokenize(grpc::CallbackServerContext
   if (absl::Status st = tokenize_parser_.Parse(*request, &req); !st.ok()) {
     return FinishUnary(context, st);
   }
-  absl::StatusOr<std::vector<int32_t>> ids = TokenizeRequestTokens(req, tokenizer_);
+  absl::StatusOr<std::vector<int32_t>> ids = TokenizeRequestTokens(req, text_);
   if (!ids.ok()) return FinishUnary(context, ids.status());
   v1::TokenizeResponse out;
   out.mutable_token_ids()->Assign(ids->begin(), ids->end());
@@ -192,7 +194,8 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
   if (!tenant.ok()) return FinishUnary(context, tenant.status());
   if (absl::Status st = CheckServing(/*draining_ok=*/true); !st.ok())
     return FinishUnary(context, st);
-  if (tokenizer_ == nullptr) {
+  const Tokenizer* tokenizer = text_.tokenizer;
+  if (tokenizer == nullptr) {
     return FinishUnary(context,
                        absl::InvalidArgumentError("token_ids: the served model has no tokenizer"));
   }
@@ -203,15 +206,15 @@ grpc::ServerUnaryReactor* InferenceService::Detokenize(grpc::CallbackServerConte
   }
   for (int i = 0; i < request->token_ids_size(); ++i) {
     const int32_t id = request->token_ids(i);
-    if (id < 0 || id >= tokenizer_->vocab_size()) {
+    if (id < 0 || id >= tokenizer->vocab_size()) {
       return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
                                       "token_ids[", i, "]: ", id, " is outside the vocabulary [0, ",
-                                      tokenizer_->vocab_size(), ")")));
+                                      tokenizer->vocab_size(), ")")));
     }
   }
-  absl::StatusOr<std::string> text = tokenizer_->Decode(
-      absl::MakeConstSpan(request->token_ids().data(), request->token_ids_size()),
-      request->skip_special_tokens());
+  absl::StatusOr<std::string> text =
+      tokenizer->Decode(absl::MakeConstSpan(request->token_ids().data(), request->token_ids_size()),
+                        request->skip_special_tokens());
   if (!text.ok()) {
     return FinishUnary(
         context, absl::InvalidArgumentError(absl::StrCat("token_ids: ", text.status().message())));

@@ -38,8 +38,10 @@ class InferenceService final : public InferenceServiceBase {
   InferenceService(const ServerConfig& config, ServerMetrics* metrics, JsonLog* log);
 
   // Once the model is loaded, before SetState(kServing); both must outlive the gRPC server.
-  // `tokenizer` may be null (token ids only).
-  void AttachEngine(Engine* engine, const Tokenizer* tokenizer);
+  // `tokenizer` may be null (token ids only). `chat_format`: the format every chat is rendered
+  // in (chat::ChatFormatOfModel, decided once at load).
+  void AttachEngine(Engine* engine, const Tokenizer* tokenizer,
+                    const chat::ChatFormat& chat_format = {});
   void SetState(ServingState s) { state_.store(s, std::memory_order_release); }
   ServingState state() const { return state_.load(std::memory_order_acquire); }
 
@@ -57,7 +59,8 @@ class InferenceService final : public InferenceServiceBase {
 
   // For GenerateReactor.
   Engine* engine() const { return engine_; }
-  const Tokenizer* tokenizer() const { return tokenizer_; }
+  const Tokenizer* tokenizer() const { return text_.tokenizer; }
+  const ServingText& serving_text() const { return text_; }
   const RequestLimits& limits() const { return limits_; }
   const RequestParser& generate_parser() const { return generate_parser_; }
   // UNAVAILABLE unless serving (or, with `draining_ok`, draining). A failed backend (a rank of a
@@ -97,7 +100,7 @@ class InferenceService final : public InferenceServiceBase {
   RequestParser tokenize_parser_;
   // Set once by AttachEngine before the state becomes kServing; read-only afterwards.
   Engine* engine_ = nullptr;
-  const Tokenizer* tokenizer_ = nullptr;
+  ServingText text_;
   RequestLimits limits_;
   v1::ModelInfoResponse model_info_;
 };

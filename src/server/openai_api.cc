@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "src/server/auth.h"
+#include "src/server/chat_output.h"
 #include "src/server/openai_protocol.h"
 
 namespace dsinfer {
@@ -32,6 +33,30 @@ std::string NewId(const char* prefix) {
   return absl::StrFormat("%s%016x%08x", prefix, gen(), static_cast<uint32_t>(gen()));
 }
 
+// A chat delta: {"reasoning_content", "content", "tool_calls": [{index, id, type, function}]},
+// the members that have something; an empty object when none has.
+json DeltaJson(const ChatOutputDelta& d) {
+  json out = json::object();
+  if (!d.reasoning_content.empty()) out["reasoning_content"] = d.reasoning_content;
+  if (!d.content.empty()) out["content"] = d.content;
+  if (!d.tool_calls.empty()) {
+    json calls = json::array();
+    for (const ToolCallChunk& t : d.tool_calls) {
+      json c = {{"index", t.index}};
+      if (t.begins_call) {
+        c["id"] = t.id;
+        c["type"] = "function";
+        c["function"] = {{"name", t.name}, {"arguments", t.arguments}};
+      } else {
+        c["function"] = {{"arguments", t.arguments}};
+      }
+      calls.push_back(std::move(c));
+    }
+    out["tool_calls"] = std::move(calls);
+  }
+  return out;
+}
+
 // The same credentials as a gRPC call's: the authorization headers and the identities of the
 // client certificate the TLS layer verified against tls.client_ca_file (src/http/tls.h reads
 // them as gRPC's auth context does).
@@ -47,15 +72,20 @@ CallCredentials HttpCredentials(const HttpRequest& r) {
 // connection's strand, never block), so chunks keep their order across threads.
 class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
  public:
+  // `chat_output`: read each choice's text as a chat answer (reasoning, content, tool calls).
   OpenAiCall(InferenceService* service, std::shared_ptr<HttpExchange> ex, OpenAiRequest request,
-             std::string model)
+             std::string model, const std::optional<chat::OutputParserOptions>& chat_output)
       : service_(service),
         ex_(std::move(ex)),
         request_(std::move(request)),
         model_(std::move(model)),
         id_(NewId(request_.chat ? "chatcmpl-" : "cmpl-")),
         created_(static_cast<int64_t>(std::time(nullptr))),
-        choices_(request_.n) {}
+        choices_(request_.n) {
+    if (chat_output.has_value()) {
+      for (Choice& c : choices_) c.output.emplace(*chat_output);
+    }
+  }
 
   void Start(std::vector<EngineRequest> requests) {
     std::shared_ptr<OpenAiCall> self = shared_from_this();
@@ -96,7 +126,8 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
     std::optional<uint64_t> id;
     bool done = false;
     bool role_sent = false;
-    std::string text;
+    std::string text;                  // without a chat output parser
+    std::optional<ChatOutput> output;  // chat answers of DeepSeek formats
     FinishReason finish = FinishReason::kNone;
     Usage usage;
     json logprobs;  // chat: array of entries; completions: the parallel arrays
@@ -138,7 +169,11 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
         if (ev.last()) {
           c.finish = ev.finish;
           c.usage = ev.usage;
-          if (request_.stream) Emit(Chunk(i, json::object(), nullptr, OpenAiFinishReason(c.finish)));
+          if (c.output.has_value()) {
+            const json rest = DeltaJson(c.output->Finish());  // text held back, a malformed call
+            if (request_.stream && !rest.empty()) Emit(Chunk(i, rest, nullptr, nullptr));
+          }
+          if (request_.stream) Emit(Chunk(i, json::object(), nullptr, FinishReasonOf(c)));
           if (done_ == request_.n && submitted_) FinishLocked();
         }
       }
@@ -185,19 +220,40 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
         }
       }
     }
-    c.text += ev.text;
+    json delta;
+    if (c.output.has_value()) {
+      delta = DeltaJson(c.output->Push(ev.text));
+    } else {
+      c.text += ev.text;
+      if (request_.chat) {
+        delta = ev.text.empty() ? json::object() : json{{"content", ev.text}};
+      } else {
+        delta = ev.text;
+      }
+    }
     if (!request_.stream) return;
     if (request_.chat && !c.role_sent) {
       c.role_sent = true;
       Emit(Chunk(i, json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
     }
-    if (ev.text.empty() && new_logprobs.is_null()) return;
-    json delta = request_.chat ? json{{"content", ev.text}} : json(ev.text);
+    const bool nothing = request_.chat ? delta.empty() : ev.text.empty();
+    if (nothing && new_logprobs.is_null()) return;
+    // Logprobs of tokens whose text is held back (a possible control token) come with an empty
+    // content delta; the text follows in a later chunk.
+    if (request_.chat && delta.empty()) delta = json{{"content", ""}};
     Emit(Chunk(i, std::move(delta), std::move(new_logprobs), nullptr));
   }
 
+  // The choice's finish_reason: "tool_calls" when a chat answer made calls and stopped.
+  json FinishReasonOf(const Choice& c) const {
+    const char* engine = OpenAiFinishReason(c.finish);
+    if (engine == nullptr) return nullptr;
+    if (!c.output.has_value()) return engine;
+    return c.output->FinishReason(engine);
+  }
+
   // One SSE event. Chat: `delta` is the delta object; completions: the text.
-  std::string Chunk(int i, json delta, json logprobs, const char* finish) const {
+  std::string Chunk(int i, json delta, json logprobs, json finish) const {
     json choice = {{"index", i}, {"logprobs", nullptr}, {"finish_reason", nullptr}};
     if (request_.chat) {
       choice["delta"] = std::move(delta);
@@ -206,7 +262,7 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
       choice["text"] = delta.is_string() ? std::move(delta) : json("");
       if (!logprobs.is_null()) choice["logprobs"] = std::move(logprobs);
     }
-    if (finish != nullptr) choice["finish_reason"] = finish;
+    if (!finish.is_null()) choice["finish_reason"] = std::move(finish);
     json chunk = Envelope(request_.chat ? "chat.completion.chunk" : "text_completion");
     chunk["choices"] = json::array({std::move(choice)});
     if (request_.include_usage) chunk["usage"] = nullptr;
@@ -252,8 +308,26 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
     json choices = json::array();
     for (int i = 0; i < request_.n; ++i) {
       const Choice& c = choices_[i];
-      json choice = {{"index", i}, {"finish_reason", OpenAiFinishReason(c.finish)}};
-      if (request_.chat) {
+      json choice = {{"index", i}, {"finish_reason", FinishReasonOf(c)}};
+      if (request_.chat && c.output.has_value()) {
+        json message = {{"role", "assistant"}, {"content", c.output->content()}};
+        if (!c.output->reasoning_content().empty()) {
+          message["reasoning_content"] = c.output->reasoning_content();
+        }
+        const std::vector<ChatToolCall> calls = c.output->tool_calls();
+        if (!calls.empty()) {
+          json tool_calls = json::array();
+          for (const ChatToolCall& t : calls) {
+            tool_calls.push_back({{"id", t.id},
+                                  {"type", "function"},
+                                  {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
+          }
+          message["tool_calls"] = std::move(tool_calls);
+          if (c.output->content().empty()) message["content"] = nullptr;  // as OpenAI answers
+        }
+        choice["message"] = std::move(message);
+        choice["logprobs"] = c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
+      } else if (request_.chat) {
         choice["message"] = {{"role", "assistant"}, {"content", c.text}};
         choice["logprobs"] =
             c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
@@ -361,12 +435,13 @@ void OpenAiApi::Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) con
     return Reject(ex, parsed.status());
   }
   const Priority priority = EffectivePriority(parsed->priority, (*tenant)->max_priority);
-  absl::StatusOr<EngineRequest> engine_request = ValidateServingRequest(
-      parsed->serving, svc.tokenizer(), svc.limits(), OpenAiFieldNames(chat));
-  if (!engine_request.ok()) {
-    svc.RecordRejection(*tenant, priority, engine_request.status(), "");
-    return Reject(ex, engine_request.status());
+  absl::StatusOr<ValidatedRequest> validated = ValidateServingRequest(
+      parsed->serving, svc.serving_text(), svc.limits(), OpenAiFieldNames(chat));
+  if (!validated.ok()) {
+    svc.RecordRejection(*tenant, priority, validated.status(), "");
+    return Reject(ex, validated.status());
   }
+  EngineRequest* engine_request = &validated->engine;
   Engine& engine = *svc.engine();
   engine_request->tenant = (*tenant)->id;
   engine_request->priority = priority;
@@ -378,7 +453,8 @@ void OpenAiApi::Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) con
   for (int i = 1; i < parsed->n; ++i) {
     if (requests[i].sampling.seed.has_value()) *requests[i].sampling.seed += i;
   }
-  auto call = std::make_shared<OpenAiCall>(service_, ex, *std::move(parsed), model_id_);
+  auto call = std::make_shared<OpenAiCall>(service_, ex, *std::move(parsed), model_id_,
+                                           validated->chat_output);
   call->Start(std::move(requests));
 }
 

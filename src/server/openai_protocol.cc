@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "src/chat/chat_json.h"
 #include "src/core/status_macros.h"
 #include "src/tokenizer/utf8.h"
 
@@ -12,6 +13,8 @@ namespace dsinfer {
 namespace {
 
 using nlohmann::json;
+// Requests are read in the client's key order: tool schemas are printed into the prompt as sent.
+using ojson = nlohmann::ordered_json;
 
 absl::Status Invalid(const std::string& param, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(param, ": ", what));
@@ -22,7 +25,7 @@ absl::Status Unsupported(const std::string& param) {
 }
 
 // Optional members read with their types checked; absent or null leaves `out` as it is.
-absl::StatusOr<bool> Number(const json& body, const char* key, double* out) {
+absl::StatusOr<bool> Number(const ojson& body, const char* key, double* out) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return false;
   if (!it->is_number()) return Invalid(key, "must be a number");
@@ -31,7 +34,7 @@ absl::StatusOr<bool> Number(const json& body, const char* key, double* out) {
   return true;
 }
 
-absl::StatusOr<bool> Integer(const json& body, const char* key, int64_t min, int64_t max,
+absl::StatusOr<bool> Integer(const ojson& body, const char* key, int64_t min, int64_t max,
                              int64_t* out) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return false;
@@ -46,7 +49,7 @@ absl::StatusOr<bool> Integer(const json& body, const char* key, int64_t min, int
   return true;
 }
 
-absl::StatusOr<bool> Bool(const json& body, const char* key, bool* out) {
+absl::StatusOr<bool> Bool(const ojson& body, const char* key, bool* out) {
   auto it = body.find(key);
   if (it == body.end() || it->is_null()) return false;
   if (!it->is_boolean()) return Invalid(key, "must be true or false");
@@ -54,59 +57,41 @@ absl::StatusOr<bool> Bool(const json& body, const char* key, bool* out) {
   return true;
 }
 
-// Message content: a string, or an array of {"type": "text", "text": ...} parts (joined).
-absl::StatusOr<std::string> Content(const json& c, const std::string& at) {
-  if (c.is_null()) return std::string();
-  if (c.is_string()) return c.get<std::string>();
-  if (!c.is_array()) return Invalid(at, "must be a string or an array of text parts");
-  std::string out;
-  for (size_t i = 0; i < c.size(); ++i) {
-    const std::string part = absl::StrCat(at, "[", i, "]");
-    const json& p = c[i];
-    if (!p.is_object() || !p.contains("type") || !p["type"].is_string()) {
-      return Invalid(part, "must be an object with a type");
-    }
-    if (p["type"] != "text") return Invalid(part + ".type", "only text parts are supported yet");
-    if (!p.contains("text") || !p["text"].is_string()) {
-      return Invalid(part + ".text", "must be a string");
-    }
-    out += p["text"].get<std::string>();
-  }
-  return out;
-}
-
-absl::Status Messages(const json& body, ServingRequest* s) {
+absl::Status Messages(const ojson& body, ServingRequest* s) {
   auto it = body.find("messages");
   if (it == body.end() || it->is_null()) return Invalid("messages", "required");
-  if (!it->is_array()) return Invalid("messages", "must be an array");
   s->input = ServingRequest::Input::kChat;
-  for (size_t i = 0; i < it->size(); ++i) {
-    const std::string at = absl::StrCat("messages[", i, "]");
-    const json& m = (*it)[i];
-    if (!m.is_object()) return Invalid(at, "must be an object");
-    if (!m.contains("role") || !m["role"].is_string()) return Invalid(at + ".role", "required");
-    std::string role = m["role"].get<std::string>();
-    // Tool calling arrives with the chat-features library; until then, say so by name.
-    if (role == "tool" || role == "function") {
-      return Invalid(at + ".role", absl::StrCat("\"", role, "\" messages are not supported yet"));
-    }
-    if (m.contains("tool_calls") && !m["tool_calls"].is_null()) {
-      return Unsupported(at + ".tool_calls");
-    }
-    if (role == "developer") role = "system";  // OpenAI's newer name for the system role
-    ChatMessage msg;
-    msg.role = std::move(role);
-    ASSIGN_OR_RETURN(msg.content, Content(m.contains("content") ? m["content"] : json(),
-                                          at + ".content"));
-    s->messages.push_back(std::move(msg));
+  // Roles, tool calls and tool results are checked where they are rendered (src/chat).
+  ASSIGN_OR_RETURN(s->chat.messages, chat::ParseMessages(*it));
+  for (chat::Message& m : s->chat.messages) {
+    if (m.role == "developer") m.role = "system";  // OpenAI's newer name for the system role
   }
   return absl::OkStatus();
 }
 
-absl::Status Prompt(const json& body, ServingRequest* s) {
+// tools, tool_choice ("auto" or "none"), chat_template_kwargs.thinking.
+absl::Status ChatOptions(const ojson& body, ServingRequest* s) {
+  if (auto it = body.find("tools"); it != body.end() && !it->is_null()) {
+    ASSIGN_OR_RETURN(s->chat.tools, chat::ParseTools(*it));
+  }
+  if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null()) {
+    if (*it == "none") {
+      s->chat.tool_choice = ToolChoice::kNone;
+    } else if (*it != "auto") {
+      return Invalid("tool_choice",
+                     "only \"auto\" and \"none\" are supported (not \"required\" or a named tool)");
+    }
+  }
+  if (auto it = body.find("chat_template_kwargs"); it != body.end()) {
+    ASSIGN_OR_RETURN(s->chat.thinking, chat::ThinkingFromTemplateKwargs(*it));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Prompt(const ojson& body, ServingRequest* s) {
   auto it = body.find("prompt");
   if (it == body.end() || it->is_null()) return Invalid("prompt", "required");
-  const json* p = &*it;
+  const ojson* p = &*it;
   // A list of one prompt is that prompt; several prompts in one request are not served.
   if (p->is_array() && !p->empty() && ((*p)[0].is_string() || (*p)[0].is_array())) {
     if (p->size() != 1) return Invalid("prompt", "one prompt per request is supported");
@@ -120,7 +105,7 @@ absl::Status Prompt(const json& body, ServingRequest* s) {
   if (p->is_array()) {
     s->input = ServingRequest::Input::kTokenIds;
     for (size_t i = 0; i < p->size(); ++i) {
-      const json& id = (*p)[i];
+      const ojson& id = (*p)[i];
       if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
           id.get<int64_t>() > std::numeric_limits<int32_t>::max()) {
         return Invalid(absl::StrCat("prompt[", i, "]"), "must be a token id");
@@ -132,7 +117,7 @@ absl::Status Prompt(const json& body, ServingRequest* s) {
   return Invalid("prompt", "must be a string, an array of token ids, or a list of one of them");
 }
 
-absl::Status Stop(const json& body, ServingRequest* s) {
+absl::Status Stop(const ojson& body, ServingRequest* s) {
   auto it = body.find("stop");
   if (it == body.end() || it->is_null()) return absl::OkStatus();
   if (it->is_string()) {
@@ -147,7 +132,7 @@ absl::Status Stop(const json& body, ServingRequest* s) {
   return absl::OkStatus();
 }
 
-absl::Status Sampling(const json& body, ServingRequest* s) {
+absl::Status Sampling(const ojson& body, ServingRequest* s) {
   SamplingParams& p = s->sampling;
   p.temperature = 1.0f;  // OpenAI's default
   double d = 0;
@@ -195,6 +180,7 @@ const ServingFieldNames& OpenAiFieldNames(bool chat) {
       auto* n = new ServingFieldNames;
       n->chat = "messages";
       n->messages = "messages";
+      n->tools = "tools";
       n->prompt = "prompt";
       n->token_ids = "prompt";
       n->sampling_prefix = "";
@@ -210,7 +196,7 @@ const ServingFieldNames& OpenAiFieldNames(bool chat) {
 }
 
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(std::string_view body_text, bool chat) {
-  json body = json::parse(body_text, nullptr, /*allow_exceptions=*/false);
+  ojson body = ojson::parse(body_text, nullptr, /*allow_exceptions=*/false);
   if (body.is_discarded()) return Invalid("body", "not valid JSON");
   if (!body.is_object()) return Invalid("body", "must be a JSON object");
   OpenAiRequest r;
@@ -221,16 +207,19 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(std::string_view body_text, boo
     return Invalid("model", "must be a string");
   }
   // Refused by name rather than ignored: a client relying on them would get wrong answers.
-  for (const char* key : {"logit_bias", "tools", "functions", "function_call", "audio",
-                          "prediction", "suffix", "web_search_options"}) {
+  for (const char* key : {"logit_bias", "functions", "function_call", "audio", "prediction",
+                          "suffix", "web_search_options"}) {
     auto it = body.find(key);
     if (it != body.end() && !it->is_null() && !(it->is_array() && it->empty()) &&
         !(it->is_object() && it->empty())) {
       return Unsupported(key);
     }
   }
-  if (auto it = body.find("tool_choice"); it != body.end() && !it->is_null() && *it != "none") {
-    return Unsupported("tool_choice");
+  if (!chat) {
+    for (const char* key : {"tools", "tool_choice", "chat_template_kwargs"}) {
+      auto it = body.find(key);
+      if (it != body.end() && !it->is_null()) return Invalid(key, "only for chat completions");
+    }
   }
   if (auto it = body.find("response_format"); it != body.end() && !it->is_null()) {
     if (!it->is_object() || it->value("type", "") != "text") return Unsupported("response_format");
@@ -240,6 +229,7 @@ absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(std::string_view body_text, boo
   }
   if (chat) {
     RETURN_IF_ERROR(Messages(body, &s));
+    RETURN_IF_ERROR(ChatOptions(body, &s));
   } else {
     RETURN_IF_ERROR(Prompt(body, &s));
   }

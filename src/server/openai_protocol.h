@@ -36,8 +36,10 @@ struct OpenAiRequest {
 // The field names of errors on this API.
 const ServingFieldNames& OpenAiFieldNames(bool chat);
 
-// Parses a request body (JSON). Unsupported parameters are refused by name ("tools: not
-// supported yet"); unknown extra keys are ignored, as OpenAI's own clients send some.
+// Parses a request body (JSON, kept in the client's key order for tool schemas): messages with
+// tool calls and tool results, tools, tool_choice ("auto" | "none"), chat_template_kwargs.
+// Unsupported parameters are refused by name ("logit_bias: not supported yet"); unknown extra
+// keys are ignored, as OpenAI's own clients send some.
 absl::StatusOr<OpenAiRequest> ParseOpenAiRequest(std::string_view body, bool chat);
 
 // {"error": {"message", "type", "param", "code"}}; `param` is null when empty.

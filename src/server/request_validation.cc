@@ -17,24 +17,63 @@ ServingFieldNames GrpcNames(absl::string_view chat_field) {
   ServingFieldNames names;  // the defaults are the GenerateRequest's field paths
   names.chat = std::string(chat_field);
   names.messages = absl::StrCat(chat_field, ".messages");
+  names.tools = absl::StrCat(chat_field, ".tools");
   return names;
 }
 
-std::vector<ChatMessage> Messages(const v1::ChatInput& chat) {
-  std::vector<ChatMessage> out;
-  out.reserve(chat.messages_size());
-  for (const v1::ChatMessage& m : chat.messages()) out.push_back({m.role(), m.content()});
+// The ChatInput as the protocol-neutral conversation; a tool's parameters_json must be a JSON
+// object (parsed in order: it is printed into the prompt).
+absl::StatusOr<ServingChat> ChatFromProto(const v1::ChatInput& chat, absl::string_view field) {
+  ServingChat out;
+  out.messages.reserve(chat.messages_size());
+  for (const v1::ChatMessage& m : chat.messages()) {
+    chat::Message msg;
+    msg.role = m.role();
+    msg.content = m.content();
+    msg.tool_call_id = m.tool_call_id();
+    for (const v1::ToolCall& c : m.tool_calls()) {
+      chat::ToolCall call;
+      call.id = c.id();
+      call.name = c.name();
+      call.arguments = c.arguments();
+      msg.tool_calls.push_back(std::move(call));
+    }
+    out.messages.push_back(std::move(msg));
+  }
+  for (int k = 0; k < chat.tools_size(); ++k) {
+    const v1::Tool& t = chat.tools(k);
+    chat::Tool tool;
+    tool.name = t.name();
+    tool.description = t.description();
+    if (!t.parameters_json().empty()) {
+      tool.parameters = nlohmann::ordered_json::parse(t.parameters_json(), nullptr,
+                                                      /*allow_exceptions=*/false);
+      if (tool.parameters.is_discarded() || !tool.parameters.is_object()) {
+        return Invalid(absl::StrCat(field, ".tools[", k, "].parameters_json"),
+                       "must be a JSON object (a JSON Schema)");
+      }
+    }
+    out.tools.push_back(std::move(tool));
+  }
+  if (!v1::ToolChoice_IsValid(chat.tool_choice())) {
+    return Invalid(absl::StrCat(field, ".tool_choice"),
+                   absl::StrCat("unknown value ", static_cast<int>(chat.tool_choice())));
+  }
+  out.tool_choice =
+      chat.tool_choice() == v1::TOOL_CHOICE_NONE ? ToolChoice::kNone : ToolChoice::kAuto;
+  out.thinking = chat.thinking();
   return out;
 }
 
 // The GenerateRequest as the protocol-neutral request.
-ServingRequest FromProto(const v1::GenerateRequest& r) {
+absl::StatusOr<ServingRequest> FromProto(const v1::GenerateRequest& r) {
   ServingRequest s;
   switch (r.input_case()) {
-    case v1::GenerateRequest::kChat:
+    case v1::GenerateRequest::kChat: {
       s.input = ServingRequest::Input::kChat;
-      s.messages = Messages(r.chat());
+      ASSIGN_OR_RETURN(s.chat, ChatFromProto(r.chat(), "chat"));
       break;
+    }
     case v1::GenerateRequest::kPrompt:
       s.input = ServingRequest::Input::kPrompt;
       s.prompt = r.prompt();
@@ -67,16 +106,18 @@ ServingRequest FromProto(const v1::GenerateRequest& r) {
 }  // namespace
 
 absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const v1::ChatInput& chat,
-                                                      const Tokenizer* tokenizer,
+                                                      const ServingText& text,
                                                       absl::string_view field) {
-  return ChatMessagesTokens(Messages(chat), tokenizer, GrpcNames(field));
+  ASSIGN_OR_RETURN(ServingChat c, ChatFromProto(chat, field));
+  ASSIGN_OR_RETURN(RenderedChat rendered, RenderServingChat(c, text, GrpcNames(field)));
+  return std::move(rendered.ids);
 }
 
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& r,
-                                                      const Tokenizer* tokenizer,
-                                                      const RequestLimits& limits) {
-  ASSIGN_OR_RETURN(EngineRequest e,
-                   ValidateServingRequest(FromProto(r), tokenizer, limits, GrpcNames("chat")));
+absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& r,
+                                                         const ServingText& text,
+                                                         const RequestLimits& limits) {
+  ASSIGN_OR_RETURN(ServingRequest s, FromProto(r));
+  ASSIGN_OR_RETURN(ValidatedRequest e, ValidateServingRequest(s, text, limits, GrpcNames("chat")));
   if (!v1::Priority_IsValid(r.priority())) {
     return Invalid("priority", absl::StrCat("unknown value ", static_cast<int>(r.priority())));
   }
@@ -84,7 +125,8 @@ absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest&
 }
 
 absl::StatusOr<std::vector<int32_t>> TokenizeRequestTokens(const v1::TokenizeRequest& r,
-                                                           const Tokenizer* tokenizer) {
+                                                           const ServingText& serving_text) {
+  const Tokenizer* tokenizer = serving_text.tokenizer;
   switch (r.input_case()) {
     case v1::TokenizeRequest::kText:
       if (!utf8::IsValid(r.text())) return Invalid("text", "invalid UTF-8");
@@ -93,7 +135,7 @@ absl::StatusOr<std::vector<int32_t>> TokenizeRequestTokens(const v1::TokenizeReq
       }
       return tokenizer->EncodePlain(r.text());
     case v1::TokenizeRequest::kChat:
-      return ChatPromptTokens(r.chat(), tokenizer, "chat");
+      return ChatPromptTokens(r.chat(), serving_text, "chat");
     case v1::TokenizeRequest::INPUT_NOT_SET:
       break;
   }

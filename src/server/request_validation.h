@@ -16,21 +16,21 @@
 
 namespace dsinfer {
 
-
-// The prompt of a chat conversation (chat template with the generation prompt; message text is
-// always plain text). `field` prefixes the names in errors ("chat").
+// The prompt of a chat conversation, rendered by the serving layer's one entry point
+// (RenderServingChat: the served chat format, tools, thinking; message text is always plain
+// text). `field` prefixes the names in errors ("chat").
 absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const v1::ChatInput& chat,
-                                                      const Tokenizer* tokenizer,
+                                                      const ServingText& text,
                                                       absl::string_view field);
 
-// A GenerateRequest as an EngineRequest; tenant, priority and deadline are left for the caller,
-// which knows the credentials and the call.
-absl::StatusOr<EngineRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
-                                                      const Tokenizer* tokenizer,
-                                                      const RequestLimits& limits);
+// A GenerateRequest as an EngineRequest (and, for chat input, how to read its output); tenant,
+// priority and deadline are left for the caller, which knows the credentials and the call.
+absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& request,
+                                                         const ServingText& text,
+                                                         const RequestLimits& limits);
 
 // The token ids a TokenizeRequest asks for.
 absl::StatusOr<std::vector<int32_t>> TokenizeRequestTokens(const v1::TokenizeRequest& request,
-                                                           const Tokenizer* tokenizer);
+                                                           const ServingText& text);
 
 }  // namespace dsinfer

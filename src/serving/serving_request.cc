@@ -4,6 +4,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "src/chat/prompt_renderer.h"
 #include "src/core/status_macros.h"
 #include "src/tokenizer/utf8.h"
 
@@ -32,14 +33,60 @@ absl::Status CheckTokenId(absl::string_view field, int32_t id, int64_t vocab_siz
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int32_t>> PromptTokens(const ServingRequest& r,
-                                                  const Tokenizer* tokenizer,
-                                                  const RequestLimits& limits,
-                                                  const ServingFieldNames& names) {
+// src/chat names fields as the OpenAI API does ("messages[2].role: ..."); the front end's own
+// names replace them ("chat.messages[2].role: ..." on gRPC).
+absl::Status Renamed(const absl::Status& st, const ServingFieldNames& names) {
+  if (st.code() != absl::StatusCode::kInvalidArgument) return st;
+  const absl::string_view m = st.message();
+  for (const auto& [from, to] :
+       {std::pair<absl::string_view, const std::string&>{"messages", names.messages},
+        {"tools", names.tools}}) {
+    if (m.size() > from.size() && m.substr(0, from.size()) == from &&
+        (m[from.size()] == '[' || m[from.size()] == ':' || m[from.size()] == '.')) {
+      return absl::InvalidArgumentError(absl::StrCat(to, m.substr(from.size())));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrCat(names.chat, ": ", m));
+}
+
+absl::Status CheckChatText(const ServingChat& c, const ServingFieldNames& names) {
+  for (size_t i = 0; i < c.messages.size(); ++i) {
+    const chat::Message& m = c.messages[i];
+    const std::string at = absl::StrCat(names.messages, "[", i, "]");
+    RETURN_IF_ERROR(CheckText(at + ".role", m.role));
+    // Before anything needs the tokenizer: a token-ids-only server still names the field.
+    if (m.role != "system" && m.role != "user" && m.role != "assistant" && m.role != "tool") {
+      return Invalid(at + ".role", absl::StrCat("unknown role \"", m.role,
+                                                "\" (system, user, assistant or tool)"));
+    }
+    RETURN_IF_ERROR(CheckText(at + ".content", m.content));
+    RETURN_IF_ERROR(CheckText(at + ".tool_call_id", m.tool_call_id));
+    for (size_t j = 0; j < m.tool_calls.size(); ++j) {
+      const std::string call = absl::StrCat(at, ".tool_calls[", j, "]");
+      RETURN_IF_ERROR(CheckText(call + ".id", m.tool_calls[j].id));
+      RETURN_IF_ERROR(CheckText(call + ".function.name", m.tool_calls[j].name));
+      RETURN_IF_ERROR(CheckText(call + ".function.arguments", m.tool_calls[j].arguments));
+    }
+  }
+  for (size_t k = 0; k < c.tools.size(); ++k) {
+    const std::string at = absl::StrCat(names.tools, "[", k, "].function");
+    RETURN_IF_ERROR(CheckText(at + ".name", c.tools[k].name));
+    RETURN_IF_ERROR(CheckText(at + ".description", c.tools[k].description));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<int32_t>> PromptTokens(
+    const ServingRequest& r, const ServingText& text, const RequestLimits& limits,
+    const ServingFieldNames& names, std::optional<chat::OutputParserOptions>* output) {
+  const Tokenizer* tokenizer = text.tokenizer;
   std::vector<int32_t> ids;
   switch (r.input) {
-    case ServingRequest::Input::kChat:
-      return ChatMessagesTokens(r.messages, tokenizer, names);
+    case ServingRequest::Input::kChat: {
+      ASSIGN_OR_RETURN(RenderedChat rendered, RenderServingChat(r.chat, text, names));
+      *output = rendered.output;
+      return std::move(rendered.ids);
+    }
     case ServingRequest::Input::kPrompt: {
       if (r.prompt.empty()) return Invalid(names.prompt, "must not be empty");
       RETURN_IF_ERROR(CheckText(names.prompt, r.prompt));
@@ -85,35 +132,38 @@ absl::StatusOr<SamplingParams> Sampling(const ServingRequest& r, const RequestLi
 
 }  // namespace
 
-absl::StatusOr<std::vector<int32_t>> ChatMessagesTokens(const std::vector<ChatMessage>& messages,
-                                                        const Tokenizer* tokenizer,
-                                                        const ServingFieldNames& names) {
-  if (messages.empty()) return Invalid(names.messages, "must not be empty");
-  for (size_t i = 0; i < messages.size(); ++i) {
-    const ChatMessage& m = messages[i];
-    const std::string at = absl::StrCat(names.messages, "[", i, "]");
-    if (m.role != "system" && m.role != "user" && m.role != "assistant") {
-      RETURN_IF_ERROR(CheckText(at + ".role", m.role));
-      return Invalid(at + ".role",
-                     absl::StrCat("unknown role \"", m.role, "\" (system, user or assistant)"));
-    }
-    RETURN_IF_ERROR(CheckText(at + ".content", m.content));
+absl::StatusOr<RenderedChat> RenderServingChat(const ServingChat& c, const ServingText& text,
+                                               const ServingFieldNames& names) {
+  if (c.messages.empty()) return Invalid(names.messages, "must not be empty");
+  RETURN_IF_ERROR(CheckChatText(c, names));
+  RETURN_IF_ERROR(NeedsTokenizer(text.tokenizer, names.chat));
+  // "none": the model is not offered the tools, and markup it writes anyway stays text.
+  const bool tools_on = c.tool_choice == ToolChoice::kAuto && !c.tools.empty();
+  chat::RenderOptions options;
+  options.add_generation_prompt = true;
+  options.thinking = c.thinking;
+  absl::StatusOr<chat::ChatPrompt> prompt = chat::RenderChat(
+      *text.tokenizer, text.chat_format, c.messages,
+      tools_on ? absl::MakeConstSpan(c.tools) : absl::Span<const chat::Tool>(), options);
+  if (!prompt.ok()) return Renamed(prompt.status(), names);
+  RenderedChat out;
+  if (text.chat_format.kind != chat::ChatFormatKind::kKimiK2) {
+    chat::OutputParserOptions o = chat::OutputParserOptions::For(text.chat_format, *prompt);
+    o.parse_tool_calls = tools_on;
+    out.output = o;
   }
-  RETURN_IF_ERROR(NeedsTokenizer(tokenizer, names.chat));
-  absl::StatusOr<std::vector<int32_t>> ids =
-      ApplyChatTemplate(*tokenizer, messages, /*add_generation_prompt=*/true);
-  if (!ids.ok() && ids.status().code() == absl::StatusCode::kInvalidArgument) {
-    return Invalid(names.chat, ids.status().message());
-  }
-  return ids;
+  out.ids = std::move(prompt->ids);
+  return out;
 }
 
-absl::StatusOr<EngineRequest> ValidateServingRequest(const ServingRequest& r,
-                                                     const Tokenizer* tokenizer,
-                                                     const RequestLimits& limits,
-                                                     const ServingFieldNames& names) {
-  EngineRequest e;
-  ASSIGN_OR_RETURN(e.prompt, PromptTokens(r, tokenizer, limits, names));
+absl::StatusOr<ValidatedRequest> ValidateServingRequest(const ServingRequest& r,
+                                                        const ServingText& text,
+                                                        const RequestLimits& limits,
+                                                        const ServingFieldNames& names) {
+  const Tokenizer* tokenizer = text.tokenizer;
+  ValidatedRequest out;
+  EngineRequest& e = out.engine;
+  ASSIGN_OR_RETURN(e.prompt, PromptTokens(r, text, limits, names, &out.chat_output));
   if (r.input != ServingRequest::Input::kTokenIds) {
     // Ids from our own tokenizer: outside the model's vocabulary means a mismatched deployment.
     for (int32_t id : e.prompt) {
@@ -174,7 +224,7 @@ absl::StatusOr<EngineRequest> ValidateServingRequest(const ServingRequest& r,
   }
   RETURN_IF_ERROR(CheckText(names.client_request_id, r.client_request_id));
   e.client_request_id = r.client_request_id;
-  return e;
+  return out;
 }
 
 Priority EffectivePriority(std::optional<Priority> requested, Priority ceiling) {

@@ -12,10 +12,12 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "src/chat/chat_format.h"
+#include "src/chat/chat_types.h"
+#include "src/chat/output_parser.h"
 #include "src/config/priority.h"
 #include "src/engine/engine.h"
 #include "src/sampling/sampler.h"
-#include "src/tokenizer/chat_template.h"
 #include "src/tokenizer/tokenizer.h"
 
 namespace dsinfer {
@@ -32,10 +34,30 @@ struct RequestLimits {
   int max_client_request_id_bytes = 128;
 };
 
+// The served model's text side, fixed at load: the tokenizer (null: token ids only) and the
+// chat format every chat of every front end is rendered in (chat::ChatFormatOfModel, once).
+struct ServingText {
+  const Tokenizer* tokenizer = nullptr;
+  chat::ChatFormat chat_format;
+};
+
+// tool_choice: "auto" (the default: tools rendered, calls parsed) or "none" (tools not rendered
+// and tool-call parsing off, so the model answers in text). A named or "required" choice is not
+// served (each front end refuses it by name).
+enum class ToolChoice : uint8_t { kAuto, kNone };
+
+// A conversation, as both front ends say it (src/chat's plain structs).
+struct ServingChat {
+  std::vector<chat::Message> messages;  // system / user / assistant (tool_calls) / tool
+  std::vector<chat::Tool> tools;
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  bool thinking = false;  // V3.1's switch (chat_template_kwargs.thinking); R1 always thinks
+};
+
 struct ServingRequest {
   enum class Input : uint8_t { kNone, kChat, kPrompt, kTokenIds };
   Input input = Input::kNone;
-  std::vector<ChatMessage> messages;  // kChat: system / user / assistant, plain text
+  ServingChat chat;                   // kChat
   std::string prompt;                 // kPrompt: plain text (special-token strings stay text)
   std::vector<int32_t> token_ids;     // kTokenIds
   SamplingParams sampling;            // stop_token_ids go in `stop_token_ids` below
@@ -52,6 +74,7 @@ struct ServingRequest {
 struct ServingFieldNames {
   std::string chat = "chat";               // the conversation as a whole
   std::string messages = "chat.messages";  // messages[i]
+  std::string tools = "chat.tools";        // tools[i]
   std::string prompt = "prompt";
   std::string token_ids = "token_ids.ids";
   std::string sampling_prefix = "sampling.";  // before "temperature", "top_p", ...
@@ -63,18 +86,33 @@ struct ServingFieldNames {
   std::string input_choices = "one of chat, prompt or token_ids is required";
 };
 
-// The prompt of a chat conversation (chat template with the generation prompt; message text is
-// always plain text).
-absl::StatusOr<std::vector<int32_t>> ChatMessagesTokens(const std::vector<ChatMessage>& messages,
-                                                        const Tokenizer* tokenizer,
-                                                        const ServingFieldNames& names);
+// A chat rendered into its prompt, and how its output is read back.
+struct RenderedChat {
+  std::vector<int32_t> ids;
+  // DeepSeek formats: the output parser's options (reasoning, tool calls when tools are on).
+  // Empty for formats whose output is plain text (Kimi-K2).
+  std::optional<chat::OutputParserOptions> output;
+};
+
+// The one place a conversation becomes prompt ids, for every front end (Generate, Tokenize,
+// chat completions): the served chat format (src/chat), the generation prompt, tools unless
+// tool_choice is "none", the thinking switch. Message text is always plain text. Errors name
+// the front end's fields (`chat.messages[2].tool_call_id: ...`).
+absl::StatusOr<RenderedChat> RenderServingChat(const ServingChat& chat, const ServingText& text,
+                                               const ServingFieldNames& names);
+
+struct ValidatedRequest {
+  EngineRequest engine;
+  // Chat requests of a DeepSeek format: parse the output (ChatOutput, chat_output.h).
+  std::optional<chat::OutputParserOptions> chat_output;
+};
 
 // Validates once and builds the engine's request; tenant, priority, arrival and deadline are
 // left for the caller, which knows the credentials and the call.
-absl::StatusOr<EngineRequest> ValidateServingRequest(const ServingRequest& request,
-                                                     const Tokenizer* tokenizer,
-                                                     const RequestLimits& limits,
-                                                     const ServingFieldNames& names);
+absl::StatusOr<ValidatedRequest> ValidateServingRequest(const ServingRequest& request,
+                                                        const ServingText& text,
+                                                        const RequestLimits& limits,
+                                                        const ServingFieldNames& names);
 
 // The tenant's effective class: the requested one (unset = interactive), never above the
 // tenant's ceiling.

@@ -10,35 +10,15 @@ import argparse
 import hashlib
 import json
 import os
-import queue
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import threading
 import time
+
+from server_process import fail, start_server, tiny_model
 
 PROMPT = "Where do I renew a residence permit in Anning county?"
 KEY = "python-example-key"
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def tiny_model(tool, model):
-    """The bundled tiny model at `model`, written once (shared with server_test)."""
-    if not os.path.exists(os.path.join(model, "config.json")):
-        os.makedirs(os.path.dirname(model), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="tiny-v3.", dir=os.path.dirname(model))
-        subprocess.run([tool, "--out", tmp], check=True)
-        try:
-            os.rename(tmp, model)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another run won the race
-    return model
 
 
 def main():
@@ -76,37 +56,11 @@ drain_grace_seconds: 5
 log_level: debug
 """)
 
-    server = subprocess.Popen([args.dsinfer, "serve", "--config", config],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              errors="replace")
-    lines = queue.Queue()
-    log = []
-
-    def pump():
-        for line in server.stderr:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    port = None
-    deadline = time.time() + 90
-    serving = False
-    while time.time() < deadline and not serving:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if server.poll() is not None:
-                fail("server exited early:\n" + "".join(log))
-            continue
-        if not line.startswith("{"):
-            continue
-        ev = json.loads(line)
-        if ev.get("event") == "listening":
-            port = ev["grpc_port"]
-        serving = ev.get("event") == "serving"
-    if not serving or port is None:
+    server, log, ports = start_server(args.dsinfer, config)
+    port = ports["grpc_port"] if ports else None
+    if port is None:
         server.kill()
-        fail("server did not start serving:\n" + "".join(log))
+        fail("server did not say its ports:\n" + "".join(log))
     address = f"127.0.0.1:{port}"
 
     try:

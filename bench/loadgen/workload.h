@@ -38,8 +38,13 @@ struct TenantSpec {
   int64_t max_requests = 0;          // 0: only the run's bound
 };
 
+// How requests travel: gRPC Generate, or the OpenAI API's streaming /v1/completions (SSE).
+enum class Protocol { kGrpc, kOpenAi };
+
 struct WorkloadSpec {
-  std::string target = "127.0.0.1:50051";
+  Protocol protocol = Protocol::kGrpc;
+  std::string target = "127.0.0.1:50051";  // the gRPC listener, or `openai_listen`
+  int32_t client_threads = 1;  // OpenAI mode: event-loop threads (gRPC keeps its own pool)
   std::string label;
   double duration_s = 30;       // no request starts after this
   int64_t max_requests = 1000;  // no more requests start after this many, all tenants
@@ -53,7 +58,7 @@ struct WorkloadSpec {
 };
 
 // Flags (all optional; a spec file's values are overridden by the flags given):
-//   --spec FILE.json  --target HOST:PORT  --label S  --duration S  --max-requests N  --warmup S
+//   --spec FILE.json  --protocol grpc|openai  --target HOST:PORT  --client-threads N  --label S  --duration S  --max-requests N  --warmup S
 //   --drain S  --timeout S  --seed N  --token-ids LO:HI
 // Tenants from flags when there is no spec file:
 //   --tenants N  --api-keys K1,K2,..  --names A,B,..  --rate R (per tenant)
@@ -64,7 +69,7 @@ struct WorkloadSpec {
 //   --flood-tenant NAME|INDEX  --flood-factor K
 absl::StatusOr<WorkloadSpec> ParseWorkload(int argc, char** argv);
 
-// The JSON spec: {"target", "label", "duration_s", "max_requests", "warmup_s", "drain_s",
+// The JSON spec: {"protocol": "grpc"|"openai", "target", "client_threads", "label", "duration_s", "max_requests", "warmup_s", "drain_s",
 // "request_timeout_s", "seed", "token_id_range": [lo, hi], "tenants": [{"name", "api_key",
 // "rate" | "concurrency", "flood_factor", "priority_mix": {"batch": 1}, "prompt_tokens": [a, b],
 // "output_tokens": [a, b], "prompt_kind": "ids"|"text", "shared_prefix_tokens", "ignore_eos",
@@ -74,5 +79,6 @@ absl::StatusOr<WorkloadSpec> ParseWorkloadJson(const std::string& json_text);
 absl::Status ValidateWorkload(const WorkloadSpec& spec);
 
 const char* PriorityLabel(v1::Priority p);
+const char* ProtocolName(Protocol p);
 
 }  // namespace dsinfer::loadgen

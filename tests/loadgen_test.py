@@ -2,6 +2,7 @@
 """dsinfer-loadgen against a real `dsinfer serve` on loopback (bundled tiny model), one server
 with both listeners, every case in both modes (--protocol grpc and --protocol openai):
 
+  chat:     chat prompts (gRPC `chat` input, HTTP /v1/chat/completions): requests succeed
   mixed:    a normal tenant (requests succeed, tokens counted, usage matches), a tenant capped
             at one running + one queued request with four clients (429 / RESOURCE_EXHAUSTED,
             with the server's retry hint), a wrong API key (401 / UNAUTHENTICATED)
@@ -161,6 +162,15 @@ log_level: info
                 check(county["http_status_codes"] == {"200": 6}, f"http {county}")
             else:
                 check("http_status_codes" not in county, "grpc report has HTTP codes")
+
+        for protocol, target in targets.items():  # chat prompts: gRPC `chat`, HTTP chat route
+            r = loadgen(args, target, protocol, "chat",
+                        ["--api-keys", KEY, "--concurrency", "2", "--max-requests", "4",
+                         "--prompt-kind", "chat", "--prompt-tokens", "8", "--output-tokens", "8",
+                         "--duration", "10"])
+            t = r["total"]
+            check(t["status_codes"] == {"OK": 4} and t["output_tokens"] == 32,
+                  f"{protocol}: chat {t['status_codes']} tokens {t['output_tokens']}")
 
         common = ["--api-keys", KEY, "--concurrency", "2", "--max-requests", "2",
                   "--prompt-tokens", "8", "--output-tokens", "2000"]

@@ -11,7 +11,11 @@ namespace {
 
 v1::GenerateRequest ToProto(const LoadRequest& r) {
   v1::GenerateRequest req;
-  if (r.text_prompt) {
+  if (r.chat) {
+    v1::ChatMessage* m = req.mutable_chat()->add_messages();
+    m->set_role("user");
+    m->set_content(r.text);
+  } else if (r.text_prompt) {
     req.set_prompt(r.text);
   } else {
     auto* ids = req.mutable_token_ids()->mutable_ids();
@@ -28,9 +32,9 @@ v1::GenerateRequest ToProto(const LoadRequest& r) {
 // Callbacks run on gRPC threads; a call touches only its own record.
 class GenerateCall : public StreamCall, public grpc::ClientReadReactor<v1::GenerateResponse> {
  public:
-  GenerateCall(std::shared_ptr<grpc::Channel> channel, v1::Inference::Stub* stub,
-               CallRecord record, v1::GenerateRequest request, const std::string& api_key,
-               double timeout_s, CallDone on_done)
+  GenerateCall(std::shared_ptr<grpc::Channel> channel, v1::Inference::Stub* stub, CallRecord record,
+               v1::GenerateRequest request, const std::string& api_key, double timeout_s,
+               CallDone on_done)
       : channel_(std::move(channel)),
         stub_(stub),
         record_(std::move(record)),

@@ -62,6 +62,7 @@ class RequestFactory {
       }
       req->text = std::move(text);
       req->text_prompt = true;
+      req->chat = t_.chat;
     } else {
       std::uniform_int_distribution<int32_t> id(spec_.token_id_lo, spec_.token_id_hi - 1);
       req->token_ids.reserve(prompt_len);

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   }
   auto transport = MakeTransport(*spec);
   if (!transport.ok()) {
-    std::fprintf(stderr, "dsinfer-loadgen: %s\n", std::string(transport.status().message()).c_str());
+    std::fprintf(stderr, "dsinfer-loadgen: %s\n",
+                 std::string(transport.status().message()).c_str());
     return 1;
   }
   RunResult run = LoadDriver(*spec, **transport).Run();

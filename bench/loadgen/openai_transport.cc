@@ -1,4 +1,5 @@
-// The OpenAI transport: streaming `POST /v1/completions` (`stream: true`, usage included) over
+// The OpenAI transport: streaming `POST /v1/completions` or, for chat prompts,
+// `/v1/chat/completions` (`stream: true`, usage included) over
 // HTTP/1.1 with a Boost.Beast client. HTTP/1.1 has no multiplexing, so each tenant keeps a pool
 // of keep-alive connections (one per stream in flight; a stream that ended cleanly gives its
 // connection back). Every socket operation is asynchronous on the connection's strand; the
@@ -56,8 +57,8 @@ class ConnectionPool {
       std::unique_ptr<Connection> c = std::move(idle_.back());
       idle_.pop_back();
       char byte;
-      const ssize_t n = ::recv(c->stream.socket().native_handle(), &byte, 1,
-                               MSG_PEEK | MSG_DONTWAIT);
+      const ssize_t n =
+          ::recv(c->stream.socket().native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
       if (c->buffer.size() == 0 && n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return c;
     }
     return nullptr;
@@ -78,7 +79,9 @@ class ConnectionPool {
 
 std::string RequestBody(const LoadRequest& r) {
   json j;
-  if (r.text_prompt) {
+  if (r.chat) {
+    j["messages"] = json::array({{{"role", "user"}, {"content", r.text}}});
+  } else if (r.text_prompt) {
     j["prompt"] = r.text;
   } else {
     j["prompt"] = r.token_ids;
@@ -109,8 +112,8 @@ class OpenAiCall : public StreamCall, public std::enable_shared_from_this<OpenAi
         executor_(conn_->stream.get_executor()),
         request_(std::move(request)),
         record_(std::move(record)),
-        timeout_(std::chrono::duration_cast<Clock::duration>(
-            std::chrono::duration<double>(timeout_s))),
+        timeout_(
+            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s))),
         on_done_(std::move(on_done)),
         read_buf_(8192, '\0') {}
 
@@ -191,8 +194,8 @@ class OpenAiCall : public StreamCall, public std::enable_shared_from_this<OpenAi
     const size_t n = read_buf_.size() - parser_->get().body().size;
     const std::string_view bytes(read_buf_.data(), n);
     if (record_.http_status != 200) {
-      if (error_body_.size() + n > kMaxErrorBody) return FailWith(absl::StatusCode::kInternal,
-                                                                  "error body too large");
+      if (error_body_.size() + n > kMaxErrorBody)
+        return FailWith(absl::StatusCode::kInternal, "error body too large");
       error_body_.append(bytes);
     } else if (n > 0) {
       const Clock::time_point now = Clock::now();  // one arrival time for this read's events
@@ -226,8 +229,13 @@ class OpenAiCall : public StreamCall, public std::enable_shared_from_this<OpenAi
     bool content = false, is_final = false;
     if (auto c = j.find("choices"); c != j.end() && c->is_array()) {
       for (const json& choice : *c) {
-        auto text = choice.find("text");
-        if (text != choice.end() && text->is_string() && !text->get_ref<const std::string&>().empty()) {
+        // Completions: `text`; chat: `delta.content` (the first chunk's role-only delta has none).
+        const json* text = nullptr;
+        if (auto t = choice.find("text"); t != choice.end()) text = &*t;
+        if (auto d = choice.find("delta"); d != choice.end() && d->is_object()) {
+          if (auto t = d->find("content"); t != d->end()) text = &*t;
+        }
+        if (text != nullptr && text->is_string() && !text->get_ref<const std::string&>().empty()) {
           content = true;
         }
         auto finish = choice.find("finish_reason");
@@ -310,7 +318,7 @@ class OpenAiCall : public StreamCall, public std::enable_shared_from_this<OpenAi
 
   const tcp::resolver::results_type& endpoints_;
   ConnectionPool* const pool_;
-  std::unique_ptr<Connection> conn_;  // null once given back to the pool
+  std::unique_ptr<Connection> conn_;                 // null once given back to the pool
   const beast::tcp_stream::executor_type executor_;  // the connection's strand
   http::request<http::string_body> request_;
   CallRecord record_;
@@ -331,9 +339,10 @@ class OpenAiCall : public StreamCall, public std::enable_shared_from_this<OpenAi
 
 class OpenAiTransport : public Transport {
  public:
-  OpenAiTransport(const WorkloadSpec& spec, tcp::resolver::results_type endpoints,
-                  std::string host)
-      : spec_(spec), work_(io_.get_executor()), endpoints_(std::move(endpoints)),
+  OpenAiTransport(const WorkloadSpec& spec, tcp::resolver::results_type endpoints, std::string host)
+      : spec_(spec),
+        work_(io_.get_executor()),
+        endpoints_(std::move(endpoints)),
         host_(std::move(host)) {
     for (size_t i = 0; i < spec.tenants.size(); ++i) {
       pools_.push_back(std::make_unique<ConnectionPool>());
@@ -353,7 +362,8 @@ class OpenAiTransport : public Transport {
     const int32_t tenant = record.tenant;
     std::unique_ptr<Connection> conn = pools_[tenant]->Take();
     if (conn == nullptr) conn = std::make_unique<Connection>(io_);
-    http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+    http::request<http::string_body> req{
+        http::verb::post, request.chat ? "/v1/chat/completions" : "/v1/completions", 11};
     req.set(http::field::host, host_);
     req.set(http::field::content_type, "application/json");
     req.set(http::field::accept, "text/event-stream");
@@ -383,11 +393,13 @@ class OpenAiTransport : public Transport {
 absl::StatusOr<std::unique_ptr<Transport>> MakeOpenAiTransport(const WorkloadSpec& spec) {
   const size_t colon = spec.target.rfind(':');
   if (colon == std::string::npos || colon == 0) {
-    return absl::InvalidArgumentError(absl::StrCat("--target '", spec.target, "': expected HOST:PORT"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--target '", spec.target, "': expected HOST:PORT"));
   }
   std::string host = spec.target.substr(0, colon);
   const std::string port = spec.target.substr(colon + 1);
-  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
   asio::io_context io;
   tcp::resolver resolver(io);
   beast::error_code ec;
@@ -401,15 +413,30 @@ absl::StatusOr<std::unique_ptr<Transport>> MakeOpenAiTransport(const WorkloadSpe
 
 absl::StatusCode HttpStatusCode(int s) {
   switch (s) {
-    case 200: return absl::StatusCode::kOk;
-    case 400: case 413: case 422: case 431: return absl::StatusCode::kInvalidArgument;
-    case 401: return absl::StatusCode::kUnauthenticated;
-    case 403: return absl::StatusCode::kPermissionDenied;
-    case 404: case 405: case 501: return absl::StatusCode::kUnimplemented;
-    case 408: case 504: return absl::StatusCode::kDeadlineExceeded;
-    case 429: return absl::StatusCode::kResourceExhausted;
-    case 503: return absl::StatusCode::kUnavailable;
-    default: return s >= 500 ? absl::StatusCode::kInternal : absl::StatusCode::kUnknown;
+    case 200:
+      return absl::StatusCode::kOk;
+    case 400:
+    case 413:
+    case 422:
+    case 431:
+      return absl::StatusCode::kInvalidArgument;
+    case 401:
+      return absl::StatusCode::kUnauthenticated;
+    case 403:
+      return absl::StatusCode::kPermissionDenied;
+    case 404:
+    case 405:
+    case 501:
+      return absl::StatusCode::kUnimplemented;
+    case 408:
+    case 504:
+      return absl::StatusCode::kDeadlineExceeded;
+    case 429:
+      return absl::StatusCode::kResourceExhausted;
+    case 503:
+      return absl::StatusCode::kUnavailable;
+    default:
+      return s >= 500 ? absl::StatusCode::kInternal : absl::StatusCode::kUnknown;
   }
 }
 

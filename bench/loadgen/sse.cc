@@ -30,8 +30,7 @@ absl::Status SseFramer::Feed(std::string_view bytes,
   return absl::OkStatus();
 }
 
-void SseFramer::Line(std::string_view line,
-                     const std::function<void(std::string_view)>& on_event) {
+void SseFramer::Line(std::string_view line, const std::function<void(std::string_view)>& on_event) {
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.empty()) {  // end of the event
     if (has_data_) on_event(data_);

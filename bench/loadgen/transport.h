@@ -24,6 +24,7 @@ struct LoadRequest {
   std::vector<int32_t> token_ids;  // the prompt as ids (when `text` is empty)
   std::string text;                // the prompt as text
   bool text_prompt = false;
+  bool chat = false;  // `text` as one user message
   int32_t max_tokens = 0;
   bool ignore_eos = true;
   v1::Priority priority = v1::PRIORITY_UNSPECIFIED;

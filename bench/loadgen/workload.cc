@@ -130,10 +130,11 @@ absl::StatusOr<TenantSpec> JsonTenant(const std::string& path, const json& t) {
       ASSIGN_OR_RETURN(s.output_tokens, JsonRange(key, v));
     } else if (k == "prompt_kind") {
       ASSIGN_OR_RETURN(std::string kind, JsonString(key, v));
-      if (kind != "ids" && kind != "text") {
-        return absl::InvalidArgumentError(absl::StrCat(key, ": expected ids|text"));
+      if (kind != "ids" && kind != "text" && kind != "chat") {
+        return absl::InvalidArgumentError(absl::StrCat(key, ": expected ids|text|chat"));
       }
-      s.text_prompt = kind == "text";
+      s.text_prompt = kind != "ids";
+      s.chat = kind == "chat";
     } else if (k == "shared_prefix_tokens") {
       ASSIGN_OR_RETURN(double n, JsonNumber(key, v));
       s.shared_prefix_tokens = static_cast<int32_t>(n);
@@ -337,8 +338,11 @@ absl::StatusOr<WorkloadSpec> ParseWorkload(int argc, char** argv) {
       ASSIGN_OR_RETURN(base.output_tokens, ToRange("--output-tokens", *v));
     }
     if (auto* v = get("prompt-kind")) {
-      if (*v != "ids" && *v != "text") return absl::InvalidArgumentError("--prompt-kind: ids|text");
-      base.text_prompt = *v == "text";
+      if (*v != "ids" && *v != "text" && *v != "chat") {
+        return absl::InvalidArgumentError("--prompt-kind: ids|text|chat");
+      }
+      base.text_prompt = *v != "ids";
+      base.chat = *v == "chat";
     }
     if (auto* v = get("shared-prefix")) {
       ASSIGN_OR_RETURN(int64_t s, ToInt("--shared-prefix", *v));

@@ -44,7 +44,7 @@ class RequestFactory {
 
   double NextGap(double rate) { return std::exponential_distribution<double>(rate)(rng_); }
 
-  void Build(int64_t seq, CallRecord* rec, v1::GenerateRequest* req) {
+  void Build(int64_t seq, CallRecord* rec, LoadRequest* req) {
     const int32_t prompt_len = static_cast<int32_t>(Uniform(t_.prompt_tokens));
     const int32_t max_tokens = static_cast<int32_t>(Uniform(t_.output_tokens));
     rec->seq = seq;
@@ -60,19 +60,20 @@ class RequestFactory {
         if (i > 0) text += ' ';
         text += kWords[w(rng_)];
       }
-      req->set_prompt(std::move(text));
+      req->text = std::move(text);
+      req->text_prompt = true;
+      req->chat = t_.chat;
     } else {
       std::uniform_int_distribution<int32_t> id(spec_.token_id_lo, spec_.token_id_hi - 1);
-      auto* ids = req->mutable_token_ids()->mutable_ids();
-      ids->Reserve(prompt_len);
+      req->token_ids.reserve(prompt_len);
       for (int32_t i = 0; i < prompt_len; ++i) {
-        ids->Add(i < static_cast<int32_t>(prefix_.size()) ? prefix_[i] : id(rng_));
+        req->token_ids.push_back(i < static_cast<int32_t>(prefix_.size()) ? prefix_[i] : id(rng_));
       }
     }
-    req->set_max_tokens(static_cast<uint32_t>(max_tokens));
-    req->set_ignore_eos(t_.ignore_eos);
-    req->set_priority(rec->priority);
-    req->set_client_request_id(absl::StrCat("lg-", tenant_, "-", seq));
+    req->max_tokens = max_tokens;
+    req->ignore_eos = t_.ignore_eos;
+    req->priority = rec->priority;
+    req->client_request_id = absl::StrCat("lg-", tenant_, "-", seq);
   }
 
  private:
@@ -114,28 +115,18 @@ struct OpenArrivals {
 
 RunResult LoadDriver::Run() {
   const int32_t num_tenants = static_cast<int32_t>(spec_.tenants.size());
-  std::vector<std::shared_ptr<grpc::Channel>> channels;
-  std::vector<std::unique_ptr<v1::Inference::Stub>> stubs;
   std::vector<RequestFactory> factories;
-  for (int32_t i = 0; i < num_tenants; ++i) {
-    grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // a connection per tenant
-    args.SetMaxReceiveMessageSize(64 << 20);
-    channels.push_back(
-        grpc::CreateCustomChannel(spec_.target, grpc::InsecureChannelCredentials(), args));
-    stubs.push_back(v1::Inference::NewStub(channels.back()));
-    factories.emplace_back(spec_, i);
-  }
+  for (int32_t i = 0; i < num_tenants; ++i) factories.emplace_back(spec_, i);
 
-  // Shared with gRPC threads.
+  // Shared with the transport's threads.
   std::mutex mu;
   std::condition_variable cv;
-  std::unordered_map<int64_t, GenerateCall*> open;
+  std::unordered_map<int64_t, StreamCall*> open;
   std::unordered_set<int64_t> ended;
   std::deque<CallRecord> done_queue;
   RunResult result;
 
-  auto on_done = [&](GenerateCall* call, CallRecord&& rec) {
+  const CallDone on_done = [&](StreamCall* call, CallRecord&& rec) {
     std::lock_guard<std::mutex> lock(mu);
     auto it = open.find(rec.seq);
     if (it != open.end() && it->second == call) {
@@ -179,19 +170,18 @@ RunResult LoadDriver::Run() {
   };
   auto launch = [&](int32_t tenant, int32_t client) {
     CallRecord rec;
-    v1::GenerateRequest req;
+    LoadRequest req;
     factories[tenant].Build(next_seq++, &rec, &req);
     rec.client = client;
     ++started_per_tenant[tenant];
     ++result.started;
     const int64_t seq = rec.seq;
-    auto* call = new GenerateCall(std::move(rec), std::move(req), spec_.tenants[tenant].api_key,
-                                  spec_.request_timeout_s, on_done);
+    StreamCall* call = transport_.NewCall(std::move(rec), req, on_done);
     {
       std::lock_guard<std::mutex> lock(mu);
       open.emplace(seq, call);
     }
-    call->Start(stubs[tenant].get());
+    call->Start();
   };
 
   Clock::time_point next_progress = t0 + std::chrono::seconds(5);
@@ -215,7 +205,7 @@ RunResult LoadDriver::Run() {
         ClosedClient& c = clients[rec.client];
         c.busy = false;
         const TenantSpec& t = spec_.tenants[c.tenant];
-        c.next = now + Seconds(rec.code == grpc::StatusCode::OK ? t.think_s : t.reject_backoff_s);
+        c.next = now + Seconds(rec.code == absl::StatusCode::kOk ? t.think_s : t.reject_backoff_s);
       }
       result.records.push_back(std::move(rec));
     }
@@ -282,11 +272,6 @@ RunResult LoadDriver::Run() {
   }
   collect(local, Clock::now());
   result.t_end = Clock::now();
-  if (result.lost > 0) {
-    // Streams that never ended still reference the stubs: keep them alive for the process.
-    for (auto& s : stubs) s.release();
-    for (auto& c : channels) new std::shared_ptr<grpc::Channel>(c);
-  }
   return result;
 }
 

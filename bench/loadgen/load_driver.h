@@ -1,12 +1,13 @@
 // Runs a workload against one server: Poisson arrivals and closed-loop clients per tenant, all
-// from one driver thread; streams complete on gRPC threads and report back through a queue.
+// from one driver thread; streams complete on the transport's threads (gRPC or HTTP) and report
+// back through a queue.
 // Every loop is bounded by the spec's duration, request count and drain time.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "bench/loadgen/generate_call.h"
+#include "bench/loadgen/transport.h"
 #include "bench/loadgen/workload.h"
 
 namespace dsinfer::loadgen {
@@ -26,12 +27,14 @@ struct RunResult {
 
 class LoadDriver {
  public:
-  explicit LoadDriver(const WorkloadSpec& spec) : spec_(spec) {}
+  LoadDriver(const WorkloadSpec& spec, Transport& transport)
+      : spec_(spec), transport_(transport) {}
   // Progress lines go to stderr every few seconds.
   RunResult Run();
 
  private:
   const WorkloadSpec& spec_;
+  Transport& transport_;
 };
 
 }  // namespace dsinfer::loadgen

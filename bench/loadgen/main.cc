@@ -16,7 +16,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "dsinfer-loadgen: %s\n", std::string(spec.status().message()).c_str());
     return 1;
   }
-  RunResult run = LoadDriver(*spec).Run();
+  auto transport = MakeTransport(*spec);
+  if (!transport.ok()) {
+    std::fprintf(stderr, "dsinfer-loadgen: %s\n",
+                 std::string(transport.status().message()).c_str());
+    return 1;
+  }
+  RunResult run = LoadDriver(*spec, **transport).Run();
+  // Streams that never ended still reference the transport: keep it for the process.
+  if (run.lost > 0) transport->release();
   const nlohmann::json report = BuildReport(*spec, run);
   std::fputs(FormatTable(report).c_str(), stderr);
   std::printf("%s\n", report.dump(2).c_str());
@@ -25,5 +33,6 @@ int main(int argc, char** argv) {
   const int code = report["checks"]["passed"].get<bool>() ? 0 : 2;
   // Streams that never ended still reference the driver's state: leave without destructors.
   if (run.lost > 0) std::_Exit(code);
+  transport->reset();  // joins the transport's threads once every stream has ended
   return code;
 }

@@ -17,10 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-// gRPC and absl number their status codes alike; absl names them.
-std::string CodeName(grpc::StatusCode code) {
-  return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-}
+std::string CodeName(absl::StatusCode code) { return absl::StatusCodeToString(code); }
 
 // Linear interpolation between order statistics; `v` is sorted.
 double Quantile(const std::vector<double>& v, double q) {
@@ -50,12 +47,16 @@ struct Group {
   int64_t retry_hints = 0, tokens = 0, tokens_in_window = 0, ok_in_window = 0;
   int64_t token_messages = 0;
   std::map<std::string, int64_t> by_code;
+  std::map<std::string, int64_t> by_http_status;  // OpenAI mode; "none": no answer arrived
   std::vector<double> ttft, tpot, itl, e2e, queue, time_to_rejection, retry_after;
 
   void Add(const CallRecord& r, Clock::time_point w0, Clock::time_point w1) {
     ++started;
-    const bool is_ok = r.code == grpc::StatusCode::OK;
+    const bool is_ok = r.code == absl::StatusCode::kOk;
     ++by_code[CodeName(r.code)];
+    if (protocol == Protocol::kOpenAi) {
+      ++by_http_status[r.http_status == 0 ? "none" : std::to_string(r.http_status)];
+    }
     if (is_ok) ++ok;
     if (r.admitted()) ++admitted;
     if (r.admitted() && !is_ok) ++admitted_failed;
@@ -88,6 +89,8 @@ struct Group {
       itl.push_back(r.message_s[i] - r.message_s[i - 1]);
   }
 
+  Protocol protocol = Protocol::kGrpc;
+
   json ToJson(double window_s) const {
     json j;
     j["started"] = started;
@@ -96,6 +99,7 @@ struct Group {
     j["admitted_then_failed"] = admitted_failed;
     j["rejected"] = rejected;
     j["status_codes"] = by_code;
+    if (protocol == Protocol::kOpenAi) j["http_status_codes"] = by_http_status;
     j["retry_after_hints"] = retry_hints;
     j["output_tokens"] = tokens;
     j["output_tokens_in_window"] = tokens_in_window;
@@ -126,7 +130,8 @@ json BuildReport(const WorkloadSpec& spec, const RunResult& run) {
   const double window_s = Secs(w1 - w0);
 
   Group total;
-  std::vector<Group> tenants(spec.tenants.size());
+  total.protocol = spec.protocol;
+  std::vector<Group> tenants(spec.tenants.size(), total);
   std::map<std::string, Group> priorities;
   int64_t no_final = 0, final_not_last = 0, usage_mismatch = 0, length_mismatch = 0;
   int64_t no_request_id = 0, final_then_error = 0, duplicate_request_ids = 0;
@@ -134,7 +139,9 @@ json BuildReport(const WorkloadSpec& spec, const RunResult& run) {
   for (const CallRecord& r : run.records) {
     total.Add(r, w0, w1);
     tenants[r.tenant].Add(r, w0, w1);
-    priorities[PriorityLabel(r.priority)].Add(r, w0, w1);
+    Group& by_priority = priorities[PriorityLabel(r.priority)];
+    by_priority.protocol = spec.protocol;
+    by_priority.Add(r, w0, w1);
     if (r.admitted()) {
       if (r.request_id.empty()) {
         ++no_request_id;
@@ -142,7 +149,7 @@ json BuildReport(const WorkloadSpec& spec, const RunResult& run) {
         ++duplicate_request_ids;
       }
     }
-    if (r.code == grpc::StatusCode::OK) {
+    if (r.code == absl::StatusCode::kOk) {
       if (r.final_messages != 1) ++no_final;
       if (!r.final_was_last) ++final_not_last;
       if (r.usage_completion_tokens != r.tokens) ++usage_mismatch;
@@ -157,6 +164,7 @@ json BuildReport(const WorkloadSpec& spec, const RunResult& run) {
 
   json report;
   report["label"] = spec.label;
+  report["protocol"] = ProtocolName(spec.protocol);
   report["target"] = spec.target;
   report["duration_s"] = spec.duration_s;
   report["warmup_s"] = spec.warmup_s;
@@ -200,7 +208,8 @@ json BuildReport(const WorkloadSpec& spec, const RunResult& run) {
 
 std::string FormatTable(const json& report) {
   std::string out = absl::StrFormat(
-      "%s: wall %.1f s, window %.1f s, checks %s\n", report["label"].get<std::string>(),
+      "%s (%s): wall %.1f s, window %.1f s, checks %s\n", report["label"].get<std::string>(),
+      report["protocol"].get<std::string>(),
       report["wall_s"].get<double>(), report["window_s"].get<double>(),
       report["checks"]["passed"].get<bool>() ? "passed" : "FAILED");
   out += absl::StrFormat("%-24s %6s %6s %6s %6s %7s %8s | %-20s | %-20s | %-20s | %s\n", "group",
@@ -225,6 +234,13 @@ std::string FormatTable(const json& report) {
   std::string codes;
   for (const auto& [code, n] : report["total"]["status_codes"].items()) {
     absl::StrAppend(&codes, " ", code, "=", n.get<int64_t>());
+  }
+  if (report["total"].contains("http_status_codes")) {
+    absl::StrAppend(&codes, " (HTTP");
+    for (const auto& [status, n] : report["total"]["http_status_codes"].items()) {
+      absl::StrAppend(&codes, " ", status, "=", n.get<int64_t>());
+    }
+    absl::StrAppend(&codes, ")");
   }
   out += "status codes:" + codes + "\n";
   const json& c = report["checks"];

@@ -1,6 +1,7 @@
 // Workload spec parsing: JSON file and flags, validated once.
 #include "bench/loadgen/workload.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <map>
@@ -25,6 +26,12 @@ absl::StatusOr<v1::Priority> PriorityFromName(const std::string& name) {
   if (name == "unspecified") return v1::PRIORITY_UNSPECIFIED;
   return absl::InvalidArgumentError(
       absl::StrCat("priority '", name, "': expected emergency|interactive|batch|unspecified"));
+}
+
+absl::StatusOr<Protocol> ProtocolFromName(const std::string& key, const std::string& name) {
+  if (name == "grpc") return Protocol::kGrpc;
+  if (name == "openai") return Protocol::kOpenAi;
+  return absl::InvalidArgumentError(absl::StrCat(key, ": '", name, "': expected grpc|openai"));
 }
 
 absl::StatusOr<double> ToDouble(const std::string& key, const std::string& v) {
@@ -123,10 +130,11 @@ absl::StatusOr<TenantSpec> JsonTenant(const std::string& path, const json& t) {
       ASSIGN_OR_RETURN(s.output_tokens, JsonRange(key, v));
     } else if (k == "prompt_kind") {
       ASSIGN_OR_RETURN(std::string kind, JsonString(key, v));
-      if (kind != "ids" && kind != "text") {
-        return absl::InvalidArgumentError(absl::StrCat(key, ": expected ids|text"));
+      if (kind != "ids" && kind != "text" && kind != "chat") {
+        return absl::InvalidArgumentError(absl::StrCat(key, ": expected ids|text|chat"));
       }
-      s.text_prompt = kind == "text";
+      s.text_prompt = kind != "ids";
+      s.chat = kind == "chat";
     } else if (k == "shared_prefix_tokens") {
       ASSIGN_OR_RETURN(double n, JsonNumber(key, v));
       s.shared_prefix_tokens = static_cast<int32_t>(n);
@@ -163,11 +171,14 @@ const std::set<std::string>& KnownFlags() {
       "warmup",        "drain",          "timeout",      "seed",          "token-ids",
       "tenants",       "api-keys",       "names",        "rate",          "concurrency",
       "prompt-tokens", "output-tokens",  "prompt-kind",  "shared-prefix", "priority-mix",
-      "think",         "reject-backoff", "flood-tenant", "flood-factor"};
+      "think",         "reject-backoff", "flood-tenant", "flood-factor",  "protocol",
+      "client-threads"};
   return flags;
 }
 
 }  // namespace
+
+const char* ProtocolName(Protocol p) { return p == Protocol::kOpenAi ? "openai" : "grpc"; }
 
 const char* PriorityLabel(v1::Priority p) {
   switch (p) {
@@ -189,7 +200,13 @@ absl::StatusOr<WorkloadSpec> ParseWorkloadJson(const std::string& json_text) {
   }
   WorkloadSpec w;
   for (const auto& [k, v] : j.items()) {
-    if (k == "target") {
+    if (k == "protocol") {
+      ASSIGN_OR_RETURN(std::string name, JsonString(k, v));
+      ASSIGN_OR_RETURN(w.protocol, ProtocolFromName(k, name));
+    } else if (k == "client_threads") {
+      ASSIGN_OR_RETURN(double n, JsonNumber(k, v));
+      w.client_threads = static_cast<int32_t>(n);
+    } else if (k == "target") {
       ASSIGN_OR_RETURN(w.target, JsonString(k, v));
     } else if (k == "label") {
       ASSIGN_OR_RETURN(w.label, JsonString(k, v));
@@ -261,6 +278,13 @@ absl::StatusOr<WorkloadSpec> ParseWorkload(int argc, char** argv) {
     }
     w = std::move(*parsed);
   }
+  if (auto* v = get("protocol")) {
+    ASSIGN_OR_RETURN(w.protocol, ProtocolFromName("--protocol", *v));
+  }
+  if (auto* v = get("client-threads")) {
+    ASSIGN_OR_RETURN(int64_t n, ToInt("--client-threads", *v));
+    w.client_threads = static_cast<int32_t>(std::clamp<int64_t>(n, -1, 1000));
+  }
   if (auto* v = get("target")) w.target = *v;
   if (auto* v = get("label")) w.label = *v;
   if (auto* v = get("duration")) {
@@ -314,8 +338,11 @@ absl::StatusOr<WorkloadSpec> ParseWorkload(int argc, char** argv) {
       ASSIGN_OR_RETURN(base.output_tokens, ToRange("--output-tokens", *v));
     }
     if (auto* v = get("prompt-kind")) {
-      if (*v != "ids" && *v != "text") return absl::InvalidArgumentError("--prompt-kind: ids|text");
-      base.text_prompt = *v == "text";
+      if (*v != "ids" && *v != "text" && *v != "chat") {
+        return absl::InvalidArgumentError("--prompt-kind: ids|text|chat");
+      }
+      base.text_prompt = *v != "ids";
+      base.chat = *v == "chat";
     }
     if (auto* v = get("shared-prefix")) {
       ASSIGN_OR_RETURN(int64_t s, ToInt("--shared-prefix", *v));
@@ -375,6 +402,7 @@ absl::Status ValidateWorkload(const WorkloadSpec& w) {
   if (w.warmup_s < 0 || w.warmup_s >= w.duration_s) return bad("warmup: must be in [0, duration)");
   if (!(w.drain_s >= 0 && w.drain_s <= 3600)) return bad("drain: must be in [0, 3600] s");
   if (!(w.request_timeout_s > 0)) return bad("timeout: must be > 0");
+  if (w.client_threads < 1 || w.client_threads > 64) return bad("client_threads: must be in [1, 64]");
   if (w.token_id_lo < 0 || w.token_id_hi <= w.token_id_lo)
     return bad("token ids: need 0 <= lo < hi");
   for (const TenantSpec& t : w.tenants) {

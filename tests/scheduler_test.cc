@@ -321,6 +321,43 @@ TEST(FairShare, IdleTenantBanksNoCredit) {
   EXPECT_NEAR(h.service["a"] / h.service["b"], 1.0, 0.25);
 }
 
+// A newcomer's first step is short even when the tenant above its share has free slots to
+// admit its own queue into: those admissions sit the step out too (they stay queued) and start
+// at the next step.
+TEST(FairShare, AnOverShareTenantsAdmissionsSitOutANewcomersStep) {
+  SchedulerLimits limits = TestLimits();
+  limits.max_running = 8;
+  std::vector<TenantPolicy> tenants = {Tenant("a"), Tenant("b")};
+  Harness h(limits, tenants);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(h.Add(i, "a", Priority::kInteractive, Tokens(i, 40), 300).status.ok());
+  }
+  for (int i = 0; i < 5; ++i) h.Step();
+  ASSERT_EQ(h.sched().Stats().tenants[0].running, 5);
+  ASSERT_TRUE(h.Add(100, "b", Priority::kInteractive, Tokens(100, 40), 300).status.ok());
+  for (int i = 10; i < 12; ++i) {
+    ASSERT_TRUE(h.Add(i, "a", Priority::kInteractive, Tokens(i, 40), 300).status.ok());
+  }
+  StepPlan first = h.Step();
+  bool b_started = false;
+  for (const StepItem& item : first.items) {
+    b_started |= item.seq_id == 100u && item.admitted;
+    EXPECT_EQ(item.seq_id, 100u) << "a ran or was admitted in b's first step";
+  }
+  EXPECT_TRUE(b_started);
+  EXPECT_EQ(first.deferred.size(), 7u);  // a's 5 running and its 2 admissions
+  EXPECT_EQ(h.sched().Stats().tenants[0].running, 5);
+  StepPlan next = h.Step();  // never two short steps in a row: a runs and admits
+  int a_admitted = 0, a_ran = 0;
+  for (const StepItem& item : next.items) {
+    if (item.seq_id >= 10 && item.seq_id < 12 && item.admitted) ++a_admitted;
+    if (item.seq_id < 5) ++a_ran;
+  }
+  EXPECT_EQ(a_admitted, 2);
+  EXPECT_EQ(a_ran, 5);
+  EXPECT_TRUE(next.deferred.empty());
+}
+
 // Fairness reaches the running batch: a tenant that arrives while another holds every slot is
 // admitted at the next step (the holder yields its latest sequence), up to equal slots per
 // weight and no further; the yielded sequences resume with unchanged output.

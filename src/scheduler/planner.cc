@@ -317,8 +317,10 @@ void Planner::DeferForNewcomers() {
   }
   if (cls == kNumPriorities) return;
   std::vector<int8_t> above(st_.tenants.size(), -1);  // tenant above its share in cls (cached)
+  // Running sequences and this step's admissions alike: an over-share tenant admitting its own
+  // queue in the newcomer's step would make that step long again (its prompt chunks).
   for (Item& it : sim_.items) {
-    if (it.dropped || it.admitted) continue;
+    if (it.dropped || it.newcomer) continue;
     const int p = PriorityIndex(it.seq->priority);
     if (p < cls) continue;
     if (p == cls) {

@@ -90,8 +90,8 @@ class Planner {
   bool AdmitBelowShare(int p, int32_t head_tenant);
   // Returns false when the class's head cannot be admitted (admission stops for lower classes).
   bool AdmitClass(int p);
-  // A newcomer starts: lower classes and tenants above their share in its class sit the step
-  // out, so its first step is short. Not after a step that did so.
+  // A newcomer starts: lower classes and tenants above their share in its class (running or
+  // being admitted) sit the step out, so its first step is short. Not after a step that did so.
   void DeferForNewcomers();
 
   const SchedulerState& st_;

@@ -38,8 +38,9 @@ struct StepPlan {
   std::vector<uint64_t> preempted;      // running sequences sent back to the waiting queue
   std::vector<Rejection> rejected;      // requests removed with an error status
   std::vector<int32_t> evicted_blocks;  // prefix-cache blocks Commit evicts (LRU first)
-  // Running sequences that sit this step out so a newcomer's first step is short (their KV
-  // stays; they run again at the next step, which never defers).
+  // Sequences that sit this step out so a newcomer's first step is short: running ones keep
+  // their KV, waiting ones planned for admission stay queued; all run again at the next step,
+  // which never defers.
   std::vector<uint64_t> deferred;
   int64_t num_batched_tokens = 0;
   uint64_t state_version = 0;  // Commit refuses a plan computed from an older state

@@ -15,71 +15,15 @@ import argparse
 import hashlib
 import json
 import os
-import queue
-import shutil
 import subprocess
-import sys
-import tempfile
-import threading
-import time
+
+from server_process import check, fail, start_server, tiny_model
 
 KEY, TIGHT_KEY = "loadgen-test-key", "loadgen-tight-key"
 
 
-def fail(msg):
-    print(f"FAIL: {msg}", file=sys.stderr)
-    sys.exit(1)
-
-
-def check(cond, msg):
-    if not cond:
-        fail(msg)
-
-
-def tiny_model(tool, model):
-    """The bundled tiny model at `model`, written once (shared with other tests)."""
-    if not os.path.exists(os.path.join(model, "config.json")):
-        os.makedirs(os.path.dirname(model), exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix="tiny-v3.", dir=os.path.dirname(model))
-        subprocess.run([tool, "--out", tmp], check=True, stdout=subprocess.DEVNULL)
-        try:
-            os.rename(tmp, model)
-        except OSError:
-            shutil.rmtree(tmp, ignore_errors=True)  # another test won the race
-    return model
-
-
 def sha(key):
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def start_server(dsinfer, config):
-    server = subprocess.Popen([dsinfer, "serve", "--config", config], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True, errors="replace")
-    lines, log = queue.Queue(), []
-
-    def pump():
-        for line in server.stderr:
-            log.append(line)
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    ports, deadline = None, time.time() + 60
-    while time.time() < deadline:
-        try:
-            line = lines.get(timeout=1)
-        except queue.Empty:
-            if server.poll() is not None:
-                fail("server exited early:\n" + "".join(log))
-            continue
-        if line.startswith("{"):
-            ev = json.loads(line)
-            if ev.get("event") == "listening":
-                ports = ev
-            if ev.get("event") == "serving":
-                return server, ports
-    server.kill()
-    fail("server did not start serving:\n" + "".join(log))
 
 
 def loadgen(args, target, protocol, name, extra):
@@ -124,7 +68,7 @@ tenants:
     api_key_sha256: [{sha(TIGHT_KEY)}]
 log_level: info
 """)
-    server, ports = start_server(args.dsinfer, config)
+    server, _, ports = start_server(args.dsinfer, config)
     try:
         targets = {"grpc": f"127.0.0.1:{ports['grpc_port']}",
                    "openai": f"127.0.0.1:{ports['openai_port']}"}

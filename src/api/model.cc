@@ -12,7 +12,6 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "src/api/api_options.h"
-#include "src/chat/chat_format.h"
 #include "src/config/model_config.h"
 #include "src/core/status_macros.h"
 #include "src/kv_cache/block_pool.h"
@@ -131,8 +130,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const LoadOptions& options) {
                 .has_tokenizer = m.tokenizer != nullptr};
   core->tokenizer = std::move(m.tokenizer);
   core->text.tokenizer = core->tokenizer.get();
-  ASSIGN_OR_RETURN(core->text.chat_format,
-                   chat::ChatFormatOfModel(core->config.model_path, core->tokenizer.get()));
+  core->text.chat_format = std::move(m.chat_format);
   ASSIGN_OR_RETURN(core->engine, Engine::Create(std::move(m.runner), core->tokenizer.get(),
                                                 ServingEngineOptions(core->config)));
   return std::unique_ptr<Model>(new Model(std::move(core)));

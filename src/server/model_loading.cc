@@ -60,7 +60,7 @@ absl::Status InferenceServer::LoadModel(ProgressFn progress) {
        {"tp", q.tp},
        {"ep", q.ep},
        {"tokenizer", m.tokenizer != nullptr}});
-  return StartEngine(std::move(m.runner), std::move(m.tokenizer));
+  return StartEngine(std::move(m.runner), std::move(m.tokenizer), std::move(m.chat_format));
 }
 
 }  // namespace dsinfer

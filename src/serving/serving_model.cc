@@ -52,8 +52,10 @@ absl::StatusOr<ServingModel> LoadServingModel(const ServerConfig& config, int64_
   };
   ServingModel m;
   const auto t0 = std::chrono::steady_clock::now();
-  ASSIGN_OR_RETURN(m.runner, MakeModelRunner(o));
+  // The text side first: a broken tokenizer or chat template fails before the weights load.
   ASSIGN_OR_RETURN(m.tokenizer, LoadDirectoryTokenizer(config.model_path));
+  ASSIGN_OR_RETURN(m.chat_format, chat::ChatFormatOfModel(config.model_path, m.tokenizer.get()));
+  ASSIGN_OR_RETURN(m.runner, MakeModelRunner(o));
   m.load_seconds = SecondsSince(t0);
   // Decode steps of every batch size the scheduler may run are prepared (CUDA graphs captured)
   // before the first request, so that it does not pay for it.

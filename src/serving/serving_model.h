@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "src/chat/chat_format.h"
 #include "src/config/server_config.h"
 #include "src/engine/engine.h"
 #include "src/engine/model_runner.h"
@@ -31,6 +32,7 @@ struct ServingModelHooks {
 struct ServingModel {
   std::unique_ptr<ModelRunner> runner;
   std::unique_ptr<Tokenizer> tokenizer;  // null: the directory has none (token ids only)
+  chat::ChatFormat chat_format;          // chat::ChatFormatOfModel, decided once at load
   double load_seconds = 0;               // weights, KV pool and tokenizer
   double warm_up_seconds = 0;            // decode steps of every batch size prepared (CUDA graphs)
 };

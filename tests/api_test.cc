@@ -273,14 +273,20 @@ TEST(ApiModel, CancelFromTheCallbackItself) {
 }
 
 TEST(ApiModel, TimeoutEndsWithDeadlineExceeded) {
-  Request r = Ids({31, 32, 33}, 3000);
-  r.timeout_seconds = 0.05;
-  Recorder rec;
-  ASSERT_TRUE(Tiny().Submit(r, rec.Make()).ok());
-  ASSERT_TRUE(rec.WaitDone());
-  std::lock_guard<std::mutex> lock(rec.mu);
-  EXPECT_EQ(rec.result.status.code(), absl::StatusCode::kDeadlineExceeded) << rec.result.status;
-  EXPECT_LT(rec.tokens.size(), 3000u);
+  Request timeout = Ids({31, 32, 33}, 3000);
+  timeout.timeout_seconds = 0.05;
+  // An absolute deadline too; with both, the earlier applies.
+  Request deadline = Ids({12, 13, 14}, 3000);
+  deadline.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);
+  deadline.timeout_seconds = 600;
+  for (const Request& r : {timeout, deadline}) {
+    Recorder rec;
+    ASSERT_TRUE(Tiny().Submit(r, rec.Make()).ok());
+    ASSERT_TRUE(rec.WaitDone());
+    std::lock_guard<std::mutex> lock(rec.mu);
+    EXPECT_EQ(rec.result.status.code(), absl::StatusCode::kDeadlineExceeded) << rec.result.status;
+    EXPECT_LT(rec.tokens.size(), 3000u);
+  }
 }
 
 TEST(ApiModel, ConcurrentSubmitsGetTheSameGreedyAnswers) {

@@ -1,9 +1,9 @@
 // The embedding API's request and response features beyond text (include/dsinfer/types.h), on
 // the bundled tiny model through the shared library only: logprobs, tenants (unknown, missing,
-// limits), arrival times (absolute deadlines: api_test), the dequantize_fp8 load option, chat answers read as
-// such (R1 reasoning; prompts never parsed) and the chat-only fields' validation. Tool-call
-// parsing with scripted outputs is covered end to end, through the same api::Model, by
-// chat_serving_test (the server is built on this API).
+// limits), arrival times (absolute deadlines: api_test), the dequantize_fp8 load option, chat
+// answers read as such (R1 reasoning; prompts never parsed) and the chat-only fields'
+// validation. Tool-call parsing with scripted outputs is covered end to end, through the same
+// api::Model, by chat_serving_test (the server is built on this API).
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -221,7 +221,8 @@ TEST(ApiFeatures, ChatOnlyFieldsAreValidatedByName) {
   // A tool result answers a call of the history: rendered, and the request runs.
   chat.tools = {{.name = "get_weather",
                  .description = "The weather of a city",
-                 .parameters_json = R"({"type": "object", "properties": {"city": {"type": "string"}}})"}};
+                 .parameters_json =
+                     R"({"type": "object", "properties": {"city": {"type": "string"}}})"}};
   chat.messages = {{.role = "user", .content = "weather in Hangzhou?"},
                    {.role = "assistant",
                     .tool_calls = {{.id = "call_1", .name = "get_weather",

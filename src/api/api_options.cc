@@ -105,9 +105,9 @@ absl::Status CheckTenants(const std::vector<api::TenantOptions>& tenants) {
   for (size_t i = 0; i < tenants.size(); ++i) {
     const api::TenantOptions& t = tenants[i];
     const std::string at = absl::StrCat("tenants[", i, "]");
-    if (t.id.empty() || t.id.size() > 64 ||
-        t.id.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
-            std::string::npos) {
+    constexpr char kIdChars[] =
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
+    if (t.id.empty() || t.id.size() > 64 || t.id.find_first_not_of(kIdChars) != std::string::npos) {
       return Invalid(at + ".id", absl::StrCat("\"", t.id, "\" is not 1-64 of [A-Za-z0-9_.-]"));
     }
     for (size_t j = 0; j < i; ++j) {

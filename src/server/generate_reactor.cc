@@ -154,7 +154,9 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
       *svc.model(), r,
       {.on_delta = [self](const api::Delta& d) { self->OnDelta(d); },
        .on_done = [self](const api::Result& res) { self->OnResult(res); }},
-      {.names = &GenerateFieldNames(), .input = input->input, .refused_at_admission = &at_admission});
+      {.names = &GenerateFieldNames(),
+       .input = input->input,
+       .refused_at_admission = &at_admission});
   if (!handle.ok()) {
     // The engine's observer counted an admission refusal; a validation failure is counted here.
     if (!at_admission) {

@@ -22,16 +22,6 @@ using namespace dsinfer::api::testing;  // NOLINT: the helpers are this file's v
 namespace fs = std::filesystem;
 using std::chrono::steady_clock;
 
-Model& Tiny() {
-  static std::unique_ptr<Model> model = [] {
-    absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(TinyOptions());
-    EXPECT_TRUE(m.ok()) << m.status();
-    return m.ok() ? std::move(*m) : nullptr;
-  }();
-  if (model == nullptr) std::abort();
-  return *model;
-}
-
 // The tiny model with DeepSeek-R1's tokenizer_config.json (its chat template opens <think> in
 // the generation prompt): the same files otherwise, linked.
 std::string TinyR1Dir() {

@@ -25,16 +25,6 @@ namespace {
 using namespace dsinfer::api::testing;  // NOLINT: the helpers are this file's vocabulary
 namespace fs = std::filesystem;
 
-Model& Tiny() {
-  static std::unique_ptr<Model> model = [] {
-    absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(TinyOptions());
-    EXPECT_TRUE(m.ok()) << m.status();
-    return m.ok() ? std::move(*m) : nullptr;
-  }();
-  if (model == nullptr) std::abort();
-  return *model;
-}
-
 absl::Status LoadError(const std::function<void(LoadOptions&)>& change) {
   LoadOptions o = TinyOptions();
   change(o);

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <memory>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -43,6 +45,17 @@ inline LoadOptions TinyOptions() {
   o.threads = 2;
   o.kv_cache.num_blocks = 64;  // 4096 tokens
   return o;
+}
+
+// The tiny model loaded once per test process (options: TinyOptions()).
+inline Model& Tiny() {
+  static std::unique_ptr<Model> model = [] {
+    absl::StatusOr<std::unique_ptr<Model>> m = Model::Load(TinyOptions());
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  }();
+  if (model == nullptr) std::abort();
+  return *model;
 }
 
 // One request's callbacks, recorded.

@@ -14,3 +14,9 @@ add_test(NAME api_install_example
           $<TARGET_FILE:dsinfer-make-tiny-model> ${CMAKE_CURRENT_BINARY_DIR}/api_install_example
           ${CMAKE_GENERATOR})
 set_tests_properties(api_install_example PROPERTIES LABELS "install;api;cpu" TIMEOUT 180)
+
+# The request/response features beyond text: logprobs, tenants, arrival times,
+# dequantize_fp8, chat answers read as reasoning, chat-only fields' validation.
+dsinfer_add_test(api_features_test SOURCES api_features_test.cc
+  LIBS dsinfer_api dsinfer_tiny_model
+  LABELS api cpu)

@@ -2,8 +2,10 @@
 // TLS port answered 400 and closed without disturbing other connections, client certificates
 // required / optional / from the wrong CA, the identities a verified certificate carries, and
 // slow handshakes (silent, a partial ClientHello, a trickled one) cut at the header timeout
-// while /healthz on the same TLS listener answers within 100 ms. Certificates are made at test
-// time with the openssl CLI (tests/test_pki.h); without it the tests skip.
+// while /healthz on the same TLS listener answers within 100 ms; the server ends its sessions
+// with a close_notify (after a `Connection: close` answer, an error answer and at the idle
+// timeout), and a client that never answers it is cut at the write timeout. Certificates are
+// made at test time with the openssl CLI (tests/test_pki.h); without it the tests skip.
 #include <algorithm>
 #include <atomic>
 #include <csignal>
@@ -12,6 +14,9 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "absl/strings/str_join.h"
 #include "gtest/gtest.h"
@@ -116,6 +121,122 @@ class HttpTls : public ::testing::Test {
 };
 
 TestPki* HttpTls::pki_ = nullptr;
+
+// A raw OpenSSL client on a blocking socket: what a strict client sees at the end of a session.
+class RawTlsClient {
+ public:
+  RawTlsClient(int port, const std::string& ca_path) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_load_verify_locations(ctx_, ca_path.c_str(), nullptr);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    fd_ = Connect(port);
+    timeval tv{5, 0};  // no read blocks the test for long
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    connected_ = fd_ >= 0 && SSL_connect(ssl_) == 1;
+  }
+  ~RawTlsClient() {
+    SSL_free(ssl_);
+    SSL_CTX_free(ctx_);
+    if (fd_ >= 0) close(fd_);
+  }
+  bool connected() const { return connected_; }
+  bool Write(const std::string& s) {
+    return SSL_write(ssl_, s.data(), static_cast<int>(s.size())) == static_cast<int>(s.size());
+  }
+  // Reads until the session or the socket ends (or `until` appears, when given). `end`:
+  // "close_notify" (a clean TLS shutdown), "truncated" (EOF without one), or the error.
+  std::string Read(std::string* end, const std::string& until = "") {
+    std::string got;
+    char buf[4096];
+    for (;;) {
+      if (!until.empty() && got.find(until) != std::string::npos) {
+        *end = "";
+        return got;
+      }
+      const int n = SSL_read(ssl_, buf, sizeof(buf));
+      if (n > 0) {
+        got.append(buf, static_cast<size_t>(n));
+        continue;
+      }
+      const int err = SSL_get_error(ssl_, n);
+      if (err == SSL_ERROR_ZERO_RETURN) {
+        *end = "close_notify";
+      } else if (err == SSL_ERROR_SSL &&
+                 ERR_GET_REASON(ERR_peek_last_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        *end = "truncated";
+      } else if (err == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
+        *end = "truncated";  // EOF without close_notify (older OpenSSL reports it so)
+      } else {
+        *end = absl::StrCat("error ", err);
+      }
+      ERR_clear_error();
+      return got;
+    }
+  }
+
+ private:
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+TEST_F(HttpTls, TheServerEndsSessionsWithACloseNotify) {
+  HttpConfig limits;
+  limits.max_header_bytes = 4096;
+  limits.idle_timeout_seconds = 0.3;
+  limits.write_timeout_seconds = 1.0;
+  StartServer(HttpTlsOptions::ClientCerts::kNone, limits);
+  const std::string ca = pki_->Path("ca.pem");
+  std::string end;
+  {
+    // The client asks to close after the answer.
+    RawTlsClient c(server_->port(), ca);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Write("GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const std::string r = c.Read(&end);
+    EXPECT_NE(r.find("tls=1"), std::string::npos) << r;
+    EXPECT_EQ(end, "close_notify");
+  }
+  {
+    // An error answer that ends the connection (431).
+    RawTlsClient c(server_->port(), ca);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Write(absl::StrCat("GET /whoami HTTP/1.1\r\nHost: x\r\nX-Padding: ",
+                                     std::string(8192, 'p'), "\r\n\r\n")));
+    const std::string r = c.Read(&end);
+    EXPECT_EQ(r.rfind("HTTP/1.1 431", 0), 0u) << r;
+    EXPECT_EQ(end, "close_notify");
+  }
+  {
+    // A keep-alive client idle past the idle timeout.
+    RawTlsClient c(server_->port(), ca);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Write("GET /whoami HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string r = c.Read(&end, "tls=1 ids=");
+    EXPECT_NE(r.find("tls=1"), std::string::npos) << r;
+    const auto idle_from = Clock::now();
+    c.Read(&end);
+    EXPECT_EQ(end, "close_notify");
+    EXPECT_GE(Seconds(Clock::now() - idle_from), 0.2);
+    EXPECT_LT(Seconds(Clock::now() - idle_from), 2.0);
+  }
+  EXPECT_EQ(WaitConnections(0), 0);
+  {
+    // A client that reads the close_notify but never answers it nor closes: the server lets go
+    // at the write timeout, not later.
+    RawTlsClient c(server_->port(), ca);
+    ASSERT_TRUE(c.connected());
+    ASSERT_TRUE(c.Write("GET /whoami HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    const auto from = Clock::now();
+    c.Read(&end);
+    EXPECT_EQ(end, "close_notify");
+    EXPECT_EQ(WaitConnections(0), 0);
+    EXPECT_LT(Seconds(Clock::now() - from), 2.5);
+  }
+}
 
 TEST_F(HttpTls, HttpsWithTheCaSucceeds) {
   StartServer(HttpTlsOptions::ClientCerts::kNone);

@@ -23,7 +23,8 @@
 namespace dsinfer::api {
 
 class Model;
-struct ModelCore;  // the library's side (engine, tokenizer); not part of the API
+struct ModelCore;    // the library's side (engine, tokenizer); not part of the API
+struct ModelAccess;  // dsinfer's own server's access (src/api/model_internal.h); not the API
 
 // A submitted request. Copyable; outliving its Model is allowed (Cancel then does nothing).
 class DSINFER_API RequestHandle {
@@ -37,6 +38,7 @@ class DSINFER_API RequestHandle {
 
  private:
   friend class Model;
+  friend struct ModelAccess;
   RequestHandle(std::weak_ptr<ModelCore> core, uint64_t id) : core_(std::move(core)), id_(id) {}
   std::weak_ptr<ModelCore> core_;
   uint64_t id_ = 0;
@@ -75,6 +77,7 @@ class DSINFER_API Model {
   const ModelInfo& info() const;
 
  private:
+  friend struct ModelAccess;
   explicit Model(std::shared_ptr<ModelCore> core);
   std::shared_ptr<ModelCore> core_;
 };

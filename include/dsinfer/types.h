@@ -3,6 +3,7 @@
 // internals, so these structs may be filled anywhere.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -43,6 +44,20 @@ struct SchedulerOptions {
   int64_t prefill_chunk = 512;        // prompt tokens of one sequence per step
 };
 
+// Lower is more urgent; emergency requests may take a running slot from the others.
+enum class Priority : uint8_t { kEmergency = 0, kInteractive = 1, kBatch = 2 };
+
+// A tenant: one county service sharing the model. The scheduler shares the batch between
+// tenants by weight (fair share) and applies their limits at admission.
+struct TenantOptions {
+  std::string id;                         // 1-64 of [A-Za-z0-9_.-]
+  double weight = 1.0;                    // fair-share weight, > 0
+  Priority max_priority = Priority::kInteractive;  // a request asking for more gets this class
+  int32_t max_concurrent = 0;             // queued + running requests; 0: no limit
+  int32_t max_queued = 0;                 // waiting requests; 0: no limit
+  int64_t tokens_per_minute = 0;          // prompt + max_tokens per sliding minute; 0: no limit
+};
+
 struct LoadOptions {
   // A Hugging Face checkpoint directory as downloaded: config.json, safetensors (sharded or
   // not), and tokenizer.json or tiktoken.model (without one, requests must send token_ids).
@@ -50,9 +65,15 @@ struct LoadOptions {
   std::string backend = "cpu";  // "cpu" | "cuda" (builds made with CUDA)
   std::string dtype = "bf16";   // compute precision: "bf16" | "f32" (cuda: bf16)
   int threads = 0;              // CPU threads; 0: $DSINFER_THREADS or every core
+  // FP8 (block-scaled e4m3) checkpoints: false keeps the weights FP8 in memory (the kernels take
+  // them as they are); true converts them to `dtype` at load (more memory, the exact path).
+  bool dequantize_fp8 = false;
   ParallelOptions parallel;
   KvCacheOptions kv_cache;
   SchedulerOptions scheduler;
+  // Empty: one tenant, "embedded", whose ceiling is emergency (a request's priority is what it
+  // asks for). Otherwise every Request::tenant must be one of these.
+  std::vector<TenantOptions> tenants;
   // Called while the weights load (bytes read so far, bytes in all); may be empty.
   std::function<void(uint64_t done_bytes, uint64_t total_bytes)> progress;
 };
@@ -66,10 +87,8 @@ struct ModelInfo {
   int64_t context_length = 0;   // prompt + output tokens of one request, at most
   int64_t kv_cache_tokens = 0;  // tokens the whole KV pool holds (all requests together)
   bool has_tokenizer = false;   // false: requests must send token_ids; no text is produced
+  int64_t weight_bytes = 0;     // the weights in memory, as loaded (FP8 kept or dequantised)
 };
-
-// Lower is more urgent; emergency requests may take a running slot from the others.
-enum class Priority : uint8_t { kEmergency = 0, kInteractive = 1, kBatch = 2 };
 
 struct SamplingOptions {
   float temperature = 0.0f;         // 0: greedy
@@ -82,10 +101,30 @@ struct SamplingOptions {
   std::optional<uint64_t> seed;     // same seed, same output; unset: random
 };
 
-struct ChatMessage {
-  std::string role;  // "system" | "user" | "assistant"
-  std::string content;
+// An assistant's earlier tool call, as sent back in a conversation.
+struct ToolCall {
+  std::string id;         // the caller's bookkeeping (DeepSeek's formats carry no ids)
+  std::string name;       // the function
+  std::string arguments;  // a JSON text, rendered into the prompt verbatim
 };
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant" | "tool"
+  std::string content;
+  std::vector<ToolCall> tool_calls;  // assistant: the calls it made
+  std::string tool_call_id;          // tool: the call this message answers (required)
+};
+
+// A function the model may call (OpenAI's function schema).
+struct Tool {
+  std::string name;
+  std::string description;
+  std::string parameters_json;  // a JSON Schema object, printed into the prompt in its key order
+};
+
+// "auto": tools rendered into the prompt and calls parsed from the output; "none": neither (the
+// model answers in text).
+enum class ToolChoice : uint8_t { kAuto, kNone };
 
 // Exactly one of prompt, token_ids and messages. Text is plain text: special-token strings in
 // it stay text (the chat template adds the real control tokens around messages).
@@ -93,21 +132,43 @@ struct Request {
   std::string prompt;                 // raw text (the tokenizer's BOS is prepended)
   std::vector<int32_t> token_ids;     // the prompt as ids
   std::vector<ChatMessage> messages;  // a conversation, rendered by the model's chat template
+  // With messages: functions the model may call, and whether it may; the thinking switch of
+  // formats that have one (DeepSeek-V3.1: chat_template_kwargs.thinking; R1 always thinks).
+  std::vector<Tool> tools;
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  bool thinking = false;
   SamplingOptions sampling;
   std::optional<int64_t> max_tokens;    // unset: the rest of the context (and of the KV pool)
   std::vector<std::string> stop;        // stop strings, not included in the output
   std::vector<int32_t> stop_token_ids;  // ids that end the output (included)
   bool ignore_eos = false;              // true: the model's end-of-sequence does not stop it
+  // -1: none; n in [0, 20]: each output token's log-probability and its n most likely
+  // alternatives, in Delta::logprobs.
+  int32_t logprobs = -1;
+  // Who asks ("": the model's only tenant, when it has one). An unknown tenant is refused
+  // (PERMISSION_DENIED); the priority is capped at the tenant's max_priority.
+  std::string tenant;
   Priority priority = Priority::kInteractive;
   double timeout_seconds = 0;  // > 0: ends with DEADLINE_EXCEEDED after this long
+  // An absolute deadline too (the earlier of the two applies): a request still queued or
+  // running then ends with DEADLINE_EXCEEDED.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  // When the request reached the application (unset: at Submit). Queue time and time to first
+  // token in Usage count from here, so a caller's parsing and authentication are included (an
+  // arrival before the Model was loaded counts from the end of the load; a later one than
+  // Submit, from Submit).
+  std::optional<std::chrono::steady_clock::time_point> arrival;
+  std::string client_request_id;  // the caller's id for it (at most 128 bytes)
 };
 
 enum class FinishReason : uint8_t {
   kStop,       // end of sequence, a stop token id or a stop string
   kLength,     // max_tokens or the context length
   kCancelled,  // RequestHandle::Cancel
+  kToolCalls,  // a chat answer that made tool calls and then stopped by itself
 };
-DSINFER_API const char* FinishReasonName(FinishReason reason);  // "stop" | "length" | "cancelled"
+// "stop" | "length" | "cancelled" | "tool_calls"
+DSINFER_API const char* FinishReasonName(FinishReason reason);
 
 struct Usage {
   int64_t prompt_tokens = 0;
@@ -118,12 +179,39 @@ struct Usage {
   double total_seconds = 0;
 };
 
+struct TopLogprob {
+  int32_t token_id = 0;
+  float logprob = 0;
+};
+
+// One output token's log-probability under the model, and its most likely alternatives (most
+// likely first), when Request::logprobs >= 0.
+struct TokenLogprob {
+  int32_t token_id = 0;
+  float logprob = 0;
+  std::vector<TopLogprob> top;
+};
+
+// A piece of a tool call the model is making: the first piece of a call has its id and name,
+// later pieces only more `arguments` text (a call's arguments are its pieces' concatenation).
+struct ToolCallDelta {
+  int32_t index = 0;  // the call's place in the answer: 0, 1, ...
+  std::string id;     // "call_..." (made here: DeepSeek's formats carry none); first piece only
+  std::string name;   // first piece only
+  std::string arguments;
+};
+
 // New output of a request: token ids and the text they complete. Text is always whole UTF-8
 // characters (a character split across tokens arrives with its last token) and never includes
-// (a prefix of) a stop string.
+// (a prefix of) a stop string. Chat requests of models whose format has reasoning or tool calls
+// (DeepSeek V3, R1, V3.1) have their output read as a chat answer: `text` is then the answer's
+// content, `reasoning_text` the thought, and the call tokens become `tool_calls`.
 struct Delta {
   std::vector<int32_t> token_ids;
   std::string text;
+  std::string reasoning_text;
+  std::vector<ToolCallDelta> tool_calls;
+  std::vector<TokenLogprob> logprobs;  // one per token id, when asked for
 };
 
 // How a request ended. status not OK: it failed (DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED when it
@@ -133,6 +221,10 @@ struct Result {
   absl::Status status;
   FinishReason finish = FinishReason::kStop;
   Usage usage;
+  // Chat answers read as such (see Delta): the complete tool calls made. The pieces of a call
+  // the model left malformed were streamed in deltas but are not here (its text came back as
+  // content).
+  std::vector<ToolCall> tool_calls;
 };
 
 // For RESOURCE_EXHAUSTED (scheduler.max_waiting requests already queued, or a request queued
@@ -151,7 +243,10 @@ struct Callbacks {
 // Generate's whole answer.
 struct Generation {
   std::vector<int32_t> token_ids;
-  std::string text;
+  std::string text;            // chat answers: the content
+  std::string reasoning_text;  // chat answers: the thought
+  std::vector<ToolCall> tool_calls;  // chat answers: the calls made, complete
+  std::vector<TokenLogprob> logprobs;
   FinishReason finish = FinishReason::kStop;
   Usage usage;
 };

@@ -152,6 +152,7 @@ void Connection::OnHandshake(error_code ec) {
     }
     return Close();  // no or a wrong client certificate, not TLS, a reset, the deadline
   }
+  tls_ready_ = true;
   peer_identities_ = VerifiedPeerIdentities(tls_->native_handle());
   StartHeader(/*from_accept=*/true);
 }
@@ -177,6 +178,9 @@ void Connection::SetDeadline(double seconds) {
       std::chrono::duration<double>(seconds)));
   timer_.async_wait([self = shared_from_this(), g](error_code ec) {
     if (ec || g != self->deadline_generation_) return;
+    // A keep-alive client idle too long is told so (TLS: close_notify); anything else that runs
+    // out of time (a slow header or body, a stalled reader, the shutdown itself) is cut.
+    if (self->idle_ && self->tls_ready_ && !self->tls_shutdown_) return self->ShutdownTls();
     self->Close();
   });
 }
@@ -313,6 +317,10 @@ void Connection::Watch() {
 void Connection::OnWatch(error_code ec, size_t n) {
   watching_ = false;
   if (closed_) return;
+  if (shutdown_after_cancel_) {  // the server is ending the session; what was read is dropped
+    shutdown_after_cancel_ = false;
+    return ShutdownTls();
+  }
   if (ec == net::error::operation_aborted && restart_after_cancel_) {
     restart_after_cancel_ = false;
     return StartHeader();
@@ -460,10 +468,11 @@ void Connection::FailRequest(int status, std::string_view message) {
 void Connection::LingeringClose() {
   // Closing with unread bytes makes the kernel send a reset, which can destroy the answer
   // before the client reads it (a 413 to a client still sending its body). Stop sending, read
-  // and discard for a moment, then close. With TLS the discarded bytes are read raw (never
-  // decrypted), and the connection ends without a close_notify: every response is delimited by
-  // its HTTP framing.
+  // and discard for a moment, then close. An established TLS session ends with a close_notify
+  // instead (ShutdownTls reads and drops the rest the same way); a failed handshake's plain
+  // answer (AnswerPlainHttp) has no session and is drained raw.
   if (closed_) return;
+  if (tls_ready_) return ShutdownTls();
   error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_send, ignored);
   SetDeadline(std::min(2.0, core_->limits.body_timeout_seconds));
@@ -479,6 +488,21 @@ void Connection::LingeringClose() {
     self->socket_.async_read_some(net::buffer(self->discard_), *drain);
   };
   socket_.async_read_some(net::buffer(discard_), *drain);
+}
+
+void Connection::ShutdownTls() {
+  if (closed_ || tls_shutdown_) return;
+  if (watching_) {
+    // One read at a time on the TLS stream: the Watch read ends first (operation_aborted).
+    shutdown_after_cancel_ = true;
+    error_code ignored;
+    socket_.cancel(ignored);
+    return;
+  }
+  tls_shutdown_ = true;
+  // Never waits on the io thread: the client's close_notify, its EOF or the deadline ends it.
+  SetDeadline(core_->limits.write_timeout_seconds);
+  tls_->async_shutdown([self = shared_from_this()](error_code) { self->Close(); });
 }
 
 void Connection::PostOnGone(uint64_t generation, std::function<void()> callback) {

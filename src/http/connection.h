@@ -129,6 +129,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void NextRequest();
   void FailRequest(int status, std::string_view message);  // answers, then closes
   void LingeringClose();  // after an error answer: discard what the client still sends, briefly
+  // TLS: the server's end of the session. close_notify goes out, then what the client still
+  // sends is read and dropped until its close_notify or EOF, all within the write timeout; then
+  // Close. A pending Watch read is cancelled first (OnWatch comes back here).
+  void ShutdownTls();
   void Close();
   void SetDeadline(double seconds);
   void ClearDeadline();
@@ -152,6 +156,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool watching_ = false;  // a Watch read is pending
   bool idle_ = false;      // between requests; Watch's bytes start the next one
   bool restart_after_cancel_ = false;
+  bool tls_ready_ = false;              // the handshake completed: close_notify can be sent
+  bool tls_shutdown_ = false;           // ShutdownTls started async_shutdown
+  bool shutdown_after_cancel_ = false;  // ShutdownTls waits for the cancelled Watch read
   std::vector<char> discard_;
 
   // The exchange in progress.

@@ -6,27 +6,31 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "src/api/model_internal.h"
 #include "src/server/grpc_status.h"
 #include "src/server/inference_service.h"
+#include "src/server/request_validation.h"
 
 namespace dsinfer {
 namespace {
 
-v1::FinishReason ToProto(FinishReason r) {
+v1::FinishReason ToProto(api::FinishReason r) {
   switch (r) {
-    case FinishReason::kStop:
+    case api::FinishReason::kStop:
       return v1::FINISH_REASON_STOP;
-    case FinishReason::kLength:
+    case api::FinishReason::kLength:
       return v1::FINISH_REASON_LENGTH;
-    case FinishReason::kCancelled:
+    case api::FinishReason::kCancelled:
       return v1::FINISH_REASON_CANCELLED;
-    case FinishReason::kNone:
-      break;
+    case api::FinishReason::kToolCalls:
+      return v1::FINISH_REASON_TOOL_CALLS;
   }
   return v1::FINISH_REASON_UNSPECIFIED;
 }
 
-void SetUsage(const Usage& u, v1::Usage* out) {
+api::Priority ApiPriority(Priority p) { return static_cast<api::Priority>(p); }
+
+void SetUsage(const api::Usage& u, v1::Usage* out) {
   out->set_prompt_tokens(static_cast<uint32_t>(u.prompt_tokens));
   out->set_completion_tokens(static_cast<uint32_t>(u.completion_tokens));
   out->set_cached_tokens(static_cast<uint32_t>(u.cached_tokens));
@@ -35,22 +39,24 @@ void SetUsage(const Usage& u, v1::Usage* out) {
   out->set_total_seconds(u.total_seconds);
 }
 
-// Merges a chat delta into the pending message: text is the content, reasoning_text the thought;
-// a tool-call piece continuing the last pending piece of the same call is appended to it.
-void MergeChatDelta(ChatOutputDelta d, v1::GenerateResponse* m) {
-  m->mutable_text()->append(d.content);
-  m->mutable_reasoning_text()->append(d.reasoning_content);
-  for (ToolCallChunk& t : d.tool_calls) {
+// Merges a delta into the pending message: text is the content, reasoning_text the thought;
+// a tool-call piece continuing the last pending piece of the same call is appended to it (a
+// call's first piece is the one with an id).
+void MergeDelta(const api::Delta& d, v1::GenerateResponse* m) {
+  m->mutable_token_ids()->Add(d.token_ids.begin(), d.token_ids.end());
+  m->mutable_text()->append(d.text);
+  m->mutable_reasoning_text()->append(d.reasoning_text);
+  for (const api::ToolCallDelta& t : d.tool_calls) {
     const int n = m->tool_calls_size();
-    if (!t.begins_call && n > 0 && m->tool_calls(n - 1).index() == static_cast<uint32_t>(t.index)) {
+    if (t.id.empty() && n > 0 && m->tool_calls(n - 1).index() == static_cast<uint32_t>(t.index)) {
       m->mutable_tool_calls(n - 1)->mutable_arguments()->append(t.arguments);
       continue;
     }
     v1::ToolCallDelta* out = m->add_tool_calls();
     out->set_index(static_cast<uint32_t>(t.index));
-    out->set_id(std::move(t.id));
-    out->set_name(std::move(t.name));
-    out->set_arguments(std::move(t.arguments));
+    out->set_id(t.id);
+    out->set_name(t.name);
+    out->set_arguments(t.arguments);
   }
 }
 
@@ -81,7 +87,16 @@ void GenerateReactor::FinishEarly(const absl::Status& status) {
     finish_started_ = true;
   }
   service_->CountCall(ApiProtocol::kGrpc, status.code());
-  Finish(ToGrpcStatus(status));
+  Finish(ErrorStatus(status));
+}
+
+grpc::Status GenerateReactor::ErrorStatus(const absl::Status& status) {
+  if (std::optional<double> retry = api::RetryAfterSeconds(status); retry.has_value()) {
+    const int64_t ms =
+        std::max<int64_t>(1, static_cast<int64_t>(std::ceil(*retry * 1000.0)));
+    context_->AddTrailingMetadata("retry-after-ms", std::to_string(ms));
+  }
+  return ToGrpcStatus(status);
 }
 
 CancelReason GenerateReactor::WhyCancelled() const {
@@ -114,89 +129,85 @@ void GenerateReactor::Begin(const grpc::ByteBuffer& wire) {
     return;
   }
   const Priority priority = EffectivePriority(request.priority(), (*tenant)->max_priority);
-  absl::StatusOr<ValidatedRequest> validated =
-      ValidateGenerateRequest(request, svc.serving_text(), svc.limits());
-  if (!validated.ok()) {
-    svc.RecordRejection(
-        *tenant, priority, validated.status(),
-        request.client_request_id().size() <= 128 ? request.client_request_id() : "");
-    FinishEarly(validated.status());
+  absl::StatusOr<GenerateInput> input = GenerateRequestToApi(request);
+  if (!input.ok()) {
+    svc.RecordRejection(*tenant, priority, input.status(), "");
+    FinishEarly(input.status());
     return;
   }
-  if (validated->chat_output.has_value()) output_.emplace(*validated->chat_output);
-  EngineRequest* engine_request = &validated->engine;
-  Engine& engine = *svc.engine();
-  engine_request->tenant = (*tenant)->id;
-  engine_request->priority = priority;
+  api::Request& r = input->request;
+  r.tenant = (*tenant)->id;
+  r.priority = ApiPriority(priority);
   // Queue time and time to first token count from the call's arrival, parsing included.
-  engine_request->arrival =
-      engine.Now() -
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
-  // The client's deadline, on the engine's clock: a request still queued when it passes is
-  // dropped by the scheduler; gRPC also cancels the call (OnCancel) at that moment.
+  r.arrival = arrived;
+  // The client's deadline: a request still queued when it passes is dropped by the scheduler;
+  // gRPC also cancels the call (OnCancel) at that moment.
   const auto deadline = context_->deadline();
   if (deadline != std::chrono::system_clock::time_point::max()) {
-    const double remaining =
-        std::chrono::duration<double>(deadline - std::chrono::system_clock::now()).count();
-    engine_request->deadline = engine.Now() + remaining;
+    r.deadline = std::chrono::steady_clock::now() +
+                 std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                     deadline - std::chrono::system_clock::now());
   }
   std::shared_ptr<GenerateReactor> self = shared_from_this();
-  const uint64_t id = engine.Submit(std::move(*engine_request),
-                                    [self](EngineEvent ev) { self->OnEngineEvent(std::move(ev)); });
+  bool at_admission = false;
+  absl::StatusOr<api::RequestHandle> handle = api::ModelAccess::Submit(
+      *svc.model(), r,
+      {.on_delta = [self](const api::Delta& d) { self->OnDelta(d); },
+       .on_done = [self](const api::Result& res) { self->OnResult(res); }},
+      {.names = &GenerateFieldNames(),
+       .input = input->input,
+       .refused_at_admission = &at_admission});
+  if (!handle.ok()) {
+    // The engine's observer counted an admission refusal; a validation failure is counted here.
+    if (!at_admission) {
+      svc.RecordRejection(
+          *tenant, priority, handle.status(),
+          request.client_request_id().size() <= 128 ? request.client_request_id() : "");
+    }
+    FinishEarly(handle.status());
+    return;
+  }
   Next next;
   bool cancel = false;
   CancelReason reason = CancelReason::kClient;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    id_ = id;
-    // The client may have gone while we were submitting; events may already be queued.
+    handle_ = *handle;
+    // The client may have gone while we were submitting; deltas may already be queued.
     cancel = cancelled_ && !final_status_.has_value();
     reason = cancel_reason_;
     next = NextLocked();
   }
-  if (cancel) engine.Cancel(id, reason);
+  if (cancel) api::ModelAccess::Cancel(*handle, reason);
   Perform(next);
 }
 
-void GenerateReactor::OnEngineEvent(EngineEvent ev) {
+void GenerateReactor::OnDelta(const api::Delta& d) {
   Next next;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (done_ || finish_started_ || final_status_.has_value()) return;
-    if (!ev.token_ids.empty() || !ev.text.empty()) {
+    if (!pending_.has_value()) pending_.emplace();
+    MergeDelta(d, &*pending_);
+    next = NextLocked();
+  }
+  Perform(next);
+}
+
+void GenerateReactor::OnResult(const api::Result& res) {
+  Next next;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_ || finish_started_ || final_status_.has_value()) return;
+    if (!res.status.ok()) {
+      final_status_ = ErrorStatus(res.status);
+    } else if (res.finish == api::FinishReason::kCancelled) {
+      final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
+    } else {
       if (!pending_.has_value()) pending_.emplace();
-      pending_->mutable_token_ids()->Add(ev.token_ids.begin(), ev.token_ids.end());
-      if (output_.has_value()) {
-        MergeChatDelta(output_->Push(ev.text), &*pending_);
-      } else {
-        pending_->mutable_text()->append(ev.text);
-      }
-    }
-    if (ev.last()) {
-      if (!ev.status.ok()) {
-        grpc::Status st = ToGrpcStatus(ev.status);
-        if (ev.status.code() == absl::StatusCode::kResourceExhausted) {
-          // Trailing metadata must be added before Finish; nothing else touches it meanwhile.
-          const int64_t ms = std::max<int64_t>(
-              1, static_cast<int64_t>(std::ceil(ev.retry_after_seconds * 1000.0)));
-          context_->AddTrailingMetadata("retry-after-ms", std::to_string(ms));
-        }
-        final_status_ = std::move(st);
-      } else if (ev.finish == FinishReason::kCancelled) {
-        final_status_ = grpc::Status(grpc::StatusCode::CANCELLED, "request cancelled");
-      } else {
-        if (!pending_.has_value()) pending_.emplace();
-        v1::FinishReason finish = ToProto(ev.finish);
-        if (output_.has_value()) {
-          MergeChatDelta(output_->Finish(), &*pending_);  // held-back text, a malformed call
-          if (ev.finish == FinishReason::kStop && output_->FinishReason("stop") == "tool_calls") {
-            finish = v1::FINISH_REASON_TOOL_CALLS;
-          }
-        }
-        pending_->set_finish_reason(finish);
-        SetUsage(ev.usage, pending_->mutable_usage());
-        final_status_ = grpc::Status::OK;
-      }
+      pending_->set_finish_reason(ToProto(res.finish));
+      SetUsage(res.usage, pending_->mutable_usage());
+      final_status_ = grpc::Status::OK;
     }
     next = NextLocked();
   }
@@ -213,9 +224,9 @@ GenerateReactor::Next GenerateReactor::NextLocked() {
     return next;
   }
   if (pending_.has_value()) {
-    if (!id_.has_value()) return next;  // Begin sends it once Submit returned the id
+    if (!handle_.has_value()) return next;  // Begin sends it once Submit returned the id
     if (!id_sent_) {
-      pending_->set_request_id(std::to_string(*id_));
+      pending_->set_request_id(std::to_string(handle_->id()));
       id_sent_ = true;
     }
     in_flight_ = Serialize(*pending_);
@@ -245,35 +256,35 @@ void GenerateReactor::Perform(Next next) {
 
 void GenerateReactor::OnWriteDone(bool ok) {
   Next next;
-  std::optional<uint64_t> cancel;
+  std::optional<api::RequestHandle> cancel;
   {
     std::lock_guard<std::mutex> lock(mu_);
     writing_ = false;
     if (!ok && !cancelled_) {
       // The stream broke (client gone): stop the engine request, end the call.
       cancelled_ = true;
-      if (!final_status_.has_value()) cancel = id_;
+      if (!final_status_.has_value()) cancel = handle_;
     }
     next = NextLocked();
   }
-  if (cancel) service_->engine()->Cancel(*cancel);
+  if (cancel) cancel->Cancel();
   Perform(next);
 }
 
 void GenerateReactor::OnCancel() {
   Next next;
-  std::optional<uint64_t> cancel;
+  std::optional<api::RequestHandle> cancel;
   const CancelReason reason = WhyCancelled();
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!cancelled_) {
       cancelled_ = true;
       cancel_reason_ = reason;
-      if (!final_status_.has_value()) cancel = id_;
+      if (!final_status_.has_value()) cancel = handle_;
     }
     next = NextLocked();
   }
-  if (cancel) service_->engine()->Cancel(*cancel, reason);
+  if (cancel) api::ModelAccess::Cancel(*cancel, reason);
   Perform(next);
 }
 

@@ -1,7 +1,8 @@
-// One Generate stream: a ServerWriteReactor between a gRPC call and an engine request.
+// One Generate stream: a ServerWriteReactor between a gRPC call and a request of the server's
+// api::Model (submitted and cancelled through it, src/api/model_internal.h).
 //
 // Invariants (see README.md):
-// - The engine thread only queues: an event is merged into the stream's pending message under
+// - The engine thread only queues: a delta is merged into the stream's pending message under
 //   the stream mutex and, if no write is in flight, a write is started. It never waits.
 // - One write in flight; OnWriteDone starts the next. A slow client therefore holds at most one
 //   message in flight plus one pending message that grows by merging (tokens and text append).
@@ -24,9 +25,9 @@
 #include <mutex>
 #include <optional>
 
+#include "dsinfer/model.h"
 #include "dsinfer/v1/dsinfer.pb.h"
 #include "src/engine/engine.h"
-#include "src/server/chat_output.h"
 
 namespace dsinfer {
 
@@ -48,8 +49,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
 
  private:
   void Begin(const grpc::ByteBuffer& request);
-  // The engine's sink (engine thread).
-  void OnEngineEvent(EngineEvent event);
+  // The request's callbacks (engine thread).
+  void OnDelta(const api::Delta& delta);
+  void OnResult(const api::Result& result);
   // With mu_ held: what to do next. Returns true when `to_write` was filled or `finish` set;
   // the caller performs the gRPC operation after unlocking.
   struct Next {
@@ -59,6 +61,9 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   Next NextLocked();
   void Perform(Next next);
   void FinishEarly(const absl::Status& status);
+  // The gRPC status of an error; RESOURCE_EXHAUSTED adds `retry-after-ms` trailing metadata
+  // (before Finish; nothing else touches it meanwhile).
+  grpc::Status ErrorStatus(const absl::Status& status);
   // Why gRPC cancelled the call: its deadline passed, or the client went away.
   CancelReason WhyCancelled() const;
 
@@ -67,18 +72,15 @@ class GenerateReactor : public grpc::ServerWriteReactor<grpc::ByteBuffer>,
   std::shared_ptr<GenerateReactor> self_;  // gRPC's reference, dropped in OnDone
 
   std::mutex mu_;
-  std::optional<uint64_t> id_;  // engine request id, once Submit returned
+  std::optional<api::RequestHandle> handle_;  // once Submit returned
   bool id_sent_ = false;        // request_id went out on a message
   bool writing_ = false;        // a write is in flight
   bool finish_started_ = false;
   bool cancelled_ = false;                       // OnCancel ran
   CancelReason cancel_reason_ = CancelReason::kClient;
   bool done_ = false;                            // OnDone ran
-  std::optional<v1::GenerateResponse> pending_;  // merged events not yet written
-  // Chat input of a DeepSeek format: the text read as reasoning / content / tool calls. Set in
-  // Begin before Submit; then used only under mu_ by the engine's sink.
-  std::optional<ChatOutput> output_;
-  std::optional<grpc::Status> final_status_;     // set by the last engine event
+  std::optional<v1::GenerateResponse> pending_;  // merged deltas not yet written
+  std::optional<grpc::Status> final_status_;     // set by the request's result
   grpc::ByteBuffer in_flight_;                   // the message being written
   grpc::Status finish_status_;
 };

@@ -20,6 +20,7 @@
 #include "src/core/status_macros.h"
 #include "src/server/library_logs.h"
 #include "src/server/openai_api.h"
+#include "src/api/model_internal.h"
 #include "src/server/tls_files.h"
 #include "src/serving/serving_model.h"
 
@@ -187,7 +188,7 @@ absl::Status InferenceServer::StartListeners() {
 absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
                                           std::unique_ptr<Tokenizer> tokenizer,
                                           std::optional<chat::ChatFormat> chat_format) {
-  if (engine_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
+  if (api_model_ != nullptr) return absl::FailedPreconditionError("the engine is already running");
   if (!chat_format.has_value()) {
     ASSIGN_OR_RETURN(chat_format, chat::ChatFormatOfModel(config_.model_path, tokenizer.get()));
   }
@@ -197,11 +198,11 @@ absl::Status InferenceServer::StartEngine(std::unique_ptr<ModelRunner> runner,
     log_->Write(chat_format->note.empty() ? LogLevel::kInfo : LogLevel::kWarning, "chat_format",
                 std::move(fields));
   }
-  EngineOptions options = ServingEngineOptions(config_);
-  tokenizer_ = std::move(tokenizer);
-  ASSIGN_OR_RETURN(engine_, Engine::Create(std::move(runner), tokenizer_.get(),
-                                           std::move(options), observer_.get()));
-  service_->AttachEngine(engine_.get(), tokenizer_.get(), *chat_format);
+  ServingModel m{.runner = std::move(runner),
+                 .tokenizer = std::move(tokenizer),
+                 .chat_format = *std::move(chat_format)};
+  ASSIGN_OR_RETURN(api_model_, api::ModelAccess::Start(config_, std::move(m), observer_.get()));
+  service_->AttachModel(api_model_.get());
   service_->SetState(ServingState::kServing);
   SetHealth(true);
   backend_watch_ = std::thread([this] { WatchBackend(); });
@@ -232,22 +233,22 @@ int64_t InferenceServer::Drain(double grace_seconds) {
   service_->SetState(ServingState::kDraining);
   SetHealth(false);
   int64_t cut = 0;
-  if (engine_ != nullptr) {
+  if (Engine* engine = this->engine(); engine != nullptr) {
     log_->Write(LogLevel::kInfo, "draining", {{"grace_seconds", grace_seconds}});
-    engine_->StartDraining();
+    engine->StartDraining();
     const auto until = std::chrono::steady_clock::now() +
                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
                            std::chrono::duration<double>(std::max(0.0, grace_seconds)));
-    while (!engine_->Idle() && std::chrono::steady_clock::now() < until) {
+    while (!engine->Idle() && std::chrono::steady_clock::now() < until) {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    if (!engine_->Idle()) {
-      const SchedulerStats st = engine_->Stats();
+    if (!engine->Idle()) {
+      const SchedulerStats st = engine->Stats();
       cut = st.running;
       for (int32_t w : st.waiting) cut += w;
     }
     // Ends whatever is still live with UNAVAILABLE (the client may retry elsewhere).
-    engine_->Shutdown();
+    engine->Shutdown();
   }
   if (grpc_server_ != nullptr) {
     // Streams still writing to slow clients get a moment, then are cancelled.

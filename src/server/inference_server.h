@@ -1,6 +1,7 @@
 // The serving process as one object: logs, metrics, the ops HTTP endpoint (/metrics, /healthz,
-// /readyz), the gRPC server (Inference, grpc.health.v1.Health, reflection) and, once the model
-// is loaded, the engine. Life cycle:
+// /readyz), the gRPC server (Inference, grpc.health.v1.Health, reflection), the OpenAI API and,
+// once the model is loaded, one api::Model (the embedding API, include/dsinfer) that both front
+// ends submit to. Life cycle:
 //   Create -> StartListeners (loading; the OpenAI API answers 503: health NOT_SERVING, /readyz 503, Generate UNAVAILABLE)
 //          -> LoadModel or StartEngine (serving)
 //          -> Drain (draining: NOT_SERVING, new requests UNAVAILABLE, running ones finish within
@@ -15,6 +16,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "dsinfer/model.h"
 #include "src/chat/chat_format.h"
 #include "src/config/model_config.h"
 #include "src/config/server_config.h"
@@ -63,7 +65,8 @@ class InferenceServer {
   int http_port() const;
   int openai_port() const;  // 0 when openai_listen is empty
   ServingState state() const { return service_->state(); }
-  Engine* engine() const { return engine_.get(); }
+  Engine* engine() const { return service_->engine(); }  // null until the model is started
+  api::Model* model() const { return api_model_.get(); }
   ServerMetrics& metrics() { return *metrics_; }
   JsonLog& log() { return *log_; }
   const ServerConfig& config() const { return config_; }
@@ -84,8 +87,8 @@ class InferenceServer {
   std::unique_ptr<JsonLog> log_;
   std::unique_ptr<ServerMetrics> metrics_;
   std::unique_ptr<ServerObserver> observer_;
-  std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<Engine> engine_;
+  // Both front ends submit to it; its engine reports to observer_.
+  std::unique_ptr<api::Model> api_model_;
   std::unique_ptr<InferenceService> service_;
   std::unique_ptr<grpc::Server> grpc_server_;
   std::unique_ptr<MetricsHttpServer> http_;

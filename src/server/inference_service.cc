@@ -60,16 +60,13 @@ InferenceService::InferenceService(const ServerConfig& config, ServerMetrics* me
       generate_parser_(v1::GenerateRequest::descriptor()),
       tokenize_parser_(v1::TokenizeRequest::descriptor()) {}
 
-void InferenceService::AttachEngine(Engine* engine, const Tokenizer* tokenizer,
-                                    const chat::ChatFormat& chat_format) {
-  engine_ = engine;
-  text_.tokenizer = tokenizer;
-  text_.chat_format = chat_format;
+void InferenceService::AttachModel(api::Model* model) {
+  model_ = model;
+  const api::ModelCore& c = core();
+  const Engine* engine = c.engine.get();
+  text_ = c.text;
+  limits_ = c.limits;
   const ModelConfig& mc = engine->model_config();
-  limits_.vocab_size = mc.vocab_size;
-  limits_.context_length = mc.max_position_embeddings;
-  limits_.kv_capacity_tokens =
-      static_cast<int64_t>(engine->runner().num_kv_blocks()) * kKvBlockSize;
   model_info_.set_model_type(mc.model_type);
   model_info_.set_architecture(ArchitectureOf(mc.model_type));
   model_info_.set_context_length(static_cast<uint32_t>(mc.max_position_embeddings));
@@ -101,8 +98,8 @@ absl::Status InferenceService::CheckServing(bool draining_ok) const {
 }
 
 absl::Status InferenceService::BackendHealth() const {
-  if (engine_ == nullptr || state() == ServingState::kLoading) return absl::OkStatus();
-  absl::Status health = engine_->runner().Health();
+  if (model_ == nullptr || state() == ServingState::kLoading) return absl::OkStatus();
+  absl::Status health = engine()->runner().Health();
   return health.ok() ? health : BackendDown(health);
 }
 

@@ -13,7 +13,9 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "dsinfer/model.h"
 #include "dsinfer/v1/dsinfer.grpc.pb.h"
+#include "src/api/model_internal.h"
 #include "src/config/server_config.h"
 #include "src/engine/engine.h"
 #include "src/metrics/server_metrics.h"
@@ -37,11 +39,9 @@ class InferenceService final : public InferenceServiceBase {
   // `metrics` and `log` (may be null) must outlive the service.
   InferenceService(const ServerConfig& config, ServerMetrics* metrics, JsonLog* log);
 
-  // Once the model is loaded, before SetState(kServing); both must outlive the gRPC server.
-  // `tokenizer` may be null (token ids only). `chat_format`: the format every chat is rendered
-  // in (chat::ChatFormatOfModel, decided once at load).
-  void AttachEngine(Engine* engine, const Tokenizer* tokenizer,
-                    const chat::ChatFormat& chat_format = {});
+  // Once the model is loaded, before SetState(kServing); it must outlive the gRPC server. The
+  // front ends submit and cancel through it (api::Model, src/api/model_internal.h).
+  void AttachModel(api::Model* model);
   void SetState(ServingState s) { state_.store(s, std::memory_order_release); }
   ServingState state() const { return state_.load(std::memory_order_acquire); }
 
@@ -57,8 +57,9 @@ class InferenceService final : public InferenceServiceBase {
                                       const v1::ModelInfoRequest* request,
                                       v1::ModelInfoResponse* response) override;
 
-  // For GenerateReactor.
-  Engine* engine() const { return engine_; }
+  // For the front ends (GenerateReactor, OpenAiApi). Null until AttachModel.
+  api::Model* model() const { return model_; }
+  Engine* engine() const { return model_ != nullptr ? core().engine.get() : nullptr; }
   const Tokenizer* tokenizer() const { return text_.tokenizer; }
   const ServingText& serving_text() const { return text_; }
   const RequestLimits& limits() const { return limits_; }
@@ -90,6 +91,7 @@ class InferenceService final : public InferenceServiceBase {
 
  private:
   absl::Status BackendDown(const absl::Status& health) const;
+  api::ModelCore& core() const { return api::ModelAccess::Core(*model_); }
 
   std::atomic<ServingState> state_{ServingState::kLoading};
   mutable std::atomic<bool> backend_down_logged_{false};
@@ -98,8 +100,8 @@ class InferenceService final : public InferenceServiceBase {
   JsonLog* log_;
   RequestParser generate_parser_;
   RequestParser tokenize_parser_;
-  // Set once by AttachEngine before the state becomes kServing; read-only afterwards.
-  Engine* engine_ = nullptr;
+  // Set once by AttachModel before the state becomes kServing; read-only afterwards.
+  api::Model* model_ = nullptr;
   ServingText text_;
   RequestLimits limits_;
   v1::ModelInfoResponse model_info_;

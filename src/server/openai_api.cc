@@ -12,8 +12,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "src/api/model_internal.h"
 #include "src/server/auth.h"
-#include "src/server/chat_output.h"
 #include "src/server/openai_protocol.h"
 
 namespace dsinfer {
@@ -34,16 +34,17 @@ std::string NewId(const char* prefix) {
 }
 
 // A chat delta: {"reasoning_content", "content", "tool_calls": [{index, id, type, function}]},
-// the members that have something; an empty object when none has.
-json DeltaJson(const ChatOutputDelta& d) {
+// the members that have something; an empty object when none has. A call's first piece is the
+// one with an id.
+json DeltaJson(const api::Delta& d) {
   json out = json::object();
-  if (!d.reasoning_content.empty()) out["reasoning_content"] = d.reasoning_content;
-  if (!d.content.empty()) out["content"] = d.content;
+  if (!d.reasoning_text.empty()) out["reasoning_content"] = d.reasoning_text;
+  if (!d.text.empty()) out["content"] = d.text;
   if (!d.tool_calls.empty()) {
     json calls = json::array();
-    for (const ToolCallChunk& t : d.tool_calls) {
+    for (const api::ToolCallDelta& t : d.tool_calls) {
       json c = {{"index", t.index}};
-      if (t.begins_call) {
+      if (!t.id.empty()) {
         c["id"] = t.id;
         c["type"] = "function";
         c["function"] = {{"name", t.name}, {"arguments", t.arguments}};
@@ -67,44 +68,56 @@ CallCredentials HttpCredentials(const HttpRequest& r) {
   return c;
 }
 
-// One completion request: its n engine requests and the HTTP answer they make together.
-// Locking: mu_ guards everything; exchange calls are made under it (they only post onto the
-// connection's strand, never block), so chunks keep their order across threads.
+// One completion request: its n requests of the server's api::Model and the HTTP answer they
+// make together. Locking: mu_ guards everything; exchange calls are made under it (they only
+// post onto the connection's strand, never block), so chunks keep their order across threads.
 class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
  public:
-  // `chat_output`: read each choice's text as a chat answer (reasoning, content, tool calls).
   OpenAiCall(InferenceService* service, std::shared_ptr<HttpExchange> ex, OpenAiRequest request,
-             std::string model, const std::optional<chat::OutputParserOptions>& chat_output)
+             std::string model)
       : service_(service),
         ex_(std::move(ex)),
         request_(std::move(request)),
         model_(std::move(model)),
         id_(NewId(request_.chat ? "chatcmpl-" : "cmpl-")),
         created_(static_cast<int64_t>(std::time(nullptr))),
-        choices_(request_.n) {
-    if (chat_output.has_value()) {
-      for (Choice& c : choices_) c.output.emplace(*chat_output);
-    }
-  }
+        choices_(request_.n) {}
 
-  void Start(std::vector<EngineRequest> requests) {
+  // Submits the n choices (validated once each by the Model, with this API's field names). A
+  // refusal answers the call; one from validation is recorded for `tenant` here (the engine's
+  // observer records admission refusals).
+  void Start(std::vector<api::Request> requests, const TenantConfig* tenant, Priority priority) {
     std::shared_ptr<OpenAiCall> self = shared_from_this();
     ex_->OnClientGone([self] { self->OnGone(); });
-    Engine& engine = *service_->engine();
+    const api::ModelAccess::WireSubmit wire_base{.names = &OpenAiFieldNames(request_.chat),
+                                                 .input = request_.serving.input};
     for (int i = 0; i < static_cast<int>(requests.size()); ++i) {
-      const uint64_t id = engine.Submit(
-          std::move(requests[i]), [self, i](EngineEvent ev) { self->OnEvent(i, std::move(ev)); });
+      bool at_admission = false;
+      api::ModelAccess::WireSubmit wire = wire_base;
+      wire.refused_at_admission = &at_admission;
+      absl::StatusOr<api::RequestHandle> h = api::ModelAccess::Submit(
+          *service_->model(), requests[i],
+          {.on_delta = [self, i](const api::Delta& d) { self->OnDelta(i, d); },
+           .on_done = [self, i](const api::Result& r) { self->OnResult(i, r); }},
+          wire);
+      if (!h.ok() && !at_admission) service_->RecordRejection(tenant, priority, h.status(), "");
       std::lock_guard<std::mutex> lock(mu_);
-      choices_[i].id = id;
-      if (failed_ || gone_) break;  // a rejection (it arrived inside Submit): submit no more
+      if (h.ok()) {
+        choices_[i].handle = *h;
+      } else if (!failed_) {
+        failed_ = true;
+        error_ = h.status();
+        retry_after_ = api::RetryAfterSeconds(h.status()).value_or(0);
+      }
+      if (failed_ || gone_) break;  // a refusal: submit no more
     }
-    std::vector<uint64_t> cancel;
+    std::vector<api::RequestHandle> cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
       submitted_ = true;
       if (gone_ || failed_) {
         cancel = UnfinishedLocked();
-        if (failed_ && !gone_) {
+        if (failed_ && !gone_ && !answered_) {
           answered_ = true;
           service_->CountCall(ApiProtocol::kOpenAi, error_.code());
           ex_->Respond(OpenAiErrorResponse(error_, retry_after_));
@@ -118,72 +131,71 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
         FinishLocked();
       }
     }
-    for (uint64_t id : cancel) engine.Cancel(id);
+    for (const api::RequestHandle& h : cancel) h.Cancel();
   }
 
  private:
   struct Choice {
-    std::optional<uint64_t> id;
+    std::optional<api::RequestHandle> handle;
     bool done = false;
     bool role_sent = false;
-    std::string text;                  // without a chat output parser
-    std::optional<ChatOutput> output;  // chat answers of DeepSeek formats
-    FinishReason finish = FinishReason::kNone;
-    Usage usage;
+    std::string text;       // completions: the text; chat: the content
+    std::string reasoning;  // chat answers: reasoning_content
+    std::optional<api::FinishReason> finish;  // once it ended well
+    api::Result result;     // usage and, for chat answers, the complete tool calls
     json logprobs;  // chat: array of entries; completions: the parallel arrays
   };
 
-  // Engine thread (or, for an admission rejection, the submitting thread): never blocks.
-  void OnEvent(int i, EngineEvent ev) {
-    std::vector<uint64_t> cancel;
+  // Engine thread: never blocks.
+  void OnDelta(int i, const api::Delta& d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    Choice& c = choices_[i];
+    if (c.done || failed_ || gone_) return;
+    Append(i, c, d);
+  }
+
+  void OnResult(int i, const api::Result& r) {
+    std::vector<api::RequestHandle> cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
       Choice& c = choices_[i];
       if (c.done) return;
-      if (ev.last()) {
-        c.done = true;
-        ++done_;
-      }
-      if (!ev.status.ok()) {
+      c.done = true;
+      ++done_;
+      if (!r.status.ok()) {
         if (!failed_) {
           failed_ = true;
-          error_ = ev.status;
-          retry_after_ = ev.retry_after_seconds;
+          error_ = r.status;
+          retry_after_ = api::RetryAfterSeconds(r.status).value_or(0);
           cancel = UnfinishedLocked();  // the answer is an error: the other choices stop
           if (submitted_ && !gone_ && !answered_) {
             answered_ = true;
-            service_->CountCall(ApiProtocol::kOpenAi, ev.status.code());
+            service_->CountCall(ApiProtocol::kOpenAi, r.status.code());
             if (request_.stream) {
-              const OpenAiErrorShape shape = OpenAiErrorFor(ev.status);
+              const OpenAiErrorShape shape = OpenAiErrorFor(r.status);
               ex_->Send(absl::StrCat(
                   "data: ",
-                  Dump(OpenAiError(std::string(ev.status.message()), shape.type, "", shape.code)), "\n\n"));
+                  Dump(OpenAiError(std::string(r.status.message()), shape.type, "", shape.code)),
+                  "\n\n"));
               ex_->EndStream();
             } else {
-              ex_->Respond(OpenAiErrorResponse(ev.status, ev.retry_after_seconds));
+              ex_->Respond(OpenAiErrorResponse(r.status, retry_after_));
             }
           }
         }
-      } else if (!failed_ && !gone_ && ev.finish != FinishReason::kCancelled) {
-        Append(i, c, ev);
-        if (ev.last()) {
-          c.finish = ev.finish;
-          c.usage = ev.usage;
-          if (c.output.has_value()) {
-            const json rest = DeltaJson(c.output->Finish());  // text held back, a malformed call
-            if (request_.stream && !rest.empty()) Emit(Chunk(i, rest, nullptr, nullptr));
-          }
-          if (request_.stream) Emit(Chunk(i, json::object(), nullptr, FinishReasonOf(c)));
-          if (done_ == request_.n && submitted_) FinishLocked();
-        }
+      } else if (!failed_ && !gone_ && r.finish != api::FinishReason::kCancelled) {
+        c.finish = r.finish;
+        c.result = r;
+        if (request_.stream) Emit(Chunk(i, json::object(), nullptr, FinishReasonOf(c)));
+        if (done_ == request_.n && submitted_) FinishLocked();
       }
     }
-    for (uint64_t id : cancel) service_->engine()->Cancel(id);
+    for (const api::RequestHandle& h : cancel) h.Cancel();
   }
 
-  // The client went away: every engine request still running stops now (KV freed).
+  // The client went away: every request still running stops now (KV freed).
   void OnGone() {
-    std::vector<uint64_t> cancel;
+    std::vector<api::RequestHandle> cancel;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (!gone_ && !answered_) {
@@ -192,51 +204,45 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
       gone_ = true;
       cancel = UnfinishedLocked();
     }
-    for (uint64_t id : cancel) service_->engine()->Cancel(id);
+    for (const api::RequestHandle& h : cancel) h.Cancel();
   }
 
-  std::vector<uint64_t> UnfinishedLocked() const {
-    std::vector<uint64_t> ids;
+  std::vector<api::RequestHandle> UnfinishedLocked() const {
+    std::vector<api::RequestHandle> out;
     for (const Choice& c : choices_) {
-      if (c.id.has_value() && !c.done) ids.push_back(*c.id);
+      if (c.handle.has_value() && !c.done) out.push_back(*c.handle);
     }
-    return ids;
+    return out;
   }
 
-  void Append(int i, Choice& c, const EngineEvent& ev) {
+  void Append(int i, Choice& c, const api::Delta& d) {
     const Tokenizer* tok = service_->tokenizer();
     json new_logprobs;
-    if (request_.logprobs && !ev.logprobs.empty()) {
+    if (request_.logprobs && !d.logprobs.empty()) {
       if (request_.chat) {
         new_logprobs = json::array();
-        for (const SequenceResult& r : ev.logprobs) new_logprobs.push_back(ChatLogprobEntry(r, tok));
+        for (const api::TokenLogprob& r : d.logprobs) {
+          new_logprobs.push_back(ChatLogprobEntry(r, tok));
+        }
         if (c.logprobs.is_null()) c.logprobs = json::array();
         for (const json& e : new_logprobs) c.logprobs.push_back(e);
       } else {
-        // Offsets are where this event's text starts (a multi-token event shares one).
-        for (const SequenceResult& r : ev.logprobs) {
+        // Offsets are where this delta's text starts (a multi-token delta shares one).
+        for (const api::TokenLogprob& r : d.logprobs) {
           AppendCompletionLogprobs(r, tok, static_cast<int64_t>(c.text.size()), &new_logprobs);
           AppendCompletionLogprobs(r, tok, static_cast<int64_t>(c.text.size()), &c.logprobs);
         }
       }
     }
-    json delta;
-    if (c.output.has_value()) {
-      delta = DeltaJson(c.output->Push(ev.text));
-    } else {
-      c.text += ev.text;
-      if (request_.chat) {
-        delta = ev.text.empty() ? json::object() : json{{"content", ev.text}};
-      } else {
-        delta = ev.text;
-      }
-    }
+    c.text += d.text;
+    c.reasoning += d.reasoning_text;
     if (!request_.stream) return;
+    json delta = request_.chat ? DeltaJson(d) : json(d.text);
     if (request_.chat && !c.role_sent) {
       c.role_sent = true;
       Emit(Chunk(i, json{{"role", "assistant"}, {"content", ""}}, nullptr, nullptr));
     }
-    const bool nothing = request_.chat ? delta.empty() : ev.text.empty();
+    const bool nothing = request_.chat ? delta.empty() : d.text.empty();
     if (nothing && new_logprobs.is_null()) return;
     // Logprobs of tokens whose text is held back (a possible control token) come with an empty
     // content delta; the text follows in a later chunk.
@@ -246,10 +252,8 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
 
   // The choice's finish_reason: "tool_calls" when a chat answer made calls and stopped.
   json FinishReasonOf(const Choice& c) const {
-    const char* engine = OpenAiFinishReason(c.finish);
-    if (engine == nullptr) return nullptr;
-    if (!c.output.has_value()) return engine;
-    return c.output->FinishReason(engine);
+    const char* reason = c.finish.has_value() ? OpenAiFinishReason(*c.finish) : nullptr;
+    return reason == nullptr ? json(nullptr) : json(reason);
   }
 
   // One SSE event. Chat: `delta` is the delta object; completions: the text.
@@ -275,9 +279,10 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
 
   json UsageJson() const {
     int64_t completion = 0;
-    for (const Choice& c : choices_) completion += c.usage.completion_tokens;
+    for (const Choice& c : choices_) completion += c.result.usage.completion_tokens;
     // The prompt is counted once, as OpenAI does for n choices.
-    return OpenAiUsage(choices_[0].usage.prompt_tokens, completion, choices_[0].usage.cached_tokens);
+    const api::Usage& first = choices_[0].result.usage;
+    return OpenAiUsage(first.prompt_tokens, completion, first.cached_tokens);
   }
 
   void Emit(std::string event) {
@@ -309,28 +314,21 @@ class OpenAiCall : public std::enable_shared_from_this<OpenAiCall> {
     for (int i = 0; i < request_.n; ++i) {
       const Choice& c = choices_[i];
       json choice = {{"index", i}, {"finish_reason", FinishReasonOf(c)}};
-      if (request_.chat && c.output.has_value()) {
-        json message = {{"role", "assistant"}, {"content", c.output->content()}};
-        if (!c.output->reasoning_content().empty()) {
-          message["reasoning_content"] = c.output->reasoning_content();
-        }
-        const std::vector<ChatToolCall> calls = c.output->tool_calls();
-        if (!calls.empty()) {
+      if (request_.chat) {
+        json message = {{"role", "assistant"}, {"content", c.text}};
+        if (!c.reasoning.empty()) message["reasoning_content"] = c.reasoning;
+        if (!c.result.tool_calls.empty()) {
           json tool_calls = json::array();
-          for (const ChatToolCall& t : calls) {
+          for (const api::ToolCall& t : c.result.tool_calls) {
             tool_calls.push_back({{"id", t.id},
                                   {"type", "function"},
                                   {"function", {{"name", t.name}, {"arguments", t.arguments}}}});
           }
           message["tool_calls"] = std::move(tool_calls);
-          if (c.output->content().empty()) message["content"] = nullptr;  // as OpenAI answers
+          if (c.text.empty()) message["content"] = nullptr;  // as OpenAI answers
         }
         choice["message"] = std::move(message);
         choice["logprobs"] = c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
-      } else if (request_.chat) {
-        choice["message"] = {{"role", "assistant"}, {"content", c.text}};
-        choice["logprobs"] =
-            c.logprobs.is_null() ? json(nullptr) : json{{"content", c.logprobs}};
       } else {
         choice["text"] = c.text;
         choice["logprobs"] = c.logprobs;
@@ -435,27 +433,17 @@ void OpenAiApi::Complete(const std::shared_ptr<HttpExchange>& ex, bool chat) con
     return Reject(ex, parsed.status());
   }
   const Priority priority = EffectivePriority(parsed->priority, (*tenant)->max_priority);
-  absl::StatusOr<ValidatedRequest> validated = ValidateServingRequest(
-      parsed->serving, svc.serving_text(), svc.limits(), OpenAiFieldNames(chat));
-  if (!validated.ok()) {
-    svc.RecordRejection(*tenant, priority, validated.status(), "");
-    return Reject(ex, validated.status());
-  }
-  EngineRequest* engine_request = &validated->engine;
-  Engine& engine = *svc.engine();
-  engine_request->tenant = (*tenant)->id;
-  engine_request->priority = priority;
-  engine_request->arrival =
-      engine.Now() -
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - arrived).count();
-  std::vector<EngineRequest> requests(parsed->n, *engine_request);
+  api::Request request = api::RequestFromServing(parsed->serving);
+  request.tenant = (*tenant)->id;
+  request.priority = static_cast<api::Priority>(priority);
+  request.arrival = arrived;
+  std::vector<api::Request> requests(parsed->n, request);
   // n choices from one seed would be n copies of one answer: each choice gets its own.
   for (int i = 1; i < parsed->n; ++i) {
     if (requests[i].sampling.seed.has_value()) *requests[i].sampling.seed += i;
   }
-  auto call = std::make_shared<OpenAiCall>(service_, ex, *std::move(parsed), model_id_,
-                                           validated->chat_output);
-  call->Start(std::move(requests));
+  auto call = std::make_shared<OpenAiCall>(service_, ex, *std::move(parsed), model_id_);
+  call->Start(std::move(requests), *tenant, priority);
 }
 
 }  // namespace dsinfer

@@ -319,15 +319,18 @@ OpenAiErrorShape OpenAiErrorFor(const absl::Status& st) {
   }
 }
 
-const char* OpenAiFinishReason(FinishReason r) {
+const char* OpenAiFinishReason(api::FinishReason r) {
   switch (r) {
-    case FinishReason::kStop:
+    case api::FinishReason::kStop:
       return "stop";
-    case FinishReason::kLength:
+    case api::FinishReason::kLength:
       return "length";
-    default:
-      return nullptr;
+    case api::FinishReason::kToolCalls:
+      return "tool_calls";
+    case api::FinishReason::kCancelled:
+      break;
   }
+  return nullptr;
 }
 
 json OpenAiUsage(int64_t prompt_tokens, int64_t completion_tokens, int64_t cached_tokens) {
@@ -360,11 +363,11 @@ std::string Printable(const std::string& s) {
 
 }  // namespace
 
-json ChatLogprobEntry(const SequenceResult& r, const Tokenizer* tokenizer) {
-  const std::string text = TokenText(r.token, tokenizer);
+json ChatLogprobEntry(const api::TokenLogprob& r, const Tokenizer* tokenizer) {
+  const std::string text = TokenText(r.token_id, tokenizer);
   json top = json::array();
-  for (const TokenLogprob& t : r.top) {
-    const std::string tt = TokenText(t.token, tokenizer);
+  for (const api::TopLogprob& t : r.top) {
+    const std::string tt = TokenText(t.token_id, tokenizer);
     top.push_back({{"token", Printable(tt)}, {"logprob", t.logprob}, {"bytes", Bytes(tt)}});
   }
   return json{{"token", Printable(text)},
@@ -373,7 +376,7 @@ json ChatLogprobEntry(const SequenceResult& r, const Tokenizer* tokenizer) {
               {"top_logprobs", std::move(top)}};
 }
 
-void AppendCompletionLogprobs(const SequenceResult& r, const Tokenizer* tokenizer,
+void AppendCompletionLogprobs(const api::TokenLogprob& r, const Tokenizer* tokenizer,
                               int64_t text_offset, json* c) {
   if (c->is_null()) {
     *c = json{{"tokens", json::array()},
@@ -381,10 +384,12 @@ void AppendCompletionLogprobs(const SequenceResult& r, const Tokenizer* tokenize
               {"top_logprobs", json::array()},
               {"text_offset", json::array()}};
   }
-  (*c)["tokens"].push_back(Printable(TokenText(r.token, tokenizer)));
+  (*c)["tokens"].push_back(Printable(TokenText(r.token_id, tokenizer)));
   (*c)["token_logprobs"].push_back(r.logprob);
   json top = json::object();
-  for (const TokenLogprob& t : r.top) top[Printable(TokenText(t.token, tokenizer))] = t.logprob;
+  for (const api::TopLogprob& t : r.top) {
+    top[Printable(TokenText(t.token_id, tokenizer))] = t.logprob;
+  }
   (*c)["top_logprobs"].push_back(std::move(top));
   (*c)["text_offset"].push_back(text_offset);
 }

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "dsinfer/types.h"
 #include "nlohmann/json.hpp"
 #include "src/config/priority.h"
 #include "src/engine/engine.h"
@@ -54,7 +55,8 @@ struct OpenAiErrorShape {
 };
 OpenAiErrorShape OpenAiErrorFor(const absl::Status& status);
 
-const char* OpenAiFinishReason(FinishReason r);  // "stop", "length"; nullptr for none
+// "stop", "length", "tool_calls"; nullptr for a cancelled request.
+const char* OpenAiFinishReason(api::FinishReason r);
 
 nlohmann::json OpenAiUsage(int64_t prompt_tokens, int64_t completion_tokens,
                            int64_t cached_tokens);
@@ -62,8 +64,8 @@ nlohmann::json OpenAiUsage(int64_t prompt_tokens, int64_t completion_tokens,
 // Per-token logprobs in the chat shape ({"token","logprob","bytes","top_logprobs"}), or the
 // completions shape's parallel arrays appended to `completion` ({"tokens","token_logprobs",
 // "top_logprobs","text_offset"}); token text from the tokenizer (may be null: ids as text).
-nlohmann::json ChatLogprobEntry(const SequenceResult& r, const Tokenizer* tokenizer);
-void AppendCompletionLogprobs(const SequenceResult& r, const Tokenizer* tokenizer,
+nlohmann::json ChatLogprobEntry(const api::TokenLogprob& r, const Tokenizer* tokenizer);
+void AppendCompletionLogprobs(const api::TokenLogprob& r, const Tokenizer* tokenizer,
                               int64_t text_offset, nlohmann::json* completion);
 
 }  // namespace dsinfer

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "src/api/model_internal.h"
 #include "src/core/status_macros.h"
 #include "src/tokenizer/utf8.h"
 
@@ -113,15 +114,17 @@ absl::StatusOr<std::vector<int32_t>> ChatPromptTokens(const v1::ChatInput& chat,
   return std::move(rendered.ids);
 }
 
-absl::StatusOr<ValidatedRequest> ValidateGenerateRequest(const v1::GenerateRequest& r,
-                                                         const ServingText& text,
-                                                         const RequestLimits& limits) {
+const ServingFieldNames& GenerateFieldNames() {
+  static const ServingFieldNames* names = new ServingFieldNames(GrpcNames("chat"));
+  return *names;
+}
+
+absl::StatusOr<GenerateInput> GenerateRequestToApi(const v1::GenerateRequest& r) {
   ASSIGN_OR_RETURN(ServingRequest s, FromProto(r));
-  ASSIGN_OR_RETURN(ValidatedRequest e, ValidateServingRequest(s, text, limits, GrpcNames("chat")));
   if (!v1::Priority_IsValid(r.priority())) {
     return Invalid("priority", absl::StrCat("unknown value ", static_cast<int>(r.priority())));
   }
-  return e;
+  return GenerateInput{.request = api::RequestFromServing(s), .input = s.input};
 }
 
 absl::StatusOr<std::vector<int32_t>> TokenizeRequestTokens(const v1::TokenizeRequest& r,

@@ -1,7 +1,8 @@
 // One choice's generated text read back as a DeepSeek chat answer, protocol-neutral: the output
 // parser of src/chat (reasoning / content / tool calls) plus the tool-call ids DeepSeek's formats
-// do not carry. The OpenAI API and gRPC Generate both run one per choice on the engine's text
-// (after stop strings), and map its deltas onto their own messages.
+// do not carry. The embedding API's Model (src/api) runs one per chat request on the engine's
+// text (after stop strings) and hands its pieces out in api::Delta; the server's front ends
+// (OpenAI API, gRPC Generate) map those onto their own messages.
 #pragma once
 
 #include <string>

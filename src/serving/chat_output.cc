@@ -1,4 +1,4 @@
-#include "src/server/chat_output.h"
+#include "src/serving/chat_output.h"
 
 #include <cstdint>
 #include <random>

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "src/core/status_macros.h"
@@ -317,25 +318,34 @@ void Planner::DeferForNewcomers() {
     if (!it.dropped && it.newcomer) cls = std::min(cls, PriorityIndex(it.seq->priority));
   }
   if (cls == kNumPriorities) return;
-  // Tenant at or above its share in cls (cached; -1: not yet known). At its share counts: the
-  // step share keeps a flooding tenant at its share, and its full share of rows in the
-  // newcomer's step would make that step long. A newcomer's own tenant never sits out.
-  std::vector<int8_t> above(st_.tenants.size(), -1);
+  auto load = [this, cls](int32_t t) {
+    return sim_.running_by[cls][t] / st_.tenants[t].policy.weight;
+  };
+  double least = std::numeric_limits<double>::infinity();  // least loaded newcomer's tenant
   for (const Item& it : sim_.items) {
     if (!it.dropped && it.newcomer && PriorityIndex(it.seq->priority) == cls) {
-      above[it.seq->tenant] = 0;
+      least = std::min(least, load(it.seq->tenant));
     }
   }
+  // A tenant of cls sits out when it is at or above its share (the step share keeps a flooder
+  // at its share, and its full share of rows would make the step long) and holds more slots
+  // per weight than the least loaded newcomer's tenant: a flooder whose own admission counts
+  // as a newcomer (just below its share) neither triggers a deferral nor escapes one. Cached
+  // per tenant (-1: not yet known).
+  std::vector<int8_t> above(st_.tenants.size(), -1);
   // Running sequences and this step's admissions alike: an over-share tenant admitting its own
   // queue in the newcomer's step would make that step long again (its prompt chunks).
   for (Item& it : sim_.items) {
-    if (it.dropped || it.newcomer) continue;
+    if (it.dropped) continue;
     const int p = PriorityIndex(it.seq->priority);
     if (p < cls) continue;
     if (p == cls) {
-      int8_t& a = above[it.seq->tenant];
-      if (a < 0) a = sim_.running_by[p][it.seq->tenant] >= SlotShare(p, it.seq->tenant) ? 1 : 0;
+      const int32_t t = it.seq->tenant;
+      int8_t& a = above[t];
+      if (a < 0) a = sim_.running_by[p][t] >= SlotShare(p, t) && load(t) > least + 1e-9;
       if (a == 0) continue;
+    } else if (it.newcomer) {
+      continue;  // a lower class's newcomer still starts
     }
     it.dropped = true;
     sim_.budget += it.n;

@@ -1,1 +1,2 @@
 dsinfer_add_bench(scheduler_bench SOURCES scheduler_bench.cc LIBS dsinfer_scheduler)
+dsinfer_add_bench(fairness_sim SOURCES fairness_sim.cc LIBS dsinfer_scheduler)

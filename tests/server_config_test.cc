@@ -66,6 +66,8 @@ TEST(ServerConfig, MinimalGetsDefaults) {
   EXPECT_DOUBLE_EQ(c->scheduler.max_queue_seconds, 30);
   EXPECT_EQ(c->scheduler.prefill_chunk, 512);
   EXPECT_EQ(c->scheduler.max_preemptions_per_request, 2);
+  EXPECT_TRUE(c->scheduler.step_share);
+  EXPECT_DOUBLE_EQ(c->scheduler.share_window_seconds, 5);
   EXPECT_EQ(c->kv_cache.num_blocks, 0);
   EXPECT_TRUE(c->kv_cache.prefix_caching);
   ASSERT_EQ(c->tenants.size(), 1u);
@@ -161,7 +163,7 @@ tls:
   client_ca_file: ca.pem
   require_client_cert: True
   on_http_listen: true
-scheduler: {max_batched_tokens: 4096, max_running: 32, max_waiting: 0, max_queue_seconds: 2.5, prefill_chunk: 4096, max_preemptions_per_request: 0}
+scheduler: {max_batched_tokens: 4096, max_running: 32, max_waiting: 0, max_queue_seconds: 2.5, prefill_chunk: 4096, max_preemptions_per_request: 0, step_share: false, share_window_seconds: 0.5}
 kv_cache: {memory_bytes: 60GiB, memory_fraction: 0.5, prefix_caching: false}
 tenants:
   - id: dispatch
@@ -189,6 +191,8 @@ log_level: warning
   EXPECT_EQ(c->scheduler.max_waiting, 0);
   EXPECT_DOUBLE_EQ(c->scheduler.max_queue_seconds, 2.5);
   EXPECT_EQ(c->scheduler.max_preemptions_per_request, 0);
+  EXPECT_FALSE(c->scheduler.step_share);
+  EXPECT_DOUBLE_EQ(c->scheduler.share_window_seconds, 0.5);
   EXPECT_EQ(c->kv_cache.memory_bytes, int64_t{60} << 30);
   EXPECT_DOUBLE_EQ(c->kv_cache.memory_fraction, 0.5);
   EXPECT_FALSE(c->kv_cache.prefix_caching);
@@ -315,6 +319,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "scheduler.max_queue_seconds: must be > 0"},
         BadCase{"NegativePreemptions", Minimal("scheduler: {max_preemptions_per_request: -1}\n"),
                 "scheduler.max_preemptions_per_request: must be >= 0"},
+        BadCase{"NegativeShareWindow", Minimal("scheduler: {share_window_seconds: -1}\n"),
+                "scheduler.share_window_seconds: must be >= 0"},
         BadCase{
             "RunningOverTokens",
             Minimal("scheduler: {max_batched_tokens: 16, max_running: 32, prefill_chunk: 16}\n"),

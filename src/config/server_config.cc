@@ -402,6 +402,8 @@ class ConfigParser {
                        {"prefill_chunk", Integer(&s.prefill_chunk, 1, 1 << 24)},
                        {"max_preemptions_per_request",
                         Integer(&s.max_preemptions_per_request, 0, 1000)},
+                       {"step_share", Bool(&s.step_share)},
+                       {"share_window_seconds", Number(&s.share_window_seconds, 0, false, 3600)},
                    });
              }},
             {"kv_cache",

@@ -44,6 +44,10 @@ struct SchedulerConfig {
   // Times one request may yield its running slot (recomputed later) so that a higher class or a
   // tenant below its share of the running batch can run; 0: only emergency preempts for a slot.
   int32_t max_preemptions_per_request = 2;
+  // Step share: while another tenant of its class is active (now or within
+  // share_window_seconds), a tenant runs at most its slot share of sequences per step.
+  bool step_share = true;
+  double share_window_seconds = 5;
 };
 
 struct KvCacheConfig {

@@ -1,6 +1,8 @@
 #include "src/scheduler/planner.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "absl/strings/str_format.h"
 #include "src/core/status_macros.h"
@@ -199,7 +201,7 @@ const Sequence* Planner::NextWaiting(int p) {
   bool best_below = false;
   for (size_t t = 0; t < st_.tenants.size(); ++t) {
     const Sequence* s = Head(p, t);
-    if (s == nullptr) continue;
+    if (s == nullptr || AtRowBound(p, t)) continue;
     const bool below = BelowShare(p, static_cast<int32_t>(t));
     if (best == nullptr || (below && !best_below) ||
         (below == best_below &&
@@ -284,7 +286,7 @@ bool Planner::TryAdmit(const Sequence* s) {
 bool Planner::AdmitBelowShare(int p, int32_t head_tenant) {
   std::vector<std::pair<double, const Sequence*>> heads;  // (slots per weight, head)
   for (size_t t = 0; t < st_.tenants.size(); ++t) {
-    if (static_cast<int32_t>(t) == head_tenant) continue;
+    if (static_cast<int32_t>(t) == head_tenant || AtRowBound(p, t)) continue;
     const Sequence* s = Head(p, t);
     if (s != nullptr && ShareVictim(s) >= 0) {
       heads.emplace_back(sim_.running_by[p][t] / st_.tenants[t].policy.weight, s);
@@ -316,22 +318,76 @@ void Planner::DeferForNewcomers() {
     if (!it.dropped && it.newcomer) cls = std::min(cls, PriorityIndex(it.seq->priority));
   }
   if (cls == kNumPriorities) return;
-  std::vector<int8_t> above(st_.tenants.size(), -1);  // tenant above its share in cls (cached)
+  auto load = [this, cls](int32_t t) {
+    return sim_.running_by[cls][t] / st_.tenants[t].policy.weight;
+  };
+  double least = std::numeric_limits<double>::infinity();  // least loaded newcomer's tenant
+  for (const Item& it : sim_.items) {
+    if (!it.dropped && it.newcomer && PriorityIndex(it.seq->priority) == cls) {
+      least = std::min(least, load(it.seq->tenant));
+    }
+  }
+  // A tenant of cls sits out when it is at or above its share (the step share keeps a flooder
+  // at its share, and its full share of rows would make the step long) and holds more slots
+  // per weight than the least loaded newcomer's tenant: a flooder whose own admission counts
+  // as a newcomer (just below its share) neither triggers a deferral nor escapes one. Cached
+  // per tenant (-1: not yet known).
+  std::vector<int8_t> above(st_.tenants.size(), -1);
   // Running sequences and this step's admissions alike: an over-share tenant admitting its own
   // queue in the newcomer's step would make that step long again (its prompt chunks).
   for (Item& it : sim_.items) {
-    if (it.dropped || it.newcomer) continue;
+    if (it.dropped) continue;
     const int p = PriorityIndex(it.seq->priority);
     if (p < cls) continue;
     if (p == cls) {
-      int8_t& a = above[it.seq->tenant];
-      if (a < 0) a = sim_.running_by[p][it.seq->tenant] > SlotShare(p, it.seq->tenant) ? 1 : 0;
+      const int32_t t = it.seq->tenant;
+      int8_t& a = above[t];
+      if (a < 0) a = sim_.running_by[p][t] >= SlotShare(p, t) && load(t) > least + 1e-9;
       if (a == 0) continue;
+    } else if (it.newcomer) {
+      continue;  // a lower class's newcomer still starts
     }
     it.dropped = true;
     sim_.budget += it.n;
     sim_.free += it.new_blocks;
     deferred_.push_back(it.seq->id);
+  }
+}
+
+void Planner::BoundStepsByShare() {
+  const size_t n = st_.tenants.size();
+  held_.assign(order_.size(), 0);
+  for (int p = 0; p < kNumPriorities; ++p) row_bound_[p].assign(n, 0);
+  if (!st_.limits.step_share) return;
+  std::vector<char> active(n);
+  std::vector<int32_t> mine;
+  for (int p = 0; p < kNumPriorities; ++p) {
+    double weights = 0;
+    int32_t count = 0;
+    for (size_t t = 0; t < n; ++t) {
+      active[t] = sim_.running_by[p][t] > 0 || HasWaiting(p, t) ||
+                  now_ - st_.last_active[p][t] <= st_.limits.share_window_seconds;
+      if (!active[t]) continue;
+      weights += st_.tenants[t].policy.weight;
+      ++count;
+    }
+    if (count < 2) continue;  // alone in its class: the whole step, as before
+    for (size_t t = 0; t < n; ++t) {
+      if (!active[t]) continue;
+      const double share = st_.limits.max_running * st_.tenants[t].policy.weight / weights;
+      const int32_t bound = std::max(1, static_cast<int32_t>(std::ceil(share - 1e-9)));
+      row_bound_[p][t] = bound;
+      if (sim_.running_by[p][t] <= bound) continue;
+      // Rotation: the tenant's sequences that ran least recently go first (ties: admit order).
+      mine.clear();
+      for (int32_t i = class_begin_[p]; i < class_begin_[p + 1]; ++i) {
+        if (order_[i]->tenant == static_cast<int32_t>(t)) mine.push_back(i);
+      }
+      std::stable_sort(mine.begin(), mine.end(), [this](int32_t a, int32_t b) {
+        return order_[a]->last_step < order_[b]->last_step;
+      });
+      for (size_t k = static_cast<size_t>(bound); k < mine.size(); ++k) held_[mine[k]] = 1;
+    }
   }
 }
 
@@ -395,10 +451,12 @@ StepPlan Planner::Run() {
   sim_.items.reserve(order_.size() + 16);
   sim_.item_of.reserve(order_.size());
 
+  BoundStepsByShare();
+
   // 1. Decodes: one token for every running sequence whose prompt is computed.
   for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
     const Sequence* s = order_[i];
-    if (sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
+    if (held_[i] || sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
     ScheduleRunning(i, 1, /*may_shrink=*/false);
   }
   // 2. Per class, best first: prefill chunks of running sequences, then admissions.
@@ -406,7 +464,7 @@ StepPlan Planner::Run() {
   for (int p = 0; p < kNumPriorities && sim_.budget > 0; ++p) {
     for (int32_t i = class_begin_[p]; i < class_begin_[p + 1] && sim_.budget > 0; ++i) {
       const Sequence* s = order_[i];
-      if (sim_.dead.contains(s->id) || s->num_computed >= s->num_tokens() - 1) continue;
+      if (held_[i] || sim_.dead.contains(s->id) || s->num_computed >= s->num_tokens() - 1) continue;
       const int64_t n =
           std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed, sim_.budget});
       ScheduleRunning(i, n, /*may_shrink=*/true);
@@ -444,6 +502,9 @@ StepPlan Planner::Run() {
   plan.rejected = std::move(rejections_);
   plan.evicted_blocks = std::move(sim_.evicted_order);
   plan.deferred = std::move(deferred_);
+  for (size_t i = 0; i < order_.size(); ++i) {
+    if (held_[i] && !sim_.dead.contains(order_[i]->id)) plan.held.push_back(order_[i]->id);
+  }
   return plan;
 }
 

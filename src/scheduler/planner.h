@@ -90,9 +90,17 @@ class Planner {
   bool AdmitBelowShare(int p, int32_t head_tenant);
   // Returns false when the class's head cannot be admitted (admission stops for lower classes).
   bool AdmitClass(int p);
-  // A newcomer starts: lower classes and tenants above their share in its class (running or
-  // being admitted) sit the step out, so its first step is short. Not after a step that did so.
+  // A newcomer starts: lower classes and tenants at or above their share in its class (running
+  // or being admitted) sit the step out, so its first step is short. Not after a step that did so.
   void DeferForNewcomers();
+  // Step share: in a class where another tenant is active (running, waiting, or within the
+  // window), each active tenant may run at most row_bound_ = ceil(its slot share among the
+  // active tenants) sequences this step; those beyond it, the most recently run, are held.
+  void BoundStepsByShare();
+  // Tenant t may not be admitted in class p: it holds its row bound of slots already.
+  bool AtRowBound(int p, size_t t) const {
+    return row_bound_[p][t] > 0 && sim_.running_by[p][t] >= row_bound_[p][t];
+  }
 
   const SchedulerState& st_;
   const double now_;
@@ -101,6 +109,8 @@ class Planner {
   absl::flat_hash_set<uint64_t> rejected_;
   std::vector<Rejection> rejections_;
   std::vector<uint64_t> deferred_;
+  std::array<std::vector<int32_t>, kNumPriorities> row_bound_;  // [class][tenant]; 0: unbounded
+  std::vector<char> held_;  // by order_ index: held back by the step share
   Sim sim_;
 };
 

@@ -35,6 +35,12 @@ struct SchedulerLimits {
   // running batch can run (recompute later). A sequence preempted this often (for any reason)
   // keeps its slot. 0: only emergency preempts for a slot (KV pressure still preempts).
   int32_t max_preemptions_per_request = 2;
+  // Step share: while another tenant of its class is active (running, waiting, or either within
+  // the last `share_window_seconds`), a tenant computes at most its slot share of the step's
+  // rows (sequences), rotating among its running sequences, and is not admitted beyond it. The
+  // step in flight when a tenant's request arrives is then short. false: steps are unbounded.
+  bool step_share = true;
+  double share_window_seconds = 5;
 };
 
 }  // namespace dsinfer

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
@@ -55,6 +56,7 @@ SchedulerState::SchedulerState(const SchedulerLimits& l, std::vector<TenantPolic
   }
   for (auto& q : queued) q.resize(tenants.size());
   for (auto& q : resume) q.resize(tenants.size());
+  for (auto& a : last_active) a.assign(tenants.size(), -std::numeric_limits<double>::infinity());
 }
 
 absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(const SchedulerLimits& limits,
@@ -78,6 +80,11 @@ absl::Status Scheduler::ValidateConfig(const SchedulerLimits& limits,
         limits.max_preemptions_per_request,
         ") not negative, and max_batched_tokens at least max_running (every running sequence "
         "decodes each step)"));
+  }
+  if (!(limits.share_window_seconds >= 0) || !std::isfinite(limits.share_window_seconds)) {
+    return absl::InvalidArgumentError(absl::StrCat("scheduler limits: share_window_seconds (",
+                                                   limits.share_window_seconds,
+                                                   ") must be finite and not negative"));
   }
   absl::flat_hash_set<std::string> ids;
   for (const auto& t : tenants) {
@@ -332,11 +339,21 @@ void Scheduler::Commit(StepPlan& plan) {
     s->prompt_charged = std::max(s->prompt_charged, to);
     s->pending_tokens = item.num_tokens;
     s->pending_sample = item.sample;
+    s->last_step = static_cast<uint64_t>(c.steps);
     state_.in_flight.push_back(s->id);
   }
   plan.committed = true;
   state_.deferred_last_step = !plan.deferred.empty();
   c.deferred_sequences += static_cast<int64_t>(plan.deferred.size());
+  c.held_sequences += static_cast<int64_t>(plan.held.size());
+  // Who is present in each class, for the step share's window (held sequences count: running).
+  for (int p = 0; p < kNumPriorities; ++p) {
+    std::vector<double>& seen = state_.last_active[p];
+    for (const Sequence* s : state_.running[p]) seen[s->tenant] = plan.now;
+    for (size_t t = 0; t < state_.tenants.size(); ++t) {
+      if (!state_.resume[p][t].empty() || !state_.queued[p][t].empty()) seen[t] = plan.now;
+    }
+  }
   ++c.steps;
   ++state_.version;
 }

@@ -59,6 +59,8 @@ struct SchedulerState {
   uint64_t version = 1;  // bumped by every mutation; a plan is only valid for its version
   std::vector<uint64_t> in_flight;  // sequences of the committed step awaiting OnTokens
   bool deferred_last_step = false;  // the last committed step deferred sequences for a newcomer
+  // When each tenant last ran or waited in each class (a committed step's `now`; -inf: never).
+  std::array<std::vector<double>, kNumPriorities> last_active;  // [class][tenant]
   uint64_t next_enqueue_order = 1;
   uint64_t next_admit_order = 1;
 

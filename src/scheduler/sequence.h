@@ -29,6 +29,7 @@ struct Sequence {
   uint64_t admit_order = 0;    // first admission (0: never admitted); victims: highest first
   int64_t prompt_charged = 0;  // prompt tokens charged to the tenant's virtual counter
   int32_t preemptions = 0;
+  uint64_t last_step = 0;  // the step (SchedulerStats::steps) that last computed its tokens
 
   // Set by Commit, cleared by OnTokens: the step in flight.
   int64_t pending_tokens = 0;

@@ -34,6 +34,7 @@ struct SchedulerStats {
   std::array<int64_t, kNumRejectReasons> rejections{};  // counters per RejectReason
   int64_t steps = 0;
   int64_t deferred_sequences = 0;  // sequence-steps deferred so a newcomer's first step is short
+  int64_t held_sequences = 0;      // sequence-steps held back by the step share (rotation)
   std::vector<TenantStats> tenants;
 };
 

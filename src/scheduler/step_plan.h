@@ -42,6 +42,10 @@ struct StepPlan {
   // their KV, waiting ones planned for admission stay queued; all run again at the next step,
   // which never defers.
   std::vector<uint64_t> deferred;
+  // Running sequences held back by the step share (their tenant is above its share of the rows
+  // while another tenant of the class is active): they keep their KV; the least recently run
+  // go first, so each runs again within ceil(tenant's running / its row bound) steps.
+  std::vector<uint64_t> held;
   int64_t num_batched_tokens = 0;
   uint64_t state_version = 0;  // Commit refuses a plan computed from an older state
   bool committed = false;

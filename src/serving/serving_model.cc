@@ -88,6 +88,8 @@ EngineOptions ServingEngineOptions(const ServerConfig& config) {
   options.limits.max_queue_seconds = sc.max_queue_seconds;
   options.limits.prefill_chunk = sc.prefill_chunk;
   options.limits.max_preemptions_per_request = sc.max_preemptions_per_request;
+  options.limits.step_share = sc.step_share;
+  options.limits.share_window_seconds = sc.share_window_seconds;
   options.limits.prefix_caching = config.kv_cache.prefix_caching;
   options.limits.share_prefix_across_tenants = config.kv_cache.share_prefix_across_tenants;
   options.tenants = ServingTenantPolicies(config);

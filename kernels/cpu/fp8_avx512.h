@@ -25,17 +25,39 @@ struct alignas(64) Bf16Lut {
   __m512i lo[2], hi[2];  // byte 0 / byte 1 of bf16(e4m3(m) * s) for m = 0..63, 64..127
 };
 
+// Sixteen f32 -> bf16 bits (nearest even) in 16-bit lanes, exactly as tile::ToBf16 (NaN:
+// the quieted top half).
+inline __m256i RoundBf16x16(__m512 f) {
+  const __m512i u = _mm512_castps_si512(f);
+  const __m512i top = _mm512_srli_epi32(u, 16);
+  __m512i r = _mm512_srli_epi32(
+      _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)),
+                       _mm512_and_si512(top, _mm512_set1_epi32(1))),
+      16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(f, f, _CMP_UNORD_Q);
+  r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(top, _mm512_set1_epi32(0x40)));
+  return _mm512_cvtepi32_epi16(r);
+}
+
+// The tables of a block with scale s: bf16(E4M3Table()[m] * s) for m = 0..127, the same f32
+// products and rounding as DequantBf16.
 inline Bf16Lut MakeBf16Lut(float s) {
-  alignas(64) uint8_t lo[128], hi[128];
-  for (int m = 0; m < 128; ++m) {
-    const uint16_t v = DequantBf16(static_cast<uint8_t>(m), s);
-    lo[m] = static_cast<uint8_t>(v);
-    hi[m] = static_cast<uint8_t>(v >> 8);
-  }
+  const float* table = E4M3Table().data();
+  const __m512 sv = _mm512_set1_ps(s);
   Bf16Lut l;
-  for (int h = 0; h < 2; ++h) {
-    l.lo[h] = _mm512_load_si512(lo + 64 * h);
-    l.hi[h] = _mm512_load_si512(hi + 64 * h);
+  for (int h = 0; h < 2; ++h) {  // entries 64h .. 64h + 63
+    __m512i words[2];            // 32 bf16 each
+    for (int q = 0; q < 2; ++q) {
+      const float* t = table + 64 * h + 32 * q;
+      const __m256i a = RoundBf16x16(_mm512_mul_ps(_mm512_loadu_ps(t), sv));
+      const __m256i b = RoundBf16x16(_mm512_mul_ps(_mm512_loadu_ps(t + 16), sv));
+      words[q] = _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1);
+    }
+    l.lo[h] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm512_cvtepi16_epi8(words[0])),
+                                 _mm512_cvtepi16_epi8(words[1]), 1);
+    l.hi[h] = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm512_cvtepi16_epi8(_mm512_srli_epi16(words[0], 8))),
+        _mm512_cvtepi16_epi8(_mm512_srli_epi16(words[1], 8)), 1);
   }
   return l;
 }

@@ -297,10 +297,10 @@ inline void RunFusedBf16(const Fp8LinearParams& p, const Geometry& g, const uint
       }
       float out[4 * CC];
       switch (p.m) {
-        case 4: fp8::FusedTileBf16<4, CC>(luts, wc, ws, xs, p.k, p.block_k, out); break;
-        case 3: fp8::FusedTileBf16<3, CC>(luts, wc, ws, xs, p.k, p.block_k, out); break;
-        case 2: fp8::FusedTileBf16<2, CC>(luts, wc, ws, xs, p.k, p.block_k, out); break;
-        default: fp8::FusedTileBf16<1, CC>(luts, wc, ws, xs, p.k, p.block_k, out); break;
+        case 4: fp8::FusedTileBf16<4, CC>(luts, wc, ws, xs, p.k, p.block_k, CC * g.ldw, out); break;
+        case 3: fp8::FusedTileBf16<3, CC>(luts, wc, ws, xs, p.k, p.block_k, CC * g.ldw, out); break;
+        case 2: fp8::FusedTileBf16<2, CC>(luts, wc, ws, xs, p.k, p.block_k, CC * g.ldw, out); break;
+        default: fp8::FusedTileBf16<1, CC>(luts, wc, ws, xs, p.k, p.block_k, CC * g.ldw, out); break;
       }
       for (int64_t i = 0; i < p.m; ++i)
         for (int q = 0; q < CC; ++q) {

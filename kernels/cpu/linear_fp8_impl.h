@@ -194,10 +194,7 @@ void FusedTile(const Fp8LinearParams& p, const fp8::BlockLut<NB>* const* luts,
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-      s = _mm_hadd_ps(s, s);
-      s = _mm_hadd_ps(s, s);
-      out[r * C + c] = _mm_cvtss_f32(s);
+      out[r * C + c] = tile::HSum8(acc[r][c]);
     }
   for (; j < p.k; ++j)
     for (int r = 0; r < R; ++r)

@@ -38,6 +38,16 @@ inline float FromBf16(uint16_t h) {
   return f;
 }
 
+#if defined(__AVX2__)
+// The AVX2 kernels' horizontal sum of 8 lanes: (lo half + hi half), then two hadds.
+inline float HSum8(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_hadd_ps(s, s);
+  s = _mm_hadd_ps(s, s);
+  return _mm_cvtss_f32(s);
+}
+#endif
+
 // A tile of dot products between C bf16 weight rows and R bf16 activation rows, f32
 // accumulation: out[r * C + c] = sum_k x[r][k] * w[c][k].
 template <int R, int C>
@@ -76,10 +86,7 @@ inline void DotTile(const uint16_t* const* ws, const uint16_t* const* xs, int64_
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-      s = _mm_hadd_ps(s, s);
-      s = _mm_hadd_ps(s, s);
-      out[r * C + c] = _mm_cvtss_f32(s);
+      out[r * C + c] = HSum8(acc[r][c]);
     }
 #else
   for (int i = 0; i < R * C; ++i) out[i] = 0.f;
@@ -108,10 +115,7 @@ inline void DotTile(const float* const* ws, const float* const* xs, int64_t k, f
   }
   for (int r = 0; r < R; ++r)
     for (int c = 0; c < C; ++c) {
-      __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[r][c]), _mm256_extractf128_ps(acc[r][c], 1));
-      s = _mm_hadd_ps(s, s);
-      s = _mm_hadd_ps(s, s);
-      out[r * C + c] = _mm_cvtss_f32(s);
+      out[r * C + c] = HSum8(acc[r][c]);
     }
 #else
   for (int i = 0; i < R * C; ++i) out[i] = 0.f;

@@ -67,7 +67,7 @@ BENCHMARK(ReadBandwidth)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseReal
 // Arg 3: the ISA (0 AVX2, 1 AVX512-BF16; skipped where the machine lacks it).
 void LinearBf16(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
-  const CpuIsa isa = state.range(3) ? CpuIsa::kAvx512Bf16 : CpuIsa::kAvx2;
+  const CpuIsa isa = state.range(3) ? CpuIsa::kAvx512Bf16 : CpuIsa::kAvx2, before = ActiveCpuIsa();
   if (!SetActiveCpuIsa(isa)) {
     state.SkipWithError("ISA not available");
     return;
@@ -83,6 +83,7 @@ void LinearBf16(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * k * 2);
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations(),
                                                 benchmark::Counter::kIsRate);
+  SetActiveCpuIsa(before);  // later benchmarks run the ISA they were started with
 }
 BENCHMARK(LinearBf16)
     ->ArgNames({"m", "n", "k", "isa"})

@@ -9,6 +9,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/fp8.h"
 #include "kernels/cpu/linear_fp8.h"
@@ -38,29 +39,39 @@ void MemcpyBandwidth(benchmark::State& state) {
 }
 BENCHMARK(MemcpyBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Parallel read bandwidth (2 threads), as a decode GEMV sees memory.
+// Read bandwidth as a decode GEMV sees memory: 1 GiB (beyond any cache) streamed by 1 or 2
+// threads of the pool, XOR-reduced (integer, so the compiler vectorises it with no dependency
+// chain on FP latency). Bytes read per second.
 void ReadBandwidth(benchmark::State& state) {
-  const size_t n = (256 << 20) / sizeof(float);
-  std::vector<float> a(n, 1.0f);
-  auto pfor = Pfor();
+  const int64_t threads = state.range(0);
+  const size_t n = (size_t{1} << 30) / sizeof(uint64_t);
+  std::vector<uint64_t> a(n);
+  for (size_t i = 0; i < n; ++i) a[i] = i * 0x9e3779b97f4a7c15ull;
+  auto pfor = threads == 1 ? ParallelFor(SerialFor) : Pfor();
   for (auto _ : state) {
-    std::vector<float> part(2, 0.f);
+    std::vector<uint64_t> part(2, 0);
     pfor(2, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
-        float s = 0;
-        for (size_t i = t * n / 2; i < (t + 1) * n / 2; ++i) s += a[i];
+        uint64_t s = 0;
+        for (size_t i = t * n / 2; i < (t + 1) * n / 2; ++i) s ^= a[i];
         part[t] = s;
       }
     });
     benchmark::DoNotOptimize(part.data());
   }
-  state.SetBytesProcessed(state.iterations() * n * sizeof(float));
+  state.SetBytesProcessed(state.iterations() * n * sizeof(uint64_t));
 }
-BENCHMARK(ReadBandwidth)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(ReadBandwidth)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // y[m, n] = x[m, k] · w[n, k]^T, bf16 weights; V2-Lite expert and projection shapes.
+// Arg 3: the ISA (0 AVX2, 1 AVX512-BF16; skipped where the machine lacks it).
 void LinearBf16(benchmark::State& state) {
   const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const CpuIsa isa = state.range(3) ? CpuIsa::kAvx512Bf16 : CpuIsa::kAvx2, before = ActiveCpuIsa();
+  if (!SetActiveCpuIsa(isa)) {
+    state.SkipWithError("ISA not available");
+    return;
+  }
   std::vector<uint16_t> w(n * k, 0x3c00);
   std::vector<float> x(m * k, 0.5f), y(m * n);
   auto pfor = Pfor();
@@ -72,14 +83,14 @@ void LinearBf16(benchmark::State& state) {
   state.SetBytesProcessed(state.iterations() * n * k * 2);
   state.counters["FLOP/s"] = benchmark::Counter(2.0 * m * n * k * state.iterations(),
                                                 benchmark::Counter::kIsRate);
+  SetActiveCpuIsa(before);  // later benchmarks run the ISA they were started with
 }
 BENCHMARK(LinearBf16)
-    ->Args({1, 2816, 2048})
-    ->Args({1, 2048, 1408})
-    ->Args({1, 102400, 2048})
-    ->Args({8, 2816, 2048})
-    ->Args({32, 2816, 2048})
-    ->Args({128, 2816, 2048})
+    ->ArgNames({"m", "n", "k", "isa"})
+    ->ArgsProduct({{1}, {2816}, {2048}, {0, 1}})
+    ->ArgsProduct({{1}, {2048}, {1408}, {0, 1}})
+    ->ArgsProduct({{1}, {102400}, {2048}, {0, 1}})
+    ->ArgsProduct({{8, 32, 128}, {2816}, {2048}, {0, 1}})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
 
 void LinearF32(benchmark::State& state) {

@@ -2,10 +2,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <set>
+#include <string>
+#include <thread>
 
+#include "kernels/cpu/isa.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_router.h"
@@ -35,28 +40,87 @@ float FromBf16(uint16_t h) {
   return f;
 }
 
+// Runs fn once per GEMM ISA this machine has (AVX2 always: the fallback), kernels switched to it.
+void ForEachIsa(const std::function<void()>& fn) {
+  const CpuIsa before = ActiveCpuIsa();
+  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512Bf16}) {
+    if (!SetActiveCpuIsa(isa)) continue;
+    SCOPED_TRACE(CpuIsaName(isa));
+    fn();
+  }
+  SetActiveCpuIsa(before);
+}
+
+void TwoThreads(int64_t n, const RangeBody& body) {
+  std::thread t([&] { body(n / 2, n); });
+  if (n / 2 > 0) body(0, n / 2);
+  t.join();
+}
+
+// DSINFER_CPU_ISA=avx2 (how ctest runs the .avx2 copies of these suites) selects the fallback;
+// otherwise the best ISA the machine has is active.
+TEST(CpuIsa, EnvironmentSelectsTheKernels) {
+  EXPECT_TRUE(CpuIsaAvailable(CpuIsa::kAvx2));
+  const char* env = std::getenv("DSINFER_CPU_ISA");
+  if (env != nullptr && std::string(env) == "avx2") {
+    EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAvx2);
+  } else if (CpuIsaAvailable(CpuIsa::kAvx512Bf16)) {
+    EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAvx512Bf16);
+  }
+}
+
 TEST(Linear, F32AndBf16MatchNaive) {
   const ParallelFor serial = SerialFor;
-  for (int64_t m : {1, 3, 5, 16, 17, 40}) {
-    const int64_t n = 37, k = 75;  // odd sizes: tails in every loop
-    auto x = Random(m * k, 1), w = Random(n * k, 2);
+  ForEachIsa([&] {
+    for (int64_t m : {1, 3, 5, 16, 17, 40}) {
+      const int64_t n = 37, k = 75;  // odd sizes: tails in every loop
+      auto x = Random(m * k, 1), w = Random(n * k, 2);
+      std::vector<uint16_t> wb(n * k);
+      for (size_t i = 0; i < wb.size(); ++i) wb[i] = Bf16(w[i]);
+      std::vector<float> y(m * n), yb(m * n, 5.0f);
+      Linear({.x = x.data(), .w = w.data(), .y = y.data(), .m = m, .n = n, .k = k}, serial);
+      Linear(
+          {.x = x.data(), .w = wb.data(), .y = yb.data(), .m = m, .n = n, .k = k, .w_bf16 = true},
+          serial);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double ref = 0, refb = 0;
+          for (int64_t q = 0; q < k; ++q) {
+            ref += static_cast<double>(x[i * k + q]) * w[j * k + q];
+            refb += static_cast<double>(FromBf16(Bf16(x[i * k + q]))) * FromBf16(wb[j * k + q]);
+          }
+          EXPECT_NEAR(y[i * n + j], ref, 1e-3) << m;
+          EXPECT_NEAR(yb[i * n + j], refb, 1e-3) << m;
+        }
+    }
+  });
+}
+
+// A row's bf16 result is the same alone (decode) as inside a large batch split over threads
+// (prefill), bit for bit, and accumulate adds exactly that result: every tile shape adds a dot
+// product's terms in the same order (linear_tile.h).
+TEST(Linear, Bf16RowsDoNotDependOnTheBatch) {
+  ForEachIsa([&] {
+    const int64_t m = 23, n = 71, k = 2048 + 45;
+    const auto x = Random(m * k, 3), w = Random(n * k, 4, 0.05f);
     std::vector<uint16_t> wb(n * k);
     for (size_t i = 0; i < wb.size(); ++i) wb[i] = Bf16(w[i]);
-    std::vector<float> y(m * n), yb(m * n, 5.0f);
-    Linear({.x = x.data(), .w = w.data(), .y = y.data(), .m = m, .n = n, .k = k}, serial);
-    Linear({.x = x.data(), .w = wb.data(), .y = yb.data(), .m = m, .n = n, .k = k, .w_bf16 = true},
-           serial);
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < n; ++j) {
-        double ref = 0, refb = 0;
-        for (int64_t q = 0; q < k; ++q) {
-          ref += static_cast<double>(x[i * k + q]) * w[j * k + q];
-          refb += static_cast<double>(FromBf16(Bf16(x[i * k + q]))) * FromBf16(wb[j * k + q]);
-        }
-        EXPECT_NEAR(y[i * n + j], ref, 1e-3) << m;
-        EXPECT_NEAR(yb[i * n + j], refb, 1e-3) << m;
-      }
-  }
+    std::vector<float> all(m * n);
+    Linear({.x = x.data(), .w = wb.data(), .y = all.data(), .m = m, .n = n, .k = k,
+            .w_bf16 = true},
+           TwoThreads);
+    for (int64_t i : {0, 5, 22}) {
+      std::vector<float> one(n), acc(n, 0.0f);
+      Linear({.x = x.data() + i * k, .w = wb.data(), .y = one.data(), .m = 1, .n = n, .k = k,
+              .w_bf16 = true},
+             SerialFor);
+      EXPECT_EQ(std::memcmp(one.data(), all.data() + i * n, n * 4), 0) << "row " << i;
+      Linear({.x = x.data() + i * k, .w = wb.data(), .y = acc.data(), .m = 1, .n = n, .k = k,
+              .w_bf16 = true, .accumulate = true},
+             TwoThreads);
+      EXPECT_EQ(std::memcmp(one.data(), acc.data(), n * 4), 0) << "row " << i;
+    }
+  });
 }
 
 TEST(MoeRouter, DroppedGroupsAreMaskedWithMinusInfinity) {

@@ -5,3 +5,8 @@ dsinfer_add_test(kv_cache_test SOURCES kv_cache_test.cc LIBS dsinfer_kv_cache LA
 dsinfer_add_test(sampler_test SOURCES sampler_test.cc LIBS dsinfer_sampling LABELS cpu)
 dsinfer_add_test(model_program_test SOURCES model_program_test.cc
   LIBS dsinfer_engine dsinfer_runner LABELS cpu)
+# The kernels and the golden models again on the AVX2 fallback kernels (kernels/cpu/isa.h).
+gtest_discover_tests(kernels_cpu_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
+  PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
+gtest_discover_tests(model_golden_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
+  PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)

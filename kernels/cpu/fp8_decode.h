@@ -3,6 +3,10 @@
 // to bf16), so the tiles LinearFp8 feeds to the dot kernels equal the dequantised matrix.
 #pragma once
 
+#ifndef DSINFER_CPU_ISA
+#error "fp8_decode.h is compiled per ISA: define DSINFER_CPU_ISA (see gemm_avx2.cc)"
+#endif
+
 #include <immintrin.h>
 
 #include <cmath>
@@ -12,7 +16,7 @@
 #include "kernels/cpu/fp8.h"
 #include "kernels/cpu/linear_tile.h"
 
-namespace dsinfer::cpu::fp8 {
+namespace dsinfer::cpu::DSINFER_CPU_ISA::fp8 {
 
 // Scalar: the E4M3 table times the scale, as the reference's weight_dequant.
 inline float DequantF32(uint8_t c, float s) { return E4M3Table()[c] * s; }
@@ -167,4 +171,4 @@ inline void Decode32F32(const uint8_t* c, const BlockLut<NB>& l, __m256* w) {
 }
 #endif  // __AVX2__
 
-}  // namespace dsinfer::cpu::fp8
+}  // namespace dsinfer::cpu::DSINFER_CPU_ISA::fp8

@@ -88,7 +88,7 @@ TEST(Fp8Kept, Bf16GreedyMatchesDequantisedAtLoad) {
 
 // The bound the CUDA backend reserves its scratch arena with covers what the program takes.
 TEST(ScratchBound, CoversPrefillAndDecode) {
-  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16"}) {
+  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16", "v32_fp8"}) {
     auto r = Load(name, Precision::kBF16);
     ASSERT_NE(r, nullptr);
     auto* pr = dynamic_cast<ProgramRunner*>(r.get());
@@ -115,6 +115,20 @@ TEST(KvCacheSpecOfRunner, IsTheLatentRow) {
   EXPECT_EQ(s.dtype, KvDType::kF32);  // the CPU backend keeps its cache in f32
   const KvCacheSpec gpu = MlaKvCacheSpec(c, KvDType::kBF16);
   EXPECT_EQ(gpu.bytes_per_token(), c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 2);
+}
+
+// DeepSeek-V3.2 adds its FP8 index keys as the second per-layer component: 128 e4m3 codes and
+// one f32 scale per token and layer, counted in every byte size the sizing paths read.
+TEST(KvCacheSpecOfRunner, V32AddsTheIndexKeys) {
+  auto r = Load("v32_fp8", Precision::kF32);
+  ASSERT_NE(r, nullptr);
+  const ModelConfig& c = r->config();
+  const KvCacheSpec& s = r->kv_cache_spec();
+  EXPECT_EQ(s.row_width, c.kv_lora_rank + c.qk_rope_head_dim);
+  EXPECT_EQ(s.index_row_bytes, 128 + 4);
+  EXPECT_EQ(s.bytes_per_token(),
+            c.num_hidden_layers * ((c.kv_lora_rank + c.qk_rope_head_dim) * 4 + 132));
+  EXPECT_EQ(s.bytes_per_block(), s.bytes_per_token() * kKvBlockSize);
 }
 
 // Sampling parameters reach the backend: the same row sampled on the runner and by SampleRow

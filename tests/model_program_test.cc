@@ -5,6 +5,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <functional>
+#include <fstream>
+#include <unistd.h>
+
+#include "nlohmann/json.hpp"
 
 #include "src/engine/batch_generator.h"
 #include "src/kv_cache/block_pool.h"
@@ -88,7 +94,7 @@ TEST(Fp8Kept, Bf16GreedyMatchesDequantisedAtLoad) {
 
 // The bound the CUDA backend reserves its scratch arena with covers what the program takes.
 TEST(ScratchBound, CoversPrefillAndDecode) {
-  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16"}) {
+  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16", "v32_fp8"}) {
     auto r = Load(name, Precision::kBF16);
     ASSERT_NE(r, nullptr);
     auto* pr = dynamic_cast<ProgramRunner*>(r.get());
@@ -115,6 +121,59 @@ TEST(KvCacheSpecOfRunner, IsTheLatentRow) {
   EXPECT_EQ(s.dtype, KvDType::kF32);  // the CPU backend keeps its cache in f32
   const KvCacheSpec gpu = MlaKvCacheSpec(c, KvDType::kBF16);
   EXPECT_EQ(gpu.bytes_per_token(), c.num_hidden_layers * (c.kv_lora_rank + c.qk_rope_head_dim) * 2);
+}
+
+// DeepSeek-V3.2 adds its FP8 index keys as the second per-layer component: 128 e4m3 codes and
+// one f32 scale per token and layer, counted in every byte size the sizing paths read.
+TEST(KvCacheSpecOfRunner, V32AddsTheIndexKeys) {
+  auto r = Load("v32_fp8", Precision::kF32);
+  ASSERT_NE(r, nullptr);
+  const ModelConfig& c = r->config();
+  const KvCacheSpec& s = r->kv_cache_spec();
+  EXPECT_EQ(s.row_width, c.kv_lora_rank + c.qk_rope_head_dim);
+  EXPECT_EQ(s.index_row_bytes, 128 + 4);
+  EXPECT_EQ(s.bytes_per_token(),
+            c.num_hidden_layers * ((c.kv_lora_rank + c.qk_rope_head_dim) * 4 + 132));
+  EXPECT_EQ(s.bytes_per_block(), s.bytes_per_token() * kKvBlockSize);
+}
+
+// A copy of the v32_fp8 fixture (weights linked) whose config.json `edit` changes.
+std::string V32Variant(const std::string& tag, const std::function<void(nlohmann::json&)>& edit) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("dsinfer_v32_" + tag + "_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::create_symlink(kFixtures + "v32_fp8/model.safetensors", dir / "model.safetensors");
+  std::ifstream in(kFixtures + "v32_fp8/config.json");
+  nlohmann::json c = nlohmann::json::parse(in);
+  edit(c);
+  std::ofstream(dir / "config.json") << c.dump();
+  return dir.string();
+}
+
+// Sparse attention is MLA restricted to the indexer's choice: with index_topk at least the
+// context it is V3's dense MLA on the same weights (the indexer's tensors unused), and with the
+// fixture's index_topk (24) the 70-token prompt's logits really differ from dense ones.
+TEST(SparseAttention, FullTopKIsDenseMlaAndSmallTopKSelects) {
+  const std::string wide = V32Variant("wide", [](nlohmann::json& c) { c["index_topk"] = 4096; });
+  const std::string dense = V32Variant("dense", [](nlohmann::json& c) {
+    c["model_type"] = "deepseek_v3";
+    for (const char* k : {"index_topk", "index_n_heads", "index_head_dim"}) c.erase(k);
+  });
+  auto open = [](const std::string& dir) {
+    auto m = MakeModelRunner({.model_dir = dir, .precision = Precision::kF32, .threads = 2,
+                              .num_kv_blocks = 4});
+    EXPECT_TRUE(m.ok()) << m.status();
+    return m.ok() ? std::move(*m) : nullptr;
+  };
+  auto w = open(wide), d = open(dense), s = open(kFixtures + "v32_fp8");
+  ASSERT_TRUE(w && d && s);
+  const auto prompt = Prompt(70);
+  const std::vector<float> dense_logits = Logits(*d, prompt);
+  EXPECT_LE(RelErr(Logits(*w, prompt), dense_logits), 1e-5);
+  EXPECT_GE(RelErr(Logits(*s, prompt), dense_logits), 1e-2);
+  std::filesystem::remove_all(wide);
+  std::filesystem::remove_all(dense);
 }
 
 // Sampling parameters reach the backend: the same row sampled on the runner and by SampleRow

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/cpu/mla_attention.h"
 #include "src/backend_cpu/cpu_ops.h"
 
 namespace dsinfer::cpu_backend {
@@ -92,6 +93,8 @@ class CpuOps final : public BackendOps {
   absl::Status Linear(Tensor x, const BackendWeight& w, Tensor y, bool accumulate) override;
   absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,
                             Tensor out) override;
+  absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
+                           Tensor topk) override;
   absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down, Tensor out,
                    bool accumulate) override;
   absl::Status MoeRoute(int64_t layer, Tensor x, const BackendWeight& gate,
@@ -131,6 +134,9 @@ class CpuOps final : public BackendOps {
   absl::StatusOr<Matrix> ReadMatrix(const WeightDesc& d, absl::Span<const TensorPart> parts,
                                     WeightReader& reader, bool allow_fp8);
   float* layer_cache(int64_t layer) { return cache_.data() + layer * layer_stride_; }
+  // Sparse MLA (cpu_sparse.cc): every token in the absorbed form over its selected rows only.
+  absl::Status SparseMla(const MlaParams& p, const float* q, const cpu::PagedLatentView& view,
+                         Tensor topk, const float* kv_b, float* out);
 
   CpuOpsOptions opts_;
   ThreadPool pool_;
@@ -142,6 +148,8 @@ class CpuOps final : public BackendOps {
   int32_t num_blocks_ = 0;
   int64_t layer_stride_ = 0;
   std::vector<float> cache_;  // [layers, blocks, block_size, width]
+  int64_t index_layer_stride_ = 0;   // bytes of one layer's index keys
+  std::vector<uint8_t> index_cache_;  // [layers, blocks, block_size, index_row_bytes]
   ExpertLoad expert_load_;
   std::vector<float> pending_load_;  // [layers * experts] routed this step (sharded runs)
   int64_t load_experts_ = 0;

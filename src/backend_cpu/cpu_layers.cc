@@ -266,6 +266,7 @@ absl::Status CpuOps::MlaAttention(int64_t layer, const MlaParams& p, const MlaIn
 
   float* attn = out.as<float>();  // [N, H, v]
   if (out.ld != H * vd) return absl::InternalError("mla: output rows must be packed");
+  if (!in.topk.empty()) return SparseMla(p, q, view, in.topk, kv_b, attn);
   // Decode tokens, absorbed form.
   const int64_t Dn = static_cast<int64_t>(st.decode_seqs.size());
   if (Dn > 0) {

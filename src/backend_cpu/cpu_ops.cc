@@ -113,8 +113,11 @@ absl::Status CpuOps::AllocateKvCache(const KvCacheSpec& spec, int32_t num_blocks
   const int64_t total = layer_stride_ * spec.num_layers;
   try {
     cache_.assign(static_cast<size_t>(total), 0.f);
+    index_layer_stride_ = static_cast<int64_t>(num_blocks) * spec.block_size * spec.index_row_bytes;
+    index_cache_.assign(static_cast<size_t>(index_layer_stride_ * spec.num_layers), 0);
   } catch (const std::bad_alloc&) {
     cache_.clear();
+    index_cache_.clear();
     return absl::ResourceExhaustedError(absl::StrCat(
         "kv cache: ", num_blocks, " blocks of ", spec.bytes_per_block(),
         " bytes (f32) do not fit in memory"));

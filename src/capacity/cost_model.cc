@@ -55,7 +55,14 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   ModelFootprint f;
   const double q = rq > 0 ? H * rq + rq * nh * dq : H * nh * dq;
   const double per_layer = q + H * (rkv + rope) + rkv * nh * (nope + dv) + nh * dv * H;
-  f.attention_params = L * per_layer;
+  // V3.2's indexer: wq_b, wk, k_norm (weight and bias), weights_proj.
+  const SparseAttention& dsa = c.dsa;
+  const double indexer =
+      dsa.enabled ? static_cast<double>(dsa.index_n_heads * dsa.index_head_dim) * rq +
+                        static_cast<double>(dsa.index_head_dim) * (H + 2) +
+                        static_cast<double>(dsa.index_n_heads) * H
+                  : 0;
+  f.attention_params = L * (per_layer + indexer);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     if (c.IsMoeLayer(l)) ++f.moe_layers;
   }
@@ -73,6 +80,7 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   // The latent row as the model program defines it (MlaKvCacheSpec: one formula everywhere).
   const KvCacheSpec kv = MlaKvCacheSpec(c, KvDType::kBF16);
   f.kv_elements_per_token = static_cast<double>(kv.num_layers * kv.row_width);
+  f.kv_index_bytes_per_token = static_cast<double>(kv.num_layers * kv.index_row_bytes);
   f.prefill_pair_flops = L * nh * 2 * (dq + dv);
   f.decode_pair_flops = L * nh * 2 * (rkv + rope + rkv);
   return f;

@@ -41,6 +41,11 @@ struct ModelFootprint {
   double embedding_params = 0;
   double lm_head_params = 0;
   double kv_elements_per_token = 0;  // layers * (kv_lora_rank + qk_rope_head_dim)
+  // The second cache component (KvCacheSpec::index_row_bytes): V3.2's FP8 index keys, all layers.
+  double kv_index_bytes_per_token = 0;
+  double KvBytesPerToken(double kv_element_bytes) const {
+    return kv_elements_per_token * kv_element_bytes + kv_index_bytes_per_token;
+  }
   // FLOPs per attended (query, key) pair, all layers: prefill (decompressed heads) and decode
   // (absorbed: scores over the latent and rope key, values from the latent).
   double prefill_pair_flops = 0;
@@ -76,7 +81,7 @@ class CostModel {
   const ModelFootprint& footprint() const { return fp_; }
   // Bytes of weights resident on one GPU (0 when measured without a GPU spec).
   double weight_bytes_per_gpu() const { return weight_bytes_per_gpu_; }
-  double kv_bytes_per_token() const { return fp_.kv_elements_per_token * precision_.kv_bytes; }
+  double kv_bytes_per_token() const { return fp_.KvBytesPerToken(precision_.kv_bytes); }
   // KV pool of one replica in blocks of kKvBlockSize tokens: the scheduler override, else GPU
   // memory * kv_memory_fraction - weights, per GPU, times dp (attention groups hold disjoint
   // sequences; the tp GPUs of a group each hold the group's full latent cache).

@@ -80,7 +80,7 @@ json ModelJson(const PlanInput& in) {
           {"model_type", in.model.model_type},
           {"params_b", f.TotalParams() / 1e9},
           {"active_params_per_token_b", (f.ActiveParamsPerToken() + f.lm_head_params) / 1e9},
-          {"kv_bytes_per_token", f.kv_elements_per_token * in.precision.kv_bytes},
+          {"kv_bytes_per_token", f.KvBytesPerToken(in.precision.kv_bytes)},
           {"weight_bytes_per_param", in.precision.weight_bytes}};
 }
 
@@ -171,7 +171,7 @@ std::string FormatTable(const PlanInput& in, const std::vector<DeploymentReport>
                         "model %s (%s): %.1fB params, %.1fB active per token, %.0f KB KV/token\n",
                         in.model.model_type, in.model_source, f.TotalParams() / 1e9,
                         (f.ActiveParamsPerToken() + f.lm_head_params) / 1e9,
-                        f.kv_elements_per_token * in.precision.kv_bytes / 1e3);
+                        f.KvBytesPerToken(in.precision.kv_bytes) / 1e3);
   double offered = 0;
   for (const ServiceSpec& s : in.services) offered += s.rate;
   absl::StrAppendFormat(&out, "traffic: %d services, %.2f req/s offered\n", in.services.size(),

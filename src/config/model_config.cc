@@ -250,6 +250,13 @@ absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
     return FieldError("quantization_config.activation_scheme",
                       absl::StrCat("\"", *act, "\" is not supported (only dynamic)"));
   }
+  ASSIGN_OR_RETURN(std::optional<std::string> scale_fmt,
+                   GetString(q, "scale_fmt", "quantization_config.scale_fmt"));
+  if (scale_fmt.has_value() && *scale_fmt != "ue8m0") {
+    return FieldError("quantization_config.scale_fmt",
+                      absl::StrCat("\"", *scale_fmt, "\" is not supported (only ue8m0)"));
+  }
+  c->fp8.scale_ue8m0 = scale_fmt.has_value();
   c->fp8.enabled = true;
   auto wb = q.find("weight_block_size");
   if (wb != q.end() && !wb->is_null()) {
@@ -264,6 +271,40 @@ absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
         CheckRange("quantization_config.weight_block_size[0]", c->fp8.block_n, 1, kMaxDim));
     RETURN_IF_ERROR(
         CheckRange("quantization_config.weight_block_size[1]", c->fp8.block_k, 1, kMaxDim));
+  }
+  return absl::OkStatus();
+}
+
+// DeepSeek-V3.2's indexer fields (HF DeepseekV32Config defaults); refused on other families, and
+// V3.2 variants this program does not run are named.
+absl::Status ParseSparseAttention(const Json& root, ModelConfig* c) {
+  SparseAttention& d = c->dsa;
+  if (c->model_type != "deepseek_v32") {
+    for (const char* key : {"index_topk", "index_n_heads", "index_head_dim"}) {
+      if (root.contains(key) && !root[key].is_null())
+        return FieldError(key, absl::StrCat("is a deepseek_v32 field, but model_type is ",
+                                            c->model_type));
+    }
+    return absl::OkStatus();
+  }
+  d = {.enabled = true, .index_n_heads = 64, .index_head_dim = 128, .index_topk = 2048};
+  RETURN_IF_ERROR(GetInt(root, "index_n_heads", "index_n_heads", &d.index_n_heads));
+  RETURN_IF_ERROR(GetInt(root, "index_head_dim", "index_head_dim", &d.index_head_dim));
+  RETURN_IF_ERROR(GetInt(root, "index_topk", "index_topk", &d.index_topk));
+  RETURN_IF_ERROR(CheckRange("index_n_heads", d.index_n_heads, 1, 1 << 12));
+  RETURN_IF_ERROR(CheckRange("index_topk", d.index_topk, 1, kMaxDim));
+  if (c->q_lora_rank <= 0) {
+    return FieldError("q_lora_rank", "must be positive for deepseek_v32 (the indexer's queries "
+                                     "project the q-LoRA latent)");
+  }
+  if (d.index_head_dim != 128) {
+    return FieldError("index_head_dim",
+                      absl::StrCat("must be 128 (one FP8 block per index key, as DeepSeek's "
+                                   "reference quantises it), got ", d.index_head_dim));
+  }
+  for (const char* key : {"index_share_topk", "index_topk_freq", "indexer_types"}) {
+    if (root.contains(key) && !root[key].is_null())
+      return FieldError(key, "is not supported (cross-layer top-k sharing is not DeepSeek-V3.2's)");
   }
   return absl::OkStatus();
 }
@@ -413,10 +454,11 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
   ASSIGN_OR_RETURN(std::optional<std::string> model_type,
                    GetString(root, "model_type", "model_type"));
   if (!model_type.has_value()) return FieldError("model_type", "is missing");
-  if (*model_type != "deepseek_v2" && *model_type != "deepseek_v3" && *model_type != "kimi_k2") {
+  if (*model_type != "deepseek_v2" && *model_type != "deepseek_v3" &&
+      *model_type != "deepseek_v32" && *model_type != "kimi_k2") {
     return FieldError("model_type", absl::StrCat("\"", *model_type,
                                                  "\" is not one of deepseek_v2, deepseek_v3, "
-                                                 "kimi_k2"));
+                                                 "deepseek_v32, kimi_k2"));
   }
   c.model_type = *model_type;
   ApplyFamilyDefaults(&c);
@@ -505,6 +547,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
 
   RETURN_IF_ERROR(ParseRopeScaling(root, &c));
   RETURN_IF_ERROR(ParseQuantization(root, &c));
+  RETURN_IF_ERROR(ParseSparseAttention(root, &c));
   RETURN_IF_ERROR(ParseTokens(root, &c));
   RETURN_IF_ERROR(Validate(c));
   return c;

@@ -1,4 +1,4 @@
-// Model hyper-parameters read from a Hugging Face config.json (DeepSeek-V2/V3, Kimi-K2).
+// Model hyper-parameters read from a Hugging Face config.json (DeepSeek-V2/V3/V3.2, Kimi-K2).
 // Parsing validates every field once, here; the rest of the code trusts a ModelConfig.
 #pragma once
 
@@ -31,10 +31,21 @@ struct RopeScaling {
 struct Fp8Quant {
   bool enabled = false;
   int64_t block_n = 128, block_k = 128;  // weight_block_size [n, k]: rows, columns per scale
+  // scale_fmt "ue8m0": activation scales are rounded up to powers of two (DeepSeek-V3.2's
+  // act_quant with round_scale); what the V3.2 indexer applies to its FP8 index keys.
+  bool scale_ue8m0 = false;
+};
+
+// DeepSeek Sparse Attention (model_type deepseek_v32): the lightning indexer of every layer.
+struct SparseAttention {
+  bool enabled = false;       // model_type deepseek_v32
+  int64_t index_n_heads = 0;  // indexer heads (64 in the release)
+  int64_t index_head_dim = 0; // 128: one FP8 block per index key, as the reference requires
+  int64_t index_topk = 0;     // key positions each query attends to (2048 in the release)
 };
 
 struct ModelConfig {
-  std::string model_type;  // deepseek_v2, deepseek_v3 or kimi_k2
+  std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32 or kimi_k2
   int64_t hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0;
   int64_t q_lora_rank = 0;  // 0 when null: plain q_proj
@@ -53,6 +64,7 @@ struct ModelConfig {
   int64_t bos_token_id = -1;           // -1 when null
   std::vector<int64_t> eos_token_ids;  // config.json (an int or a list) + generation_config.json
   Fp8Quant fp8;
+  SparseAttention dsa;
   int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
   std::string torch_dtype;               // "" when absent
 

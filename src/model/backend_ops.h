@@ -21,6 +21,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "src/engine/model_runner.h"
 #include "src/kv_cache/kv_cache_spec.h"
@@ -67,6 +68,26 @@ struct MlaInputs {
               // may be overwritten
   const BackendWeight* kv_a_norm = nullptr;  // [kv_lora]
   const BackendWeight* kv_b = nullptr;       // [heads * (nope + v), kv_lora] this rank's heads
+  // DeepSeek Sparse Attention: [N, index_topk] i32 key positions of each token's sequence
+  // (IndexerTopK's output, -1 padded); the token attends to those only. Empty: all (causal).
+  Tensor topk;
+};
+
+// DeepSeek-V3.2's lightning indexer of one layer (kernels/cpu/dsa_indexer.h has the formulas).
+struct IndexerParams {
+  int64_t heads = 0, head_dim = 0, rope = 0, topk = 0;
+  bool ue8m0 = false;            // power-of-two FP8 scales (quantization_config.scale_fmt)
+  float eps = 1e-6f;             // k_norm's LayerNorm
+  float rope_attn_factor = 1.0f;
+  std::vector<float> inv_freq;   // the model's rotary frequencies [rope / 2]
+};
+
+struct IndexerInputs {
+  Tensor q;  // [N, heads * head_dim] f32: q-LoRA latent · wq_b; may be overwritten
+  Tensor k;  // [N, head_dim] f32: x · wk; may be overwritten
+  Tensor w;  // [N, heads] f32: x · weights_proj
+  const BackendWeight* k_norm = nullptr;       // LayerNorm weight [head_dim]
+  const BackendWeight* k_norm_bias = nullptr;  // LayerNorm bias [head_dim]
 };
 
 // DeepSeek's routing rule (kernels' MoeRoute twins): scores in f32, bias only for selection.
@@ -149,6 +170,14 @@ class BackendOps {
   // gemm_dtype().
   virtual absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,
                                     Tensor out) = 0;
+  // Appends the step's FP8 index keys of `layer` to the index cache (KvCacheSpec's second
+  // component), scores every token against its sequence's keys up to its own position and writes
+  // the min(topk, position + 1) best positions, ascending, -1 padded: topk [N, p.topk] i32.
+  virtual absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
+                                   Tensor topk) {
+    return absl::UnimplementedError(
+        absl::StrCat("the ", name(), " backend has no DeepSeek Sparse Attention indexer"));
+  }
   // out (+)= SwiGLU MLP of x: down(silu(gate(x)) * up(x)); gate_up holds [gate; up].
   virtual absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down,
                            Tensor out, bool accumulate) = 0;

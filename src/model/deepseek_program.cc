@@ -1,5 +1,6 @@
 #include "src/model/deepseek_program.h"
 
+#include "kernels/cpu/dsa_indexer.h"
 #include "src/core/status_macros.h"
 #include "src/model/attention_scales.h"
 
@@ -9,7 +10,8 @@ KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype) {
   return {.num_layers = c.num_hidden_layers,
           .row_width = c.kv_lora_rank + c.qk_rope_head_dim,
           .dtype = dtype,
-          .block_size = kKvBlockSize};
+          .block_size = kKvBlockSize,
+          .index_row_bytes = c.dsa.enabled ? cpu::IndexKeyRowBytes(c.dsa.index_head_dim) : 0};
 }
 
 absl::StatusOr<std::unique_ptr<DeepseekProgram>> DeepseekProgram::Load(const ModelConfig& config,
@@ -49,6 +51,16 @@ DeepseekProgram::DeepseekProgram(const ModelConfig& config, const ShardLayout& l
              .scale = static_cast<float>(c.routed_scaling_factor),
              // DeepSeek-V2 scales only un-normalised weights; V3 and later scale both.
              .scale_when_normalized = c.model_type != "deepseek_v2"};
+  if (c.dsa.enabled) {
+    index_ = {.heads = c.dsa.index_n_heads,
+              .head_dim = c.dsa.index_head_dim,
+              .rope = c.qk_rope_head_dim,
+              .topk = c.dsa.index_topk,
+              .ue8m0 = c.fp8.scale_ue8m0,
+              .eps = 1e-6f,  // the reference's LayerNorm default
+              .rope_attn_factor = mla_.rope_attn_factor,
+              .inv_freq = mla_.inv_freq};
+  }
   std::vector<bool> is_moe;
   for (const auto& L : weights_.layers) is_moe.push_back(L.is_moe);
   ops_.InitExpertLoad(is_moe, c.n_routed_experts);
@@ -129,6 +141,10 @@ int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
   const int64_t qa = weights_.layers.empty() ? 0 : weights_.layers[0].qa_width;
   int64_t attn = S(N, qa + mla_.kv_lora + mla_.rope, f) + S(N, H * mla_.v, g);
   if (c.q_lora_rank > 0) attn += S(N, c.q_lora_rank, g) + S(N, H * qk, f);
+  if (c.dsa.enabled) {
+    const int64_t Hi = index_.heads, Di = index_.head_dim;
+    attn += S(N, Hi * Di, f) + S(N, Di, f) + S(N, Hi, f) + S(N, index_.topk, i32);
+  }
   int64_t moe = 0;
   if (any_moe && W == 1) moe = S(N, K, i32) + S(N, K, f);
   if (any_moe && W > 1) {
@@ -180,11 +196,31 @@ absl::Status DeepseekProgram::Attention(int64_t layer, Tensor xn, Tensor out, bo
   RETURN_IF_ERROR(ops_.Linear(xn, *L.qkv_a, qkv_a, false));
   // q: [N, H * qk]
   Tensor q = qkv_a.Cols(0, L.qa_width);
+  Tensor qn;  // the normed q-LoRA latent
   if (c.q_lora_rank > 0) {
-    ASSIGN_OR_RETURN(Tensor qn, ops_.Scratch(N, c.q_lora_rank, gemm));
+    ASSIGN_OR_RETURN(qn, ops_.Scratch(N, c.q_lora_rank, gemm));
     RETURN_IF_ERROR(ops_.RmsNorm(q, *L.q_a_norm, eps_, qn));
     ASSIGN_OR_RETURN(q, ops_.Scratch(N, H * qk, ElemType::kF32));
     RETURN_IF_ERROR(ops_.Linear(qn, *L.q_b, q, false));
+  }
+  // DeepSeek Sparse Attention: the indexer picks each token's key positions (topk [N, K]).
+  Tensor topk;
+  if (c.dsa.enabled) {
+    const int64_t Hi = index_.heads, Di = index_.head_dim;
+    ASSIGN_OR_RETURN(Tensor iq, ops_.Scratch(N, Hi * Di, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.Linear(qn, *L.idx_wq_b, iq, false));
+    ASSIGN_OR_RETURN(Tensor ik, ops_.Scratch(N, Di, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.Linear(xn, *L.idx_wk, ik, false));
+    ASSIGN_OR_RETURN(Tensor iw, ops_.Scratch(N, Hi, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.Linear(xn, *L.idx_weights, iw, false));
+    ASSIGN_OR_RETURN(topk, ops_.Scratch(N, index_.topk, ElemType::kI32));
+    RETURN_IF_ERROR(ops_.IndexerTopK(layer, index_,
+                                     {.q = iq,
+                                      .k = ik,
+                                      .w = iw,
+                                      .k_norm = L.idx_k_norm.get(),
+                                      .k_norm_bias = L.idx_k_norm_bias.get()},
+                                     topk));
   }
   // attn: [N, H * v]
   ASSIGN_OR_RETURN(Tensor attn, ops_.Scratch(N, H * mla_.v, gemm));
@@ -192,7 +228,8 @@ absl::Status DeepseekProgram::Attention(int64_t layer, Tensor xn, Tensor out, bo
                                     {.q = q,
                                      .kv = qkv_a.Cols(L.qa_width, width),
                                      .kv_a_norm = L.kv_a_norm.get(),
-                                     .kv_b = L.kv_b.get()},
+                                     .kv_b = L.kv_b.get(),
+                                     .topk = topk},
                                     attn));
   return ops_.Linear(attn, *L.o, out, accumulate);
 }

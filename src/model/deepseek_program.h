@@ -1,5 +1,5 @@
-// The DeepSeek-V2 / V3 / Kimi-K2 network written once over BackendOps: embedding, per layer
-// RMSNorm -> MLA -> RMSNorm -> MoE or dense MLP with residuals, final norm, lm_head; under a
+// The DeepSeek-V2 / V3 / V3.2 / Kimi-K2 network written once over BackendOps: embedding, per
+// layer RMSNorm -> MLA (V3.2: over the indexer's top-k positions only) -> RMSNorm -> MoE or dense MLP with residuals, final norm, lm_head; under a
 // ShardLayout the collectives are ops of the same program (tensor parallel attention, dense MLP,
 // vocabulary; expert-parallel MoE with dispatch / combine). Follows DeepSeek's reference
 // inference (inference/model.py of DeepSeek-V3; DeepSeek-V2's own routing rule).
@@ -18,7 +18,8 @@
 namespace dsinfer {
 
 // MLA's cache row: [kv_a_layernorm(latent) (kv_lora_rank) | rotated k_pe (qk_rope_head_dim)] per
-// token and layer. The one place this width is derived.
+// token and layer, plus V3.2's index key (128 e4m3 codes and their f32 scale) as the second
+// component. The one place these widths are derived.
 KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype);
 
 class DeepseekProgram {
@@ -58,6 +59,7 @@ class DeepseekProgram {
   BackendOps& ops_;
   DeepseekWeights weights_;
   MlaParams mla_;
+  IndexerParams index_;  // deepseek_v32 only
   RouterParams router_;
   float eps_ = 1e-6f;
 };

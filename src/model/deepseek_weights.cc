@@ -90,6 +90,17 @@ DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& lay,
     L.o = Desc(key + ".attn.o", WeightRole::kLinear,
                {Cols(a + "o_proj.weight", D, H * c.v_head_dim, h0 * c.v_head_dim,
                      Hl * c.v_head_dim)});
+    if (c.dsa.enabled) {
+      const std::string x = a + "indexer.";
+      const int64_t Di = c.dsa.index_head_dim, Hi = c.dsa.index_n_heads;
+      L.idx_wq_b = Desc(key + ".indexer.wq_b", WeightRole::kLinear,
+                        {Whole(x + "wq_b.weight", {Hi * Di, c.q_lora_rank})});
+      L.idx_wk = Desc(key + ".indexer.wk", WeightRole::kLinear, {Whole(x + "wk.weight", {Di, D})});
+      L.idx_k_norm = Vector(key + ".indexer.k_norm", x + "k_norm.weight", Di);
+      L.idx_k_norm_bias = Vector(key + ".indexer.k_norm_bias", x + "k_norm.bias", Di);
+      L.idx_weights = Desc(key + ".indexer.weights_proj", WeightRole::kLinearF32,
+                           {Whole(x + "weights_proj.weight", {Hi, D})});
+    }
     L.is_moe = c.IsMoeLayer(l);
     const std::string m = p + "mlp.";
     if (!L.is_moe) {
@@ -134,7 +145,8 @@ void ForEachWeight(const DeepseekSchema& s, const std::function<void(const Weigh
     for (const WeightDesc* d : {&L.input_norm, &L.post_attention_norm, &L.qkv_a, &L.q_a_norm,
                                 &L.q_b, &L.kv_a_norm, &L.kv_b, &L.o, &L.gate_up, &L.down,
                                 &L.router, &L.router_bias, &L.experts, &L.shared_gate_up,
-                                &L.shared_down})
+                                &L.shared_down, &L.idx_wq_b, &L.idx_wk, &L.idx_k_norm,
+                                &L.idx_k_norm_bias, &L.idx_weights})
       each(*d);
   }
   each(s.final_norm);
@@ -162,8 +174,11 @@ absl::StatusOr<int64_t> DeepseekStoredBytes(const ModelConfig& c, const ShardLay
       } else if (absl::EndsWith(p.name, "e_score_correction_bias")) {
         t = DType::kF32;
       } else if (absl::StartsWith(p.name, "model.layers.") && c.fp8.enabled &&
+                 !absl::EndsWith(p.name, "indexer.weights_proj.weight") &&
                  (absl::EndsWith(p.name, "_proj.weight") ||
-                  absl::EndsWith(p.name, "_proj_with_mqa.weight"))) {
+                  absl::EndsWith(p.name, "_proj_with_mqa.weight") ||
+                  absl::EndsWith(p.name, "indexer.wq_b.weight") ||
+                  absl::EndsWith(p.name, "indexer.wk.weight"))) {
         t = DType::kF8E4M3;
       }
       if (t == DType::kF8E4M3 && !fp8_kept) t = DType::kBF16;
@@ -218,6 +233,11 @@ absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
     RETURN_IF_ERROR(load(S.experts, &L.experts));
     RETURN_IF_ERROR(load(S.shared_gate_up, &L.shared_gate_up));
     RETURN_IF_ERROR(load(S.shared_down, &L.shared_down));
+    RETURN_IF_ERROR(load(S.idx_wq_b, &L.idx_wq_b));
+    RETURN_IF_ERROR(load(S.idx_wk, &L.idx_wk));
+    RETURN_IF_ERROR(load(S.idx_k_norm, &L.idx_k_norm));
+    RETURN_IF_ERROR(load(S.idx_k_norm_bias, &L.idx_k_norm_bias));
+    RETURN_IF_ERROR(load(S.idx_weights, &L.idx_weights));
   }
   RETURN_IF_ERROR(load(schema.final_norm, &w.final_norm));
   RETURN_IF_ERROR(load(schema.lm_head, &w.lm_head));

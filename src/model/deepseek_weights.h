@@ -1,6 +1,6 @@
-// DeepSeek-V2 / V3 / Kimi-K2 weights: the schema (checkpoint tensor names, fusions, and the slice
+// DeepSeek-V2 / V3 / V3.2 / Kimi-K2 weights: the schema (checkpoint tensor names, fusions, and the slice
 // each rank of a ShardLayout reads) written once, and the loaded weights as backend storage.
-// Fusions: projections reading the same input are one weight ([q_a | kv_a] or [q | kv_a],
+// V3.2 adds the indexer's weights to each layer. Fusions: projections reading the same input are one weight ([q_a | kv_a] or [q | kv_a],
 // [gate | up]); MTP layers (index >= num_hidden_layers) are not part of the program.
 #pragma once
 
@@ -29,6 +29,10 @@ struct DeepseekLayerOf {
   T router, router_bias;           // MoE layers: [experts, hidden] f32, bias [experts] (noaux_tc)
   T experts;                       // MoE layers: this rank's expert group and inter slice
   T shared_gate_up, shared_down;   // MoE layers: shared experts (replicated)
+  // DeepSeek-V3.2's lightning indexer (replicated on every rank): wq_b [index heads * 128,
+  // q_lora_rank], wk [128, hidden], k_norm LayerNorm weight and bias [128], weights_proj
+  // [index heads, hidden] (f32 GEMM, as the reference).
+  T idx_wq_b, idx_wk, idx_k_norm, idx_k_norm_bias, idx_weights;
   bool is_moe = false;
   int64_t qa_width = 0;  // q_lora_rank, or local heads * qk_head_dim
 };

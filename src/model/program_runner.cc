@@ -9,6 +9,11 @@ namespace dsinfer {
 absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
     std::unique_ptr<BackendOps> ops, const ProgramRunnerOptions& o) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
+  if (config.dsa.enabled && std::string(ops->name()) != "cpu") {
+    return absl::UnimplementedError(absl::StrCat(
+        "model_type deepseek_v32 (DeepSeek Sparse Attention) runs on the cpu backend only; the ",
+        ops->name(), " backend has no indexer and sparse MLA ops yet"));
+  }
   ASSIGN_OR_RETURN(auto store, WeightStore::Open(o.model_dir, o.progress));
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
   // Shapes and sizes are checked before anything large is allocated: the weights against the

@@ -92,6 +92,10 @@ class CpuOps final : public BackendOps {
   absl::Status Linear(Tensor x, const BackendWeight& w, Tensor y, bool accumulate) override;
   absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,
                             Tensor out) override;
+  bool has_gqa_attention() const override { return true; }
+  absl::Status GqaAttention(int64_t layer, const GqaParams& p, Tensor q, Tensor k, Tensor v,
+                            Tensor out) override;
+  absl::Status AddBias(Tensor y, const BackendWeight& bias) override;
   absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down, Tensor out,
                    bool accumulate) override;
   absl::Status MoeRoute(int64_t layer, Tensor x, const BackendWeight& gate,

@@ -33,6 +33,8 @@ QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|"
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|"
                   r" ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 
+TOTAL = 500  # ids, added tokens included
+
 # The distills' added tokens (content, special) after the BPE vocabulary.
 SPECIALS = [("<｜begin▁of▁sentence｜>", True), ("<｜end▁of▁sentence｜>", True),
             ("<｜User｜>", False), ("<｜Assistant｜>", False), ("<think>", False),
@@ -60,7 +62,7 @@ def corpus() -> list[str]:
     return [t for s in sections for t in s["texts"]]
 
 
-def train(pattern: str, normalizer, ignore_merges: bool, trim_offsets: bool,
+def train(pattern: str, normalizer, ignore_merges: bool, trim_offsets: bool, vocab_size: int,
           texts: list[str]) -> Tokenizer:
     tok = Tokenizer(models.BPE(ignore_merges=ignore_merges))
     if normalizer is not None:
@@ -70,7 +72,7 @@ def train(pattern: str, normalizer, ignore_merges: bool, trim_offsets: bool,
         pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=trim_offsets, use_regex=False),
     ])
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=1200, min_frequency=2, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(texts, trainer=trainer)
     return tok
@@ -133,14 +135,24 @@ def write(name: str, tok: Tokenizer, texts: list[str]) -> None:
 def main() -> None:
     texts = corpus()
     cases = texts[::3] + EXTRA
-    qwen = train(QWEN2_PATTERN, normalizers.NFC(), False, False, texts + EXTRA)
+    # 500 ids in all, the vocabulary of the dense model fixtures (gen_dense_goldens.py), so a
+    # fixture model directory can carry these tokenizers (tests/cli_test.cc).
+    qwen = train(QWEN2_PATTERN, normalizers.NFC(), False, False, TOTAL - len(SPECIALS), texts + EXTRA)
     add_specials(qwen)
     write("qwen2", qwen, cases)
     # Whole words for ignore_merges: pieces that exist in the vocabulary but no merge forms.
-    llama = with_whole_words(train(LLAMA3_PATTERN, None, True, True, texts + EXTRA),
-                             [" hotline", "热线电话", " THINK", "123"])
+    whole = [" hotline", "热线电话", " THINK", "123"]
+    base = TOTAL - len(SPECIALS)
+    llama = with_whole_words(train(LLAMA3_PATTERN, None, True, True, base - len(whole),
+                                   texts + EXTRA), whole)
+    if llama.get_vocab_size() != base:  # a whole word the training had made already
+        llama = with_whole_words(train(LLAMA3_PATTERN, None, True, True,
+                                       2 * base - len(whole) - llama.get_vocab_size(),
+                                       texts + EXTRA), whole)
     add_specials(llama)
     write("llama3", llama, cases + ["call the hotline 热线电话 123 THINK"])
+    for n, t in (("qwen2", qwen), ("llama3", llama)):
+        assert t.get_vocab_size(with_added_tokens=True) == TOTAL, (n, t.get_vocab_size(with_added_tokens=True))
     for n in ("qwen2", "llama3"):
         size = sum(os.path.getsize(os.path.join(OUT, n, f)) for f in os.listdir(os.path.join(OUT, n)))
         print(f"{n}: {size / 1e3:.0f} kB")

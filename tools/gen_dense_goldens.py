@@ -93,6 +93,30 @@ SPECS = {
             "torch_dtype": "bfloat16",
         },
     },
+    # Llama with attention_bias (q/k/v and o biases; not the distills' setting, but the config
+    # field is accepted) and multi-query attention (one KV head), f32, one layer.
+    "llama_bias_mqa_f32": {
+        "seed": 20251222,
+        "storage": "float32",
+        "config": {
+            **COMMON,
+            "architectures": ["LlamaForCausalLM"],
+            "model_type": "llama",
+            "hidden_size": 96,
+            "intermediate_size": 160,
+            "num_hidden_layers": 1,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 1,
+            "head_dim": 24,
+            "max_position_embeddings": 256,
+            "attention_bias": True,
+            "mlp_bias": False,
+            "pretraining_tp": 1,
+            "rope_theta": 10000.0,
+            "tie_word_embeddings": False,
+            "torch_dtype": "float32",
+        },
+    },
 }
 
 
@@ -102,9 +126,8 @@ def make_weights(spec: dict) -> dict[str, torch.Tensor]:
     D, V, I = c["hidden_size"], c["vocab_size"], c["intermediate_size"]
     H, KV = c["num_attention_heads"], c["num_key_value_heads"]
     hd = c.get("head_dim", D // H)
-    qwen = c["model_type"] == "qwen2"
+    qkv_bias = c["model_type"] == "qwen2" or c.get("attention_bias", False)
     w = {"model.embed_tokens.weight": ini.normal((V, D), 1.0)}
-    gain = 1.0
     for i in range(c["num_hidden_layers"]):
         p = f"model.layers.{i}."
         a = p + "self_attn."
@@ -112,16 +135,18 @@ def make_weights(spec: dict) -> dict[str, torch.Tensor]:
         w[a + "q_proj.weight"] = ini.proj(H * hd, D)
         w[a + "k_proj.weight"] = ini.proj(KV * hd, D)
         w[a + "v_proj.weight"] = ini.proj(KV * hd, D)
-        if qwen:
+        if qkv_bias:
             # Qwen2's biases are large in the real checkpoints (k especially); keep them visible.
             w[a + "q_proj.bias"] = ini.normal((H * hd,), 0.3)
             w[a + "k_proj.bias"] = ini.normal((KV * hd,), 0.5)
             w[a + "v_proj.bias"] = ini.normal((KV * hd,), 0.1)
-        w[a + "o_proj.weight"] = ini.proj(D, H * hd, gain)
+        w[a + "o_proj.weight"] = ini.proj(D, H * hd)
+        if c.get("attention_bias", False):
+            w[a + "o_proj.bias"] = ini.normal((D,), 0.1)
         w[p + "post_attention_layernorm.weight"] = ini.norm(D)
         w[p + "mlp.gate_proj.weight"] = ini.proj(I, D)
         w[p + "mlp.up_proj.weight"] = ini.proj(I, D)
-        w[p + "mlp.down_proj.weight"] = ini.proj(D, I, gain)
+        w[p + "mlp.down_proj.weight"] = ini.proj(D, I)
     w["model.norm.weight"] = ini.norm(D)
     if not c["tie_word_embeddings"]:
         w["lm_head.weight"] = ini.proj(V, D, gain=4.0)

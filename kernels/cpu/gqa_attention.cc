@@ -4,22 +4,10 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/cpu/attention_math.h"
+
 namespace dsinfer::cpu {
-namespace {
-
-inline float Dot(const float* a, const float* b, int64_t n) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-inline void Axpy(float a, const float* x, float* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-}  // namespace
+using namespace attention_math;  // NOLINT: the shared inner loops
 
 void GqaAttention(const GqaAttentionParams& p, const ParallelFor& pfor) {
   // Work item = (query token, kv head): the group's query heads share every K and V row read.
@@ -37,15 +25,7 @@ void GqaAttention(const GqaAttentionParams& p, const ParallelFor& pfor) {
         for (int64_t h = 0; h < group; ++h)
           scores[h * keys + t] = Dot(q + h * hd, k, hd) * p.softmax_scale;
       }
-      for (int64_t h = 0; h < group; ++h) {
-        float* s = scores.data() + h * keys;
-        float mx = -INFINITY;
-        for (int64_t t = 0; t < keys; ++t) mx = std::max(mx, s[t]);
-        double sum = 0.0;
-        for (int64_t t = 0; t < keys; ++t) sum += (s[t] = std::exp(s[t] - mx));
-        const float inv = static_cast<float>(1.0 / sum);
-        for (int64_t t = 0; t < keys; ++t) s[t] *= inv;
-      }
+      for (int64_t h = 0; h < group; ++h) Softmax(scores.data() + h * keys, keys);
       float* out = p.out + i * p.ld_out + g * group * hd;
       for (int64_t h = 0; h < group; ++h) std::fill(out + h * hd, out + (h + 1) * hd, 0.f);
       for (int64_t t = 0; t < keys; ++t) {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "src/core/status_macros.h"
 
 namespace dsinfer::config_json {
 
@@ -85,6 +86,30 @@ absl::StatusOr<std::optional<std::string>> GetString(const Json& obj, absl::stri
     return FieldError(field, absl::StrCat("must be a string, got ", Describe(*it)));
   }
   return std::optional<std::string>(it->get<std::string>());
+}
+
+absl::StatusOr<RopeObject> FindRopeObject(const Json& root, double* rope_theta) {
+  RopeObject r;
+  r.field = "rope_scaling";
+  auto it = root.find("rope_scaling");
+  if (it == root.end() || it->is_null()) {
+    it = root.find("rope_parameters");
+    r.field = "rope_parameters";
+  }
+  if (it == root.end() || it->is_null()) return r;
+  if (!it->is_object()) {
+    return FieldError(r.field, absl::StrCat("must be an object or null, got ", Describe(*it)));
+  }
+  r.obj = &*it;
+  if (r.field == "rope_parameters") {
+    RETURN_IF_ERROR(GetDouble(*it, "rope_theta", "rope_parameters.rope_theta", rope_theta));
+  }
+  const char* type_key = it->contains("type") ? "type" : "rope_type";
+  r.type_field = absl::StrCat(r.field, ".", type_key);
+  ASSIGN_OR_RETURN(std::optional<std::string> type, GetString(*it, type_key, r.type_field));
+  if (!type.has_value()) return FieldError(r.type_field, "is missing");
+  r.type = *type;
+  return r;
 }
 
 absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi) {

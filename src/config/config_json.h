@@ -35,6 +35,18 @@ absl::StatusOr<std::optional<std::string>> GetString(const nlohmann::json& obj,
                                                      absl::string_view key,
                                                      absl::string_view field);
 
+// A config's rope object: "rope_scaling", else newer transformers' "rope_parameters" (whose
+// rope_theta, when given, is read into *rope_theta). `obj` is null when both are absent or null.
+// `type` is its "type" (DeepSeek's spelling) or "rope_type"; a missing type is an error naming
+// the field.
+struct RopeObject {
+  const nlohmann::json* obj = nullptr;
+  std::string field;       // "rope_scaling" or "rope_parameters"
+  std::string type;
+  std::string type_field;  // "rope_scaling.type", ...
+};
+absl::StatusOr<RopeObject> FindRopeObject(const nlohmann::json& root, double* rope_theta);
+
 absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi);
 absl::Status CheckPositive(absl::string_view field, double v);
 

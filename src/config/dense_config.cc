@@ -38,28 +38,13 @@ void ApplyDenseDefaults(ModelConfig* c) {
 // rope_scaling (or transformers 5's rope_parameters): default, or llama3 (Llama-3.1's
 // frequency-dependent interpolation). Anything else is refused by name.
 absl::Status ParseDenseRope(const Json& root, ModelConfig* c) {
-  std::string field = "rope_scaling";
-  auto it = root.find("rope_scaling");
-  if (it == root.end() || it->is_null()) {
-    it = root.find("rope_parameters");
-    field = "rope_parameters";
-  }
-  if (it == root.end() || it->is_null()) return absl::OkStatus();
-  const Json& rs = *it;
-  if (!rs.is_object()) {
-    return FieldError(field, absl::StrCat("must be an object or null, got ", Describe(rs)));
-  }
-  auto name = [&](const char* k) { return absl::StrCat(field, ".", k); };
-  if (field == "rope_parameters") {
-    RETURN_IF_ERROR(GetDouble(rs, "rope_theta", name("rope_theta"), &c->rope_theta));
-  }
-  const char* type_key = rs.contains("rope_type") ? "rope_type" : "type";
-  ASSIGN_OR_RETURN(std::optional<std::string> type, GetString(rs, type_key, name(type_key)));
-  if (!type.has_value()) return FieldError(name(type_key), "is missing");
-  if (*type == "default") return absl::OkStatus();
-  if (*type != "llama3") {
-    return FieldError(name(type_key), absl::StrCat("\"", *type, "\" is not supported for ",
-                                                   c->model_type, " (only default or llama3)"));
+  ASSIGN_OR_RETURN(RopeObject rope, FindRopeObject(root, &c->rope_theta));
+  if (rope.obj == nullptr || rope.type == "default") return absl::OkStatus();
+  const Json& rs = *rope.obj;
+  auto name = [&](const char* k) { return absl::StrCat(rope.field, ".", k); };
+  if (rope.type != "llama3") {
+    return FieldError(rope.type_field, absl::StrCat("\"", rope.type, "\" is not supported for ",
+                                                    c->model_type, " (only default or llama3)"));
   }
   RopeScaling& r = c->rope_scaling;
   r.llama3 = true;

@@ -85,30 +85,13 @@ void ApplyFamilyDefaults(ModelConfig* c) {
 }
 
 absl::Status ParseRopeScaling(const Json& root, ModelConfig* c) {
-  // Newer transformers write "rope_parameters" (with rope_type "default" when unscaled).
-  std::string field = "rope_scaling";
-  auto it = root.find("rope_scaling");
-  if (it == root.end() || it->is_null()) {
-    it = root.find("rope_parameters");
-    field = "rope_parameters";
-  }
-  if (it == root.end() || it->is_null()) return absl::OkStatus();
-  const Json& rs = *it;
-  if (!rs.is_object()) {
-    return FieldError(field, absl::StrCat("must be an object or null, got ", Describe(rs)));
-  }
-  if (field == "rope_parameters") {
-    RETURN_IF_ERROR(GetDouble(rs, "rope_theta", "rope_parameters.rope_theta", &c->rope_theta));
-  }
-  // "type" in DeepSeek's configs, "rope_type" in newer HF ones.
-  const char* type_key = rs.contains("type") ? "type" : "rope_type";
-  std::string type_field = absl::StrCat(field, ".", type_key);
-  ASSIGN_OR_RETURN(std::optional<std::string> type, GetString(rs, type_key, type_field));
-  if (!type.has_value()) return FieldError(type_field, "is missing");
-  if (*type == "default") return absl::OkStatus();
-  if (*type != "yarn") {
-    return FieldError(type_field,
-                      absl::StrCat("\"", *type, "\" is not supported (only yarn or default)"));
+  ASSIGN_OR_RETURN(RopeObject rope, FindRopeObject(root, &c->rope_theta));
+  if (rope.obj == nullptr || rope.type == "default") return absl::OkStatus();
+  const Json& rs = *rope.obj;
+  const std::string& field = rope.field;
+  if (rope.type != "yarn") {
+    return FieldError(rope.type_field,
+                      absl::StrCat("\"", rope.type, "\" is not supported (only yarn or default)"));
   }
   RopeScaling& y = c->rope_scaling;
   y.yarn = true;

@@ -7,7 +7,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config git python3
-  libabsl-dev libpcre2-dev libopenblas-dev nlohmann-json3-dev
+  libabsl-dev libpcre2-dev libicu-dev libopenblas-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libssl-dev libcpp-httplib-dev prometheus  # server config, tests' HTTP client, promtool
   libboost-dev  # Boost.Beast/Asio (header-only): the HTTP server (src/http)

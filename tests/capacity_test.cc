@@ -135,6 +135,20 @@ TEST(CostModel, DeepSeekV32KvBytesCountBothCaches) {
               1);
 }
 
+// A dense distill: GQA attention (no latent row), no experts.
+TEST(CostModel, R1DistillQwen7BFootprint) {
+  const PlanInput in =
+      Parse(std::string(
+          "model: {config: " DSINFER_SOURCE_DIR "/configs/plan/r1-distill-qwen-7b-config.json}\n"
+          "deployments: [{name: x, measured: {step_seconds: 1}, scheduler: {num_kv_blocks: 1}}]\n"
+          "services: [{name: a, rate: 1, prompt_tokens: 8, output_tokens: 8}]\n"));
+  const ModelFootprint f = FootprintOf(in.model);
+  EXPECT_NEAR(f.TotalParams() / 1e9, 7.61, 0.02);  // published 7.62 B (biases included)
+  EXPECT_EQ(f.experts, 0);
+  // K and V rows: layers x 2 x kv_heads x head_dim.
+  EXPECT_DOUBLE_EQ(f.kv_elements_per_token, 28 * 2 * 4 * 128);
+}
+
 TEST(CostModel, AnalyticStepMatchesFormula) {
   PlanInput in =
       Parse(std::string(kModel) +
@@ -459,7 +473,7 @@ TEST(PlanInput, ErrorsNameTheField) {
        "deployments[0].scheduler.max_running"},
       {"model: {config: /nonexistent/config.json}\n" + std::string(kMeasured) + ok_service,
        "model.config"},
-      {"model:\n  config_json: {model_type: llama}\n" + std::string(kMeasured) + ok_service,
+      {"model:\n  config_json: {model_type: mistral}\n" + std::string(kMeasured) + ok_service,
        "model.config_json"},
       {std::string(kMeasured) + ok_service, "model"},
       {std::string(kModel) +

@@ -174,6 +174,43 @@ TEST(Cli, GeneratedIdsAlwaysDetokenize) {
 // tokenizer.json), generation_config.json naming <|im_end|>. The tiny model's weights with the Kimi
 // fixture tokenizer: chat generation renders Kimi's template, samples only ids the tokenizer has
 // and decodes them.
+// The dense distill families through the command: greedy ids of the llama fixture equal HF's;
+// the qwen2 fixture with the distills' tokenizer layout and R1 chat template generates text.
+TEST(Cli, DenseDistillGreedyMatchesGolden) {
+  std::ifstream g(kFixtures + "llama_gqa_bf16/golden.json");
+  auto golden = nlohmann::json::parse(g);
+  auto prompt = golden["prompts"][2].get<std::vector<int32_t>>();
+  auto greedy = golden["greedy"][2].get<std::vector<int32_t>>();
+  std::string ids;
+  for (int32_t t : prompt) absl::StrAppend(&ids, ids.empty() ? "" : ",", t);
+  Result r = RunCli(absl::StrCat("generate --model ", kFixtures,
+                                 "llama_gqa_bf16 --dtype f32 --ids ", ids,
+                                 " --max-tokens 12 --ignore-eos"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  greedy.resize(12);
+  EXPECT_EQ(nlohmann::json::parse(r.out)["ids"].get<std::vector<int32_t>>(), greedy);
+}
+
+TEST(Cli, DenseDistillChatGenerates) {
+  fs::path dir = TempDir("qwen2");
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(kFixtures + "qwen2_gqa_f32/" + f, dir / f);
+  const std::string tok = kSrc + "/tests/fixtures/tokenizer/distill/qwen2/";
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(tok + f, dir / f);
+  Result r = RunCli("generate --model " + dir.string() +
+                    " --chat --prompt '请问如何办理居住证？' --max-tokens 12 --ignore-eos --seed 3"
+                    " --temperature 0.8");
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto out = nlohmann::json::parse(r.out);
+  EXPECT_EQ(out["ids"].size(), 12u);
+  EXPECT_TRUE(out["text"].is_string()) << r.out;
+  r = RunCli("logits --model " + dir.string() + " --ids 5,6,7");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["logits"].size(), 3u);
+  fs::remove_all(dir);
+}
+
 TEST(Cli, KimiK2DirectoryGeneratesWithItsTiktokenTokenizer) {
   fs::path dir = TempDir("kimi");
   {

@@ -94,7 +94,8 @@ TEST(Fp8Kept, Bf16GreedyMatchesDequantisedAtLoad) {
 
 // The bound the CUDA backend reserves its scratch arena with covers what the program takes.
 TEST(ScratchBound, CoversPrefillAndDecode) {
-  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16", "v32_fp8"}) {
+  for (const char* name : {"v2_lite_bf16", "v3_fp8", "v2_group_f16", "v32_fp8", "qwen2_gqa_f32",
+                           "llama_gqa_bf16"}) {
     auto r = Load(name, Precision::kBF16);
     ASSERT_NE(r, nullptr);
     auto* pr = dynamic_cast<ProgramRunner*>(r.get());

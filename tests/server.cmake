@@ -12,6 +12,10 @@ if(TARGET dsinfer_server)
   dsinfer_add_test(server_faults_test SOURCES server_faults_test.cc
     LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
     LABELS server cpu)
+  # Issue 15: a dense R1 distill (qwen2 fixture, the distills' tokenizer layout) served.
+  dsinfer_add_test(server_dense_test SOURCES server_dense_test.cc
+    LIBS dsinfer_server dsinfer_tiny_model PkgConfig::HTTPLIB absl::strings
+    LABELS server cpu)
   # Issue 12: DeepSeek's chat features on both APIs (reasoning, tool calls, tool results) with
   # a scripted runner; the official `openai` client against it (skipped without the package).
   dsinfer_add_test(chat_serving_test SOURCES chat_serving_test.cc

@@ -260,9 +260,9 @@ TEST_F(TokenizerLoadTest, UnsupportedParts) {
   };
   const std::vector<Case> cases = {
       {[](Json& j) {
-         j["normalizer"] = Json{{"type", "NFC"}};
+         j["normalizer"] = Json{{"type", "NFKC"}};
        },
-       absl::StatusCode::kUnimplemented, "normalizer type \"NFC\""},
+       absl::StatusCode::kUnimplemented, "normalizer type \"NFKC\""},
       {[](Json& j) { j["pre_tokenizer"] = nullptr; }, absl::StatusCode::kUnimplemented,
        "ByteLevel is required"},
       {[](Json& j) { j["pre_tokenizer"]["pretokenizers"].erase(1); },

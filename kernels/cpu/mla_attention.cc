@@ -5,32 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/attention_math.h"
+
 namespace dsinfer::cpu {
-namespace {
-
-inline float Dot(const float* a, const float* b, int64_t n) {
-  float s = 0.f;
-#pragma omp simd reduction(+ : s)
-  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
-  return s;
-}
-
-inline void Axpy(float a, const float* x, float* y, int64_t n) {
-#pragma omp simd
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
-}
-
-// In-place softmax over scores[0, n); returns nothing, scores become probabilities.
-inline void Softmax(float* s, int64_t n) {
-  float mx = -INFINITY;
-  for (int64_t i = 0; i < n; ++i) mx = std::max(mx, s[i]);
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += (s[i] = std::exp(s[i] - mx));
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) s[i] *= inv;
-}
-
-}  // namespace
+using namespace attention_math;  // NOLINT: the shared inner loops
 
 void MlaDecode(const MlaDecodeParams& p, const ParallelFor& pfor) {
   // Work item = (sequence, group of heads). All heads of a group share each latent row, so a

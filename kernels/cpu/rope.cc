@@ -41,8 +41,29 @@ std::vector<float> RopeInvFreq(const YarnParams& p) {
   return inv;
 }
 
+std::vector<float> Llama3InvFreq(const Llama3RopeParams& p) {
+  std::vector<float> inv = RopeInvFreq({.rope_dim = p.rope_dim, .theta = p.theta});
+  const float factor = static_cast<float>(p.factor);
+  const float lo = static_cast<float>(p.low_freq_factor), hi = static_cast<float>(p.high_freq_factor);
+  const float old_len = static_cast<float>(p.original_max_position);
+  const float low_freq_wavelen = old_len / lo, high_freq_wavelen = old_len / hi;
+  for (float& f : inv) {
+    const float wavelen = 2.0f * static_cast<float>(kPi) / f;
+    const float scaled = wavelen > low_freq_wavelen ? f / factor : f;
+    if (wavelen < high_freq_wavelen || wavelen > low_freq_wavelen) {
+      f = scaled;
+      continue;
+    }
+    const float smooth = (old_len / wavelen - lo) / (hi - lo);
+    f = (1.0f - smooth) * scaled / factor + smooth * scaled;
+  }
+  return inv;
+}
+
 void ApplyRope(const RopeParams& p) {
   const int64_t half = p.rope_dim / 2;
+  // Element distance within a rotated pair, and between consecutive pairs.
+  const int64_t pair = p.half_split ? half : 1, step = p.half_split ? 1 : 2;
   for (int64_t r = 0; r < p.rows; ++r) {
     const float pos = static_cast<float>(p.positions[r]);
     for (int64_t i = 0; i < half; ++i) {
@@ -50,10 +71,10 @@ void ApplyRope(const RopeParams& p) {
       const float angle = pos * p.inv_freq[i];
       const float c = std::cos(angle) * p.attn_factor, s = std::sin(angle) * p.attn_factor;
       for (int64_t h = 0; h < p.heads; ++h) {
-        float* x = p.x + r * p.row_stride + h * p.head_stride + 2 * i;
-        const float a = x[0], b = x[1];
+        float* x = p.x + r * p.row_stride + h * p.head_stride + step * i;
+        const float a = x[0], b = x[pair];
         x[0] = a * c - b * s;
-        x[1] = a * s + b * c;
+        x[pair] = a * s + b * c;
       }
     }
   }

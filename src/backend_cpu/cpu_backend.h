@@ -95,6 +95,10 @@ class CpuOps final : public BackendOps {
                             Tensor out) override;
   absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
                            Tensor topk) override;
+  bool has_gqa_attention() const override { return true; }
+  absl::Status GqaAttention(int64_t layer, const GqaParams& p, Tensor q, Tensor k, Tensor v,
+                            Tensor out) override;
+  absl::Status AddBias(Tensor y, const BackendWeight& bias) override;
   absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down, Tensor out,
                    bool accumulate) override;
   absl::Status MoeRoute(int64_t layer, Tensor x, const BackendWeight& gate,

@@ -9,8 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "src/kv_cache/block_pool.h"
-#include "src/model/deepseek_program.h"
-#include "src/model/deepseek_weights.h"
+#include "src/model/model_program.h"
 
 namespace dsinfer::capacity {
 
@@ -53,16 +52,23 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   const double rq = static_cast<double>(c.q_lora_rank);
   const double L = static_cast<double>(c.num_hidden_layers);
   ModelFootprint f;
-  const double q = rq > 0 ? H * rq + rq * nh * dq : H * nh * dq;
-  const double per_layer = q + H * (rkv + rope) + rkv * nh * (nope + dv) + nh * dv * H;
-  // V3.2's indexer: wq_b, wk, k_norm (weight and bias), weights_proj.
-  const SparseAttention& dsa = c.dsa;
-  const double indexer =
-      dsa.enabled ? static_cast<double>(dsa.index_n_heads * dsa.index_head_dim) * rq +
-                        static_cast<double>(dsa.index_head_dim) * (H + 2) +
-                        static_cast<double>(dsa.index_n_heads) * H
-                  : 0;
-  f.attention_params = L * (per_layer + indexer);
+  if (c.IsDense()) {
+    // GQA: q, k, v and o projections (biases negligible); head_dim on both sides of the scores.
+    const double hd = static_cast<double>(c.head_dim);
+    const double kvh = static_cast<double>(c.num_key_value_heads);
+    f.attention_params = L * (H * nh * hd + 2 * H * kvh * hd + nh * hd * H);
+  } else {
+    const double q = rq > 0 ? H * rq + rq * nh * dq : H * nh * dq;
+    const double per_layer = q + H * (rkv + rope) + rkv * nh * (nope + dv) + nh * dv * H;
+    // V3.2's indexer: wq_b, wk, k_norm (weight and bias), weights_proj.
+    const SparseAttention& dsa = c.dsa;
+    const double indexer =
+        dsa.enabled ? static_cast<double>(dsa.index_n_heads * dsa.index_head_dim) * rq +
+                          static_cast<double>(dsa.index_head_dim) * (H + 2) +
+                          static_cast<double>(dsa.index_n_heads) * H
+                    : 0;
+    f.attention_params = L * (per_layer + indexer);
+  }
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     if (c.IsMoeLayer(l)) ++f.moe_layers;
   }
@@ -77,12 +83,17 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   const double V = static_cast<double>(c.vocab_size);
   f.lm_head_params = V * H;
   f.embedding_params = c.tie_word_embeddings ? 0 : V * H;
-  // The latent row as the model program defines it (MlaKvCacheSpec: one formula everywhere).
-  const KvCacheSpec kv = MlaKvCacheSpec(c, KvDType::kBF16);
+  // The KV row as the model program defines it (ModelKvCacheSpec: one formula everywhere).
+  const KvCacheSpec kv = ModelKvCacheSpec(c, KvDType::kBF16);
   f.kv_elements_per_token = static_cast<double>(kv.num_layers * kv.row_width);
   f.kv_index_bytes_per_token = static_cast<double>(kv.num_layers * kv.index_row_bytes);
-  f.prefill_pair_flops = L * nh * 2 * (dq + dv);
-  f.decode_pair_flops = L * nh * 2 * (rkv + rope + rkv);
+  if (c.IsDense()) {
+    const double hd = static_cast<double>(c.head_dim);
+    f.prefill_pair_flops = f.decode_pair_flops = L * nh * 2 * (hd + hd);
+  } else {
+    f.prefill_pair_flops = L * nh * 2 * (dq + dv);
+    f.decode_pair_flops = L * nh * 2 * (rkv + rope + rkv);
+  }
   return f;
 }
 
@@ -112,7 +123,7 @@ absl::StatusOr<CostModel> CostModel::Create(const ModelConfig& model, const Prec
   if (l.dp() == 1 && (precision.weight_bytes == 1 || precision.weight_bytes == 2)) {
     // A tensor / expert parallel layout the program shards: the schema's bytes of the fullest
     // rank (rank 0 holds the most vocabulary rows), FP8 block scales included.
-    auto bytes = DeepseekStoredBytes(model, ShardLayout{.rank = 0, .tp = l.tp, .ep = l.ep},
+    auto bytes = ModelStoredBytes(model, ShardLayout{.rank = 0, .tp = l.tp, .ep = l.ep},
                                      nullptr, /*fp8_kept=*/precision.weight_bytes == 1);
     if (bytes.ok()) m.weight_bytes_per_gpu_ = static_cast<double>(*bytes);
   }

@@ -12,104 +12,16 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "nlohmann/json.hpp"
+#include "src/config/config_json.h"
+#include "src/config/dense_config.h"
 #include "src/core/status_macros.h"
 
 namespace dsinfer {
 namespace {
 
 using Json = nlohmann::json;
+using namespace config_json;  // NOLINT: the shared field readers
 
-// Upper bound for any size-like field, so that later products (vocab * hidden, ...) cannot
-// overflow int64.
-constexpr int64_t kMaxDim = int64_t{1} << 24;
-
-absl::Status FieldError(absl::string_view field, absl::string_view what) {
-  return absl::InvalidArgumentError(absl::StrCat("config.json: ", field, " ", what));
-}
-
-std::string Describe(const Json& v) {
-  std::string text = v.dump(-1, ' ', false, Json::error_handler_t::replace);
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
-  return absl::StrCat(v.type_name(), " ", text);
-}
-
-// Reads obj[key] into *out when present. `null_value`: what a JSON null means; without one,
-// null is a type error.
-absl::Status GetInt(const Json& obj, absl::string_view key, absl::string_view field, int64_t* out,
-                    std::optional<int64_t> null_value = std::nullopt) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return absl::OkStatus();
-  if (it->is_null() && null_value.has_value()) {
-    *out = *null_value;
-    return absl::OkStatus();
-  }
-  if (it->is_number_unsigned()) {
-    uint64_t u = it->get<uint64_t>();
-    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
-      return FieldError(field, absl::StrCat("is out of range: ", u));
-    }
-    *out = static_cast<int64_t>(u);
-    return absl::OkStatus();
-  }
-  if (it->is_number_integer()) {
-    *out = it->get<int64_t>();
-    return absl::OkStatus();
-  }
-  // Some writers emit integral values as floats (4096.0); accept those exactly.
-  if (it->is_number_float()) {
-    double d = it->get<double>();
-    if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) {
-      *out = static_cast<int64_t>(d);
-      return absl::OkStatus();
-    }
-  }
-  return FieldError(field, absl::StrCat("must be an integer, got ", Describe(*it)));
-}
-
-absl::Status GetDouble(const Json& obj, absl::string_view key, absl::string_view field,
-                       double* out) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return absl::OkStatus();
-  if (!it->is_number()) {
-    return FieldError(field, absl::StrCat("must be a number, got ", Describe(*it)));
-  }
-  *out = it->get<double>();
-  if (!std::isfinite(*out)) return FieldError(field, "must be finite");
-  return absl::OkStatus();
-}
-
-absl::Status GetBool(const Json& obj, absl::string_view key, absl::string_view field, bool* out) {
-  auto it = obj.find(key);
-  if (it == obj.end()) return absl::OkStatus();
-  if (!it->is_boolean()) {
-    return FieldError(field, absl::StrCat("must be true or false, got ", Describe(*it)));
-  }
-  *out = it->get<bool>();
-  return absl::OkStatus();
-}
-
-// Returns nullopt when absent or null.
-absl::StatusOr<std::optional<std::string>> GetString(const Json& obj, absl::string_view key,
-                                                     absl::string_view field) {
-  auto it = obj.find(key);
-  if (it == obj.end() || it->is_null()) return std::optional<std::string>();
-  if (!it->is_string()) {
-    return FieldError(field, absl::StrCat("must be a string, got ", Describe(*it)));
-  }
-  return std::optional<std::string>(it->get<std::string>());
-}
-
-absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi) {
-  if (v < lo || v > hi) {
-    return FieldError(field, absl::StrCat("must be in [", lo, ", ", hi, "], got ", v));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status CheckPositive(absl::string_view field, double v) {
-  if (!(v > 0)) return FieldError(field, absl::StrCat("must be positive, got ", v));
-  return absl::OkStatus();
-}
 
 // HF defaults: transformers' DeepseekV2Config / DeepseekV3Config, plus DeepSeek's own remote
 // code for the keys transformers does not model (topk_method, scoring_func, moe_layer_freq).
@@ -173,30 +85,13 @@ void ApplyFamilyDefaults(ModelConfig* c) {
 }
 
 absl::Status ParseRopeScaling(const Json& root, ModelConfig* c) {
-  // Newer transformers write "rope_parameters" (with rope_type "default" when unscaled).
-  std::string field = "rope_scaling";
-  auto it = root.find("rope_scaling");
-  if (it == root.end() || it->is_null()) {
-    it = root.find("rope_parameters");
-    field = "rope_parameters";
-  }
-  if (it == root.end() || it->is_null()) return absl::OkStatus();
-  const Json& rs = *it;
-  if (!rs.is_object()) {
-    return FieldError(field, absl::StrCat("must be an object or null, got ", Describe(rs)));
-  }
-  if (field == "rope_parameters") {
-    RETURN_IF_ERROR(GetDouble(rs, "rope_theta", "rope_parameters.rope_theta", &c->rope_theta));
-  }
-  // "type" in DeepSeek's configs, "rope_type" in newer HF ones.
-  const char* type_key = rs.contains("type") ? "type" : "rope_type";
-  std::string type_field = absl::StrCat(field, ".", type_key);
-  ASSIGN_OR_RETURN(std::optional<std::string> type, GetString(rs, type_key, type_field));
-  if (!type.has_value()) return FieldError(type_field, "is missing");
-  if (*type == "default") return absl::OkStatus();
-  if (*type != "yarn") {
-    return FieldError(type_field,
-                      absl::StrCat("\"", *type, "\" is not supported (only yarn or default)"));
+  ASSIGN_OR_RETURN(RopeObject rope, FindRopeObject(root, &c->rope_theta));
+  if (rope.obj == nullptr || rope.type == "default") return absl::OkStatus();
+  const Json& rs = *rope.obj;
+  const std::string& field = rope.field;
+  if (rope.type != "yarn") {
+    return FieldError(rope.type_field,
+                      absl::StrCat("\"", rope.type, "\" is not supported (only yarn or default)"));
   }
   RopeScaling& y = c->rope_scaling;
   y.yarn = true;
@@ -329,6 +224,20 @@ absl::StatusOr<std::vector<int64_t>> ParseEosIds(const Json& root) {
   return ids;
 }
 
+// "dtype" is the newer transformers spelling of "torch_dtype".
+absl::Status ParseTorchDtype(const Json& root, ModelConfig* c) {
+  const char* dtype_key = root.contains("torch_dtype") ? "torch_dtype" : "dtype";
+  ASSIGN_OR_RETURN(std::optional<std::string> dtype, GetString(root, dtype_key, dtype_key));
+  if (dtype.has_value()) {
+    if (*dtype != "bfloat16" && *dtype != "float16" && *dtype != "float32") {
+      return FieldError(dtype_key,
+                        absl::StrCat("\"", *dtype, "\" is not one of bfloat16, float16, float32"));
+    }
+    c->torch_dtype = *dtype;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseTokens(const Json& root, ModelConfig* c) {
   RETURN_IF_ERROR(GetInt(root, "bos_token_id", "bos_token_id", &c->bos_token_id, -1));
   if (!root.contains("eos_token_id")) return absl::OkStatus();  // the family default stays
@@ -399,6 +308,13 @@ absl::Status Validate(const ModelConfig& c) {
                         absl::StrCat("must be positive, got ", c.routed_scaling_factor));
     }
   }
+  return ValidateTokens(c);
+}
+
+}  // namespace
+
+// Shared by every family (dense_config.cc too).
+absl::Status ValidateTokens(const ModelConfig& c) {
   if (c.bos_token_id < -1 || c.bos_token_id >= c.vocab_size) {
     return FieldError(
         "bos_token_id",
@@ -412,8 +328,6 @@ absl::Status Validate(const ModelConfig& c) {
   }
   return absl::OkStatus();
 }
-
-}  // namespace
 
 const char* TopkMethodName(TopkMethod m) {
   switch (m) {
@@ -454,13 +368,21 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
   ASSIGN_OR_RETURN(std::optional<std::string> model_type,
                    GetString(root, "model_type", "model_type"));
   if (!model_type.has_value()) return FieldError("model_type", "is missing");
+  c.model_type = *model_type;
+  if (c.IsDense()) {
+    // The dense families (R1-Distill-Qwen / -Llama): their own fields and checks.
+    RETURN_IF_ERROR(ParseDenseFields(root, &c));
+    RETURN_IF_ERROR(ParseTorchDtype(root, &c));
+    RETURN_IF_ERROR(ParseTokens(root, &c));
+    RETURN_IF_ERROR(ValidateTokens(c));
+    return c;
+  }
   if (*model_type != "deepseek_v2" && *model_type != "deepseek_v3" &&
       *model_type != "deepseek_v32" && *model_type != "kimi_k2") {
     return FieldError("model_type", absl::StrCat("\"", *model_type,
                                                  "\" is not one of deepseek_v2, deepseek_v3, "
-                                                 "deepseek_v32, kimi_k2"));
+                                                 "deepseek_v32, kimi_k2, qwen2, llama"));
   }
-  c.model_type = *model_type;
   ApplyFamilyDefaults(&c);
 
   struct IntField {
@@ -534,16 +456,7 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
   RETURN_IF_ERROR(GetBool(root, "attention_bias", "attention_bias", &attention_bias));
   if (attention_bias) return FieldError("attention_bias", "true is not supported");
 
-  // "dtype" is the newer transformers spelling of "torch_dtype".
-  const char* dtype_key = root.contains("torch_dtype") ? "torch_dtype" : "dtype";
-  ASSIGN_OR_RETURN(std::optional<std::string> dtype, GetString(root, dtype_key, dtype_key));
-  if (dtype.has_value()) {
-    if (*dtype != "bfloat16" && *dtype != "float16" && *dtype != "float32") {
-      return FieldError(dtype_key,
-                        absl::StrCat("\"", *dtype, "\" is not one of bfloat16, float16, float32"));
-    }
-    c.torch_dtype = *dtype;
-  }
+  RETURN_IF_ERROR(ParseTorchDtype(root, &c));
 
   RETURN_IF_ERROR(ParseRopeScaling(root, &c));
   RETURN_IF_ERROR(ParseQuantization(root, &c));

@@ -1,4 +1,5 @@
-// Model hyper-parameters read from a Hugging Face config.json (DeepSeek-V2/V3/V3.2, Kimi-K2).
+// Model hyper-parameters read from a Hugging Face config.json (DeepSeek-V2/V3/V3.2, Kimi-K2;
+// the dense R1 distills' qwen2 and llama).
 // Parsing validates every field once, here; the rest of the code trusts a ModelConfig.
 #pragma once
 
@@ -19,9 +20,11 @@ enum class ScoringFunc { kSoftmax, kSigmoid };
 const char* TopkMethodName(TopkMethod m);
 const char* ScoringFuncName(ScoringFunc f);
 
-// config.json "rope_scaling" of type yarn; yarn == false means plain RoPE.
+// config.json "rope_scaling" of type yarn (DeepSeek) or llama3 (llama); neither: plain RoPE.
 struct RopeScaling {
   bool yarn = false;
+  bool llama3 = false;  // Llama-3.1's frequency-dependent scaling (factor, low/high_freq_factor)
+  double low_freq_factor = 1, high_freq_factor = 4;
   double factor = 1.0;
   int64_t original_max_position_embeddings = 0;
   double beta_fast = 32, beta_slow = 1, mscale = 1, mscale_all_dim = 0;
@@ -45,7 +48,7 @@ struct SparseAttention {
 };
 
 struct ModelConfig {
-  std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32 or kimi_k2
+  std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32, kimi_k2, qwen2 or llama
   int64_t hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0;
   int64_t q_lora_rank = 0;  // 0 when null: plain q_proj
@@ -67,8 +70,15 @@ struct ModelConfig {
   SparseAttention dsa;
   int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
   std::string torch_dtype;               // "" when absent
+  // Dense families (qwen2, llama): grouped-query attention, no MLA / MoE fields.
+  int64_t num_key_value_heads = 0;  // divides num_attention_heads
+  int64_t head_dim = 0;             // config.json head_dim, else hidden_size / num_attention_heads
+  bool qkv_bias = false;            // q/k/v projections have biases (qwen2; llama attention_bias)
+  bool o_bias = false;              // o_proj has a bias (llama attention_bias)
 
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
+  // qwen2 / llama: a dense decoder with GQA (src/model/dense_program.h), not MLA + MoE.
+  bool IsDense() const { return model_type == "qwen2" || model_type == "llama"; }
   // DeepSeek's rule: routed experts exist, past the leading dense layers, every moe_layer_freq.
   bool IsMoeLayer(int64_t layer) const;
 };

@@ -90,6 +90,13 @@ struct IndexerInputs {
   const BackendWeight* k_norm_bias = nullptr;  // LayerNorm bias [head_dim]
 };
 
+// Grouped-query attention dimensions of one model (dense families: qwen2, llama).
+struct GqaParams {
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+  float softmax_scale = 1.0f;   // head_dim^-0.5
+  std::vector<float> inv_freq;  // [head_dim / 2]; rotary in HF's rotate_half layout
+};
+
 // DeepSeek's routing rule (kernels' MoeRoute twins): scores in f32, bias only for selection.
 struct RouterParams {
   int64_t n_experts = 0, top_k = 0, n_group = 1, topk_group = 1;
@@ -106,7 +113,8 @@ struct WorkspaceNeeds {
   int64_t max_tokens = 0, max_logit_rows = 0, max_seqs = 0;
   int64_t max_positions = 0;     // context length (block tables)
   int64_t num_layers = 0, hidden = 0, vocab = 0;
-  MlaParams mla;                 // this rank's attention
+  MlaParams mla;                 // this rank's attention (MLA families)
+  GqaParams gqa;                 // this rank's attention (dense families)
   int64_t max_mlp_inter = 0;     // widest dense or shared-expert MLP of this rank
   int64_t n_experts = 0, top_k = 0, moe_inter = 0;  // routed experts (n_experts 0: none)
 };
@@ -177,6 +185,21 @@ class BackendOps {
                                    Tensor topk) {
     return absl::UnimplementedError(
         absl::StrCat("the ", name(), " backend has no DeepSeek Sparse Attention indexer"));
+  }
+  // Grouped-query attention (dense families): rotates q and k (pairs (i, i + head_dim / 2)) in
+  // place, appends each token's [k | v] row to `layer`'s cache, and attends causally over the
+  // sequence's cached rows: out [N, heads * head_dim] in gemm_dtype(). q [N, heads * head_dim],
+  // k and v [N, kv_heads * head_dim], f32 (column windows of one projection allowed). A backend
+  // without it says so (has_gqa_attention) and the dense program refuses to load on it.
+  virtual bool has_gqa_attention() const { return false; }
+  virtual absl::Status GqaAttention(int64_t layer, const GqaParams& p, Tensor q, Tensor k,
+                                    Tensor v, Tensor out) {
+    return absl::UnimplementedError(std::string("gqa attention: not on the ") + name() +
+                                    " backend");
+  }
+  // y[r] += bias for every row (f32; a [n] vector weight). Projection biases (qwen2's q/k/v).
+  virtual absl::Status AddBias(Tensor y, const BackendWeight& bias) {
+    return absl::UnimplementedError(std::string("add bias: not on the ") + name() + " backend");
   }
   // out (+)= SwiGLU MLP of x: down(silu(gate(x)) * up(x)); gate_up holds [gate; up].
   virtual absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down,

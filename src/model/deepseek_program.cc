@@ -153,10 +153,8 @@ int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
           S(recv, D, g) + S(recv, K, i32) + S(recv, K, f) + S(recv, D, f) + S(sent, D, f) +
           S(nl, D, f);
   }
-  const int64_t V = c.vocab_size, Vl = weights_.lm_head ? weights_.lm_head->rows : V;
-  int64_t logits = S(R, D, f) + S(R, D, g) + S(R, Vl, f);
-  if (W > 1) logits += S(R, V, f);
-  logits += S(R, V, f);  // the runner's copy of sampled rows for logprobs
+  const int64_t Vl = weights_.lm_head ? weights_.lm_head->rows : c.vocab_size;
+  const int64_t logits = HeadScratchBytes(c, layout_, g, Vl, R);
   return persistent + std::max(std::max(attn, moe), logits);
 }
 
@@ -249,23 +247,8 @@ absl::Status DeepseekProgram::MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tens
 // Final norm and lm_head on the logit rows; vocabulary-parallel logits are gathered.
 absl::StatusOr<Tensor> DeepseekProgram::Logits(const StepInput& step, Tensor x, int64_t first,
                                                int64_t R) {
-  const ModelConfig& c = config_;
-  const int64_t D = c.hidden_size;
-  ASSIGN_OR_RETURN(Tensor last, ops_.Scratch(R, D, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.SelectLogitRows(x, first, last));
-  ASSIGN_OR_RETURN(Tensor normed, ops_.Scratch(R, D, ops_.gemm_dtype()));
-  RETURN_IF_ERROR(ops_.RmsNorm(last, *weights_.final_norm, eps_, normed));
-  const int64_t Vl = weights_.lm_head->rows;
-  ASSIGN_OR_RETURN(Tensor local, ops_.Scratch(R, Vl, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.Linear(normed, *weights_.lm_head, local, false));
-  if (layout_.single()) return local;
-  std::vector<int64_t> cols(layout_.tp);
-  for (int r = 0; r < layout_.tp; ++r)
-    cols[r] = ShardLayout::PartBegin(c.vocab_size, layout_.tp, r + 1) -
-              ShardLayout::PartBegin(c.vocab_size, layout_.tp, r);
-  ASSIGN_OR_RETURN(Tensor logits, ops_.Scratch(R, c.vocab_size, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.AllGatherCols(local, cols, logits));
-  return logits;
+  return HeadLogits(ops_, config_, layout_, *weights_.final_norm, *weights_.lm_head, eps_, x,
+                    first, R);
 }
 
 }  // namespace dsinfer

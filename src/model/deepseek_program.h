@@ -12,6 +12,7 @@
 #include "src/kv_cache/kv_cache_spec.h"
 #include "src/model/backend_ops.h"
 #include "src/model/deepseek_weights.h"
+#include "src/model/model_program.h"
 #include "src/model/shard_layout.h"
 #include "src/model/step_input.h"
 
@@ -22,7 +23,7 @@ namespace dsinfer {
 // component. The one place these widths are derived.
 KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype);
 
-class DeepseekProgram {
+class DeepseekProgram final : public ModelProgram {
  public:
   // Loads this rank's weights into `ops` (which must outlive the program).
   static absl::StatusOr<std::unique_ptr<DeepseekProgram>> Load(const ModelConfig& config,
@@ -30,21 +31,25 @@ class DeepseekProgram {
                                                               const WeightStore& store,
                                                               BackendOps& ops);
 
-  const ModelConfig& config() const { return config_; }
-  const ShardLayout& layout() const { return layout_; }
+  const ModelConfig& config() const override { return config_; }
+  const ShardLayout& layout() const override { return layout_; }
   const DeepseekWeights& weights() const { return weights_; }
+  int64_t weight_bytes() const override { return weights_.bytes; }
+  int64_t fp8_weight_bytes() const override { return weights_.fp8_bytes; }
 
   // Runs every layer over the step `ops` has begun; returns the final hidden states [N, hidden]
   // (f32, in the backend's memory).
-  absl::StatusOr<Tensor> Layers(const StepInput& step);
+  absl::StatusOr<Tensor> Layers(const StepInput& step) override;
   // Logits [rows, vocab] (f32) of the step's logit rows [first, first + rows): final norm and
   // lm_head (gathered over a vocabulary-parallel layout). Callers take them in chunks.
-  absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first, int64_t rows);
+  absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first,
+                                int64_t rows) override;
 
   // The most scratch bytes a step of N tokens and R logit rows takes.
-  int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const;
+  int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const override;
   // Everything a backend with fixed workspaces must reserve for such steps.
-  WorkspaceNeeds Needs(int64_t max_tokens, int64_t max_logit_rows, int64_t max_seqs) const;
+  WorkspaceNeeds Needs(int64_t max_tokens, int64_t max_logit_rows,
+                       int64_t max_seqs) const override;
 
  private:
   DeepseekProgram(const ModelConfig& config, const ShardLayout& layout, BackendOps& ops,

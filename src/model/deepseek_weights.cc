@@ -5,47 +5,11 @@
 #include "src/core/numeric.h"
 #include "src/weights/fp8_block.h"
 #include "src/core/status_macros.h"
+#include "src/model/model_program.h"
+#include "src/model/schema_parts.h"
 
 namespace dsinfer {
-namespace {
-
-TensorPart Whole(std::string name, std::vector<int64_t> shape) {
-  return {.name = std::move(name), .shape = std::move(shape), .slice = std::nullopt};
-}
-
-TensorPart Rows(std::string name, int64_t rows, int64_t cols, int64_t r0, int64_t n) {
-  return {.name = std::move(name),
-          .shape = {rows, cols},
-          .slice = TensorSlice{.row0 = r0, .rows = n, .col0 = 0, .cols = cols}};
-}
-
-TensorPart Cols(std::string name, int64_t rows, int64_t cols, int64_t c0, int64_t n) {
-  return {.name = std::move(name),
-          .shape = {rows, cols},
-          .slice = TensorSlice{.row0 = 0, .rows = rows, .col0 = c0, .cols = n}};
-}
-
-WeightDesc Desc(std::string key, WeightRole role, std::vector<TensorPart> parts) {
-  WeightDesc d{.key = std::move(key), .role = role, .parts = std::move(parts)};
-  d.cols = d.parts.front().cols();
-  for (const TensorPart& p : d.parts) d.rows += p.rows();
-  return d;
-}
-
-WeightDesc Vector(std::string key, std::string name, int64_t n) {
-  return Desc(std::move(key), WeightRole::kVector, {Whole(std::move(name), {n})});
-}
-
-// A SwiGLU MLP's [gate; up] and down, intermediate slice [i0, i0 + n) of inter.
-void MlpSchema(const std::string& key, const std::string& p, int64_t hidden, int64_t inter,
-               int64_t i0, int64_t n, WeightDesc* gate_up, WeightDesc* down) {
-  *gate_up = Desc(key + ".gate_up", WeightRole::kLinear,
-                  {Rows(p + "gate_proj.weight", inter, hidden, i0, n),
-                   Rows(p + "up_proj.weight", inter, hidden, i0, n)});
-  *down = Desc(key + ".down", WeightRole::kLinear, {Cols(p + "down_proj.weight", hidden, inter, i0, n)});
-}
-
-}  // namespace
+using namespace schema;  // NOLINT: the schema building blocks
 
 DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& lay,
                                   bool tied_lm_head) {
@@ -199,17 +163,8 @@ absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
   const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied);
   WeightReader reader(store);
   DeepseekWeights w;
-  auto load = [&](const WeightDesc& d, std::unique_ptr<BackendWeight>* out) -> absl::Status {
-    if (d.parts.empty()) return absl::OkStatus();
-    auto loaded = ops.LoadWeight(d, reader);
-    if (!loaded.ok()) {
-      return absl::Status(loaded.status().code(),
-                          absl::StrCat(d.key, ": ", loaded.status().message()));
-    }
-    *out = std::move(*loaded);
-    w.bytes += (*out)->bytes;
-    w.fp8_bytes += (*out)->fp8_bytes;
-    return absl::OkStatus();
+  auto load = [&](const WeightDesc& d, std::unique_ptr<BackendWeight>* out) {
+    return LoadDescribed(d, ops, reader, out, &w.bytes, &w.fp8_bytes);
   };
   RETURN_IF_ERROR(load(schema.embed, &w.embed));
   w.layers.resize(schema.layers.size());

@@ -18,21 +18,21 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);
   // Shapes and sizes are checked before anything large is allocated: the weights against the
   // memory the backend has, then the KV pool the sizer would choose against what they leave.
-  RETURN_IF_ERROR(CheckDeepseekShapes(config, o.layout, *store));
+  RETURN_IF_ERROR(CheckModelShapes(config, o.layout, *store));
   // Where the memory cannot be read, only the allocations themselves can fail.
   if (absl::StatusOr<int64_t> available = ops->AvailableKvBytes(); available.ok()) {
     const HeldWeightBytes held =
-        DeepseekHeldBytes(config, o.layout, *store, o.precision, ops->keeps_fp8());
+        ModelHeldBytes(config, o.layout, *store, o.precision, ops->keeps_fp8());
     RETURN_IF_ERROR(CheckWeightsFit(held, o.precision, *available));
     if (o.num_kv_blocks == 0 && o.kv_sizer) {
       const int64_t left = std::max<int64_t>(0, *available - static_cast<int64_t>(held.total));
-      RETURN_IF_ERROR(o.kv_sizer(MlaKvCacheSpec(config, ops->kv_dtype()), left).status());
+      RETURN_IF_ERROR(o.kv_sizer(ModelKvCacheSpec(config, ops->kv_dtype()), left).status());
     }
   }
   std::unique_ptr<ProgramRunner> r(new ProgramRunner(std::move(ops), o.precision));
-  ASSIGN_OR_RETURN(r->program_, DeepseekProgram::Load(config, o.layout, *store, *r->ops_));
+  ASSIGN_OR_RETURN(r->program_, LoadModelProgram(config, o.layout, *store, *r->ops_));
   store->FinishProgress();
-  r->spec_ = MlaKvCacheSpec(r->program_->config(), r->ops_->kv_dtype());
+  r->spec_ = ModelKvCacheSpec(r->program_->config(), r->ops_->kv_dtype());
   if (const int64_t T = r->ops_->max_step_tokens(); T > 0) {
     const int64_t R = std::min(T, std::max<int64_t>(r->ops_->max_logit_rows(), 1));
     const int64_t S = std::min(T, std::max<int64_t>(r->ops_->max_step_seqs(), 1));

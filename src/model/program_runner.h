@@ -12,7 +12,7 @@
 #include "absl/status/statusor.h"
 #include "src/engine/model_runner.h"
 #include "src/model/backend_ops.h"
-#include "src/model/deepseek_program.h"
+#include "src/model/model_program.h"
 #include "src/model/precision.h"
 #include "src/model/shard_layout.h"
 #include "src/weights/weight_store.h"
@@ -50,7 +50,7 @@ class ProgramRunner : public ModelRunner {
   const ExpertLoad& expert_load() const override { return ops_->expert_load(); }
   int tensor_parallel_size() const override { return program_->layout().tp; }
   int expert_parallel_size() const override { return program_->layout().ep; }
-  int64_t weight_bytes() const override { return program_->weights().bytes; }
+  int64_t weight_bytes() const override { return program_->weight_bytes(); }
   int64_t max_step_tokens() const override { return ops_->max_step_tokens(); }
   absl::Status WarmUp(int64_t max_batch) override;
   void LimitSampledVocabulary(int64_t n) override { sample_vocab_ = n; }
@@ -58,7 +58,7 @@ class ProgramRunner : public ModelRunner {
   int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
     return program_->ScratchBytes(tokens, logit_rows);
   }
-  int64_t fp8_weight_bytes() const { return program_->weights().fp8_bytes; }
+  int64_t fp8_weight_bytes() const { return program_->fp8_weight_bytes(); }
   const ShardLayout& layout() const { return program_->layout(); }
 
  private:
@@ -72,7 +72,7 @@ class ProgramRunner : public ModelRunner {
 
   std::unique_ptr<BackendOps> ops_;
   Precision precision_;
-  std::unique_ptr<DeepseekProgram> program_;
+  std::unique_ptr<ModelProgram> program_;  // the config's family
   KvCacheSpec spec_;
   StepLimits limits_;
   std::set<int64_t> seen_keys_;               // steps run once (eagerly) before capture

@@ -8,7 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "src/core/memory_info.h"
 #include "src/core/status_macros.h"
-#include "src/model/deepseek_weights.h"
+#include "src/model/model_program.h"
 
 namespace dsinfer {
 namespace {
@@ -39,14 +39,15 @@ std::array<std::pair<std::string, std::string>, kGroups> GroupNames(const ModelC
                                        ") x hidden_size (", c.hidden_size, ")")}}};
 }
 
-DeepseekSchema Schema(const ModelConfig& c, const ShardLayout& layout, const WeightStore& store) {
-  return MakeDeepseekSchema(c, layout, c.tie_word_embeddings && !store.Has("lm_head.weight"));
+void ForEachWeightOf(const ModelConfig& c, const ShardLayout& layout, const WeightStore& store,
+                     const std::function<void(const WeightDesc&)>& f) {
+  ForEachModelWeight(c, layout, c.tie_word_embeddings && !store.Has("lm_head.weight"), f);
 }
 
 }  // namespace
 
-absl::Status CheckDeepseekShapes(const ModelConfig& c, const ShardLayout& layout,
-                                 const WeightStore& store) {
+absl::Status CheckModelShapes(const ModelConfig& c, const ShardLayout& layout,
+                              const WeightStore& store) {
   RETURN_IF_ERROR(layout.Validate(c));
   // The embedding first: it names the two fields every other shape depends on.
   if (absl::StatusOr<const TensorInfo*> embed = store.Get("model.embed_tokens.weight");
@@ -64,7 +65,7 @@ absl::Status CheckDeepseekShapes(const ModelConfig& c, const ShardLayout& layout
     }
   }
   absl::Status st;
-  ForEachWeight(Schema(c, layout, store), [&](const WeightDesc& d) {
+  ForEachWeightOf(c, layout, store, [&](const WeightDesc& d) {
     for (const TensorPart& p : d.parts) {
       if (!st.ok()) return;
       absl::StatusOr<const TensorInfo*> t = store.Get(p.name);
@@ -80,11 +81,11 @@ absl::Status CheckDeepseekShapes(const ModelConfig& c, const ShardLayout& layout
   return st;
 }
 
-HeldWeightBytes DeepseekHeldBytes(const ModelConfig& c, const ShardLayout& layout,
-                                  const WeightStore& store, Precision precision, bool keep_fp8) {
+HeldWeightBytes ModelHeldBytes(const ModelConfig& c, const ShardLayout& layout,
+                               const WeightStore& store, Precision precision, bool keep_fp8) {
   std::array<double, kGroups> bytes{};
   const double bn = static_cast<double>(c.fp8.block_n), bk = static_cast<double>(c.fp8.block_k);
-  ForEachWeight(Schema(c, layout, store), [&](const WeightDesc& d) {
+  ForEachWeightOf(c, layout, store, [&](const WeightDesc& d) {
     const bool f32_role = d.role == WeightRole::kLinearF32 || d.role == WeightRole::kVector ||
                           d.role == WeightRole::kMlaKvB;
     const bool may_fp8 = keep_fp8 && (d.role == WeightRole::kLinear || d.role == WeightRole::kExperts);

@@ -19,6 +19,8 @@ std::string PublicSummary(absl::string_view message) {
 }
 
 const char* ArchitectureOf(const std::string& model_type) {
+  if (model_type == "qwen2") return "Qwen2ForCausalLM";
+  if (model_type == "llama") return "LlamaForCausalLM";
   return model_type == "deepseek_v2" ? "DeepseekV2ForCausalLM" : "DeepseekV3ForCausalLM";
 }
 

@@ -116,6 +116,17 @@ const std::string* BpeModel::TokenString(int32_t id) const {
   return &token_strings_[id];
 }
 
+void BpeModel::IgnoreMerges() {
+  const auto& byte_strings = byte_level::ByteStrings();
+  for (const auto& [token, id] : vocab_) {
+    // Only tokens written entirely in the byte-level alphabet stand for a byte string.
+    std::string bytes, again;
+    byte_level::AppendDecodedToken(token, &bytes);
+    for (unsigned char b : bytes) again += byte_strings[b];
+    if (again == token) whole_words_.emplace(bytes, id);
+  }
+}
+
 void BpeModel::Encode(std::string_view word, std::vector<int32_t>* ids) const {
   if (word.empty()) return;
   if (!whole_words_.empty()) {

@@ -36,6 +36,10 @@ class BpeModel {
   // token as that token without merging; Encode does the same for this model.
   static std::unique_ptr<BpeModel> FromTiktokenRanks(const std::vector<std::string>& token_bytes);
 
+  // HF BPE's ignore_merges (Llama-3): Encode emits a word whose byte-level string is a
+  // vocabulary token as that token, without merging (as FromTiktokenRanks models do).
+  void IgnoreMerges();
+
   // Appends the ids of `word` (raw bytes of one pre-tokenized piece) to `ids`. Bytes whose
   // alphabet character is missing from the vocabulary are dropped, as HF does without unk.
   // Thread-safe.

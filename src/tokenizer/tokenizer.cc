@@ -7,6 +7,7 @@
 #include "src/tokenizer/bpe_model.h"
 #include "src/tokenizer/byte_level.h"
 #include "src/tokenizer/kimi_pattern.h"
+#include "src/tokenizer/nfc.h"
 #include "src/tokenizer/pre_tokenizer.h"
 #include "src/tokenizer/utf8.h"
 
@@ -20,7 +21,13 @@ void Tokenizer::EncodeText(std::string_view text, std::vector<int32_t>* ids) con
 }
 
 void Tokenizer::EncodeWithAdded(std::string_view text, std::vector<int32_t>* ids) const {
+  std::string normalized;
   auto normalized_pass = [&](std::string_view segment, int32_t id) {
+    if (id < 0 && nfc_) {
+      // HF: the normalizer runs on the text between non-normalized added tokens.
+      normalized = ToNfc(segment);
+      segment = normalized;
+    }
     if (id >= 0) {
       ids->push_back(id);
     } else if (normalized_added_->empty()) {
@@ -55,7 +62,7 @@ std::vector<int32_t> Tokenizer::EncodePlain(std::string_view text) const {
   if (kimi_chunks_) {
     ForEachKimiChunk(text, [&](std::string_view chunk) { EncodeText(chunk, &ids); });
   } else {
-    EncodeText(text, &ids);
+    EncodeText(nfc_ ? std::string_view(ToNfc(text)) : text, &ids);
   }
   return ids;
 }

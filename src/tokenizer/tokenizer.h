@@ -89,6 +89,7 @@ class Tokenizer {
 
   // Kimi (tiktoken.model): text is first cut as tokenization_kimi.py does (ForEachKimiChunk).
   bool kimi_chunks_ = false;
+  bool nfc_ = false;  // tokenizer.json normalizer NFC (Qwen2): applied outside raw added tokens
 
   int32_t vocab_size_ = 0;
   std::optional<int32_t> bos_id_;

@@ -83,16 +83,21 @@ absl::Status RequireFalse(const Json& obj, std::string_view key, const Ctx& ctx)
   return absl::OkStatus();
 }
 
-absl::Status CheckNormalizer(const Json* n, const Ctx& ctx) {
+// The identity (an empty Sequence) or NFC (Qwen2's), possibly inside Sequences: *nfc says which.
+absl::Status CheckNormalizer(const Json* n, const Ctx& ctx, bool* nfc) {
   if (n == nullptr) return absl::OkStatus();
   ASSIGN_OR_RETURN(std::string type, GetString(*n, "type", ctx));
+  if (type == "NFC") {
+    *nfc = true;
+    return absl::OkStatus();
+  }
   if (type != "Sequence") {
     return ctx.Unsupported(absl::StrCat("normalizer type \"", type, "\" is not supported"));
   }
   const Json* list = Member(*n, "normalizers");
   if (list == nullptr || !list->is_array()) return ctx["normalizers"].Invalid("expected a list");
   for (size_t i = 0; i < list->size(); ++i) {
-    RETURN_IF_ERROR(CheckNormalizer(&(*list)[i], ctx["normalizers"][i]));
+    RETURN_IF_ERROR(CheckNormalizer(&(*list)[i], ctx["normalizers"][i], nfc));
   }
   return absl::OkStatus();
 }
@@ -156,6 +161,7 @@ absl::Status CollectPreTokenizers(const Json& p, const Ctx& ctx, std::vector<std
 }
 
 struct ModelParts {
+  bool ignore_merges = false;  // Llama-3's: a piece that is a vocabulary token is emitted whole
   absl::flat_hash_map<std::string, int32_t> vocab;
   std::vector<std::pair<std::string, std::string>> merges;
 };
@@ -181,9 +187,8 @@ absl::StatusOr<ModelParts> ParseModel(const Json* m, const Ctx& ctx) {
     }
   }
   RETURN_IF_ERROR(RequireFalse(*m, "byte_fallback", ctx));
-  RETURN_IF_ERROR(RequireFalse(*m, "ignore_merges", ctx));
-
   ModelParts parts;
+  ASSIGN_OR_RETURN(parts.ignore_merges, GetBool(*m, "ignore_merges", false, ctx));
   const Json* vocab = Member(*m, "vocab");
   if (vocab == nullptr || !vocab->is_object()) return ctx["vocab"].Invalid("expected an object");
   parts.vocab.reserve(vocab->size());
@@ -274,7 +279,8 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const std::stri
   for (const char* key : {"truncation", "padding"}) {
     if (Member(root, key) != nullptr) return ctx[key].Unsupported("must be null");
   }
-  RETURN_IF_ERROR(CheckNormalizer(Member(root, "normalizer"), ctx["normalizer"]));
+  bool nfc = false;
+  RETURN_IF_ERROR(CheckNormalizer(Member(root, "normalizer"), ctx["normalizer"], &nfc));
 
   const Json* pre = Member(root, "pre_tokenizer");
   if (pre == nullptr) {
@@ -308,7 +314,9 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> TokenizerLoader::Load(const std::stri
                           absl::StrCat(path, ": ", model.status().message()));
     }
     tok->model_ = std::move(model).value();
+    if (parts.ignore_merges) tok->model_->IgnoreMerges();
   }
+  tok->nfc_ = nfc;
   ASSIGN_OR_RETURN(tok->pre_tokenizer_, PreTokenizer::Create(splits));
 
   std::vector<std::pair<std::string_view, int32_t>> raw, normalized;

@@ -157,6 +157,71 @@ TEST(StepShare, ANewcomersStepDefersATenantAtItsShare) {
   EXPECT_TRUE(next.deferred.empty());
 }
 
+// A flooder just below its share (where the step share keeps it) whose own next request counts
+// as a newcomer, in the same step as a victim's newcomer: the flooder holds more slots per weight
+// than the victim, so it sits the step out, its admission included (it does not escape the
+// deferral through its own newcomer flag); the victim's newcomer starts; the next step runs the
+// flooder again and admits its request.
+TEST(StepShare, AFloodersOwnNewcomerDoesNotEscapeAVictimsNewcomerStep) {
+  SchedulerLimits limits = ShareLimits();
+  Harness h(limits, {Tenant("a"), Tenant("b")});
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
+    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
+  }
+  for (int i = 0; i < 6; ++i) h.Step();
+  ASSERT_EQ(h.sched().Stats().tenants[0].running, 4);
+  ASSERT_EQ(h.sched().Stats().tenants[1].running, 4);
+  h.Cancel(3);  // a just below its share (3 of 4)
+  h.Cancel(102);  // b well below it (2 of 4)
+  h.Cancel(103);
+  StepPlan before = h.Step();
+  ASSERT_TRUE(before.deferred.empty());
+  ASSERT_TRUE(h.Add(10, "a", kI, Tokens(10, 40), 300).status.ok());
+  ASSERT_TRUE(h.Add(104, "b", kI, Tokens(104, 40), 300).status.ok());
+  StepPlan plan = h.Step();
+  bool b_started = false;
+  for (const StepItem& item : plan.items) {
+    b_started |= item.seq_id == 104 && item.admitted;
+    EXPECT_GE(item.seq_id, 100u) << "a ran or was admitted in b's newcomer step";
+  }
+  EXPECT_TRUE(b_started);
+  // a's three running sequences (their KV stays) and its planned admission (it stays queued)
+  EXPECT_EQ(plan.deferred.size(), 4u);
+  StepPlan next = h.Step();
+  bool a_started = false;
+  for (const StepItem& item : next.items) a_started |= item.seq_id == 10 && item.admitted;
+  EXPECT_TRUE(a_started) << "a's request waited more than the one short step";
+  EXPECT_EQ(RowsOfA(next).size(), 4u);
+  EXPECT_TRUE(next.deferred.empty());
+}
+
+// The same flooder's newcomer alone (no victim newcomer) defers nobody: the victim holds fewer
+// slots per weight, so a's own admission cannot make b sit out.
+TEST(StepShare, AFloodersOwnNewcomerDefersNoTenantBelowIt) {
+  SchedulerLimits limits = ShareLimits();
+  Harness h(limits, {Tenant("a"), Tenant("b")});
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
+    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
+  }
+  for (int i = 0; i < 6; ++i) h.Step();
+  h.Cancel(3);  // a: 3 of 4
+  h.Cancel(103);  // b: 3 of 4 as well
+  h.Step();
+  ASSERT_TRUE(h.Add(10, "a", kI, Tokens(10, 40), 300).status.ok());
+  StepPlan plan = h.Step();
+  int b_rows = 0;
+  bool a_started = false;
+  for (const StepItem& item : plan.items) {
+    b_rows += item.seq_id >= 100;
+    a_started |= item.seq_id == 10 && item.admitted;
+  }
+  EXPECT_TRUE(a_started);
+  EXPECT_EQ(b_rows, 3);
+  EXPECT_TRUE(plan.deferred.empty());
+}
+
 TEST(StepShare, OffMeansUnboundedStepsAndTheWindowIsChecked) {
   SchedulerLimits limits = ShareLimits();
   limits.step_share = false;

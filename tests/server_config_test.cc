@@ -57,6 +57,7 @@ TEST(ServerConfig, MinimalGetsDefaults) {
   EXPECT_EQ(c->model_path, "/models/m");
   EXPECT_EQ(c->dtype, "bf16");
   EXPECT_EQ(c->backend, "cpu");
+  EXPECT_FALSE(c->dequantize_fp8);
   EXPECT_EQ(c->grpc_listen, "0.0.0.0:50051");
   EXPECT_EQ(c->http_listen, "0.0.0.0:9090");
   EXPECT_FALSE(c->tls.enabled);
@@ -84,6 +85,15 @@ TEST(ServerConfig, MinimalGetsDefaults) {
   EXPECT_DOUBLE_EQ(c->http.header_timeout_seconds, 10);
   EXPECT_EQ(c->http.max_connections, 1024);
   EXPECT_EQ(c->http.max_connections_per_address, 64);
+}
+
+TEST(ServerConfig, DequantizeFp8IsABoolean) {
+  absl::StatusOr<ServerConfig> c = ParseServerConfig(Minimal("dequantize_fp8: true\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->dequantize_fp8);
+  c = ParseServerConfig(Minimal("dequantize_fp8: sometimes\n"));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("dequantize_fp8"), std::string::npos) << c.status();
 }
 
 TEST(ServerConfig, HttpSection) {

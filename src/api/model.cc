@@ -178,8 +178,7 @@ absl::StatusOr<std::unique_ptr<Model>> Model::Load(const LoadOptions& options) {
   RETURN_IF_ERROR(model.status());
   ServingModelHooks hooks{.progress = options.progress,
                           .rendezvous = "",
-                          .worker_executable = options.parallel.worker_executable,
-                          .keep_fp8 = !options.dequantize_fp8};
+                          .worker_executable = options.parallel.worker_executable};
   ASSIGN_OR_RETURN(ServingModel m,
                    LoadServingModel(config, model->max_position_embeddings, std::move(hooks)));
   return ModelAccess::Start(std::move(config), std::move(m), /*observer=*/nullptr);

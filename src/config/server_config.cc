@@ -358,6 +358,7 @@ class ConfigParser {
             {"dtype", OneOf(&c->dtype, {"bf16", "f32"})},
             {"backend", OneOf(&c->backend, {"cpu", "cuda"})},
             {"threads", Integer(&c->threads, 0, 4096)},
+            {"dequantize_fp8", Bool(&c->dequantize_fp8)},
             {"grpc_listen", String(&c->grpc_listen)},
             {"http_listen", String(&c->http_listen)},
             {"openai_listen", String(&c->openai_listen)},

@@ -90,6 +90,9 @@ struct ServerConfig {
   std::string dtype = "bf16";   // compute precision: bf16 | f32
   std::string backend = "cpu";  // cpu | cuda
   int32_t threads = 0;          // CPU worker threads; 0 = one per core
+  // FP8 checkpoints: dequantise the FP8 weights to the compute dtype at load (twice the weight
+  // memory; for checking FP8 kernels against dequantised math). Default: they stay FP8.
+  bool dequantize_fp8 = false;
   std::string grpc_listen = "0.0.0.0:50051";
   std::string http_listen = "0.0.0.0:9090";  // /metrics, /healthz, /readyz
   // The OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions); empty: off.

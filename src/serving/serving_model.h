@@ -27,8 +27,6 @@ struct ServingModelHooks {
   // parallel.tp > 1: the `dsinfer` binary started as `dsinfer worker` for this node's other
   // ranks ("": this process's own executable, or $DSINFER_WORKER_BINARY).
   std::string worker_executable;
-  // FP8 checkpoints: keep the weights FP8 (false: dequantised to the compute dtype at load).
-  bool keep_fp8 = true;
 };
 
 struct ServingModel {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/mla_attention.h"
+#include "src/core/huge_pages.h"
 #include "src/backend_cpu/cpu_ops.h"
 
 namespace dsinfer::cpu_backend {
@@ -13,7 +14,7 @@ namespace dsinfer::cpu_backend {
 // FP8 e4m3 rows [row0, row0 + rows) of a weight with their 2-D block scales.
 struct Fp8Segment {
   int64_t row0 = 0, rows = 0;
-  std::vector<uint8_t> codes;    // [rows, cols]
+  HugeVector<uint8_t> codes;     // [rows, cols]
   std::vector<float> scale_inv;  // [ceil(rows / block_n), ceil(cols / block_k)]
   int64_t block_n = 128, block_k = 128;
 };
@@ -22,8 +23,8 @@ struct Fp8Segment {
 struct Matrix {
   int64_t rows = 0, cols = 0;
   bool bf16 = false;
-  std::vector<float> f32;
-  std::vector<uint16_t> b16;
+  HugeVector<float> f32;  // weights stream through every step: on huge pages
+  HugeVector<uint16_t> b16;
   std::vector<Fp8Segment> fp8;  // non-empty: the weight is kept as FP8
   const void* data() const { return bf16 ? static_cast<const void*>(b16.data()) : f32.data(); }
   int64_t bytes() const;

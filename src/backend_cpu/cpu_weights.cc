@@ -31,7 +31,7 @@ absl::StatusOr<Matrix> CpuOps::ReadMatrix(const WeightDesc& d, absl::Span<const 
         segs.clear();  // a slice off the scale grid: dequantise this weight instead
         break;
       }
-      segs.push_back({.row0 = row0, .rows = s->rows, .codes = std::move(s->codes),
+      segs.push_back({.row0 = row0, .rows = s->rows, .codes = HugeVector<uint8_t>(s->codes.begin(), s->codes.end()),
                       .scale_inv = std::move(s->scale_inv), .block_n = s->block_n,
                       .block_k = s->block_k});
       row0 += p.rows();

@@ -35,6 +35,15 @@ std::set<uint64_t> RowsOfA(const StepPlan& plan) {
   return out;
 }
 
+// a (ids 0-3) and b (ids 100-103) each running four long requests: both at their share.
+void RunFourEach(Harness& h) {
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
+    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
+  }
+  for (int i = 0; i < 6; ++i) h.Step();
+}
+
 // a holds every slot; b sends one long request. From then on a runs at most its share (4 of 8)
 // of sequences per step, each of its running sequences at least every ceil(7 / 4) = 2 steps
 // (plus at most one step deferred for a newcomer), and its queue waits while it holds its share;
@@ -129,11 +138,7 @@ TEST(StepShare, TheBoundLastsTheWindowThenTheWholeStepReturns) {
 TEST(StepShare, ANewcomersStepDefersATenantAtItsShare) {
   SchedulerLimits limits = ShareLimits();
   Harness h(limits, {Tenant("a"), Tenant("b")});
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
-    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
-  }
-  for (int i = 0; i < 6; ++i) h.Step();
+  ASSERT_NO_FATAL_FAILURE(RunFourEach(h));
   ASSERT_EQ(h.sched().Stats().tenants[0].running, 4);
   ASSERT_EQ(h.sched().Stats().tenants[1].running, 4);
   h.Cancel(102);  // b below its share (2 of 4): its next request is a newcomer
@@ -165,11 +170,7 @@ TEST(StepShare, ANewcomersStepDefersATenantAtItsShare) {
 TEST(StepShare, AFloodersOwnNewcomerDoesNotEscapeAVictimsNewcomerStep) {
   SchedulerLimits limits = ShareLimits();
   Harness h(limits, {Tenant("a"), Tenant("b")});
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
-    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
-  }
-  for (int i = 0; i < 6; ++i) h.Step();
+  ASSERT_NO_FATAL_FAILURE(RunFourEach(h));
   ASSERT_EQ(h.sched().Stats().tenants[0].running, 4);
   ASSERT_EQ(h.sched().Stats().tenants[1].running, 4);
   h.Cancel(3);  // a just below its share (3 of 4)
@@ -201,11 +202,7 @@ TEST(StepShare, AFloodersOwnNewcomerDoesNotEscapeAVictimsNewcomerStep) {
 TEST(StepShare, AFloodersOwnNewcomerDefersNoTenantBelowIt) {
   SchedulerLimits limits = ShareLimits();
   Harness h(limits, {Tenant("a"), Tenant("b")});
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 300).status.ok());
-    ASSERT_TRUE(h.Add(100 + i, "b", kI, Tokens(100 + i, 40), 300).status.ok());
-  }
-  for (int i = 0; i < 6; ++i) h.Step();
+  ASSERT_NO_FATAL_FAILURE(RunFourEach(h));
   h.Cancel(3);  // a: 3 of 4
   h.Cancel(103);  // b: 3 of 4 as well
   h.Step();

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/blas_core.h"
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/isa.h"
 
@@ -30,6 +31,7 @@ void Linear(const LinearParams& p, const ParallelFor& pfor) {
     avx2::GemmBf16(p, pfor);
     return;
   }
+  EnsureBlasCore();
   const int64_t ldx = p.ldx ? p.ldx : p.k, ldy = p.ldy ? p.ldy : p.n;
   if (p.m == 1) {  // OpenBLAS's GEMV path streams the weights far better than GEMM at m = 1
     cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<blasint>(p.n), static_cast<blasint>(p.k),
@@ -52,6 +54,7 @@ namespace dsinfer::cpu {
 void MatMulF32(const float* a, int64_t lda, const float* b, int64_t ldb, float* c, int64_t ldc,
                int64_t m, int64_t n, int64_t k) {
   if (m <= 0 || n <= 0) return;
+  EnsureBlasCore();
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, static_cast<blasint>(m),
               static_cast<blasint>(n), static_cast<blasint>(k), 1.0f, a, static_cast<blasint>(lda),
               b, static_cast<blasint>(ldb), 0.0f, c, static_cast<blasint>(ldc));

@@ -7,6 +7,7 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "kernels/cpu/blas_core.h"
 #include "nlohmann/json.hpp"
 #include "src/chat/chat_format.h"
 #include "src/chat/prompt_renderer.h"
@@ -243,6 +244,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"decode_step_ms", 1e3 * st.decode_seconds / std::max<int64_t>(1, st.decode_steps)},
       {"weight_bytes", runner->weight_bytes()},
       {"kv_bytes_per_token", runner->kv_cache_spec().bytes_per_token()}};
+  if (!cuda) out["blas_core"] = cpu::EnsureBlasCore().active;  // OpenBLAS's f32 kernels
   if (sharded) {
     // Rank 0's share, per decode step: payload bytes it contributed and seconds it spent.
     const CommStats cs = sharded->comm_stats();

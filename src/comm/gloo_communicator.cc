@@ -1,6 +1,8 @@
 #include "src/comm/gloo_communicator.h"
 
+#include <csignal>
 #include <chrono>
+#include <mutex>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -49,6 +51,14 @@ absl::StatusOr<std::unique_ptr<GlooCommunicator>> GlooCommunicator::Create(
     return absl::InvalidArgumentError(
         absl::StrCat("communicator: rank ", o.rank, " is not in [0, ", o.size, ")"));
   }
+  // Gloo's TCP transport writes without MSG_NOSIGNAL: a peer that leaves would kill this process
+  // with SIGPIPE instead of failing the collective with an error. Ignore it (once, and only where
+  // nobody installed a handler).
+  static std::once_flag sigpipe_once;
+  std::call_once(sigpipe_once, [] {
+    struct sigaction old {};
+    if (sigaction(SIGPIPE, nullptr, &old) == 0 && old.sa_handler == SIG_DFL) signal(SIGPIPE, SIG_IGN);
+  });
   try {
     gloo::transport::tcp::attr attr(o.bind_address.c_str());
     auto dev = gloo::transport::tcp::CreateDevice(attr);

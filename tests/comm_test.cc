@@ -4,6 +4,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <functional>
@@ -94,10 +95,18 @@ TEST(Gloo, BroadcastFromAnyRoot) {
 
 TEST(Gloo, ARankThatLeavesMakesTheOthersFailNotHang) {
   const auto t0 = std::chrono::steady_clock::now();
+  // Rank 2 leaves only once every rank is connected: a rank that leaves during the connection
+  // handshake makes the others' Create fail (also UNAVAILABLE, tested by the launcher tests),
+  // not the collective this test is about.
+  std::atomic<int> connected{0};
   OnRanks(
       3,
-      [](Communicator& c) {
-        if (c.rank() == 2) return;  // leaves: its communicator closes its connections
+      [&connected](Communicator& c) {
+        connected.fetch_add(1);
+        if (c.rank() == 2) {
+          while (connected.load() < 3) std::this_thread::sleep_for(milliseconds(1));
+          return;  // leaves: its communicator closes its connections
+        }
         std::vector<float> x(16, 1.f);
         absl::Status st = c.AllReduceSum(x.data(), 16, CommDType::kF32);
         EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;

@@ -146,9 +146,11 @@ void Planner::Preempt(int32_t index) {
 }
 
 void Planner::AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks,
-                      bool admitted) {
+                      bool admitted, int32_t draft) {
   if (!admitted) sim_.item_of[s->id] = static_cast<int32_t>(sim_.items.size());
-  sim_.items.push_back({s, start, n, new_blocks, start + n == s->num_tokens(), admitted, false});
+  sim_.items.push_back(
+      {s, start, n, new_blocks, start + n - draft == s->num_tokens(), admitted, false});
+  sim_.items.back().draft = draft;
   sim_.budget -= n;
   // Prompt tokens computed for the first time are charged (cache hits and recompute are not).
   const int64_t from = std::max(start, s->prompt_charged);
@@ -159,7 +161,7 @@ void Planner::AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_b
 // A running sequence computes n more tokens. Worse sequences (later in order_) are preempted
 // when blocks are short; a prefill chunk may shrink to the blocks there are; otherwise the
 // sequence waits this step out, keeping its blocks.
-void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
+void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink, int32_t draft) {
   const Sequence* s = order_[index];
   const int64_t c = s->num_computed;
   const int64_t have = static_cast<int64_t>(s->blocks.size());
@@ -177,7 +179,7 @@ void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
   }
   k = std::max<int64_t>(k, 0);
   Allocate(static_cast<int32_t>(k));
-  AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false);
+  AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false, draft);
 }
 
 size_t Planner::SkipRejected(const std::deque<Sequence*>& q, size_t pos) const {
@@ -453,11 +455,28 @@ StepPlan Planner::Run() {
 
   BoundStepsByShare();
 
-  // 1. Decodes: one token for every running sequence whose prompt is computed.
+  // 1. Decodes: one token for every running sequence whose prompt is computed, plus its MTP
+  // draft where the budget keeps a token for every later decode, the draft's block is free
+  // (a draft never preempts) and max_tokens leaves room for two.
+  auto decoding = [&](int32_t i) {
+    const Sequence* s = order_[i];
+    return !held_[i] && !sim_.dead.contains(s->id) && s->num_computed == s->num_tokens() - 1;
+  };
+  int64_t decodes_left = 0;
+  for (int32_t i = 0; i < static_cast<int32_t>(order_.size()); ++i) decodes_left += decoding(i);
   for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
     const Sequence* s = order_[i];
-    if (held_[i] || sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
-    ScheduleRunning(i, 1, /*may_shrink=*/false);
+    if (!decoding(i)) continue;  // (a preemption above may have removed it)
+    const int64_t have = static_cast<int64_t>(s->blocks.size());
+    const bool draft = s->draft >= 0 && s->generated() + 2 <= s->max_tokens &&
+                       sim_.budget >= decodes_left + 1 &&
+                       Avail() >= BlocksForTokens(s->num_computed + 2) - have;
+    --decodes_left;
+    if (draft) {
+      ScheduleRunning(i, 2, /*may_shrink=*/false, /*draft=*/1);
+    } else {
+      ScheduleRunning(i, 1, /*may_shrink=*/false);
+    }
   }
   // 2. Per class, best first: prefill chunks of running sequences, then admissions.
   bool admitting = true;
@@ -489,9 +508,11 @@ StepPlan Planner::Run() {
     out.admitted = it.admitted;
     out.resumed = it.admitted && it.seq->admitted_before();
     out.cached_tokens = it.admitted ? it.start : 0;
+    out.num_draft = it.draft;
     out.token_offset = static_cast<int64_t>(plan.token_ids.size());
     plan.token_ids.insert(plan.token_ids.end(), it.seq->tokens.begin() + it.start,
-                          it.seq->tokens.begin() + it.start + it.n);
+                          it.seq->tokens.begin() + it.start + it.n - it.draft);
+    if (it.draft > 0) plan.token_ids.push_back(it.seq->draft);
     out.block_offset = blocks;
     out.num_blocks = static_cast<int32_t>(BlocksForTokens(it.start + it.n));
     blocks += out.num_blocks;

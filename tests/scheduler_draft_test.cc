@@ -90,8 +90,8 @@ TEST(SchedulerDraft, NoDraftPastMaxTokensOrWithoutAFreeBlock) {
     EXPECT_EQ(f.Step().items[0].num_draft, 0);
   }
   {
-    // Two sequences hold all three blocks: the draft's block does not exist, and a draft
-    // never preempts for itself.
+    // Three blocks: one each after the prefills, the third for the second sequence's decode
+    // (position 64); the first one's draft would need a fourth: no draft, and no preemption.
     SchedulerLimits l = TestLimits();
     l.num_kv_blocks = 3;
     l.prefix_caching = false;
@@ -100,19 +100,20 @@ TEST(SchedulerDraft, NoDraftPastMaxTokensOrWithoutAFreeBlock) {
     Scheduler& s = **c;
     ASSERT_TRUE(s.Add({.id = 1, .tenant = "t", .prompt = Tokens(1, 63), .max_tokens = 16}, 0)
                     .status.ok());
-    ASSERT_TRUE(s.Add({.id = 2, .tenant = "t", .prompt = Tokens(2, 100), .max_tokens = 16}, 0)
+    ASSERT_TRUE(s.Add({.id = 2, .tenant = "t", .prompt = Tokens(2, 64), .max_tokens = 16}, 0)
                     .status.ok());
     StepPlan p = s.Plan(0);
     s.Commit(p);
     ASSERT_EQ(p.items.size(), 2u);
     const std::vector<std::pair<uint64_t, int32_t>> toks = {{1, 100}, {2, 101}};
     s.OnTokens(toks, {});
-    ASSERT_EQ(s.block_pool().num_free(), 0);
+    ASSERT_EQ(s.block_pool().num_free(), 1);
     s.SetDraft(1, 200);
     StepPlan q = s.Plan(0);
     ASSERT_EQ(q.items.size(), 2u);
     EXPECT_EQ(q.items[0].num_draft + q.items[1].num_draft, 0);
     EXPECT_TRUE(q.preempted.empty());
+    EXPECT_TRUE(s.Validate().ok()) << s.Validate();
   }
 }
 

@@ -455,28 +455,28 @@ StepPlan Planner::Run() {
 
   BoundStepsByShare();
 
-  // 1. Decodes: one token for every running sequence whose prompt is computed, plus its MTP
-  // draft where the budget keeps a token for every later decode, the draft's block is free
-  // (a draft never preempts) and max_tokens leaves room for two.
-  auto decoding = [&](int32_t i) {
-    const Sequence* s = order_[i];
-    return !held_[i] && !sim_.dead.contains(s->id) && s->num_computed == s->num_tokens() - 1;
-  };
-  int64_t decodes_left = 0;
-  for (int32_t i = 0; i < static_cast<int32_t>(order_.size()); ++i) decodes_left += decoding(i);
+  // 1. Decodes: one token for every running sequence whose prompt is computed; then, in the
+  // same order, each one's MTP draft where a token of budget and the draft's block are left
+  // over (drafts never take what a decode needs, never preempt) and max_tokens leaves room for
+  // two tokens.
   for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
     const Sequence* s = order_[i];
-    if (!decoding(i)) continue;  // (a preemption above may have removed it)
-    const int64_t have = static_cast<int64_t>(s->blocks.size());
-    const bool draft = s->draft >= 0 && s->generated() + 2 <= s->max_tokens &&
-                       sim_.budget >= decodes_left + 1 &&
-                       Avail() >= BlocksForTokens(s->num_computed + 2) - have;
-    --decodes_left;
-    if (draft) {
-      ScheduleRunning(i, 2, /*may_shrink=*/false, /*draft=*/1);
-    } else {
-      ScheduleRunning(i, 1, /*may_shrink=*/false);
+    if (held_[i] || sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
+    ScheduleRunning(i, 1, /*may_shrink=*/false);
+  }
+  for (Item& it : sim_.items) {
+    const Sequence* s = it.seq;
+    if (it.dropped || it.n != 1 || !it.sample || s->draft < 0 || sim_.budget < 1 ||
+        s->generated() + 2 > s->max_tokens) {
+      continue;
     }
+    const int64_t k = BlocksForTokens(it.start + 2) - BlocksForTokens(it.start + 1);
+    if (Avail() < k) continue;
+    Allocate(static_cast<int32_t>(k));
+    it.new_blocks += static_cast<int32_t>(k);
+    it.n = 2;
+    it.draft = 1;
+    --sim_.budget;
   }
   // 2. Per class, best first: prefill chunks of running sequences, then admissions.
   bool admitting = true;

@@ -5,6 +5,8 @@ dsinfer_add_test(blas_core_test SOURCES blas_core_test.cc LIBS dsinfer_cpu_kerne
 dsinfer_add_test(kernels_gqa_test SOURCES kernels_gqa_test.cc LIBS dsinfer_cpu_kernels LABELS cpu)
 dsinfer_add_test(kv_cache_test SOURCES kv_cache_test.cc LIBS dsinfer_kv_cache LABELS cpu)
 dsinfer_add_test(sampler_test SOURCES sampler_test.cc LIBS dsinfer_sampling LABELS cpu)
+dsinfer_add_test(speculative_sampling_test SOURCES speculative_sampling_test.cc
+  LIBS dsinfer_sampling LABELS cpu)
 dsinfer_add_test(model_program_test SOURCES model_program_test.cc
   LIBS dsinfer_engine dsinfer_runner nlohmann_json::nlohmann_json LABELS cpu)
 dsinfer_add_test(dsa_indexer_test SOURCES dsa_indexer_test.cc LIBS dsinfer_cpu_kernels LABELS cpu)
@@ -13,3 +15,5 @@ gtest_discover_tests(kernels_cpu_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
 gtest_discover_tests(model_golden_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
+dsinfer_add_test(mtp_test SOURCES mtp_test.cc
+  LIBS dsinfer_engine dsinfer_runner dsinfer_weights nlohmann_json::nlohmann_json LABELS cpu)

@@ -176,6 +176,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& o) 
   c.dtype = o.dtype;
   c.threads = o.threads;
   c.dequantize_fp8 = o.dequantize_fp8;
+  c.mtp = o.mtp;
   c.parallel.tp = o.parallel.tp;
   c.parallel.ep = o.parallel.ep;
   c.parallel.timeout_seconds = o.parallel.timeout_seconds;

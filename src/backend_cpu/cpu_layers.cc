@@ -77,11 +77,19 @@ void CpuOps::MatMul(const Matrix& w, const float* x, int64_t ldx, int64_t m, flo
 }
 
 absl::Status CpuOps::Embed(const BackendWeight& table, int64_t vocab_begin, Tensor x) {
+  return EmbedIds(table, vocab_begin, absl::MakeConstSpan(step_->tokens), x);
+}
+
+absl::Status CpuOps::EmbedIds(const BackendWeight& table, int64_t vocab_begin,
+                              absl::Span<const int32_t> ids, Tensor x) {
+  RETURN_IF_ERROR(NeedF32(x, "embed"));
+  if (static_cast<int64_t>(ids.size()) < x.rows)
+    return absl::InternalError(absl::StrCat("embed: ", ids.size(), " ids for ", x.rows, " rows"));
   const Matrix& e = W(table).m;
   const int64_t D = x.cols, v1 = vocab_begin + e.rows;
-  for (int64_t i = 0; i < step_->num_tokens; ++i) {
+  for (int64_t i = 0; i < x.rows; ++i) {
     float* dst = x.as<float>() + i * x.ld;
-    const int64_t t = step_->tokens[i];
+    const int64_t t = ids[i];
     if (t < vocab_begin || t >= v1) {
       std::memset(dst, 0, D * sizeof(float));
       continue;

@@ -305,7 +305,8 @@ class PlanParser {
       return;
     }
     if (!w_.Map(n, path,
-                {"config", "config_json", "weight_bytes", "kv_bytes", "activation_bytes"})) {
+                {"config", "config_json", "weight_bytes", "kv_bytes", "activation_bytes",
+                 "mtp"})) {
       return;
     }
     w_.Number(n, path, "weight_bytes", &in_.precision.weight_bytes, 0, true, 8);
@@ -356,6 +357,15 @@ class PlanParser {
       }
     }
     in_.model = *config;
+    // MTP speculative decoding: the MTP layer's weights and its KV cache layer are counted.
+    bool mtp = false;
+    w_.Bool(n, path, "mtp", &mtp);
+    if (mtp && in_.model.num_nextn_predict_layers < 1) {
+      const YAML::Node at = n["mtp"];
+      w_.Error("model.mtp", "the model has no MTP layer (num_nextn_predict_layers is 0)", &at);
+      return;
+    }
+    in_.model.mtp_layers = mtp ? 1 : 0;
   }
 
   void Scheduler(const YAML::Node& n, const std::string& path, SchedulerLimits* l) {

@@ -26,10 +26,11 @@ namespace {
 
 const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device", "tp", "ep",
                                            "timeout"};
-const std::set<std::string> kModelBools = {"dequantize-fp8"};
+const std::set<std::string> kModelBools = {"dequantize-fp8", "mtp"};
 
 // --device cpu (default) | cuda, --dtype (default: f32 or bf16 by command on the CPU, bf16 on
-// CUDA), --tp N [--ep M] [--timeout S] (N local rank processes), --dequantize-fp8.
+// CUDA), --tp N [--ep M] [--timeout S] (N local rank processes), --dequantize-fp8, --mtp (load
+// the MTP layer: generate / bench draft with it, logits also prints its logits).
 absl::StatusOr<RunnerOptions> RunnerFromArgs(const Args& args, const char* cpu_dtype) {
   RunnerOptions o;
   ASSIGN_OR_RETURN(o.model_dir, args.Required("model"));
@@ -45,6 +46,7 @@ absl::StatusOr<RunnerOptions> RunnerFromArgs(const Args& args, const char* cpu_d
   if (threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
   o.threads = static_cast<int>(threads);
   o.keep_fp8 = !args.Has("dequantize-fp8");
+  o.mtp = args.Has("mtp");
   ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
   ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
   ASSIGN_OR_RETURN(o.parallel.timeout_s, args.Float("timeout", 60));
@@ -94,7 +96,18 @@ absl::Status RunLogits(int argc, char** argv) {
                                           result.logits.begin() + (r + 1) * V));
     absl::StrAppend(&out, r ? ", " : "", row.dump());
   }
-  out += "]}\n";
+  out += "]";
+  if (o.mtp) {
+    // Row r: the MTP layer's logits for the token after ids[r + 1] (rows whose next id is known).
+    out += ", \"mtp_logits\": [";
+    for (int64_t r = 0; r + 1 < n; ++r) {
+      nlohmann::json row(std::vector<float>(result.mtp_logits.begin() + r * V,
+                                            result.mtp_logits.begin() + (r + 1) * V));
+      absl::StrAppend(&out, r ? ", " : "", row.dump());
+    }
+    out += "]";
+  }
+  out += "}\n";
   std::fwrite(out.data(), 1, out.size(), stdout);
   return absl::OkStatus();
 }
@@ -175,9 +188,11 @@ absl::Status RunGenerate(int argc, char** argv) {
   ASSIGN_OR_RETURN(auto runner, MakeModelRunner(o));
   GenerationOptions options;
   if (tok) options.sample_vocab = tok->vocab_size();  // every generated id detokenizes
+  GenerationStats st;
   ASSIGN_OR_RETURN(std::vector<GenerationResult> results,
-                   GenerateOnRunner(*runner, {&req, 1}, options));
+                   GenerateOnRunner(*runner, {&req, 1}, options, &st));
   nlohmann::json out = {{"ids", results[0].tokens}, {"finish_reason", results[0].finish_reason}};
+  if (o.mtp) out["mtp"] = {{"draft_tokens", st.draft_tokens}, {"accepted_tokens", st.accepted_tokens}};
   if (tok) {
     ASSIGN_OR_RETURN(std::string text, tok->Decode(results[0].tokens, /*skip_special=*/true));
     out["text"] = text;
@@ -245,6 +260,13 @@ absl::Status RunBench(int argc, char** argv) {
       {"weight_bytes", runner->weight_bytes()},
       {"kv_bytes_per_token", runner->kv_cache_spec().bytes_per_token()}};
   if (!cuda) out["blas_core"] = cpu::EnsureBlasCore().active;  // OpenBLAS's f32 kernels
+  if (o.mtp) {
+    out["mtp"] = {{"draft_tokens", st.draft_tokens},
+                  {"accepted_tokens", st.accepted_tokens},
+                  {"acceptance", st.accepted_tokens / std::max(1.0, double(st.draft_tokens))},
+                  {"decode_tokens_per_step",
+                   st.decode_tokens / std::max(1.0, double(st.decode_steps))}};
+  }
   if (sharded) {
     // Rank 0's share, per decode step: payload bytes it contributed and seconds it spent.
     const CommStats cs = sharded->comm_stats();

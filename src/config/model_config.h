@@ -69,6 +69,9 @@ struct ModelConfig {
   Fp8Quant fp8;
   SparseAttention dsa;
   int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
+  // MTP layers the program loads and runs (0 or 1): a load-time choice (LoadOptions::mtp), not
+  // a config.json key. Counted by the KV cache spec and the weight schema.
+  int64_t mtp_layers = 0;
   std::string torch_dtype;               // "" when absent
   // Dense families (qwen2, llama): grouped-query attention, no MLA / MoE fields.
   int64_t num_key_value_heads = 0;  // divides num_attention_heads

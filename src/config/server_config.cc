@@ -359,6 +359,7 @@ class ConfigParser {
             {"backend", OneOf(&c->backend, {"cpu", "cuda"})},
             {"threads", Integer(&c->threads, 0, 4096)},
             {"dequantize_fp8", Bool(&c->dequantize_fp8)},
+            {"mtp", Bool(&c->mtp)},
             {"grpc_listen", String(&c->grpc_listen)},
             {"http_listen", String(&c->http_listen)},
             {"openai_listen", String(&c->openai_listen)},

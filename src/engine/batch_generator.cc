@@ -31,6 +31,8 @@ class StatsObserver : public EngineObserver {
   StatsObserver(GenerationStats* st, std::function<void()> on_prefill)
       : st_(st), on_prefill_(std::move(on_prefill)) {}
   void OnStep(const StepInfo& s, const SchedulerStats&, const ExpertLoad&) override {
+    st_->draft_tokens += s.draft_tokens;
+    st_->accepted_tokens += s.accepted_tokens;
     if (s.prompt_tokens > 0) {
       st_->prefill_tokens += s.prompt_tokens;
       st_->prefill_seconds += s.seconds;

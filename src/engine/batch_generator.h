@@ -33,6 +33,8 @@ struct GenerationStats {
   int64_t decode_tokens = 0;    // tokens sampled in decode-only steps
   int64_t decode_steps = 0;
   double decode_seconds = 0;
+  int64_t draft_tokens = 0;     // MTP drafts verified (every step)
+  int64_t accepted_tokens = 0;  // of which accepted
 };
 
 struct GenerationOptions {

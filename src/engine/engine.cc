@@ -48,6 +48,13 @@ struct Engine::Live {
   double last_token_time = -1;
   int64_t cached_tokens = 0;
   int64_t generated = 0;
+  // MTP drafts are verified by one sample of the target row, which holds for the rows a
+  // sampler gives without penalties (they would depend on the draft) and without logprobs.
+  bool MayDraft() const {
+    const SamplingParams& p = req.sampling;
+    return req.logprobs < 0 && p.repetition_penalty == 1.0f && p.frequency_penalty == 0.0f &&
+           p.presence_penalty == 0.0f;
+  }
 
   Usage MakeUsage(double now) const {
     Usage u;
@@ -275,7 +282,14 @@ void Engine::RunStep(double now) {
   for (const StepItem& item : plan.items) {
     RunnerSequence rs{.tokens = plan.tokens(item),
                       .start_pos = item.start_pos,
-                      .block_table = plan.block_table(item)};
+                      .block_table = plan.block_table(item),
+                      .num_draft = item.num_draft};
+    if (!item.sample && runner_->has_mtp()) {
+      // A prompt chunk before the last: the MTP layer pairs its last row with the next token.
+      const absl::Span<const int32_t> all = scheduler_->tokens(item.seq_id);
+      const int64_t after = item.start_pos + item.num_tokens;
+      if (after < static_cast<int64_t>(all.size())) rs.next_token = all[after];
+    }
     auto it = requests_.find(item.seq_id);
     if (it != requests_.end()) {
       Live& l = *it->second;
@@ -288,11 +302,14 @@ void Engine::RunStep(double now) {
         rs.sample = true;
         rs.sampling = l.sampler.NextRow();
         rs.logprobs = l.req.logprobs;
+        if (item.num_draft > 0) rs.draft_sampling = l.sampler.NextRow();
       }
     }
     seqs.push_back(rs);
     info.tokens += item.num_tokens;
-    if (!(item.num_tokens == 1 && item.sample && item.start_pos > 0)) info.prompt_tokens += item.num_tokens;
+    if (!(item.num_tokens - item.num_draft == 1 && item.sample && item.start_pos > 0))
+      info.prompt_tokens += item.num_tokens;
+    info.draft_tokens += item.num_draft;
   }
   info.sequences = static_cast<int64_t>(plan.items.size());
 
@@ -315,40 +332,54 @@ void Engine::RunStep(double now) {
   // Events are delivered after the scheduler has taken the step in, so a client that sees its
   // request end also sees the KV blocks released in Stats().
   std::vector<std::pair<uint64_t, EngineEvent>> events;
+  std::vector<std::pair<uint64_t, int32_t>> drafts;  // MTP drafts for the next step
   for (size_t i = 0; i < plan.items.size(); ++i) {
     const StepItem& item = plan.items[i];
     if (!seqs[i].sample) continue;
     auto it = requests_.find(item.seq_id);
     if (it == requests_.end()) continue;
     Live& l = *it->second;
-    const int32_t tok = result_.seqs[i].token;
-    l.sampler.Accept(tok);
-    ++l.generated;
-    ++info.generated_tokens;
-    if (l.first_token_time < 0) {
-      l.first_token_time = t_done;
-      if (observer_)
-        observer_->OnFirstToken(l.req.tenant, l.req.priority, t_done - l.submit_time,
-                                (l.admit_time >= 0 ? l.admit_time : now) - l.submit_time);
-    } else if (observer_) {
-      observer_->OnTokenGap(t_done - l.last_token_time);
+    const SequenceResult& res = result_.seqs[i];
+    // The sampled token, then the bonus token after an accepted draft; the first that finishes
+    // the request ends it (a rejected or unused draft slot is rolled back by the scheduler).
+    std::vector<int32_t> toks = {res.token};
+    if (item.num_draft > 0 && res.bonus_token >= 0) {
+      toks.push_back(res.bonus_token);
+      ++info.accepted_tokens;
     }
-    l.last_token_time = t_done;
-
     EngineEvent ev;
-    ev.token_ids.push_back(tok);
-    if (l.req.logprobs >= 0) ev.logprobs.push_back(std::move(result_.seqs[i]));
-    if (!IsEos(l.finish, tok)) ev.text = l.text.Push(tok);
-    ev.finish = DecideFinish(l.finish, tok, l.generated, static_cast<int64_t>(l.req.prompt.size()),
-                             l.text.stopped());
-    sampled.push_back({item.seq_id, tok});
+    for (const int32_t tok : toks) {
+      l.sampler.Accept(tok);
+      ++l.generated;
+      ++info.generated_tokens;
+      if (l.first_token_time < 0) {
+        l.first_token_time = t_done;
+        if (observer_)
+          observer_->OnFirstToken(l.req.tenant, l.req.priority, t_done - l.submit_time,
+                                  (l.admit_time >= 0 ? l.admit_time : now) - l.submit_time);
+      } else if (observer_) {
+        observer_->OnTokenGap(t_done - l.last_token_time);
+      }
+      l.last_token_time = t_done;
+
+      ev.token_ids.push_back(tok);
+      if (l.req.logprobs >= 0) ev.logprobs.push_back(std::move(result_.seqs[i]));
+      if (!IsEos(l.finish, tok)) ev.text += l.text.Push(tok);
+      ev.finish = DecideFinish(l.finish, tok, l.generated,
+                               static_cast<int64_t>(l.req.prompt.size()), l.text.stopped());
+      sampled.push_back({item.seq_id, tok});
+      if (ev.finish != FinishReason::kNone) break;
+    }
     if (ev.finish != FinishReason::kNone) {
       ev.text += l.text.Finish();
       finished.push_back(item.seq_id);
+    } else if (res.draft >= 0 && l.MayDraft()) {
+      drafts.push_back({item.seq_id, res.draft});
     }
     events.emplace_back(item.seq_id, std::move(ev));
   }
   scheduler_->OnTokens(sampled, finished);
+  for (const auto& [id, token] : drafts) scheduler_->SetDraft(id, token);
   info.seconds = Now() - t_planned;
   PublishStats();
   if (observer_) observer_->OnStep(info, Stats(), runner_->expert_load());

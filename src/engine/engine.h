@@ -87,6 +87,8 @@ class EngineObserver {
     int64_t sequences = 0;
     int64_t prompt_tokens = 0;      // prefill tokens computed
     int64_t generated_tokens = 0;   // tokens sampled
+    int64_t draft_tokens = 0;       // MTP draft tokens verified
+    int64_t accepted_tokens = 0;    // of which accepted
   };
   virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
                       const ExpertLoad& expert_load) {}

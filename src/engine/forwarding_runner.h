@@ -30,6 +30,7 @@ class ForwardingRunner : public ModelRunner {
   int64_t max_step_tokens() const override { return inner_.max_step_tokens(); }
   absl::Status WarmUp(int64_t max_batch) override { return inner_.WarmUp(max_batch); }
   void LimitSampledVocabulary(int64_t n) override { inner_.LimitSampledVocabulary(n); }
+  bool has_mtp() const override { return inner_.has_mtp(); }
 
  protected:
   ModelRunner& inner() const { return inner_; }

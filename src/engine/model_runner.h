@@ -26,6 +26,15 @@ struct RunnerSequence {
   SamplingRow sampling = {};              // how (with sample)
   int32_t logprobs = -1;                  // with sample: -1 none, else top-n alternatives (0..20)
   bool all_logits = false;                // return full logits of every new token
+  // MTP speculative decoding (runners with has_mtp()): the last num_draft (0 or 1) new tokens
+  // are a draft. The row before the draft is sampled with `sampling` and the draft is accepted
+  // when that sample equals it (speculative sampling with a one-token greedy draft); then the
+  // draft's own row is sampled with `draft_sampling` (the bonus token). Needs sample, no logprobs.
+  int32_t num_draft = 0;
+  SamplingRow draft_sampling = {};
+  // The token after the last new one when it is known already (a prompt chunk before the last),
+  // which the MTP layer pairs with the chunk's last row; -1: the token this step samples.
+  int32_t next_token = -1;
 };
 
 struct TokenLogprob {
@@ -37,12 +46,17 @@ struct SequenceResult {
   int32_t token = -1;                   // sampled token (sample), else -1
   float logprob = 0;                    // of `token` under the model (logprobs >= 0)
   std::vector<TokenLogprob> top;        // the n most likely tokens (logprobs > 0)
+  int32_t bonus_token = -1;  // num_draft 1: the draft was accepted (token == draft), then this
+  int32_t draft = -1;        // MTP runners: the draft for the token after the last one produced
 };
 
 struct StepResult {
   std::vector<SequenceResult> seqs;  // one per input sequence, in order
   // Full logits [rows, vocab] of the sequences with all_logits, in order (else empty).
   std::vector<float> logits;
+  // MTP runners: the MTP layer's logits of the same rows (row i: its guess at the token after
+  // the one following row i's token, that is after tokens[i + 1] or next_token).
+  std::vector<float> mtp_logits;
 };
 
 // Tokens routed to each expert, per MoE layer, accumulated over steps.
@@ -75,6 +89,8 @@ class ModelRunner {
   // (a model's padded embedding rows) are never generated; full logits stay whole. n <= 0 or
   // n >= vocab: every id. Set once, before the first step.
   virtual void LimitSampledVocabulary(int64_t n) = 0;
+  // Whether steps produce MTP drafts (SequenceResult::draft) and accept drafted sequences.
+  virtual bool has_mtp() const { return false; }
 };
 
 }  // namespace dsinfer

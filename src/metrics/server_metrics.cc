@@ -118,6 +118,16 @@ ServerMetrics::ServerMetrics(const ServerMetricsOptions& options) {
       &Must(r.AddCounter("dsinfer_prefix_cache_hit_tokens_total",
                          "Prompt tokens found in the prefix cache (vLLM prefix_cache_hits)."))
            ->Get();
+  spec_decode_draft_tokens =
+      &Must(r.AddCounter("dsinfer_spec_decode_draft_tokens_total",
+                         "MTP draft tokens verified by the main model (vLLM "
+                         "spec_decode_num_draft_tokens)."))
+           ->Get();
+  spec_decode_accepted_tokens =
+      &Must(r.AddCounter("dsinfer_spec_decode_accepted_tokens_total",
+                         "MTP draft tokens the main model accepted (vLLM "
+                         "spec_decode_num_accepted_tokens)."))
+           ->Get();
   auto* prompt_tokens = Must(r.AddCounter("dsinfer_prompt_tokens_total",
                                           "Prompt tokens processed, by tenant.", {"tenant"}));
   auto* generation_tokens = Must(

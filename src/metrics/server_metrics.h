@@ -116,6 +116,9 @@ class ServerMetrics {
   Gauge* sequences_waiting = nullptr;
   Counter* prefix_cache_queried_tokens = nullptr;
   Counter* prefix_cache_hit_tokens = nullptr;
+  // MTP speculative decoding: draft tokens verified, and those the main model accepted.
+  Counter* spec_decode_draft_tokens = nullptr;
+  Counter* spec_decode_accepted_tokens = nullptr;
 
  private:
   MetricRegistry registry_;

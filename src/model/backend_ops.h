@@ -169,6 +169,13 @@ class BackendOps {
   // ---- layer ops ---------------------------------------------------------------------------
   // x[i] = table[token_i - vocab_begin] for the step's tokens in this rank's vocab rows, else 0.
   virtual absl::Status Embed(const BackendWeight& table, int64_t vocab_begin, Tensor x) = 0;
+  // The same for host token ids (x.rows of them): the MTP module embeds the token after each
+  // row's, which the step's tokens do not hold. A backend without it cannot run MTP.
+  virtual absl::Status EmbedIds(const BackendWeight& table, int64_t vocab_begin,
+                                absl::Span<const int32_t> ids, Tensor x) {
+    return absl::UnimplementedError(absl::StrCat("embed ids (MTP): not on the ", name(),
+                                                 " backend"));
+  }
   // y (and y2 when given) = RMSNorm(x) * w, in their own dtypes.
   virtual absl::Status RmsNorm(Tensor x, const BackendWeight& w, float eps, Tensor y,
                                Tensor y2 = {}) = 0;

@@ -7,7 +7,7 @@
 namespace dsinfer {
 
 KvCacheSpec MlaKvCacheSpec(const ModelConfig& c, KvDType dtype) {
-  return {.num_layers = c.num_hidden_layers,
+  return {.num_layers = c.num_hidden_layers + c.mtp_layers,  // the MTP block's own cache layer
           .row_width = c.kv_lora_rank + c.qk_rope_head_dim,
           .dtype = dtype,
           .block_size = kKvBlockSize,
@@ -91,38 +91,89 @@ absl::StatusOr<Tensor> DeepseekProgram::Layers(const StepInput& step) {
   if (!single) {
     ASSIGN_OR_RETURN(branch, ops_.Scratch(N, D, ElemType::kF32));
   }
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const DeepseekLayerWeights& L = w.layers[l];
-    // Each block's temporaries are freed when it has added its result to x.
-    const int64_t mark = ops_.ScratchMark();
-    RETURN_IF_ERROR(ops_.RmsNorm(x, *L.input_norm, eps_, xn));
-    if (single) {
-      RETURN_IF_ERROR(Attention(l, xn, x, /*accumulate=*/true));
-    } else {
-      RETURN_IF_ERROR(Attention(l, xn, branch, /*accumulate=*/false));
-      RETURN_IF_ERROR(ops_.AllReduce(branch));
-      RETURN_IF_ERROR(ops_.Add(x, branch));
-    }
-    ops_.ScratchRelease(mark);
-    const bool moe = L.is_moe;
-    RETURN_IF_ERROR(ops_.RmsNorm(x, *L.post_attention_norm, eps_, xn,
-                                 moe && xr.data != xn.data ? xr : Tensor{}));
-    if (moe && single) {
-      RETURN_IF_ERROR(MoeLocal(l, xn, xr, x));
-    } else if (moe) {
-      RETURN_IF_ERROR(MoeParallel(l, xn, xr, branch));
-      RETURN_IF_ERROR(ops_.Add(x, branch));
-    } else if (single) {
-      RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, x, /*accumulate=*/true));
-    } else {
-      RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, branch, /*accumulate=*/false));
-      RETURN_IF_ERROR(ops_.AllReduce(branch));
-      RETURN_IF_ERROR(ops_.Add(x, branch));
-    }
-    ops_.ScratchRelease(mark);
-  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) RETURN_IF_ERROR(Block(l, x, xn, xr, branch));
   if (!single && any_moe) RETURN_IF_ERROR(ops_.ReduceExpertLoad());
   return x;
+}
+
+// One decoder block (layer l): x += MLA(norm(x)); x += MoE or MLP(norm(x)). xn, xr (and branch
+// on sharded layouts) are the caller's [N, hidden] work rows.
+absl::Status DeepseekProgram::Block(int64_t l, Tensor x, Tensor xn, Tensor xr, Tensor branch) {
+  const DeepseekLayerWeights& L = weights_.layers[l];
+  const bool single = layout_.single();
+  // Each block's temporaries are freed when it has added its result to x.
+  const int64_t mark = ops_.ScratchMark();
+  RETURN_IF_ERROR(ops_.RmsNorm(x, *L.input_norm, eps_, xn));
+  if (single) {
+    RETURN_IF_ERROR(Attention(l, xn, x, /*accumulate=*/true));
+  } else {
+    RETURN_IF_ERROR(Attention(l, xn, branch, /*accumulate=*/false));
+    RETURN_IF_ERROR(ops_.AllReduce(branch));
+    RETURN_IF_ERROR(ops_.Add(x, branch));
+  }
+  ops_.ScratchRelease(mark);
+  const bool moe = L.is_moe;
+  RETURN_IF_ERROR(ops_.RmsNorm(x, *L.post_attention_norm, eps_, xn,
+                               moe && xr.data != xn.data ? xr : Tensor{}));
+  if (moe && single) {
+    RETURN_IF_ERROR(MoeLocal(l, xn, xr, x));
+  } else if (moe) {
+    RETURN_IF_ERROR(MoeParallel(l, xn, xr, branch));
+    RETURN_IF_ERROR(ops_.Add(x, branch));
+  } else if (single) {
+    RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, x, /*accumulate=*/true));
+  } else {
+    RETURN_IF_ERROR(ops_.Mlp(xn, *L.gate_up, *L.down, branch, /*accumulate=*/false));
+    RETURN_IF_ERROR(ops_.AllReduce(branch));
+    RETURN_IF_ERROR(ops_.Add(x, branch));
+  }
+  ops_.ScratchRelease(mark);
+  return absl::OkStatus();
+}
+
+// DeepSeek-V3's MTP module (paper section 2.2, depth 1), as vLLM / SGLang run the released
+// layer: row i (position p) combines the main model's final normed hidden state h_p with the
+// embedding of token p + 1, goes through the MTP block (its own cache layer, rotary position p)
+// and predicts token p + 2 through shared_head.
+absl::StatusOr<Tensor> DeepseekProgram::MtpLogits(const StepInput& step, Tensor x,
+                                                  absl::Span<const int32_t> next_tokens,
+                                                  absl::Span<const int32_t> rows) {
+  const ModelConfig& c = config_;
+  const DeepseekWeights& w = weights_;
+  if (!has_mtp()) return absl::FailedPreconditionError("the MTP layer is not loaded");
+  const int64_t N = step.num_tokens, D = c.hidden_size, R = static_cast<int64_t>(rows.size());
+  const ElemType gemm = ops_.gemm_dtype();
+  const int64_t layer = c.num_hidden_layers;
+  // y: [N, hidden] f32, the MTP block's residual stream.
+  ASSIGN_OR_RETURN(Tensor y, ops_.Scratch(N, D, ElemType::kF32));
+  {
+    const int64_t mark = ops_.ScratchMark();
+    // cat: [N, 2 * hidden] = [enorm(embed(next)) | hnorm(final_norm(x))]
+    ASSIGN_OR_RETURN(Tensor cat, ops_.Scratch(N, 2 * D, gemm));
+    ASSIGN_OR_RETURN(Tensor h, ops_.Scratch(N, D, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.RmsNorm(x, *w.final_norm, eps_, h));
+    RETURN_IF_ERROR(ops_.RmsNorm(h, *w.mtp.hnorm, eps_, cat.Cols(D, D)));
+    RETURN_IF_ERROR(ops_.EmbedIds(*w.embed, layout_.VocabBegin(c), next_tokens, h));
+    RETURN_IF_ERROR(ops_.RmsNorm(h, *w.mtp.enorm, eps_, cat.Cols(0, D)));
+    RETURN_IF_ERROR(ops_.Linear(cat, *w.mtp.eh_proj, y, false));
+    ops_.ScratchRelease(mark);
+  }
+  ASSIGN_OR_RETURN(Tensor xn, ops_.Scratch(N, D, gemm));
+  Tensor xr = xn;
+  if (w.layers[layer].is_moe && gemm != ElemType::kF32) {
+    ASSIGN_OR_RETURN(xr, ops_.Scratch(N, D, ElemType::kF32));
+  }
+  RETURN_IF_ERROR(Block(layer, y, xn, xr, Tensor{}));
+  if (R == 0) return Tensor{.dtype = ElemType::kF32, .rows = 0, .cols = c.vocab_size};
+  // shared_head: norm and head on the asked rows.
+  ASSIGN_OR_RETURN(Tensor sel, ops_.Scratch(R, D, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.GatherRows(y, rows, sel));
+  ASSIGN_OR_RETURN(Tensor normed, ops_.Scratch(R, D, gemm));
+  RETURN_IF_ERROR(ops_.RmsNorm(sel, *w.mtp.head_norm, eps_, normed));
+  const BackendWeight& head = w.mtp.head ? *w.mtp.head : *w.lm_head;
+  ASSIGN_OR_RETURN(Tensor logits, ops_.Scratch(R, head.rows, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.Linear(normed, head, logits, false));
+  return logits;
 }
 
 int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
@@ -155,7 +206,17 @@ int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
   }
   const int64_t Vl = weights_.lm_head ? weights_.lm_head->rows : c.vocab_size;
   const int64_t logits = HeadScratchBytes(c, layout_, g, Vl, R);
-  return persistent + std::max(std::max(attn, moe), logits);
+  // MtpLogits (after the logits are released): y, then the input or the block and the head.
+  int64_t mtp = 0;
+  if (has_mtp()) {
+    const bool mtp_moe = weights_.layers[c.num_hidden_layers].is_moe;
+    const int64_t head = S(R, D, f) + S(R, D, g) + S(R, Vl, f);
+    const int64_t input = S(N, 2 * D, g) + S(N, D, f);
+    const int64_t block = S(N, D, g) + (mtp_moe && g != f ? S(N, D, f) : 0) +
+                          std::max(std::max(attn, mtp_moe ? S(N, K, i32) + S(N, K, f) : 0), head);
+    mtp = S(N, D, f) + std::max(input, block);
+  }
+  return persistent + std::max({attn, moe, logits, mtp});
 }
 
 WorkspaceNeeds DeepseekProgram::Needs(int64_t T, int64_t R, int64_t S) const {

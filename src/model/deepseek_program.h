@@ -45,6 +45,11 @@ class DeepseekProgram final : public ModelProgram {
   absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first,
                                 int64_t rows) override;
 
+  bool has_mtp() const override { return config_.mtp_layers > 0; }
+  absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor x,
+                                   absl::Span<const int32_t> next_tokens,
+                                   absl::Span<const int32_t> rows) override;
+
   // The most scratch bytes a step of N tokens and R logit rows takes.
   int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const override;
   // Everything a backend with fixed workspaces must reserve for such steps.
@@ -54,6 +59,7 @@ class DeepseekProgram final : public ModelProgram {
  private:
   DeepseekProgram(const ModelConfig& config, const ShardLayout& layout, BackendOps& ops,
                   DeepseekWeights weights);
+  absl::Status Block(int64_t l, Tensor x, Tensor xn, Tensor xr, Tensor branch);
   absl::Status Attention(int64_t layer, Tensor xn, Tensor out, bool accumulate);
   absl::Status MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tensor out);
   // Expert parallel (moe_dispatch.cc): out [N, hidden] on every rank.

@@ -11,8 +11,14 @@
 namespace dsinfer {
 using namespace schema;  // NOLINT: the schema building blocks
 
+bool HasMtpHead(const ModelConfig& c, const WeightStore* store) {
+  if (c.mtp_layers == 0) return false;
+  if (store == nullptr) return true;  // DeepSeek-V3's release stores shared_head.head
+  return store->Has(absl::StrCat("model.layers.", c.num_hidden_layers, ".shared_head.head.weight"));
+}
+
 DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& lay,
-                                  bool tied_lm_head) {
+                                  bool tied_lm_head, bool mtp_head) {
   DeepseekSchema s;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, qk = c.qk_head_dim();
   const int64_t Hl = lay.LocalHeads(c), h0 = lay.HeadBegin(c);
@@ -23,8 +29,21 @@ DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& lay,
                    {Rows(tied_lm_head ? "model.embed_tokens.weight" : "lm_head.weight",
                          c.vocab_size, D, v0, nv)});
   s.final_norm = Vector("final_norm", "model.norm.weight", D);
-  s.layers.resize(c.num_hidden_layers);
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+  // The MTP block (when loaded) is stored like a decoder layer at index num_hidden_layers.
+  const int64_t layers = c.num_hidden_layers + c.mtp_layers;
+  if (c.mtp_layers > 0) {
+    const std::string p = absl::StrCat("model.layers.", c.num_hidden_layers, ".");
+    s.mtp.enorm = Vector("mtp.enorm", p + "enorm.weight", D);
+    s.mtp.hnorm = Vector("mtp.hnorm", p + "hnorm.weight", D);
+    s.mtp.eh_proj = Desc("mtp.eh_proj", WeightRole::kLinear, {Whole(p + "eh_proj.weight", {D, 2 * D})});
+    s.mtp.head_norm = Vector("mtp.head_norm", p + "shared_head.norm.weight", D);
+    if (mtp_head) {
+      s.mtp.head = Desc("mtp.head", WeightRole::kLinear,
+                        {Rows(p + "shared_head.head.weight", c.vocab_size, D, v0, nv)});
+    }
+  }
+  s.layers.resize(layers);
+  for (int64_t l = 0; l < layers; ++l) {
     const std::string p = absl::StrCat("model.layers.", l, ".");
     const std::string key = absl::StrCat("layers.", l);
     DeepseekLayerOf<WeightDesc>& L = s.layers[l];
@@ -115,13 +134,16 @@ void ForEachWeight(const DeepseekSchema& s, const std::function<void(const Weigh
   }
   each(s.final_norm);
   each(s.lm_head);
+  for (const WeightDesc* d : {&s.mtp.enorm, &s.mtp.hnorm, &s.mtp.eh_proj, &s.mtp.head_norm,
+                              &s.mtp.head})
+    each(*d);
 }
 
 absl::StatusOr<int64_t> DeepseekStoredBytes(const ModelConfig& c, const ShardLayout& layout,
                                             const WeightStore* store, bool fp8_kept) {
   RETURN_IF_ERROR(layout.Validate(c));
   const bool tied = c.tie_word_embeddings && (store == nullptr || !store->Has("lm_head.weight"));
-  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied);
+  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied, HasMtpHead(c, store));
   const int64_t bn = c.fp8.block_n, bk = c.fp8.block_k;
   int64_t total = 0;
   absl::Status st;
@@ -160,7 +182,7 @@ absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
                                                     const WeightStore& store, BackendOps& ops) {
   RETURN_IF_ERROR(layout.Validate(c));
   const bool tied = c.tie_word_embeddings && !store.Has("lm_head.weight");
-  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied);
+  const DeepseekSchema schema = MakeDeepseekSchema(c, layout, tied, HasMtpHead(c, &store));
   WeightReader reader(store);
   DeepseekWeights w;
   auto load = [&](const WeightDesc& d, std::unique_ptr<BackendWeight>* out) {
@@ -196,6 +218,11 @@ absl::StatusOr<DeepseekWeights> LoadDeepseekWeights(const ModelConfig& c,
   }
   RETURN_IF_ERROR(load(schema.final_norm, &w.final_norm));
   RETURN_IF_ERROR(load(schema.lm_head, &w.lm_head));
+  RETURN_IF_ERROR(load(schema.mtp.enorm, &w.mtp.enorm));
+  RETURN_IF_ERROR(load(schema.mtp.hnorm, &w.mtp.hnorm));
+  RETURN_IF_ERROR(load(schema.mtp.eh_proj, &w.mtp.eh_proj));
+  RETURN_IF_ERROR(load(schema.mtp.head_norm, &w.mtp.head_norm));
+  RETURN_IF_ERROR(load(schema.mtp.head, &w.mtp.head));
   return w;
 }
 

@@ -1,7 +1,8 @@
 // DeepSeek-V2 / V3 / V3.2 / Kimi-K2 weights: the schema (checkpoint tensor names, fusions, and the slice
 // each rank of a ShardLayout reads) written once, and the loaded weights as backend storage.
 // V3.2 adds the indexer's weights to each layer. Fusions: projections reading the same input are one weight ([q_a | kv_a] or [q | kv_a],
-// [gate | up]); MTP layers (index >= num_hidden_layers) are not part of the program.
+// [gate | up]); the multi-token-prediction (MTP) module, when config.mtp_layers is 1, is the
+// decoder block stored as layer num_hidden_layers (appended to `layers`) plus its `mtp` extras.
 #pragma once
 
 #include <cstdint>
@@ -37,12 +38,24 @@ struct DeepseekLayerOf {
   int64_t qa_width = 0;  // q_lora_rank, or local heads * qk_head_dim
 };
 
+// DeepSeek-V3's MTP module (paper section 2.2; checkpoint model.layers.<num_hidden_layers>.*):
+// h' = eh_proj([enorm(embed(t_{i+1})); hnorm(h_i)]), then its decoder block, then shared_head.
+// The embedding is the main model's (shared, as in the paper).
+template <typename T>
+struct MtpExtrasOf {
+  T enorm, hnorm;  // [hidden]
+  T eh_proj;       // [hidden, 2 * hidden]: columns [embedding | hidden state]
+  T head_norm;     // shared_head.norm [hidden]
+  T head;          // shared_head.head [vocab, hidden]; empty: the main lm_head
+};
+
 template <typename T>
 struct DeepseekWeightsOf {
   T embed;    // [this rank's vocab rows, hidden]
   T lm_head;  // [this rank's vocab rows, hidden]
   T final_norm;
-  std::vector<DeepseekLayerOf<T>> layers;
+  std::vector<DeepseekLayerOf<T>> layers;  // decoder layers, then the MTP block (mtp_layers)
+  MtpExtrasOf<T> mtp;                      // empty without MTP
 };
 
 using DeepseekSchema = DeepseekWeightsOf<WeightDesc>;
@@ -53,9 +66,14 @@ struct DeepseekWeights : DeepseekWeightsOf<std::unique_ptr<BackendWeight>> {
   int64_t fp8_bytes = 0;  // of which FP8 codes and scales
 };
 
-// Every weight of rank layout.rank; `tied_lm_head`: lm_head is the embedding (no lm_head tensor).
+// Every weight of rank layout.rank; `tied_lm_head`: lm_head is the embedding (no lm_head tensor);
+// `mtp_head`: the MTP module has its own shared_head.head (else it uses lm_head).
 DeepseekSchema MakeDeepseekSchema(const ModelConfig& c, const ShardLayout& layout,
-                                  bool tied_lm_head);
+                                  bool tied_lm_head, bool mtp_head = true);
+
+// Whether the loaded MTP module has its own shared_head.head (without a store: assumed, as in
+// DeepSeek-V3's release).
+bool HasMtpHead(const ModelConfig& c, const WeightStore* store);
 
 // Calls f on every description (empty ones, e.g. q_b without q-LoRA, are skipped).
 void ForEachWeight(const DeepseekSchema& s, const std::function<void(const WeightDesc&)>& f);

@@ -14,9 +14,9 @@ KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype) {
 }
 
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,
-                        const std::function<void(const WeightDesc&)>& f) {
+                        const std::function<void(const WeightDesc&)>& f, bool mtp_head) {
   if (c.IsDense()) return ForEachDenseWeight(MakeDenseSchema(c, tied_lm_head), f);
-  ForEachWeight(MakeDeepseekSchema(c, layout, tied_lm_head), f);
+  ForEachWeight(MakeDeepseekSchema(c, layout, tied_lm_head, mtp_head), f);
 }
 
 absl::StatusOr<int64_t> ModelStoredBytes(const ModelConfig& c, const ShardLayout& layout,

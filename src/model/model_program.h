@@ -29,6 +29,17 @@ class ModelProgram {
   // Logits [rows, vocab] (f32) of the step's logit rows [first, first + rows).
   virtual absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first,
                                         int64_t rows) = 0;
+  // Multi-token prediction (DeepSeek-V3's MTP module, config.mtp_layers = 1). MtpLogits runs
+  // the MTP block over every row of the step (after Layers; x is its result): row i pairs the
+  // final hidden state of its token with next_tokens[i], the token after it, and writes the
+  // block's own cache layer at the row's position. Returns the MTP logits [rows.size(), vocab]
+  // (f32) of the given rows: the model's guess at the token after next_tokens[row].
+  virtual bool has_mtp() const { return false; }
+  virtual absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor x,
+                                           absl::Span<const int32_t> next_tokens,
+                                           absl::Span<const int32_t> rows) {
+    return absl::UnimplementedError("this model family has no MTP layer");
+  }
   // The most scratch bytes a step of N tokens and R logit rows takes (mirrors the Scratch calls).
   virtual int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const = 0;
   // Everything a backend with fixed workspaces must reserve for such steps.
@@ -40,8 +51,9 @@ class ModelProgram {
 // The KV row of the family: MLA's latent row or GQA's [K | V] row. Every sizing path uses it.
 KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype);
 // Every weight rank layout.rank loads, in load order (empty descriptions skipped).
+// `mtp_head`: a loaded MTP module has its own shared_head.head (HasMtpHead).
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,
-                        const std::function<void(const WeightDesc&)>& f);
+                        const std::function<void(const WeightDesc&)>& f, bool mtp_head = true);
 // Bytes of rank layout.rank's weights as the checkpoint stores them (see DeepseekStoredBytes;
 // dense families without a store: bf16).
 absl::StatusOr<int64_t> ModelStoredBytes(const ModelConfig& c, const ShardLayout& layout,

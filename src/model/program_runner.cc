@@ -9,6 +9,26 @@ namespace dsinfer {
 absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
     std::unique_ptr<BackendOps> ops, const ProgramRunnerOptions& o) {
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
+  if (o.mtp) {
+    if (config.IsDense()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "mtp: model_type ", config.model_type, " has no multi-token-prediction layer"));
+    }
+    if (config.num_nextn_predict_layers < 1) {
+      return absl::InvalidArgumentError(
+          "mtp: the checkpoint has no MTP layer (num_nextn_predict_layers is 0)");
+    }
+    if (std::string(ops->name()) != "cpu") {
+      return absl::UnimplementedError(absl::StrCat(
+          "mtp: speculative decoding runs on the cpu backend only; the ", ops->name(),
+          " backend has no MTP step yet"));
+    }
+    if (!o.layout.single()) {
+      return absl::UnimplementedError(absl::StrCat(
+          "mtp: speculative decoding runs on one rank; tp is ", o.layout.tp));
+    }
+    config.mtp_layers = 1;  // depth 1: one-token drafts
+  }
   if (config.dsa.enabled && std::string(ops->name()) != "cpu") {
     return absl::UnimplementedError(absl::StrCat(
         "model_type deepseek_v32 (DeepSeek Sparse Attention) runs on the cpu backend only; the ",
@@ -102,6 +122,12 @@ absl::StatusOr<Tensor> ProgramRunner::RunReplayable(const StepInput& step, int64
 }
 
 absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResult* result) {
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    if (seqs[s].num_draft > 0 && (!program_->has_mtp() || seqs[s].logprobs >= 0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", s, ": a draft needs a runner with MTP and no logprobs"));
+    }
+  }
   ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
   RETURN_IF_ERROR(ops_->BeginStep(step));
   const int64_t R = static_cast<int64_t>(step.logit_rows.size());
@@ -111,6 +137,7 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
     for (const RunnerSequence& s : seqs)
       if (s.all_logits) full_rows += static_cast<int64_t>(s.tokens.size());
     result->logits.assign(full_rows * program_->config().vocab_size, 0.f);
+    result->mtp_logits.clear();
   }
   // Decode steps of a batch size seen before replay one captured step (layers and logits).
   const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
@@ -128,7 +155,64 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
     if (result != nullptr) RETURN_IF_ERROR(Outputs(seqs, step, logits, r0, result));
     ops_->ScratchRelease(mark);
   }
+  if (program_->has_mtp()) RETURN_IF_ERROR(Draft(seqs, step, x, result));
   return ops_->Sync();
+}
+
+absl::Status ProgramRunner::Draft(absl::Span<const RunnerSequence> seqs, const StepInput& step,
+                                  Tensor x, StepResult* result) {
+  // next[i]: the token after row i's, as the sequence now stands. A rejected draft's row gets
+  // a stand-in: its MTP cache row is rewritten when that position is computed again.
+  std::vector<int32_t> next(step.num_tokens, 0), rows;
+  std::vector<size_t> which;
+  for (size_t s = 0; s < seqs.size(); ++s) {
+    const RunnerSequence& in = seqs[s];
+    const int64_t n = static_cast<int64_t>(in.tokens.size()), off = step.token_offset[s];
+    for (int64_t i = 0; i + 1 < n; ++i) next[off + i] = in.tokens[i + 1];
+    const SequenceResult* r = result != nullptr ? &result->seqs[s] : nullptr;
+    if (!in.sample || r == nullptr || r->token < 0) {
+      next[off + n - 1] = std::max(in.next_token, 0);
+      continue;
+    }
+    int64_t last = off + n - 1;  // the row of the last token whose successor is now known
+    if (in.num_draft > 0 && r->bonus_token < 0) {
+      --last;  // rejected: the sampled token replaces the draft
+      next[last] = r->token;
+      next[off + n - 1] = r->token;
+    } else {
+      next[last] = in.num_draft > 0 ? r->bonus_token : r->token;
+    }
+    rows.push_back(static_cast<int32_t>(last));
+    which.push_back(s);
+  }
+  // All rows of all_logits sequences too (after the draft rows), for result->mtp_logits.
+  const size_t num_drafts = rows.size();
+  for (size_t s = 0; s < seqs.size() && result != nullptr; ++s) {
+    if (!seqs[s].all_logits) continue;
+    for (size_t i = 0; i < seqs[s].tokens.size(); ++i)
+      rows.push_back(static_cast<int32_t>(step.token_offset[s] + i));
+  }
+  const int64_t mark = ops_->ScratchMark();
+  ASSIGN_OR_RETURN(Tensor all, program_->MtpLogits(step, x, next, rows));
+  if (rows.size() > num_drafts) {
+    const int64_t V = all.cols, n = static_cast<int64_t>(rows.size() - num_drafts);
+    result->mtp_logits.resize(n * V);
+    RETURN_IF_ERROR(ops_->CopyToHost(all.Rows(static_cast<int64_t>(num_drafts), n),
+                                     result->mtp_logits.data()));
+  }
+  Tensor logits = all.Rows(0, static_cast<int64_t>(num_drafts));
+  rows.resize(num_drafts);
+  if (!rows.empty()) {
+    if (sample_vocab_ > 0 && sample_vocab_ < logits.cols) logits = logits.Cols(0, sample_vocab_);
+    std::vector<int32_t> idx(rows.size()), drafts(rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) idx[i] = static_cast<int32_t>(i);
+    const std::vector<SamplingRow> greedy(rows.size());  // temperature 0: argmax
+    RETURN_IF_ERROR(ops_->Sample(logits, idx, greedy, drafts.data()));
+    RETURN_IF_ERROR(ops_->Sync());
+    for (size_t i = 0; i < rows.size(); ++i) result->seqs[which[i]].draft = drafts[i];
+  }
+  ops_->ScratchRelease(mark);
+  return absl::OkStatus();
 }
 
 absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
@@ -156,6 +240,19 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
   int32_t top_n = -1;
   for (size_t s = 0; s < seqs.size(); ++s) {
     if (!seqs[s].sample || step.last_logit[s] < r0 || step.last_logit[s] >= r1) continue;
+    if (seqs[s].num_draft > 0) {
+      // The row before the draft verifies it; the draft's row gives the bonus token.
+      if (step.last_logit[s] - 1 < r0) {
+        return absl::InternalError("a drafted sequence's logit rows span two chunks");
+      }
+      rows.push_back(static_cast<int32_t>(step.last_logit[s] - 1 - r0));
+      params.push_back(seqs[s].sampling);
+      which.push_back(s);
+      rows.push_back(static_cast<int32_t>(step.last_logit[s] - r0));
+      params.push_back(seqs[s].draft_sampling);
+      which.push_back(s);
+      continue;
+    }
     rows.push_back(static_cast<int32_t>(step.last_logit[s] - r0));
     params.push_back(seqs[s].sampling);
     which.push_back(s);
@@ -188,7 +285,21 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
     RETURN_IF_ERROR(ops_->Sample(logits, rows, params, tokens.data()));
   }
   RETURN_IF_ERROR(ops_->Sync());
-  for (size_t i = 0; i < rows.size(); ++i) result->seqs[which[i]].token = tokens[i];
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const RunnerSequence& in = seqs[which[i]];
+    SequenceResult& out = result->seqs[which[i]];
+    if (in.num_draft == 0) {
+      out.token = tokens[i];
+      continue;
+    }
+    // Speculative sampling with a greedy draft d (q = one-hot at d): accept with probability
+    // min(1, p(d) / q(d)) = p(d), else resample from norm(max(0, p - q)) = p without d. One
+    // sample x ~ p does both: accept iff x == d, and x is the resample otherwise
+    // (src/sampling/speculative.h states the rule for any q and tests it).
+    out.token = tokens[i];
+    out.bonus_token = tokens[i] == in.tokens.back() ? tokens[i + 1] : -1;
+    ++i;
+  }
   return absl::OkStatus();
 }
 

@@ -30,6 +30,8 @@ struct ProgramRunnerOptions {
   ShardLayout layout = {};
   int32_t num_kv_blocks = 0;  // > 0: exactly this many; < 0: none yet (AllocateKvCache later)
   KvSizer kv_sizer;           // 0: this decides (required then)
+  // Load the checkpoint's MTP layer and draft with it (DeepSeek families, cpu backend, tp 1).
+  bool mtp = false;
   ProgressFn progress = nullptr;
 };
 
@@ -54,6 +56,7 @@ class ProgramRunner : public ModelRunner {
   int64_t max_step_tokens() const override { return ops_->max_step_tokens(); }
   absl::Status WarmUp(int64_t max_batch) override;
   void LimitSampledVocabulary(int64_t n) override { sample_vocab_ = n; }
+  bool has_mtp() const override { return program_->has_mtp(); }
   int64_t scratch_peak() const { return ops_->scratch_peak(); }
   int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
     return program_->ScratchBytes(tokens, logit_rows);
@@ -69,6 +72,10 @@ class ProgramRunner : public ModelRunner {
   // Full logits, sampling and logprobs of logit rows [first, first + logits.rows).
   absl::Status Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
                        Tensor logits, int64_t first, StepResult* result);
+  // MTP: runs the MTP layer over the step (x: the final hidden states) and puts each sampled
+  // sequence's greedy draft in result.
+  absl::Status Draft(absl::Span<const RunnerSequence> seqs, const StepInput& step, Tensor x,
+                     StepResult* result);
 
   std::unique_ptr<BackendOps> ops_;
   Precision precision_;

@@ -36,6 +36,12 @@ absl::StatusOr<StepInput> BuildStepInput(absl::Span<const RunnerSequence> seqs,
         return absl::InvalidArgumentError(absl::StrCat("sequence ", s, ": token id ", t,
                                                        " outside the vocabulary [0, ",
                                                        limits.vocab_size, ")"));
+    if (in.num_draft < 0 || in.num_draft > 1 || in.num_draft >= n ||
+        (in.num_draft > 0 && !in.sample)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "sequence ", s, ": num_draft ", in.num_draft, " (0 or 1, below the ", n,
+          " new tokens, with sample)"));
+    }
     st.token_offset.push_back(st.num_tokens);
     st.n_new.push_back(static_cast<int32_t>(n));
     st.start_pos.push_back(static_cast<int32_t>(in.start_pos));
@@ -46,7 +52,7 @@ absl::StatusOr<StepInput> BuildStepInput(absl::Span<const RunnerSequence> seqs,
       st.tokens.push_back(in.tokens[i]);
       st.positions.push_back(static_cast<int32_t>(pos));
       st.slots.push_back(static_cast<int32_t>(in.block_table[pos / bs] * bs + pos % bs));
-      if (in.all_logits || i == n - 1) st.logit_rows.push_back(static_cast<int32_t>(st.num_tokens + i));
+      if (in.all_logits || i >= n - 1 - in.num_draft) st.logit_rows.push_back(static_cast<int32_t>(st.num_tokens + i));
     }
     st.last_logit.push_back(static_cast<int32_t>(st.logit_rows.size()) - 1);
     st.num_tokens += n;

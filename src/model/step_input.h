@@ -31,6 +31,7 @@ struct StepInput {
   std::vector<int32_t> tables;        // blocks covering each sequence after the step, concatenated
   std::vector<int32_t> table_offset;  // [S] first entry of each sequence in tables
   std::vector<int32_t> logit_rows;    // [R] token rows whose logits are computed, in order
+                                      // (a drafted sequence: its last two)
   std::vector<int32_t> last_logit;    // [S] index into logit_rows of each sequence's last token
   std::vector<int32_t> decode_seqs;   // sequences with one new token after a cached prefix
   std::vector<int32_t> prefill_seqs;  // the others

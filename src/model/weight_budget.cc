@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "src/core/memory_info.h"
 #include "src/core/status_macros.h"
+#include "src/model/deepseek_weights.h"
 #include "src/model/model_program.h"
 
 namespace dsinfer {
@@ -41,7 +42,8 @@ std::array<std::pair<std::string, std::string>, kGroups> GroupNames(const ModelC
 
 void ForEachWeightOf(const ModelConfig& c, const ShardLayout& layout, const WeightStore& store,
                      const std::function<void(const WeightDesc&)>& f) {
-  ForEachModelWeight(c, layout, c.tie_word_embeddings && !store.Has("lm_head.weight"), f);
+  ForEachModelWeight(c, layout, c.tie_word_embeddings && !store.Has("lm_head.weight"), f,
+                     HasMtpHead(c, &store));
 }
 
 }  // namespace

@@ -62,6 +62,7 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> LoadShard(const RunnerOptions& o,
                           .layout = {.rank = rank, .tp = o.parallel.tp, .ep = o.parallel.ep},
                           .num_kv_blocks = blocks,
                           .kv_sizer = o.kv_sizer,
+                          .mtp = o.mtp,
                           .progress = o.progress};
   return ProgramRunner::Create(std::move(ops), ro);
 }
@@ -71,6 +72,10 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> StartShardedLeader(const RunnerOpti
   if (p.tp % p.local_ranks() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tp (", p.tp, ") is not a multiple of ranks_per_node (", p.local_ranks(), ")"));
+  }
+  if (o.mtp) {
+    return absl::UnimplementedError(absl::StrCat(
+        "mtp: speculative decoding runs on one rank; tp is ", p.tp));
   }
   // Check the layout against the model before starting anything.
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));

@@ -146,9 +146,11 @@ void Planner::Preempt(int32_t index) {
 }
 
 void Planner::AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks,
-                      bool admitted) {
+                      bool admitted, int32_t draft) {
   if (!admitted) sim_.item_of[s->id] = static_cast<int32_t>(sim_.items.size());
-  sim_.items.push_back({s, start, n, new_blocks, start + n == s->num_tokens(), admitted, false});
+  sim_.items.push_back(
+      {s, start, n, new_blocks, start + n - draft == s->num_tokens(), admitted, false});
+  sim_.items.back().draft = draft;
   sim_.budget -= n;
   // Prompt tokens computed for the first time are charged (cache hits and recompute are not).
   const int64_t from = std::max(start, s->prompt_charged);
@@ -159,7 +161,7 @@ void Planner::AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_b
 // A running sequence computes n more tokens. Worse sequences (later in order_) are preempted
 // when blocks are short; a prefill chunk may shrink to the blocks there are; otherwise the
 // sequence waits this step out, keeping its blocks.
-void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
+void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink, int32_t draft) {
   const Sequence* s = order_[index];
   const int64_t c = s->num_computed;
   const int64_t have = static_cast<int64_t>(s->blocks.size());
@@ -177,7 +179,7 @@ void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink) {
   }
   k = std::max<int64_t>(k, 0);
   Allocate(static_cast<int32_t>(k));
-  AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false);
+  AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false, draft);
 }
 
 size_t Planner::SkipRejected(const std::deque<Sequence*>& q, size_t pos) const {
@@ -453,11 +455,28 @@ StepPlan Planner::Run() {
 
   BoundStepsByShare();
 
-  // 1. Decodes: one token for every running sequence whose prompt is computed.
+  // 1. Decodes: one token for every running sequence whose prompt is computed; then, in the
+  // same order, each one's MTP draft where a token of budget and the draft's block are left
+  // over (drafts never take what a decode needs, never preempt) and max_tokens leaves room for
+  // two tokens.
   for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
     const Sequence* s = order_[i];
     if (held_[i] || sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
     ScheduleRunning(i, 1, /*may_shrink=*/false);
+  }
+  for (Item& it : sim_.items) {
+    const Sequence* s = it.seq;
+    if (it.dropped || it.n != 1 || !it.sample || s->draft < 0 || sim_.budget < 1 ||
+        s->generated() + 2 > s->max_tokens) {
+      continue;
+    }
+    const int64_t k = BlocksForTokens(it.start + 2) - BlocksForTokens(it.start + 1);
+    if (Avail() < k) continue;
+    Allocate(static_cast<int32_t>(k));
+    it.new_blocks += static_cast<int32_t>(k);
+    it.n = 2;
+    it.draft = 1;
+    --sim_.budget;
   }
   // 2. Per class, best first: prefill chunks of running sequences, then admissions.
   bool admitting = true;
@@ -489,9 +508,11 @@ StepPlan Planner::Run() {
     out.admitted = it.admitted;
     out.resumed = it.admitted && it.seq->admitted_before();
     out.cached_tokens = it.admitted ? it.start : 0;
+    out.num_draft = it.draft;
     out.token_offset = static_cast<int64_t>(plan.token_ids.size());
     plan.token_ids.insert(plan.token_ids.end(), it.seq->tokens.begin() + it.start,
-                          it.seq->tokens.begin() + it.start + it.n);
+                          it.seq->tokens.begin() + it.start + it.n - it.draft);
+    if (it.draft > 0) plan.token_ids.push_back(it.seq->draft);
     out.block_offset = blocks;
     out.num_blocks = static_cast<int32_t>(BlocksForTokens(it.start + it.n));
     blocks += out.num_blocks;

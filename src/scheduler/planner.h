@@ -31,6 +31,7 @@ class Planner {
     bool admitted;
     bool dropped;
     bool newcomer = false;  // a first admission of a tenant below its slot share
+    int32_t draft = 0;      // the last token is the sequence's MTP draft
   };
   // Everything the plan changes, kept apart from the state (copyable, to try a preemption).
   struct Sim {
@@ -74,8 +75,9 @@ class Planner {
   bool HasWaiting(int p, size_t t) const { return Head(p, t) != nullptr; }
   bool Preemptable(const Sequence* s) const;
   void Preempt(int32_t index);
-  void AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks, bool admitted);
-  void ScheduleRunning(int32_t index, int64_t n, bool may_shrink);
+  void AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks, bool admitted,
+               int32_t draft = 0);
+  void ScheduleRunning(int32_t index, int64_t n, bool may_shrink, int32_t draft = 0);
   size_t SkipRejected(const std::deque<Sequence*>& q, size_t pos) const;
   // Tenant t's next waiting sequence of class p: its preempted ones first, then FCFS.
   const Sequence* Head(int p, size_t t) const;

@@ -339,6 +339,12 @@ void Scheduler::Commit(StepPlan& plan) {
     s->prompt_charged = std::max(s->prompt_charged, to);
     s->pending_tokens = item.num_tokens;
     s->pending_sample = item.sample;
+    s->pending_draft = -1;
+    if (item.num_draft > 0) {
+      DSINFER_CHECK(s->draft >= 0 && item.sample);
+      s->pending_draft = s->draft;
+      s->draft = -1;
+    }
     s->last_step = static_cast<uint64_t>(c.steps);
     state_.in_flight.push_back(s->id);
   }
@@ -363,18 +369,39 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
   for (uint64_t id : state_.in_flight) {
     Sequence* s = Find(id);
     if (s == nullptr) continue;
-    s->num_computed += s->pending_tokens;
+    // A draft's KV counts once the draft is accepted (its token arrives second, below).
+    s->num_computed += s->pending_tokens - (s->pending_draft >= 0 ? 1 : 0);
     s->pending_tokens = 0;
-    RegisterFullBlocks(s);
   }
   for (const auto& [id, token] : sampled) {
     Sequence* s = Find(id);
     if (s == nullptr) continue;
-    DSINFER_CHECK(s->pending_sample);  // one token per sampling item
-    s->pending_sample = false;
+    if (s->pending_sample) {
+      s->pending_sample = false;
+    } else {
+      // The second token of a drafted item: the first was the draft, accepted.
+      DSINFER_CHECK(s->pending_draft >= 0 && s->tokens.back() == s->pending_draft);
+      s->pending_draft = -1;
+      ++s->num_computed;
+    }
+    s->draft = -1;  // drafted for the previous last token
     s->tokens.push_back(token);
     state_.vtc.Charge(s->tenant, 0, 1);
     ++state_.tenants[s->tenant].output_tokens;
+  }
+  for (uint64_t id : state_.in_flight) {
+    Sequence* s = Find(id);
+    if (s == nullptr) continue;
+    if (s->pending_draft >= 0) {
+      // Rejected draft: roll its slot back; a block only it occupied goes back to the pool.
+      s->pending_draft = -1;
+      while (static_cast<int64_t>(s->blocks.size()) > BlocksForTokens(s->num_computed)) {
+        state_.pool.Release(s->blocks.back());
+        state_.cache.OnRelease(state_.pool, s->blocks.back());
+        s->blocks.pop_back();
+      }
+    }
+    RegisterFullBlocks(s);
   }
   for (uint64_t id : finished) {
     if (Sequence* s = Find(id)) Remove(s);
@@ -390,6 +417,13 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
 }
 
 // ---- introspection ----
+
+void Scheduler::SetDraft(uint64_t id, int32_t token) {
+  Sequence* s = Find(id);
+  if (s == nullptr || !s->running) return;
+  s->draft = token;
+  ++state_.version;
+}
 
 SchedulerStats Scheduler::Stats() const {
   SchedulerStats out = state_.counters;

@@ -58,8 +58,15 @@ class Scheduler {
   // in the prefix cache, appends `sampled` tokens (one for each item with sample = true) and
   // releases `finished` sequences. A sequence that reaches max_tokens finishes here by itself.
   // Ids no longer known (cancelled meanwhile) are ignored.
+  // A drafted item (num_draft 1) gets one token (the draft was rejected: its slot is rolled
+  // back, and a block it alone needed is freed) or two (the first equals the accepted draft).
   void OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
                 absl::Span<const uint64_t> finished);
+
+  // MTP: the draft for the token after a running sequence's last one (between steps). Plan
+  // adds it to the sequence's next decode when the token budget, its free blocks and
+  // max_tokens allow (a draft never preempts); it is dropped once the sequence gets tokens.
+  void SetDraft(uint64_t id, int32_t token);
 
   SchedulerStats Stats() const;
 

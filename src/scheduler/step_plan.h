@@ -22,6 +22,9 @@ struct StepItem {
   int64_t token_offset = 0;   // into StepPlan::token_ids
   int64_t block_offset = 0;   // into StepPlan::block_ids
   int32_t num_blocks = 0;     // blocks covering [0, start_pos + num_tokens)
+  // A decode carrying the sequence's MTP draft as its last token (num_tokens 2); the draft's KV
+  // counts only if the step accepts it (OnTokens rolls it back otherwise).
+  int32_t num_draft = 0;
 };
 
 struct Rejection {

@@ -50,6 +50,10 @@ void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
                             const ExpertLoad& expert_load) {
   ServerMetrics& m = *metrics_;
   m.ObserveStep(step.tokens, step.sequences, step.seconds);
+  if (step.draft_tokens > 0) {
+    m.spec_decode_draft_tokens->Inc(static_cast<double>(step.draft_tokens));
+    m.spec_decode_accepted_tokens->Inc(static_cast<double>(step.accepted_tokens));
+  }
   // Expert load is cumulative in the executor; the metric wants this step's tokens.
   expert_tokens_.resize(expert_load.tokens.size());
   for (size_t layer = 0; layer < expert_load.tokens.size(); ++layer) {

@@ -1,0 +1,204 @@
+// MTP speculative decoding on the CPU backend: the MTP layer's logits against the float32
+// golden of tools/gen_mtp_fixtures.py, greedy output with MTP on identical to MTP off (both
+// DeepSeek families, batched, drafts accepted and rejected), the MTP layer's KV cache layer, and
+// the refusals that name why.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "nlohmann/json.hpp"
+#include "src/engine/batch_generator.h"
+#include "src/kv_cache/block_pool.h"
+#include "src/model/model_program.h"
+#include "src/runner/runner_factory.h"
+#include "src/weights/safetensors.h"
+
+namespace dsinfer {
+namespace {
+
+const std::string kFixtures = std::string(DSINFER_SOURCE_DIR) + "/tests/fixtures/models/";
+
+std::unique_ptr<ModelRunner> Load(const std::string& name, bool mtp,
+                                  Precision p = Precision::kF32) {
+  auto m = MakeModelRunner({.model_dir = kFixtures + name,
+                            .precision = p,
+                            .mtp = mtp,
+                            .threads = 2,
+                            .num_kv_blocks = 64});
+  EXPECT_TRUE(m.ok()) << m.status();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+std::vector<float> Tensor(const SafetensorsFile& f, const std::string& name) {
+  const TensorInfo* t = f.Find(name);
+  EXPECT_NE(t, nullptr) << name;
+  if (t == nullptr) return {};
+  std::vector<float> v(t->nbytes / 4);
+  std::memcpy(v.data(), t->data, t->nbytes);
+  return v;
+}
+
+// max |got - want| / max |want|
+double RelErr(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size() && i < got.size(); ++i) {
+    num = std::max(num, static_cast<double>(std::fabs(got[i] - want[i])));
+    den = std::max(den, static_cast<double>(std::fabs(want[i])));
+  }
+  return num / den;
+}
+
+nlohmann::json GoldenJson(const std::string& name) {
+  std::ifstream in(kFixtures + name + "/golden_mtp.json");
+  EXPECT_TRUE(in.good()) << name;
+  return nlohmann::json::parse(in);
+}
+
+class MtpFixture : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(MtpFixture, MtpLogitsMatchTheReference) {
+  const nlohmann::json j = GoldenJson(GetParam());
+  const auto prompt = j["prompt"].get<std::vector<int32_t>>();
+  const auto next = j["next_ids"].get<std::vector<int32_t>>();
+  auto file = SafetensorsFile::Open(kFixtures + GetParam() + "/golden_mtp.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status();
+  auto model = Load(GetParam(), /*mtp=*/true);
+  ASSERT_NE(model, nullptr);
+  BlockPool pool(model->num_kv_blocks());
+  BlockTable table;
+  ASSERT_TRUE(table.Reserve(pool, static_cast<int64_t>(prompt.size())).ok());
+  RunnerSequence in{.tokens = prompt, .block_table = table.blocks(), .all_logits = true,
+                    .next_token = next.back()};
+  StepResult out;
+  ASSERT_TRUE(model->Step({&in, 1}, &out).ok());
+  const double main_err = RelErr(out.logits, Tensor(**file, "logits"));
+  const double mtp_err = RelErr(out.mtp_logits, Tensor(**file, "mtp_logits"));
+  std::printf("[%s] f32 main logits rel err %.3g, MTP logits rel err %.3g\n", GetParam().c_str(),
+              main_err, mtp_err);
+  EXPECT_LE(main_err, 1e-3);
+  EXPECT_LE(mtp_err, 1e-3);
+  // The last row paired with another next token is far off: the check can fail.
+  BlockTable table2;
+  ASSERT_TRUE(table2.Reserve(pool, static_cast<int64_t>(prompt.size())).ok());
+  RunnerSequence wrong = in;
+  wrong.block_table = table2.blocks();
+  wrong.next_token = prompt.back();
+  StepResult out2;
+  ASSERT_TRUE(model->Step({&wrong, 1}, &out2).ok());
+  const size_t V = out.logits.size() / prompt.size();
+  const std::vector<float> golden = Tensor(**file, "mtp_logits");
+  const std::vector<float> got_last(out2.mtp_logits.end() - V, out2.mtp_logits.end());
+  const std::vector<float> want_last(golden.end() - V, golden.end());
+  EXPECT_GT(RelErr(got_last, want_last), 1e-2);
+}
+
+// Greedy output is the same with MTP on and off, batched, and equals the float32 reference's
+// greedy continuation; drafts are both accepted and rejected on the way.
+TEST_P(MtpFixture, GreedyWithMtpEqualsWithout) {
+  const nlohmann::json j = GoldenJson(GetParam());
+  const auto golden_prompt = j["prompt"].get<std::vector<int32_t>>();
+  const auto golden_greedy = j["greedy"].get<std::vector<int32_t>>();
+  std::vector<GenerationRequest> reqs;
+  reqs.push_back({.prompt = golden_prompt,
+                  .max_tokens = static_cast<int64_t>(golden_greedy.size()),
+                  .stop_at_eos = false});
+  for (int b = 0; b < 3; ++b) {
+    GenerationRequest r{.max_tokens = 30 + 7 * b, .stop_at_eos = false};
+    for (int i = 0; i < 5 + 23 * b; ++i) r.prompt.push_back((131 * (b + 1) + 37 * i) % 500 + 2);
+    reqs.push_back(r);
+  }
+  auto off = Load(GetParam(), false);
+  auto on = Load(GetParam(), true);
+  ASSERT_TRUE(off && on);
+  // Small prefill chunks: the MTP layer sees prompt chunks whose next token is known.
+  GenerationOptions opts{.prefill_chunk = 16};
+  auto want = GenerateOnRunner(*off, reqs, opts);
+  GenerationStats st;
+  auto got = GenerateOnRunner(*on, reqs, opts, &st);
+  ASSERT_TRUE(want.ok() && got.ok());
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    EXPECT_EQ((*got)[r].tokens, (*want)[r].tokens) << "request " << r;
+    EXPECT_EQ(static_cast<int64_t>((*got)[r].tokens.size()), reqs[r].max_tokens);
+  }
+  EXPECT_EQ((*want)[0].tokens, golden_greedy);
+  std::printf("[%s] drafts %lld, accepted %lld (%.2f)\n", GetParam().c_str(),
+              static_cast<long long>(st.draft_tokens), static_cast<long long>(st.accepted_tokens),
+              static_cast<double>(st.accepted_tokens) / std::max<int64_t>(1, st.draft_tokens));
+  EXPECT_GT(st.accepted_tokens, st.draft_tokens / 2);  // the fixture's MTP layer predicts well
+  EXPECT_LT(st.accepted_tokens, st.draft_tokens);      // and rejections happen too
+  // Each request one at a time gives the same (batching does not change a sequence).
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    auto alone = GenerateOnRunner(*on, {&reqs[r], 1}, opts);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ((*alone)[0].tokens, (*want)[r].tokens) << "request " << r;
+  }
+}
+
+// Sampled generation with MTP keeps every request's length and is reproducible by seed.
+TEST_P(MtpFixture, SampledWithMtpIsReproducible) {
+  auto on = Load(GetParam(), true);
+  ASSERT_NE(on, nullptr);
+  std::vector<GenerationRequest> reqs(4);
+  for (int b = 0; b < 4; ++b) {
+    for (int i = 0; i < 9 + b; ++i) reqs[b].prompt.push_back((17 * b + 29 * i) % 500 + 2);
+    reqs[b].max_tokens = 20;
+    reqs[b].stop_at_eos = false;
+    reqs[b].sampling.temperature = 0.8f;
+    reqs[b].sampling.top_p = 0.95f;
+    reqs[b].sampling.seed = 100 + b;
+  }
+  GenerationStats st;
+  auto a = GenerateOnRunner(*on, reqs, {}, &st);
+  auto b = GenerateOnRunner(*on, reqs);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    EXPECT_EQ((*a)[r].tokens.size(), 20u);
+    EXPECT_EQ((*a)[r].tokens, (*b)[r].tokens);
+  }
+  EXPECT_GT(st.draft_tokens, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, MtpFixture, ::testing::Values("mtp_v2_lite", "mtp_v3_fp8"));
+
+TEST(Mtp, TheMtpLayerHasItsOwnCacheLayer) {
+  auto off = Load("mtp_v3_fp8", false);
+  auto on = Load("mtp_v3_fp8", true);
+  ASSERT_TRUE(off && on);
+  EXPECT_EQ(off->kv_cache_spec().num_layers, off->config().num_hidden_layers);
+  EXPECT_EQ(on->kv_cache_spec().num_layers, on->config().num_hidden_layers + 1);
+  EXPECT_EQ(on->kv_cache_spec().row_width, off->kv_cache_spec().row_width);
+  EXPECT_FALSE(off->has_mtp());
+  EXPECT_TRUE(on->has_mtp());
+  EXPECT_GT(on->weight_bytes(), off->weight_bytes());
+}
+
+TEST(Mtp, RefusedWhereThereIsNoMtpLayer) {
+  auto none = MakeModelRunner({.model_dir = kFixtures + "v2_lite_bf16", .mtp = true,
+                               .num_kv_blocks = 4});
+  ASSERT_FALSE(none.ok());
+  EXPECT_NE(none.status().message().find("num_nextn_predict_layers"), std::string::npos)
+      << none.status();
+  auto dense = MakeModelRunner({.model_dir = kFixtures + "qwen2_gqa_f32", .mtp = true,
+                                .num_kv_blocks = 4});
+  ASSERT_FALSE(dense.ok());
+  EXPECT_NE(dense.status().message().find("mtp"), std::string::npos) << dense.status();
+}
+
+TEST(Mtp, DraftNeedsAnMtpRunner) {
+  auto off = Load("mtp_v2_lite", false);
+  ASSERT_NE(off, nullptr);
+  BlockPool pool(off->num_kv_blocks());
+  BlockTable table;
+  ASSERT_TRUE(table.Reserve(pool, 4).ok());
+  const std::vector<int32_t> toks = {5, 6};
+  RunnerSequence in{.tokens = toks, .start_pos = 2, .block_table = table.blocks(),
+                    .sample = true, .num_draft = 1};
+  StepResult out;
+  EXPECT_EQ(off->Step({&in, 1}, &out).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace dsinfer

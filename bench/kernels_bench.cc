@@ -1,6 +1,7 @@
 // CPU kernel micro-benchmarks. Linear reports weight bytes streamed per second (decode is
 // memory bound) and FLOP/s; compare with the memory bandwidth from `MemcpyBandwidth`.
-// LinearFp8VsBf16 compares FP8 and bf16 weights call by call on weights that exceed the L3.
+// LinearFp8VsBf16 compares FP8 and bf16 weights call by call on weights that exceed the L3;
+// LinearFp4VsFp8 adds FP4 (E2M1 + E8M0, DeepSeek-V4 experts) on V4-Flash expert shapes.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/fp8.h"
+#include "kernels/cpu/linear_fp4.h"
 #include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/mla_attention.h"
 #include "src/core/thread_pool.h"
@@ -170,6 +172,68 @@ BENCHMARK(LinearFp8VsBf16)
     ->ArgNames({"m", "n", "k", "threads"})
     ->ArgsProduct({{1, 8, 32}, {2048}, {7168}, {1, 2}})
     ->ArgsProduct({{1, 8, 32}, {1408}, {2048}, {1, 2}})
+    ->MinTime(1.0)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// FP4 (E2M1 codes, one E8M0 scale per 32 inputs) against FP8 (128 x 128 blocks) and bf16 weights
+// of the same shape, all in the bf16 run's numerics (x rounded to bf16, f32 accumulation),
+// interleaved call by call on cold weight copies as above: args m, n, k, threads. Counters: the
+// fastest call of each (us), bf16_us / fp4_us and fp8_us / fp4_us, weight GB/s streamed.
+void LinearFp4VsFp8(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const int64_t copies4 = ColdCopies(n * k / 2 + n * k / 32), copies8 = ColdCopies(n * k),
+                copies16 = ColdCopies(n * k * 2);
+  std::vector<uint16_t> wb(copies16 * n * k, 0x3c00);
+  std::vector<uint8_t> w8(copies8 * n * k), w4(copies4 * n * k / 2), s4(copies4 * n * (k / 32));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> d(0.f, 100.f);
+  for (auto& v : w8) v = F32ToE4M3(d(rng));
+  for (auto& v : w4) v = static_cast<uint8_t>(rng());
+  for (auto& v : s4) v = static_cast<uint8_t>(120 + rng() % 8);
+  const int64_t sn = (n + 127) / 128, sk = (k + 127) / 128;
+  std::vector<float> scale8(copies8 * sn * sk, 1e-3f), x(m * k, 0.5f), y(m * n);
+  auto pfor = PforOf(state.range(3));
+  auto seconds = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double best[3] = {1e30, 1e30, 1e30};
+  int64_t c = 0;
+  for (auto _ : state) {
+    const int64_t i4 = c % copies4, i8 = c % copies8, i16 = c % copies16;
+    ++c;
+    best[0] = std::min(best[0], seconds([&] {
+      Linear({.x = x.data(), .w = wb.data() + i16 * n * k, .y = y.data(), .m = m, .n = n, .k = k,
+              .w_bf16 = true},
+             pfor);
+    }));
+    best[1] = std::min(best[1], seconds([&] {
+      LinearFp8({.x = x.data(), .w = w8.data() + i8 * n * k, .scale_inv = scale8.data() + i8 * sn * sk,
+                 .y = y.data(), .m = m, .n = n, .k = k, .round_bf16 = true},
+                pfor);
+    }));
+    best[2] = std::min(best[2], seconds([&] {
+      LinearFp4({.x = x.data(), .w = w4.data() + i4 * n * k / 2, .scale = s4.data() + i4 * n * (k / 32),
+                 .y = y.data(), .m = m, .n = n, .k = k, .round_bf16 = true},
+                pfor);
+    }));
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["bf16_us"] = best[0] * 1e6;
+  state.counters["fp8_us"] = best[1] * 1e6;
+  state.counters["fp4_us"] = best[2] * 1e6;
+  state.counters["bf16_over_fp4"] = best[0] / best[2];
+  state.counters["fp8_over_fp4"] = best[1] / best[2];
+  state.counters["fp4_GBps"] = (n * k / 2.0 + n * k / 32.0) / best[2] / 1e9;
+}
+// V4-Flash routed expert shapes (hidden 4096, moe_intermediate 2048): gate / up [2048, 4096],
+// down [4096, 2048]; m = 1 and 8; 1 thread.
+BENCHMARK(LinearFp4VsFp8)
+    ->ArgNames({"m", "n", "k", "threads"})
+    ->ArgsProduct({{1, 8}, {2048}, {4096}, {1}})
+    ->ArgsProduct({{1, 8}, {4096}, {2048}, {1}})
     ->MinTime(1.0)
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();

@@ -408,6 +408,21 @@ TEST(ModelConfigTest, AcceptsNewerHfSpellings) {
   EXPECT_EQ(c.fp8.block_k, 32);
 }
 
+TEST(ModelConfigTest, ExpertDtypeTopLevelOrInQuantizationConfig) {
+  Json j = V3();
+  EXPECT_FALSE(MustParse(j.dump()).fp8.experts_fp4);
+  j["expert_dtype"] = "fp4";
+  EXPECT_TRUE(MustParse(j.dump()).fp8.experts_fp4);
+  j.erase("expert_dtype");
+  j["quantization_config"]["expert_dtype"] = "fp4";
+  EXPECT_TRUE(MustParse(j.dump()).fp8.experts_fp4);
+  j["quantization_config"]["expert_dtype"] = "fp8";
+  EXPECT_FALSE(MustParse(j.dump()).fp8.experts_fp4);
+  j["quantization_config"] = nullptr;
+  j["expert_dtype"] = "fp4";
+  EXPECT_TRUE(MustParse(j.dump()).fp8.experts_fp4);
+}
+
 struct BadCase {
   const char* label;
   std::function<void(Json&)> edit;
@@ -442,6 +457,13 @@ const BadCase kBadCases[] = {
      "index_topk_freq is not supported"},
     {"v32_no_q_lora", [](Json& j) { j["model_type"] = "deepseek_v32"; j["q_lora_rank"] = nullptr; },
      "q_lora_rank must be positive for deepseek_v32"},
+    {"expert_dtype", [](Json& j) { j["expert_dtype"] = "fp6"; },
+     "expert_dtype \"fp6\" is not supported (fp4, fp8 or bf16)"},
+    {"quant_expert_dtype", [](Json& j) { j["quantization_config"]["expert_dtype"] = "int4"; },
+     "quantization_config.expert_dtype \"int4\" is not supported"},
+    {"expert_dtype_disagree",
+     [](Json& j) { j["expert_dtype"] = "fp8"; j["quantization_config"]["expert_dtype"] = "fp4"; },
+     "quantization_config.expert_dtype is \"fp4\" but expert_dtype is \"fp8\""},
     {"scale_fmt", [](Json& j) { j["quantization_config"]["scale_fmt"] = "e5m2"; },
      "quantization_config.scale_fmt \"e5m2\" is not supported (only ue8m0)"},
     {"no_model_type", [](Json& j) { j.erase("model_type"); }, "model_type is missing"},

@@ -5,3 +5,9 @@ if(DSINFER_HAVE_CUDA)
   dsinfer_add_test(fp8_gemm_gpu_test SOURCES gpu/fp8_gemm_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
 endif()
+
+# FP4-weight grouped GEMM (DeepSeek-V4 experts) against cpu::LinearFp4 (label gpu).
+if(DSINFER_HAVE_CUDA)
+  dsinfer_add_test(fp4_grouped_gemm_gpu_test SOURCES gpu/fp4_grouped_gemm_gpu_test.cc
+    LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
+endif()

@@ -17,3 +17,6 @@ gtest_discover_tests(model_golden_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
 dsinfer_add_test(mtp_test SOURCES mtp_test.cc
   LIBS dsinfer_engine dsinfer_runner dsinfer_weights nlohmann_json::nlohmann_json LABELS cpu)
+# FP4 routed experts (expert_dtype fp4): kept FP4 == dequantised experts; expert_dtype checked.
+dsinfer_add_test(model_fp4_test SOURCES model_fp4_test.cc
+  LIBS dsinfer_engine dsinfer_runner dsinfer_weights nlohmann_json::nlohmann_json LABELS cpu)

@@ -1,12 +1,14 @@
-// The avx2 build of the bf16 and FP8 GEMM kernels (see gemm_isa.h; flags in CMakeLists.txt).
+// The avx2 build of the bf16, FP8 and FP4 GEMM kernels (see gemm_isa.h; flags in CMakeLists.txt).
 #define DSINFER_CPU_ISA avx2
 #include "kernels/cpu/gemm_isa.h"
 #include "kernels/cpu/linear_bf16_impl.h"
+#include "kernels/cpu/linear_fp4_impl.h"
 #include "kernels/cpu/linear_fp8_impl.h"
 
 namespace dsinfer::cpu::avx2 {
 
 void GemmBf16(const LinearParams& p, const ParallelFor& pfor) { GemmBf16Impl(p, pfor); }
 void LinearFp8(const Fp8LinearParams& p, const ParallelFor& pfor) { LinearFp8Impl(p, pfor); }
+void LinearFp4(const Fp4LinearParams& p, const ParallelFor& pfor) { LinearFp4Impl(p, pfor); }
 
 }  // namespace dsinfer::cpu::avx2

@@ -19,13 +19,22 @@ struct Fp8Segment {
   int64_t block_n = 128, block_k = 128;
 };
 
-// A [rows, cols] matrix (HF [out, in] layout) in f32, bf16, or FP8 segments.
+// Packed FP4 E2M1 rows [row0, row0 + rows) of a weight (DeepSeek-V4 experts) with their E8M0
+// scales, one per 32 inputs of a row (kernels/cpu/fp4.h).
+struct Fp4Segment {
+  int64_t row0 = 0, rows = 0;
+  HugeVector<uint8_t> codes;   // [rows, cols / 2]
+  std::vector<uint8_t> scales; // [rows, ceil(cols / 32)]
+};
+
+// A [rows, cols] matrix (HF [out, in] layout) in f32, bf16, FP8 or FP4 segments.
 struct Matrix {
   int64_t rows = 0, cols = 0;
   bool bf16 = false;
   HugeVector<float> f32;  // weights stream through every step: on huge pages
   HugeVector<uint16_t> b16;
   std::vector<Fp8Segment> fp8;  // non-empty: the weight is kept as FP8
+  std::vector<Fp4Segment> fp4;  // non-empty: the weight is kept as FP4
   const void* data() const { return bf16 ? static_cast<const void*>(b16.data()) : f32.data(); }
   int64_t bytes() const;
 };

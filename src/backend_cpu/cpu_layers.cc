@@ -8,6 +8,7 @@
 #include "kernels/cpu/activation.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/fp8_gemm.h"
+#include "kernels/cpu/linear_fp4.h"
 #include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/mla_attention.h"
 #include "kernels/cpu/moe_router.h"
@@ -31,6 +32,20 @@ absl::Status NeedF32(Tensor t, const char* op) {
 
 void CpuOps::MatMul(const Matrix& w, const float* x, int64_t ldx, int64_t m, float* y,
                     int64_t ldy, bool accumulate) {
+  if (!w.fp4.empty()) {
+    // FP4 kept (DeepSeek-V4 experts): decoded a tile of rows at a time, exactly; x rounded to
+    // bf16 in bf16 runs. The weights are exact in bf16, so this equals the dequantise-at-load
+    // model bit for bit in bf16 runs. (fp8_activations does not apply: the FP4 GEMM takes
+    // bf16 / f32 activations.)
+    for (const Fp4Segment& s : w.fp4) {
+      cpu::LinearFp4({.x = x, .w = s.codes.data(), .scale = s.scales.data(), .y = y + s.row0,
+                      .m = m, .n = s.rows, .k = w.cols, .ldx = ldx, .ldy = ldy,
+                      .round_bf16 = opts_.precision == Precision::kBF16,
+                      .accumulate = accumulate},
+                     pfor_);
+    }
+    return;
+  }
   if (w.fp8.empty()) {
     cpu::Linear({.x = x, .w = w.data(), .y = y, .m = m, .n = w.rows, .k = w.cols, .ldx = ldx,
                  .ldy = ldy, .w_bf16 = w.bf16, .accumulate = accumulate},

@@ -90,6 +90,7 @@ void Arena::Reset() {
 int64_t Matrix::bytes() const {
   int64_t b = static_cast<int64_t>(f32.size() * 4 + b16.size() * 2);
   for (const Fp8Segment& s : fp8) b += static_cast<int64_t>(s.codes.size() + s.scale_inv.size() * 4);
+  for (const Fp4Segment& s : fp4) b += static_cast<int64_t>(s.codes.size() + s.scales.size());
   return b;
 }
 

@@ -18,7 +18,7 @@ namespace dsinfer {
 
 struct CpuOpsOptions {
   Precision precision = Precision::kF32;
-  bool keep_fp8 = true;     // FP8 checkpoint weights stay FP8 (else dequantised at load)
+  bool keep_fp8 = true;     // FP8 / FP4 checkpoint weights stay quantised (else dequantised at load)
   // FP8 weights multiply FP8 activations (per-row 1x128 blocks), DeepSeek's reference with
   // gemm_impl = "fp8" and the CPU twin of the GPU's FP8 GEMMs; else the dequantised weights
   // multiply the activations (gemm_impl = "bf16", bf16-rounded in bf16 runs).

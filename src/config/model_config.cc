@@ -119,7 +119,35 @@ absl::Status ParseRopeScaling(const Json& root, ModelConfig* c) {
   return absl::OkStatus();
 }
 
+// expert_dtype at top level or in quantization_config; both present must agree.
+absl::Status ParseExpertDtype(const Json& root, ModelConfig* c) {
+  std::optional<std::string> value;
+  std::string field;
+  for (bool in_quant : {false, true}) {
+    const Json* obj = &root;
+    if (in_quant) {
+      auto q = root.find("quantization_config");
+      if (q == root.end() || !q->is_object()) continue;
+      obj = &*q;
+    }
+    const std::string name = in_quant ? "quantization_config.expert_dtype" : "expert_dtype";
+    ASSIGN_OR_RETURN(std::optional<std::string> v, GetString(*obj, "expert_dtype", name));
+    if (!v.has_value()) continue;
+    if (*v != "fp4" && *v != "fp8" && *v != "bf16") {
+      return FieldError(name, absl::StrCat("\"", *v, "\" is not supported (fp4, fp8 or bf16)"));
+    }
+    if (value.has_value() && *value != *v) {
+      return FieldError(name, absl::StrCat("is \"", *v, "\" but ", field, " is \"", *value, "\""));
+    }
+    value = v;
+    field = name;
+  }
+  c->fp8.experts_fp4 = value.has_value() && *value == "fp4";
+  return absl::OkStatus();
+}
+
 absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
+  RETURN_IF_ERROR(ParseExpertDtype(root, c));
   auto it = root.find("quantization_config");
   if (it == root.end() || it->is_null()) return absl::OkStatus();
   const Json& q = *it;

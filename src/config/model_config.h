@@ -37,6 +37,10 @@ struct Fp8Quant {
   // scale_fmt "ue8m0": activation scales are rounded up to powers of two (DeepSeek-V3.2's
   // act_quant with round_scale); what the V3.2 indexer applies to its FP8 index keys.
   bool scale_ue8m0 = false;
+  // expert_dtype "fp4" (top level, or in quantization_config as V4.1 ships it): routed experts
+  // stored as packed FP4 E2M1 with E8M0 scales per 32 inputs (DeepSeek-V4); "fp8" / "bf16"
+  // (or absent): stored as the other weights.
+  bool experts_fp4 = false;
 };
 
 // DeepSeek Sparse Attention (model_type deepseek_v32): the lightning indexer of every layer.

@@ -1,4 +1,5 @@
-// Scalar number formats found in checkpoints: bf16, f16, FP8 E4M3 (OCP "e4m3fn").
+// Scalar number formats found in checkpoints: bf16, f16, FP8 E4M3 (OCP "e4m3fn"), packed FP4
+// E2M1 and E8M0 block scales (DeepSeek-V4 experts), raw bytes.
 #pragma once
 
 #include <cmath>
@@ -7,7 +8,10 @@
 
 namespace dsinfer {
 
-enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3 };
+// kF4E2M1x2 is one byte holding two E2M1 codes (low nibble first): a tensor of it has its last
+// dimension counted in bytes (safetensors' "F4" counts values; the reader halves it). kU8 / kI8
+// are raw bytes (checkpoints store packed FP4 and E8M0 scales in them too).
+enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3, kF4E2M1x2, kF8E8M0, kU8, kI8 };
 
 inline int DTypeSize(DType t) {
   switch (t) {
@@ -15,6 +19,10 @@ inline int DTypeSize(DType t) {
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
     case DType::kF8E4M3: return 1;
+    case DType::kF4E2M1x2: return 1;
+    case DType::kF8E8M0: return 1;
+    case DType::kU8: return 1;
+    case DType::kI8: return 1;
   }
   return 0;
 }
@@ -25,6 +33,10 @@ inline const char* DTypeName(DType t) {
     case DType::kBF16: return "BF16";
     case DType::kF16: return "F16";
     case DType::kF8E4M3: return "F8_E4M3";
+    case DType::kF4E2M1x2: return "F4";
+    case DType::kF8E8M0: return "F8_E8M0";
+    case DType::kU8: return "U8";
+    case DType::kI8: return "I8";
   }
   return "?";
 }

@@ -150,6 +150,18 @@ absl::StatusOr<int64_t> DeepseekStoredBytes(const ModelConfig& c, const ShardLay
   ForEachWeight(schema, [&](const WeightDesc& d) {
     for (const TensorPart& p : d.parts) {
       DType t = DType::kBF16;
+      // Packed FP4 (routed experts under expert_dtype fp4): half a byte a value plus one E8M0
+      // scale per 32 of a row, when kept.
+      const bool fp4 = store != nullptr ? store->IsFp4(p.name)
+                                        : c.fp8.experts_fp4 && d.role == WeightRole::kExperts;
+      if (fp4 && fp8_kept) {
+        total += p.rows() * p.cols() / 2 + p.rows() * CeilDiv(p.cols(), 32);
+        continue;
+      }
+      if (fp4) {
+        total += p.rows() * p.cols() * DTypeSize(DType::kBF16);
+        continue;
+      }
       if (store != nullptr) {
         auto stored = store->StoredType(p.name);
         if (!stored.ok()) {

@@ -70,13 +70,18 @@ absl::Status CheckModelShapes(const ModelConfig& c, const ShardLayout& layout,
   ForEachWeightOf(c, layout, store, [&](const WeightDesc& d) {
     for (const TensorPart& p : d.parts) {
       if (!st.ok()) return;
-      absl::StatusOr<const TensorInfo*> t = store.Get(p.name);
+      // Packed FP4 tensors are compared by their values' shape (twice the stored columns).
+      absl::StatusOr<std::vector<int64_t>> t = store.LogicalShape(p.name);
       if (!t.ok()) {
         st = absl::Status(t.status().code(), absl::StrCat(d.key, ": ", t.status().message()));
-      } else if ((*t)->shape != p.shape) {
+      } else if (*t != p.shape) {
         st = absl::InvalidArgumentError(absl::StrCat(
             d.key, ": config.json implies ", p.name, " of shape [", absl::StrJoin(p.shape, ", "),
-            "] but the checkpoint has [", absl::StrJoin((*t)->shape, ", "), "]"));
+            "] but the checkpoint has [", absl::StrJoin(*t, ", "), "]"));
+      } else if (d.role == WeightRole::kExperts && c.fp8.experts_fp4 && !store.IsFp4(p.name)) {
+        st = absl::InvalidArgumentError(absl::StrCat(
+            "expert_dtype: config.json says fp4 but the checkpoint's ", p.name, " is ",
+            DTypeName(*store.StoredType(p.name)), ", not packed FP4 with E8M0 scales"));
       }
     }
   });
@@ -95,7 +100,9 @@ HeldWeightBytes ModelHeldBytes(const ModelConfig& c, const ShardLayout& layout,
       const double rows = static_cast<double>(p.rows()), cols = static_cast<double>(p.cols());
       absl::StatusOr<DType> t = store.StoredType(p.name);
       double b;
-      if (may_fp8 && t.ok() && *t == DType::kF8E4M3) {
+      if (may_fp8 && store.IsFp4(p.name)) {
+        b = rows * cols / 2 + rows * std::ceil(cols / 32);
+      } else if (may_fp8 && t.ok() && *t == DType::kF8E4M3) {
         b = rows * cols + std::ceil(rows / bn) * std::ceil(cols / bk) * 4;
       } else {
         b = rows * cols * (f32_role || precision == Precision::kF32 ? 4 : 2);

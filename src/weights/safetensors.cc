@@ -65,7 +65,7 @@ absl::StatusOr<TensorInfo> ParseEntry(const std::string& name, const Json& entry
   const std::string& dtype_name = dtype_it->get_ref<const std::string&>();
   if (!ParseSafetensorsDType(dtype_name, &t.dtype)) {
     return TensorError(name, absl::StrCat("dtype ", Quoted(dtype_name),
-                                          " is not supported (BF16, F16, F32, F8_E4M3)"));
+                                          " is not supported (BF16, F16, F32, F8_E4M3, F4, F8_E8M0, U8, I8)"));
   }
   uint64_t numel = 1;
   for (const Json& d : *shape_it) {
@@ -78,6 +78,14 @@ absl::StatusOr<TensorInfo> ParseEntry(const std::string& name, const Json& entry
       return TensorError(name, "shape product overflows");
     }
     t.shape.push_back(static_cast<int64_t>(dim));
+  }
+  if (t.dtype == DType::kF4E2M1x2) {  // "F4" counts values: keep the packed byte shape
+    if (t.shape.empty() || t.shape.back() % 2 != 0) {
+      return TensorError(name, absl::StrCat("F4 tensor of shape ", ShapeString(t.shape),
+                                            " needs an even last dimension (two values a byte)"));
+    }
+    t.shape.back() /= 2;
+    numel /= 2;
   }
   uint64_t expected_bytes;
   if (__builtin_mul_overflow(numel, static_cast<uint64_t>(DTypeSize(t.dtype)), &expected_bytes)) {
@@ -121,6 +129,14 @@ bool ParseSafetensorsDType(const std::string& name, DType* out) {
     *out = DType::kF16;
   } else if (name == "F8_E4M3") {
     *out = DType::kF8E4M3;
+  } else if (name == "F4") {
+    *out = DType::kF4E2M1x2;
+  } else if (name == "F8_E8M0") {
+    *out = DType::kF8E8M0;
+  } else if (name == "U8") {
+    *out = DType::kU8;
+  } else if (name == "I8") {
+    *out = DType::kI8;
   } else {
     return false;
   }

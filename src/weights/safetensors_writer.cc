@@ -39,8 +39,10 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
                                                      t.bytes.size(), " bytes, its shape needs ",
                                                      numel * DTypeSize(t.dtype)));
     }
+    std::vector<int64_t> shape = t.shape;  // F4 counts values, two a byte
+    if (t.dtype == DType::kF4E2M1x2 && !shape.empty()) shape.back() *= 2;
     header[t.name] = Json{{"dtype", DTypeName(t.dtype)},
-                          {"shape", t.shape},
+                          {"shape", shape},
                           {"data_offsets", {offset, offset + t.bytes.size()}}};
     offset += t.bytes.size();
   }

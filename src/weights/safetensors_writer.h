@@ -16,6 +16,7 @@ struct TensorToWrite {
   DType dtype;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;  // product(shape) * DTypeSize(dtype) bytes, little-endian
+                               // (kF4E2M1x2: shape in bytes; written as "F4" with its values)
 };
 
 // Writes tensors in the given order after a JSON header padded with spaces to a multiple of 8

@@ -13,6 +13,7 @@
 #include "src/core/numeric.h"
 #include "src/core/status_macros.h"
 #include "src/core/thread_pool.h"
+#include "kernels/cpu/fp4.h"
 #include "src/weights/fp8_block.h"
 #include "src/weights/safetensors_index.h"
 
@@ -96,8 +97,11 @@ void ConvertToF32(DType dtype, const uint8_t* src, int64_t b, int64_t e, float* 
     case DType::kF16:
       for (int64_t i = b; i < e; ++i) out[i] = F16BitsToF32(LoadU16(src + i * 2));
       break;
-    case DType::kF8E4M3:
-      DSINFER_CHECK(false);  // needs block scales
+    case DType::kF8E8M0:
+      for (int64_t i = b; i < e; ++i) out[i] = cpu::E8M0ToF32(src[i]);
+      break;
+    default:
+      DSINFER_CHECK(false);  // FP8 / FP4 need their scales; raw bytes are not numbers
   }
 }
 
@@ -112,7 +116,10 @@ void ConvertToBf16(DType dtype, const uint8_t* src, int64_t b, int64_t e, uint16
     case DType::kF16:
       for (int64_t i = b; i < e; ++i) out[i] = F32ToBf16(F16BitsToF32(LoadU16(src + i * 2)));
       break;
-    case DType::kF8E4M3:
+    case DType::kF8E8M0:
+      for (int64_t i = b; i < e; ++i) out[i] = F32ToBf16(cpu::E8M0ToF32(src[i]));
+      break;
+    default:
       DSINFER_CHECK(false);
   }
 }
@@ -217,6 +224,12 @@ absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> 
                                OutType out_type, void* out, const TensorSlice* slice) const {
   ASSIGN_OR_RETURN(Entry e, Find(name));
   const TensorInfo& t = *e.info;
+  if (IsFp4(name)) return ReadFp4Dequant(name, e, expected_shape, out_type, out, slice);
+  if (t.dtype == DType::kU8 || t.dtype == DType::kI8 || t.dtype == DType::kF4E2M1x2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor \"", t.name, "\" in ", e.file->path(), ": ", DTypeName(t.dtype),
+                     " is read only as packed FP4 with an E8M0 scale (.scale or .weight_scale_inv)"));
+  }
   if (absl::Span<const int64_t>(t.shape) != expected_shape) {
     return absl::InvalidArgumentError(absl::StrCat("tensor \"", t.name, "\" in ", e.file->path(),
                                                    ": expected shape ", ShapeString(expected_shape),

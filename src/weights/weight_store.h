@@ -61,6 +61,25 @@ class WeightStore {
   };
   absl::StatusOr<Fp8Slice> ReadFp8(std::string_view name, absl::Span<const int64_t> expected_shape,
                                    const TensorSlice* slice = nullptr) const;
+  // A packed FP4 E2M1 tensor's slice as stored (DeepSeek-V4 experts): codes [slice rows,
+  // slice cols / 2] (two a byte, low nibble first) and its E8M0 scales [slice rows,
+  // ceil(slice cols / 32)]. expected_shape is the logical [rows, cols] (the file holds
+  // [rows, cols / 2] bytes). The scale is `<x>.scale` for `<x>.weight` (DeepSeek's name) or
+  // `<x>.weight_scale_inv` (transformers'), F8_E8M0 or U8, shape [rows, ceil(cols / 32)]; a
+  // missing, misshapen or NaN (0xFF) scale is an error naming it. The slice must start on a
+  // 32-column block and have an even width (FailedPrecondition otherwise: dequantise instead).
+  struct Fp4Slice {
+    std::vector<uint8_t> codes;
+    std::vector<uint8_t> scales;
+    int64_t rows = 0, cols = 0, scale_cols = 0;
+  };
+  absl::StatusOr<Fp4Slice> ReadFp4(std::string_view name, absl::Span<const int64_t> expected_shape,
+                                   const TensorSlice* slice = nullptr) const;
+  // Packed FP4: stored as F4, or as U8 / I8 with an E8M0 (or U8) scale companion.
+  bool IsFp4(std::string_view name) const;
+  // The shape a tensor has as values: the stored shape, with an FP4 tensor's last dimension
+  // counted in values (twice its bytes).
+  absl::StatusOr<std::vector<int64_t>> LogicalShape(std::string_view name) const;
   // The stored format of a tensor (kF8E4M3 for block-quantised weights).
   absl::StatusOr<DType> StoredType(std::string_view name) const;
   int64_t fp8_block_n() const { return block_n_; }
@@ -84,6 +103,12 @@ class WeightStore {
   absl::Status Read(std::string_view name, absl::Span<const int64_t> expected_shape,
                     OutType out_type, void* out, const TensorSlice* slice) const;
   void AddProgress(uint64_t bytes) const;
+  // fp4_read.cc: the checked scale of FP4 tensor `t` (logical [rows, cols]).
+  absl::StatusOr<Entry> Fp4Scale(std::string_view name, const Entry& t, int64_t rows,
+                                 int64_t cols) const;
+  absl::Status ReadFp4Dequant(std::string_view name, const Entry& e,
+                              absl::Span<const int64_t> expected_shape, OutType out_type,
+                              void* out, const TensorSlice* slice) const;
 
   std::string model_dir_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

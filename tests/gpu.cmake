@@ -7,6 +7,10 @@ if(DSINFER_HAVE_CUDA)
     LABELS gpu)
   dsinfer_add_test(mla_attention_gpu_test SOURCES gpu/mla_attention_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
+  dsinfer_add_test(dsa_gpu_test SOURCES gpu/dsa_gpu_test.cc
+    LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
+  dsinfer_add_test(gqa_attention_gpu_test SOURCES gpu/gqa_attention_gpu_test.cc
+    LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
   dsinfer_add_test(moe_gpu_test SOURCES gpu/moe_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
   dsinfer_add_test(sampling_gpu_test SOURCES gpu/sampling_gpu_test.cc

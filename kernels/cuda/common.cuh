@@ -92,6 +92,32 @@ __device__ __forceinline__ void MmaBf16(float (&d)[4], const uint32_t (&a)[4], u
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
+// FP8 E4M3 encode (the CPU's integer rounding, kernels/cpu/fp8.h, so codes match bit for bit on
+// every architecture; sm_80 has no cvt to E4M3) and exact decode (as cpu::E4M3ToF32).
+// Nearest even, saturating at ±448, NaN -> 0x7f, the sign of zero kept (as F32ToE4M3).
+__device__ __forceinline__ uint8_t EncodeE4M3(float f) {
+  uint32_t u = __float_as_uint(f);
+  const uint32_t sign = (u >> 24) & 0x80u;
+  u &= 0x7fffffffu;
+  if (u > 0x7f800000u) return 0x7f;
+  if (u >= 0x43e00000u) return static_cast<uint8_t>(sign | 0x7eu);
+  if (u >= 0x3c800000u) {
+    const uint32_t r = (u + 0x7ffffu + ((u >> 20) & 1u)) >> 20;
+    return static_cast<uint8_t>(sign | (r - (120u << 3)));
+  }
+  // m * 2^-9 with m = round_even(|f| * 2^9): adding 2^23 rounds to an integer (the product is
+  // exact, so a fused multiply-add gives the same).
+  const float r = __fadd_rn(__fmul_rn(__uint_as_float(u), 512.0f), 8388608.0f);
+  return static_cast<uint8_t>(sign | (__float_as_uint(r) - 0x4b000000u));
+}
+
+__device__ __forceinline__ float DecodeE4M3(uint32_t b) {
+  const uint32_t mag = b & 0x7fu;
+  float f = __fmul_rn(__uint_as_float(mag << 20), 0x1p120f);
+  f = mag == 0x7fu ? __uint_as_float(0x7fc00000u) : f;
+  return (b & 0x80u) ? -f : f;
+}
+
 inline int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 }  // namespace dsinfer::cuda

@@ -67,6 +67,13 @@ __global__ void __launch_bounds__(kThreads)
     out[i] = __float2bfloat16_rn(in[i]);
 }
 
+__global__ void __launch_bounds__(kThreads)
+    WidenKernel(const __nv_bfloat16* in, float* out, int64_t n) {
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < n;
+       i += static_cast<int64_t>(gridDim.x) * kThreads)
+    out[i] = __bfloat162float(in[i]);
+}
+
 }  // namespace
 
 cudaError_t AddRows(const AddRowsParams& p, cudaStream_t stream) {
@@ -110,6 +117,14 @@ cudaError_t CastF32ToBf16(const float* in, __nv_bfloat16* out, int64_t n, cudaSt
   const unsigned blocks =
       static_cast<unsigned>(CeilDiv(n, kThreads) < 4096 ? CeilDiv(n, kThreads) : 4096);
   CastKernel<<<blocks, kThreads, 0, stream>>>(in, out, n);
+  return cudaGetLastError();
+}
+
+cudaError_t CastBf16ToF32(const __nv_bfloat16* in, float* out, int64_t n, cudaStream_t stream) {
+  if (n <= 0) return cudaSuccess;
+  const unsigned blocks =
+      static_cast<unsigned>(CeilDiv(n, kThreads) < 4096 ? CeilDiv(n, kThreads) : 4096);
+  WidenKernel<<<blocks, kThreads, 0, stream>>>(in, out, n);
   return cudaGetLastError();
 }
 

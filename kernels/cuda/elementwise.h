@@ -31,6 +31,8 @@ cudaError_t SiluMul(const SiluMulParams& p, cudaStream_t stream);
 
 // out[i] = bf16(in[i]), i < n.
 cudaError_t CastF32ToBf16(const float* in, __nv_bfloat16* out, int64_t n, cudaStream_t stream);
+// out[i] = in[i] widened to f32 (exact), i < n.
+cudaError_t CastBf16ToF32(const __nv_bfloat16* in, float* out, int64_t n, cudaStream_t stream);
 
 // dst[r, :] += src[r, :] (f32, row strides ld_dst / ld_src).
 struct AddRowsParams {

@@ -10,23 +10,6 @@ namespace {
 
 constexpr int kWarps = 8;
 
-// Nearest even, saturating at ±448, NaN -> 0x7f, the sign of zero kept (as F32ToE4M3).
-__device__ __forceinline__ uint8_t EncodeE4M3(float f) {
-  uint32_t u = __float_as_uint(f);
-  const uint32_t sign = (u >> 24) & 0x80u;
-  u &= 0x7fffffffu;
-  if (u > 0x7f800000u) return 0x7f;
-  if (u >= 0x43e00000u) return static_cast<uint8_t>(sign | 0x7eu);
-  if (u >= 0x3c800000u) {
-    const uint32_t r = (u + 0x7ffffu + ((u >> 20) & 1u)) >> 20;
-    return static_cast<uint8_t>(sign | (r - (120u << 3)));
-  }
-  // m * 2^-9 with m = round_even(|f| * 2^9): adding 2^23 rounds to an integer (the product is
-  // exact, so a fused multiply-add gives the same).
-  const float r = __fadd_rn(__fmul_rn(__uint_as_float(u), 512.0f), 8388608.0f);
-  return static_cast<uint8_t>(sign | (__float_as_uint(r) - 0x4b000000u));
-}
-
 __device__ __forceinline__ float Load(const __nv_bfloat16* x, int64_t i) {
   return __bfloat162float(x[i]);
 }

@@ -105,6 +105,7 @@ class CpuOps final : public BackendOps {
   absl::Status Linear(Tensor x, const BackendWeight& w, Tensor y, bool accumulate) override;
   absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,
                             Tensor out) override;
+  bool has_sparse_attention() const override { return true; }
   absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
                            Tensor topk) override;
   bool has_gqa_attention() const override { return true; }

@@ -46,7 +46,7 @@ struct CudaWeight : BackendWeight {
 class StepArena {
  public:
   enum Region { kCounts, kTokens, kPositions, kSlots, kLogitRows, kSeqs, kWork, kCombine, kTables,
-                kNumRegions };
+                kTokenTables, kNumRegions };
   absl::Status Init(const size_t (&bytes)[kNumRegions]);
   template <typename T>
   const T* dev(Region r) const {
@@ -80,6 +80,7 @@ struct StepView {
   const int32_t* slots = nullptr;
   const int32_t* logit_rows = nullptr;
   const int32_t* tables = nullptr;
+  const int32_t* token_table = nullptr;  // [tokens] offset of each token's table in `tables`
   const cuda::MlaSeqDesc* seqs = nullptr;
   const cuda::MlaWorkItem* work = nullptr;
   const cuda::MlaCombineItem* combine = nullptr;
@@ -98,6 +99,9 @@ struct Workspace {
   DeviceBuffer partial_out, partial_lse;                 // split-KV partials
   DeviceBuffer gu, act;                                  // MLP: f32 [C, 2I], bf16 [C, I]
   DeviceBuffer x_bf16;                                   // GEMM input cast from f32
+  DeviceBuffer x_f32;                                    // bf16 input of an f32 GEMM, cast
+  DeviceBuffer idx_codes, idx_w, idx_scores;             // indexer: u8 [T, H, D], f32 [T, H],
+                                                         // f32 [rows per pass, max_positions]
   DeviceBuffer router;                                   // f32 [T, E]
   DeviceBuffer slot_of, row_token, expert_offsets, tile_offsets;
   DeviceBuffer moe_act, moe_y, shared_out;               // [C*K, I] bf16, [C*K, D] f32, [C, D]
@@ -147,6 +151,13 @@ class CudaOps final : public BackendOps {
   absl::Status Linear(Tensor x, const BackendWeight& w, Tensor y, bool accumulate) override;
   absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,
                             Tensor out) override;
+  bool has_sparse_attention() const override { return true; }
+  absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
+                           Tensor topk) override;
+  bool has_gqa_attention() const override { return true; }
+  absl::Status GqaAttention(int64_t layer, const GqaParams& p, Tensor q, Tensor k, Tensor v,
+                            Tensor out) override;
+  absl::Status AddBias(Tensor y, const BackendWeight& bias) override;
   absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down, Tensor out,
                    bool accumulate) override;
   absl::Status MoeRoute(int64_t layer, Tensor x, const BackendWeight& gate,
@@ -205,6 +216,16 @@ class CudaOps final : public BackendOps {
                        const CudaWeight& down, float* out, int64_t ldo, bool accumulate);
   // Host indices uploaded into the index workspace (synchronously ordered on the stream).
   absl::StatusOr<const int32_t*> UploadIndex(absl::Span<const int32_t> rows);
+  // MLA over each token's selected rows (DeepSeek Sparse Attention): q rows [N * heads, width]
+  // and the latent output [N * heads, kv_lora], bf16 or f32 (one of each pair set).
+  absl::Status SparseAttend(int64_t layer, const MlaParams& p, Tensor topk, const __nv_bfloat16* q,
+                            const float* q_f32, __nv_bfloat16* out, float* out_f32);
+  // The index cache (DeepSeek Sparse Attention) follows every layer's latent rows in cache_.
+  uint8_t* index_cache(int64_t layer) const {
+    const int64_t rows = static_cast<int64_t>(num_blocks_) * spec_.block_size;
+    return cache_.as<uint8_t>() + spec_.num_layers * rows * spec_.row_width * 2 +
+           layer * rows * spec_.index_row_bytes;
+  }
   __nv_bfloat16* layer_cache(int64_t layer) const {
     return cache_.as<__nv_bfloat16>() + layer * static_cast<int64_t>(num_blocks_) *
                                             spec_.block_size * spec_.row_width;
@@ -233,10 +254,13 @@ class CudaOps final : public BackendOps {
   StepView step_;
   const StepInput* host_step_ = nullptr;
   int64_t max_partials_ = 0, max_work_ = 0, max_combine_ = 0;
-  DeviceBuffer cache_;  // bf16 [layers, num_blocks, block_size, width]
+  // bf16 [layers, num_blocks, block_size, width], then (DeepSeek Sparse Attention) the index
+  // rows u8 [layers, num_blocks, block_size, index_row_bytes].
+  DeviceBuffer cache_;
   KvCacheSpec spec_;
   int32_t num_blocks_ = 0;
-  DeviceBuffer inv_freq_;
+  DeviceBuffer inv_freq_;        // the attention's rotary frequencies (MLA or GQA)
+  int64_t index_rows_ = 0;       // tokens per indexer scoring pass (idx_scores rows)
   std::vector<bool> is_moe_;
   int64_t load_experts_ = 0;
   mutable ExpertLoad expert_load_;
@@ -247,6 +271,7 @@ class CudaOps final : public BackendOps {
   int64_t fp8_max_k_ = 0;                   // widest input of an FP8 GEMM (activation buffers)
   int64_t fp8_moe_inter_ = 0;               // FP8 experts' inter (second activation quantisation)
   std::vector<char> host_a_, host_b_;       // host staging of the Gloo collectives
+  std::vector<int32_t> token_table_host_;   // BeginStep's per-token table offsets
 };
 
 }  // namespace dsinfer::cuda_backend

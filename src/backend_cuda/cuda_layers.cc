@@ -1,5 +1,6 @@
 // The layer ops of the CUDA backend: embedding, RMSNorm, cuBLAS GEMMs, MLA attention in the
-// absorbed form over the paged latent cache (one kernel for decode and prefill), SwiGLU MLP,
+// absorbed form over the paged latent cache (one kernel for decode and prefill; DeepSeek Sparse
+// Attention's selected rows in cuda_sparse.cc), SwiGLU MLP,
 // the MoE router and the routed experts through the grouped GEMM. Precision follows the CPU
 // bf16 backend: bf16 weights and GEMM inputs, f32 accumulation, f32 residual stream, norms and
 // router; the latent cache is bf16.
@@ -93,6 +94,18 @@ absl::Status CudaOps::Gemm(Tensor x, const CudaWeight& w, float* y, int64_t ldy,
     xp = ws_.x_bf16.get();
     ldx = x.cols;
     xt = cuda::GemmType::kBF16;
+  }
+  if (w.f32 && x.dtype == ElemType::kBF16) {
+    // An f32 weight (the indexer's weights_proj) takes its bf16 input widened, exactly.
+    if (x.rows * x.cols * 4 > static_cast<int64_t>(ws_.x_f32.bytes()))
+      return absl::InternalError("gemm: bf16 input larger than its f32 workspace");
+    for (int64_t r = 0; r < x.rows; ++r)
+      DSINFER_CUDA_RETURN_IF_ERROR(cuda::CastBf16ToF32(x.as<bf16>() + r * x.ld,
+                                                       ws_.x_f32.as<float>() + r * x.cols,
+                                                       x.cols, stream_));
+    xp = ws_.x_f32.get();
+    ldx = x.cols;
+    xt = cuda::GemmType::kF32;
   }
   if (w.f32 != (xt == cuda::GemmType::kF32))
     return absl::InternalError("gemm: an f32 weight takes f32 activations");
@@ -224,7 +237,11 @@ absl::Status CudaOps::MlaAttention(int64_t layer, const MlaParams& p, const MlaI
     // o_lat = softmax(q_attn · cache^T) · cache[:, :kvl]: [N, H, kvl] bf16
     attn.q = ws_.q_attn.as<bf16>();
     attn.out = ws_.o_lat.as<bf16>();
-    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
+    if (in.topk.data != nullptr) {
+      RETURN_IF_ERROR(SparseAttend(layer, p, in.topk, attn.q, nullptr, attn.out, nullptr));
+    } else {
+      DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
+    }
     // out[:, h] = o_lat[:, h] · W_UV_h^T: [N, H * v] bf16
     DSINFER_BLAS_RETURN_IF_ERROR(cuda::BatchedGemm(blas_, {.x = ws_.o_lat.get(),
                                                            .w = kv_b.data.as<bf16>() + nope * kvl,
@@ -273,7 +290,11 @@ absl::Status CudaOps::MlaAttention(int64_t layer, const MlaParams& p, const MlaI
                                                          .xw_type = cuda::GemmType::kF32}));
   attn.q_f32 = ws_.q_attn_f32.as<float>();
   attn.out_f32 = ws_.o_lat_f32.as<float>();
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
+  if (in.topk.data != nullptr) {
+    RETURN_IF_ERROR(SparseAttend(layer, p, in.topk, nullptr, attn.q_f32, nullptr, attn.out_f32));
+  } else {
+    DSINFER_CUDA_RETURN_IF_ERROR(cuda::MlaAttention(attn, stream_));
+  }
   DSINFER_BLAS_RETURN_IF_ERROR(cuda::BatchedGemm(blas_, {.x = ws_.o_lat_f32.get(),
                                                          .w = kv_b.data2.as<float>() + nope * kvl,
                                                          .y = ws_.attn_f32.get(),

@@ -175,9 +175,22 @@ absl::Status CudaOps::Reserve(const WorkspaceNeeds& n) {
   RETURN_IF_ERROR(ws_.blas.Allocate(32u << 20));
   DSINFER_BLAS_RETURN_IF_ERROR(cublasSetWorkspace(blas_, ws_.blas.get(), ws_.blas.bytes()));
   RETURN_IF_ERROR(scratch_.Allocate(static_cast<size_t>(n.scratch_bytes + (1 << 20))));
-  RETURN_IF_ERROR(inv_freq_.Allocate(m.inv_freq.size() * 4));
-  DSINFER_CUDA_RETURN_IF_ERROR(cudaMemcpy(inv_freq_.get(), m.inv_freq.data(),
-                                          m.inv_freq.size() * 4, cudaMemcpyHostToDevice));
+  // Rotary frequencies of the model's attention (the indexer's are MLA's: checked per call).
+  const std::vector<float>& freq = m.heads > 0 ? m.inv_freq : n.gqa.inv_freq;
+  RETURN_IF_ERROR(inv_freq_.Allocate(freq.size() * 4));
+  DSINFER_CUDA_RETURN_IF_ERROR(
+      cudaMemcpy(inv_freq_.get(), freq.data(), freq.size() * 4, cudaMemcpyHostToDevice));
+  if (n.index.heads > 0) {
+    // The indexer: FP8 queries and head weights of every token, scores of a pass of tokens
+    // against every position (passes of at most 64M scores), and the f32 input of its
+    // weights_proj GEMM.
+    const int64_t Hi = n.index.heads, P = std::max<int64_t>(n.max_positions, 1);
+    index_rows_ = std::clamp<int64_t>((int64_t{1} << 26) / P, 1, T);
+    RETURN_IF_ERROR(ws_.idx_codes.Allocate(static_cast<size_t>(T * Hi * n.index.head_dim)));
+    RETURN_IF_ERROR(f32(&ws_.idx_w, T * Hi));
+    RETURN_IF_ERROR(f32(&ws_.idx_scores, index_rows_ * P));
+    RETURN_IF_ERROR(f32(&ws_.x_f32, T * D));
+  }
   // Step inputs: token arrays, sequence descriptors, attention plan, block tables.
   const int64_t max_table = n.max_seqs * ((n.max_positions + 63) / 64);
   const size_t T4 = static_cast<size_t>(T) * 4;
@@ -186,7 +199,7 @@ absl::Status CudaOps::Reserve(const WorkspaceNeeds& n) {
       static_cast<size_t>(n.max_seqs) * sizeof(cuda::MlaSeqDesc),
       static_cast<size_t>(max_work_) * sizeof(cuda::MlaWorkItem),
       static_cast<size_t>(max_combine_) * sizeof(cuda::MlaCombineItem),
-      static_cast<size_t>(max_table) * 4};
+      static_cast<size_t>(max_table) * 4, T4};
   RETURN_IF_ERROR(arena_.Init(regions));
   reserved_ = true;
   return absl::OkStatus();
@@ -296,6 +309,15 @@ absl::Status CudaOps::BeginStep(const StepInput& st) {
   step_.work = arena_.dev<cuda::MlaWorkItem>(A::kWork);
   step_.combine = arena_.dev<cuda::MlaCombineItem>(A::kCombine);
   step_.tables = arena_.dev<int32_t>(A::kTables);
+  // Each token's block table (the indexer, sparse MLA and GQA kernels index by token).
+  std::vector<int32_t>& token_table = token_table_host_;
+  token_table.resize(st.num_tokens);
+  for (int64_t s = 0; s < st.num_seqs; ++s)
+    std::fill_n(token_table.begin() + st.token_offset[s], st.n_new[s], st.table_offset[s]);
+  if (!arena_.Put(A::kTokenTables, token_table.data(), token_table.size(), stream_, &err))
+    return absl::InternalError("step inputs exceed their preallocated buffers");
+  DSINFER_CUDA_RETURN_IF_ERROR(err);
+  step_.token_table = arena_.dev<int32_t>(A::kTokenTables);
   // (The pinned upload buffer is reused next step; every step ends with a Sync.)
   return absl::OkStatus();
 }

@@ -115,6 +115,7 @@ struct WorkspaceNeeds {
   int64_t num_layers = 0, hidden = 0, vocab = 0;
   MlaParams mla;                 // this rank's attention (MLA families)
   GqaParams gqa;                 // this rank's attention (dense families)
+  IndexerParams index;           // DeepSeek Sparse Attention's indexer (heads 0: none)
   int64_t max_mlp_inter = 0;     // widest dense or shared-expert MLP of this rank
   int64_t n_experts = 0, top_k = 0, moe_inter = 0;  // routed experts (n_experts 0: none)
 };
@@ -188,6 +189,9 @@ class BackendOps {
   // Appends the step's FP8 index keys of `layer` to the index cache (KvCacheSpec's second
   // component), scores every token against its sequence's keys up to its own position and writes
   // the min(topk, position + 1) best positions, ascending, -1 padded: topk [N, p.topk] i32.
+  // A backend with it (and MlaAttention honouring MlaInputs::topk) says so; deepseek_v32 refuses
+  // to load on one without.
+  virtual bool has_sparse_attention() const { return false; }
   virtual absl::Status IndexerTopK(int64_t layer, const IndexerParams& p, const IndexerInputs& in,
                                    Tensor topk) {
     return absl::UnimplementedError(

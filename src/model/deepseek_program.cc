@@ -229,7 +229,9 @@ WorkspaceNeeds DeepseekProgram::Needs(int64_t T, int64_t R, int64_t S) const {
                    .num_layers = c.num_hidden_layers,
                    .hidden = c.hidden_size,
                    .vocab = c.vocab_size,
-                   .mla = mla_};
+                   .mla = mla_,
+                   .gqa = {},
+                   .index = index_};
   for (const auto& L : weights_.layers) {
     if (L.gate_up) n.max_mlp_inter = std::max(n.max_mlp_inter, L.gate_up->rows / 2);
     if (L.shared_gate_up) n.max_mlp_inter = std::max(n.max_mlp_inter, L.shared_gate_up->rows / 2);

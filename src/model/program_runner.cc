@@ -29,10 +29,10 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
     }
     config.mtp_layers = 1;  // depth 1: one-token drafts
   }
-  if (config.dsa.enabled && std::string(ops->name()) != "cpu") {
+  if (config.dsa.enabled && !ops->has_sparse_attention()) {
     return absl::UnimplementedError(absl::StrCat(
-        "model_type deepseek_v32 (DeepSeek Sparse Attention) runs on the cpu backend only; the ",
-        ops->name(), " backend has no indexer and sparse MLA ops yet"));
+        "model_type deepseek_v32 (DeepSeek Sparse Attention): the ", ops->name(),
+        " backend has no indexer and sparse MLA ops"));
   }
   ASSIGN_OR_RETURN(auto store, WeightStore::Open(o.model_dir, o.progress));
   store->SetFp8BlockSize(config.fp8.block_n, config.fp8.block_k);

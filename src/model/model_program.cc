@@ -51,6 +51,10 @@ absl::StatusOr<std::unique_ptr<ModelProgram>> LoadModelProgram(const ModelConfig
                                                                const ShardLayout& layout,
                                                                const WeightStore& store,
                                                                BackendOps& ops) {
+  if (c.IsV4()) {
+    return absl::UnimplementedError(
+        "model_type deepseek_v4: the V4 layer program is not built yet (config only)");
+  }
   if (c.IsDense()) {
     ASSIGN_OR_RETURN(auto p, DenseProgram::Load(c, layout, store, ops));
     return std::unique_ptr<ModelProgram>(std::move(p));

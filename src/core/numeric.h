@@ -7,7 +7,8 @@
 
 namespace dsinfer {
 
-enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3 };
+// kI32 / kI64: integer tables (DeepSeek-V4's tid2eid), read as exact floats (|v| < 2^24).
+enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3, kI32, kI64 };
 
 inline int DTypeSize(DType t) {
   switch (t) {
@@ -15,6 +16,8 @@ inline int DTypeSize(DType t) {
     case DType::kBF16: return 2;
     case DType::kF16: return 2;
     case DType::kF8E4M3: return 1;
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
   }
   return 0;
 }
@@ -25,6 +28,8 @@ inline const char* DTypeName(DType t) {
     case DType::kBF16: return "BF16";
     case DType::kF16: return "F16";
     case DType::kF8E4M3: return "F8_E4M3";
+    case DType::kI32: return "I32";
+    case DType::kI64: return "I64";
   }
   return "?";
 }

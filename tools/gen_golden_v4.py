@@ -175,16 +175,18 @@ def build(out_dir: str, seed: int):
                 out = hf.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
                 greedy.append(out[0, len(p):].tolist())
             # greedy margin (full recompute) and the decode path's agreement with the prefill path
-            margin = float("inf")
+            margin, recompute_agrees = float("inf"), True
             for p, s in zip(prompts, greedy):
                 full = hf(input_ids=torch.tensor([p + s[:-1]])).logits[0, len(p) - 1:]
                 top2 = full.topk(2, dim=-1)[0]
                 margin = min(margin, float((top2[:, 0] - top2[:, 1]).min()))
-                assert full.argmax(-1).tolist() == s, "generate() disagrees with full recompute"
+                recompute_agrees &= full.argmax(-1).tolist() == s
             # The indexer's top-k is discontinuous: where two compressed entries score within
             # rounding of each other, one-shot and token-by-token runs of HF itself choose
             # differently. Such seeds are skipped (the golden must not depend on rounding).
             step_vs_full = gen.max_rel([stepwise_logits(hf, p) for p in prompts], logits)
+    if not recompute_agrees:  # generate()'s cached decode chose another token than a full recompute
+        step_vs_full = max(step_vs_full, 1.0)
     return prompts, logits, greedy, margin, step_vs_full
 
 

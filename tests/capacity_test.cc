@@ -11,6 +11,7 @@
 #include "src/capacity/simulator.h"
 #include "src/capacity/sizing.h"
 #include "src/model/deepseek_program.h"
+#include "src/model/v4_program.h"
 
 namespace dsinfer::capacity {
 namespace {
@@ -133,6 +134,30 @@ TEST(CostModel, DeepSeekV32KvBytesCountBothCaches) {
   // 64 x 7168 per layer, on top of V3's 671 B.
   EXPECT_NEAR(f.TotalParams() / 1e9, 671 + 61 * (64 * 128 * 1536 + 128 * 7170 + 64 * 7168) / 1e9,
               1);
+}
+
+// DeepSeek-V4 (V4-Flash dims): the planner's KV bytes per token are the V4 program's cache row
+// (V4KvCacheSpec, f32 whatever the plan's kv_bytes): layers x (6 head_dim + 5 index_head_dim)
+// x 4 bytes, with CSA the widest layer type (window K=V, compressor inputs, compressed entry,
+// indexer inputs, compressed index key).
+TEST(CostModel, DeepSeekV4KvBytesFollowTheRowFormula) {
+  const PlanInput in =
+      Parse(std::string(
+          "model: {config: " DSINFER_SOURCE_DIR "/configs/plan/deepseek-v4-flash-config.json}\n"
+          "deployments: [{name: x, measured: {step_seconds: 1}, scheduler: {num_kv_blocks: 1}}]\n"
+          "services: [{name: a, rate: 1, prompt_tokens: 8, output_tokens: 8}]\n"));
+  ASSERT_TRUE(in.model.IsV4());
+  const ModelFootprint f = FootprintOf(in.model);
+  const double formula = 43.0 * (6 * 512 + 5 * 128) * 4;
+  EXPECT_DOUBLE_EQ(f.kv_elements_per_token, 0);
+  EXPECT_DOUBLE_EQ(f.kv_index_bytes_per_token, formula);
+  absl::StatusOr<CostModel> cost = CostModel::Create(in.model, in.precision, in.deployments[0]);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  EXPECT_DOUBLE_EQ(cost->kv_bytes_per_token(), formula);
+  EXPECT_EQ(V4KvCacheSpec(in.model).bytes_per_token(), static_cast<int64_t>(formula));
+  // Every layer is MoE (hash or top-k routed), one shared expert each.
+  EXPECT_EQ(f.moe_layers, 43);
+  EXPECT_DOUBLE_EQ(f.dense_mlp_params, 0);
 }
 
 // A dense distill: GQA attention (no latent row), no experts.

@@ -446,7 +446,7 @@ const BadCase kBadCases[] = {
     {"scoring_func", [](Json& j) { j["scoring_func"] = "relu"; },
      "scoring_func \"relu\" is not one of softmax, sigmoid"},
     {"model_type", [](Json& j) { j["model_type"] = "mistral"; },
-     "model_type \"mistral\" is not one of deepseek_v2, deepseek_v3, deepseek_v32, kimi_k2, qwen2, llama"},
+     "model_type \"mistral\" is not one of deepseek_v2, deepseek_v3, deepseek_v32, deepseek_v4, kimi_k2, qwen2, llama"},
     {"index_field_on_v3", [](Json& j) { j["index_topk"] = 16; },
      "index_topk is a deepseek_v32 field, but model_type is deepseek_v3"},
     {"v32_index_head_dim", [](Json& j) { j["model_type"] = "deepseek_v32"; j["index_head_dim"] = 64; },

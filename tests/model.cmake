@@ -10,6 +10,7 @@ dsinfer_add_test(speculative_sampling_test SOURCES speculative_sampling_test.cc
 dsinfer_add_test(model_program_test SOURCES model_program_test.cc
   LIBS dsinfer_engine dsinfer_runner nlohmann_json::nlohmann_json LABELS cpu)
 dsinfer_add_test(dsa_indexer_test SOURCES dsa_indexer_test.cc LIBS dsinfer_cpu_kernels LABELS cpu)
+dsinfer_add_test(kernels_v4_test SOURCES kernels_v4_test.cc LIBS dsinfer_cpu_kernels LABELS cpu)
 # The kernels and the golden models again on the AVX2 fallback kernels (kernels/cpu/isa.h).
 gtest_discover_tests(kernels_cpu_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)

@@ -465,8 +465,8 @@ TEST_P(SafetensorsRejects, WithClearError) {
 const BadHeader kBadHeaders[] = {
     {"garbage", "this is not json", 0, "header does not start with a JSON object"},
     {"broken_json", R"({"a": {"dtype": "F32", )", 0, "header is not a valid JSON object"},
-    {"unknown_dtype", R"({"w": {"dtype": "I64", "shape": [1], "data_offsets": [0, 8]}})", 8,
-     "tensor \"w\": dtype \"I64\" is not supported"},
+    {"unknown_dtype", R"({"w": {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}})", 8,
+     "tensor \"w\": dtype \"F64\" is not supported"},
     {"past_end", R"({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}})", 12,
      "tensor \"w\": data_offsets [0, 16] run past the data section of 12 bytes"},
     {"huge_offset",

@@ -121,6 +121,23 @@ class CpuOps final : public BackendOps {
                    const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                    Tensor out, bool accumulate) override;
   absl::Status SelectLogitRows(Tensor x, int64_t first, Tensor out) override;
+  // DeepSeek-V4 (cpu_v4.cc).
+  bool has_v4_ops() const override { return true; }
+  absl::Status V4Attention(int64_t layer, const V4AttnParams& p, const V4AttnInputs& in,
+                           Tensor out) override;
+  absl::Status HyperPre(Tensor streams, const BackendWeight& fn, const BackendWeight& base,
+                        const BackendWeight& scale, const HyperParams& p, Tensor collapsed,
+                        Tensor post, Tensor comb) override;
+  absl::Status HyperPost(Tensor y, Tensor post, Tensor comb, const HyperParams& p,
+                         Tensor streams) override;
+  absl::Status HyperHead(Tensor streams, const BackendWeight& fn, const BackendWeight& base,
+                         const BackendWeight& scale, const HyperParams& p, Tensor out) override;
+  absl::Status V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
+                       const BackendWeight* bias, const BackendWeight* tid2eid,
+                       const V4RouterParams& p, Tensor ids, Tensor weights) override;
+  absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
+                     const BackendWeight& shared_gate_up, const BackendWeight& shared_down,
+                     float swiglu_limit, Tensor out) override;
 
   int rank() const override { return comm_ ? comm_->rank() : 0; }
   int world_size() const override { return comm_ ? comm_->size() : 1; }

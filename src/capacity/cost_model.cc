@@ -52,7 +52,20 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   const double rq = static_cast<double>(c.q_lora_rank);
   const double L = static_cast<double>(c.num_hidden_layers);
   ModelFootprint f;
-  if (c.IsDense()) {
+  if (c.IsV4()) {
+    // V4: q-LoRA, one K=V head, grouped output projection, compressors and the CSA indexer.
+    const V4Config& v = c.v4;
+    const double d = static_cast<double>(c.head_dim);
+    const double di = static_cast<double>(v.index_head_dim), hi = static_cast<double>(v.index_n_heads);
+    const double go = static_cast<double>(v.o_groups * v.o_lora_rank);
+    double p = 0;
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      p += H * rq + rq * nh * d + H * d + nh * d / static_cast<double>(v.o_groups) * go + go * H;
+      if (v.attn[l] == V4Attn::kHca) p += 2 * H * d;
+      if (v.attn[l] == V4Attn::kCsa) p += 4 * H * d + hi * di * rq + hi * H + 4 * H * di;
+    }
+    f.attention_params = p;
+  } else if (c.IsDense()) {
     // GQA: q, k, v and o projections (biases negligible); head_dim on both sides of the scores.
     const double hd = static_cast<double>(c.head_dim);
     const double kvh = static_cast<double>(c.num_key_value_heads);
@@ -87,7 +100,13 @@ ModelFootprint FootprintOf(const ModelConfig& c) {
   const KvCacheSpec kv = ModelKvCacheSpec(c, KvDType::kBF16);
   f.kv_elements_per_token = static_cast<double>(kv.num_layers * kv.row_width);
   f.kv_index_bytes_per_token = static_cast<double>(kv.num_layers * kv.index_row_bytes);
-  if (c.IsDense()) {
+  if (c.IsV4()) {
+    // V4's cache rows are f32 whatever the plan's kv element size (V4KvCacheSpec): counted in
+    // bytes with the second component.
+    f.kv_elements_per_token = 0;
+    f.kv_index_bytes_per_token = static_cast<double>(kv.bytes_per_token());
+  }
+  if (c.IsDense() || c.IsV4()) {
     const double hd = static_cast<double>(c.head_dim);
     f.prefill_pair_flops = f.decode_pair_flops = L * nh * 2 * (hd + hd);
   } else {

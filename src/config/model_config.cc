@@ -14,6 +14,7 @@
 #include "nlohmann/json.hpp"
 #include "src/config/config_json.h"
 #include "src/config/dense_config.h"
+#include "src/config/v4_config.h"
 #include "src/core/status_macros.h"
 
 namespace dsinfer {
@@ -405,11 +406,18 @@ absl::StatusOr<ModelConfig> ParseModelConfig(std::string_view json_text) {
     RETURN_IF_ERROR(ValidateTokens(c));
     return c;
   }
+  if (c.IsV4()) {
+    RETURN_IF_ERROR(ParseV4Fields(root, &c));
+    RETURN_IF_ERROR(ParseTorchDtype(root, &c));
+    RETURN_IF_ERROR(ParseTokens(root, &c));
+    RETURN_IF_ERROR(ValidateTokens(c));
+    return c;
+  }
   if (*model_type != "deepseek_v2" && *model_type != "deepseek_v3" &&
       *model_type != "deepseek_v32" && *model_type != "kimi_k2") {
     return FieldError("model_type", absl::StrCat("\"", *model_type,
                                                  "\" is not one of deepseek_v2, deepseek_v3, "
-                                                 "deepseek_v32, kimi_k2, qwen2, llama"));
+                                                 "deepseek_v32, deepseek_v4, kimi_k2, qwen2, llama"));
   }
   ApplyFamilyDefaults(&c);
 

@@ -51,8 +51,30 @@ struct SparseAttention {
   int64_t index_topk = 0;     // key positions each query attends to (2048 in the release)
 };
 
+// DeepSeek-V4 (model_type deepseek_v4; src/config/v4_config.cc has the config.json fields).
+enum class V4Attn : uint8_t { kSliding, kCsa, kHca };  // layer_types
+enum class V4Scoring : uint8_t { kSqrtSoftplus, kSoftmax, kSigmoid };
+struct V4Config {
+  bool enabled = false;
+  std::vector<V4Attn> attn;       // [num_hidden_layers]
+  std::vector<bool> hash_moe;     // [num_hidden_layers]: tid2eid routing (mlp_layer_types)
+  int64_t csa_rate = 4, hca_rate = 128;  // compress_rates
+  double compress_rope_theta = 160000.0;  // the compressed branches' rotary (with rope YaRN)
+  int64_t hc_mult = 4, hc_sinkhorn_iters = 20;
+  double hc_eps = 1e-6;
+  double swiglu_limit = 10.0;  // 0: no clipping
+  int64_t sliding_window = 128;
+  int64_t o_groups = 8, o_lora_rank = 1024;
+  int64_t index_n_heads = 64, index_head_dim = 128, index_topk = 512;
+  V4Scoring scoring = V4Scoring::kSqrtSoftplus;
+  int64_t rate(int64_t layer) const {
+    return attn[layer] == V4Attn::kCsa ? csa_rate : attn[layer] == V4Attn::kHca ? hca_rate : 0;
+  }
+};
+
 struct ModelConfig {
-  std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32, kimi_k2, qwen2 or llama
+  std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32, deepseek_v4, kimi_k2, qwen2
+                           // or llama
   int64_t hidden_size = 0, intermediate_size = 0, moe_intermediate_size = 0;
   int64_t num_hidden_layers = 0, num_attention_heads = 0;
   int64_t q_lora_rank = 0;  // 0 when null: plain q_proj
@@ -72,6 +94,7 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_ids;  // config.json (an int or a list) + generation_config.json
   Fp8Quant fp8;
   SparseAttention dsa;
+  V4Config v4;  // deepseek_v4 (head_dim, q_lora_rank, qk_rope_head_dim and the MoE fields shared)
   int64_t num_nextn_predict_layers = 0;  // MTP layers stored after the decoder layers
   // MTP layers the program loads and runs (0 or 1): a load-time choice (LoadOptions::mtp), not
   // a config.json key. Counted by the KV cache spec and the weight schema.
@@ -86,6 +109,7 @@ struct ModelConfig {
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
   // qwen2 / llama: a dense decoder with GQA (src/model/dense_program.h), not MLA + MoE.
   bool IsDense() const { return model_type == "qwen2" || model_type == "llama"; }
+  bool IsV4() const { return model_type == "deepseek_v4"; }
   // DeepSeek's rule: routed experts exist, past the leading dense layers, every moe_layer_freq.
   bool IsMoeLayer(int64_t layer) const;
 };

@@ -10,8 +10,9 @@ namespace dsinfer {
 
 // kF4E2M1x2 is one byte holding two E2M1 codes (low nibble first): a tensor of it has its last
 // dimension counted in bytes (safetensors' "F4" counts values; the reader halves it). kU8 / kI8
-// are raw bytes (checkpoints store packed FP4 and E8M0 scales in them too).
-enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3, kF4E2M1x2, kF8E8M0, kU8, kI8 };
+// are raw bytes (checkpoints store packed FP4 and E8M0 scales in them too). kI32 / kI64: integer
+// tables (DeepSeek-V4's tid2eid), read as exact floats (|v| < 2^24).
+enum class DType : uint8_t { kF32, kBF16, kF16, kF8E4M3, kF4E2M1x2, kF8E8M0, kU8, kI8, kI32, kI64 };
 
 inline int DTypeSize(DType t) {
   switch (t) {
@@ -23,6 +24,8 @@ inline int DTypeSize(DType t) {
     case DType::kF8E8M0: return 1;
     case DType::kU8: return 1;
     case DType::kI8: return 1;
+    case DType::kI32: return 4;
+    case DType::kI64: return 8;
   }
   return 0;
 }
@@ -37,6 +40,8 @@ inline const char* DTypeName(DType t) {
     case DType::kF8E8M0: return "F8_E8M0";
     case DType::kU8: return "U8";
     case DType::kI8: return "I8";
+    case DType::kI32: return "I32";
+    case DType::kI64: return "I64";
   }
   return "?";
 }

@@ -90,6 +90,50 @@ struct IndexerInputs {
   const BackendWeight* k_norm_bias = nullptr;  // LayerNorm bias [head_dim]
 };
 
+// DeepSeek-V4's attention of one layer (kernels/cpu/v4_attention.h has the formulas). Its cache
+// row per token (V4KvCacheSpec): [window K=V (head_dim) | compressor inputs kv | gate (2·cw) |
+// compressed entry (head_dim) | indexer compressor inputs (4·index_head_dim) | compressed index
+// key (index_head_dim)], every part f32; a compressed entry lives in the row of the token that
+// closes its window.
+struct V4AttnParams {
+  int64_t heads = 0, head_dim = 0, rope_dim = 0;
+  int64_t window = 0;       // sliding_window (the query's own token included)
+  int64_t rate = 0;         // compression rate (0: sliding only)
+  bool overlap = false;     // CSA: overlapping windows and the indexer
+  int64_t index_heads = 0, index_dim = 0, index_topk = 0;
+  int64_t row_width = 0;    // the cache row (V4KvCacheSpec)
+  float eps = 1e-6f;        // q_b's unweighted RMSNorm and the compressors' norms
+  float softmax_scale = 1.0f;
+  std::vector<float> inv_freq;           // this layer's rotary (main or compress) [rope / 2]
+  std::vector<float> compress_inv_freq;  // the compressed entries' and the indexer's [rope / 2]
+};
+
+struct V4AttnInputs {
+  Tensor q;         // [N, heads * head_dim] f32, q_b(q_a_norm(...)) before its norm; overwritten
+  Tensor kv;        // [N, head_dim] f32, kv_norm(wkv(x)) before RoPE; overwritten
+  Tensor comp;      // [N, 2 * cw] f32: [wkv(x) | wgate(x)] (compressed layers)
+  Tensor idx_comp;  // [N, 4 * index_dim] f32: the indexer compressor's [wkv(x) | wgate(x)] (CSA)
+  Tensor idx_q;     // [N, index_heads * index_dim] f32 before RoPE (CSA); overwritten
+  Tensor idx_w;     // [N, index_heads] f32: weights_proj(x) (CSA)
+  const BackendWeight* sinks = nullptr;                           // [heads]
+  const BackendWeight *comp_ape = nullptr, *comp_norm = nullptr;  // [rate, cw], [head_dim]
+  const BackendWeight *idx_ape = nullptr, *idx_norm = nullptr;    // [rate, 2·index_dim], [..]
+};
+
+// DeepSeek-V4's hyper-connections (kernels/cpu/v4_mhc.h).
+struct HyperParams {
+  int64_t hc = 0, dim = 0, sinkhorn_iters = 20;
+  float hc_eps = 1e-6f, norm_eps = 1e-6f;
+};
+
+// DeepSeek-V4's routing: sqrtsoftplus / sigmoid / softmax scores, top-k by score + bias or the
+// hash table's experts, normalised and scaled.
+struct V4RouterParams {
+  int64_t n_experts = 0, top_k = 0;
+  uint8_t scoring = 0;  // kernels/cpu/v4_moe.h V4RouterScoring
+  float scale = 1.0f;
+};
+
 // Grouped-query attention dimensions of one model (dense families: qwen2, llama).
 struct GqaParams {
   int64_t heads = 0, kv_heads = 0, head_dim = 0;
@@ -211,6 +255,44 @@ class BackendOps {
   // y[r] += bias for every row (f32; a [n] vector weight). Projection biases (qwen2's q/k/v).
   virtual absl::Status AddBias(Tensor y, const BackendWeight& bias) {
     return absl::UnimplementedError(std::string("add bias: not on the ") + name() + " backend");
+  }
+  // ---- DeepSeek-V4 (backends without them refuse the family at load) ------------------
+  virtual bool has_v4_ops() const { return false; }
+  // Normalises q per head (unweighted RMSNorm) and rotates q and kv (the layer's rotary), appends
+  // the step's rows of `layer` to the cache (closing compressor windows as tokens complete them),
+  // and attends each token over its window, its compressed entries (CSA: the indexer's top-k)
+  // and the sinks; out [N, heads * head_dim] f32 with its rope channels rotated back.
+  virtual absl::Status V4Attention(int64_t layer, const V4AttnParams& p, const V4AttnInputs& in,
+                                   Tensor out) {
+    return absl::UnimplementedError(std::string("V4 attention: not on the ") + name() +
+                                    " backend");
+  }
+  // streams [N, hc * dim] f32 -> collapsed [N, dim], post [N, hc], comb [N, hc * hc] (f32).
+  virtual absl::Status HyperPre(Tensor streams, const BackendWeight& fn, const BackendWeight& base,
+                                const BackendWeight& scale, const HyperParams& p,
+                                Tensor collapsed, Tensor post, Tensor comb) {
+    return absl::UnimplementedError("hyper-connections");
+  }
+  // streams = post · y + combᵀ · streams.
+  virtual absl::Status HyperPost(Tensor y, Tensor post, Tensor comb, const HyperParams& p,
+                                 Tensor streams) {
+    return absl::UnimplementedError("hyper-connections");
+  }
+  virtual absl::Status HyperHead(Tensor streams, const BackendWeight& fn, const BackendWeight& base,
+                                 const BackendWeight& scale, const HyperParams& p, Tensor out) {
+    return absl::UnimplementedError("hyper-head");
+  }
+  // ids / weights [N, top_k]; hash layers (tid2eid given) take the experts of the step's tokens.
+  virtual absl::Status V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
+                               const BackendWeight* bias, const BackendWeight* tid2eid,
+                               const V4RouterParams& p, Tensor ids, Tensor weights) {
+    return absl::UnimplementedError("V4 routing");
+  }
+  // Moe with V4's clipped SwiGLU (swiglu_limit, routed and shared experts alike).
+  virtual absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
+                             const BackendWeight& shared_gate_up, const BackendWeight& shared_down,
+                             float swiglu_limit, Tensor out) {
+    return absl::UnimplementedError("V4 MoE");
   }
   // out (+)= SwiGLU MLP of x: down(silu(gate(x)) * up(x)); gate_up holds [gate; up].
   virtual absl::Status Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down,

@@ -6,21 +6,32 @@
 #include "src/model/deepseek_weights.h"
 #include "src/model/dense_program.h"
 #include "src/model/dense_weights.h"
+#include "src/model/v4_program.h"
+#include "src/model/v4_weights.h"
 
 namespace dsinfer {
 
 KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype) {
+  if (c.IsV4()) return V4KvCacheSpec(c);  // f32 whatever the backend's KV dtype
   return c.IsDense() ? GqaKvCacheSpec(c, dtype) : MlaKvCacheSpec(c, dtype);
 }
 
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,
                         const std::function<void(const WeightDesc&)>& f, bool mtp_head) {
   if (c.IsDense()) return ForEachDenseWeight(MakeDenseSchema(c, tied_lm_head), f);
+  if (c.IsV4()) return ForEachV4Weight(MakeV4Schema(c), f);
   ForEachWeight(MakeDeepseekSchema(c, layout, tied_lm_head, mtp_head), f);
 }
 
 absl::StatusOr<int64_t> ModelStoredBytes(const ModelConfig& c, const ShardLayout& layout,
                                          const WeightStore* store, bool fp8_kept) {
+  if (c.IsV4()) {
+    if (!layout.single()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("tp (", layout.tp, "): model_type ", c.model_type, " runs on one rank"));
+    }
+    return V4StoredBytes(c, store);
+  }
   if (!c.IsDense()) return DeepseekStoredBytes(c, layout, store, fp8_kept);
   if (!layout.single()) {
     return absl::InvalidArgumentError(
@@ -51,6 +62,10 @@ absl::StatusOr<std::unique_ptr<ModelProgram>> LoadModelProgram(const ModelConfig
                                                                const ShardLayout& layout,
                                                                const WeightStore& store,
                                                                BackendOps& ops) {
+  if (c.IsV4()) {
+    ASSIGN_OR_RETURN(auto p, V4Program::Load(c, layout, store, ops));
+    return std::unique_ptr<ModelProgram>(std::move(p));
+  }
   if (c.IsDense()) {
     ASSIGN_OR_RETURN(auto p, DenseProgram::Load(c, layout, store, ops));
     return std::unique_ptr<ModelProgram>(std::move(p));

@@ -23,10 +23,10 @@ absl::Status ShardLayout::Validate(const ModelConfig& c) const {
     return absl::InvalidArgumentError(absl::StrCat("rank ", rank, " is not in [0, ", tp, ")"));
   }
   if (tp == 1) return absl::OkStatus();
-  if (c.IsDense()) {
+  if (c.IsDense() || c.IsV4()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tp (", tp, "): model_type ", c.model_type,
-        " runs on one rank (tensor parallelism is implemented for the DeepSeek families only)"));
+        " runs on one rank (tensor parallelism is implemented for DeepSeek-V2 / V3 / V3.2 only)"));
   }
   if (absl::Status s = Divides(tp, c.num_attention_heads, "num_attention_heads", "tp"); !s.ok())
     return s;

@@ -65,7 +65,7 @@ absl::StatusOr<TensorInfo> ParseEntry(const std::string& name, const Json& entry
   const std::string& dtype_name = dtype_it->get_ref<const std::string&>();
   if (!ParseSafetensorsDType(dtype_name, &t.dtype)) {
     return TensorError(name, absl::StrCat("dtype ", Quoted(dtype_name),
-                                          " is not supported (BF16, F16, F32, F8_E4M3, F4, F8_E8M0, U8, I8)"));
+                                          " is not supported (BF16, F16, F32, F8_E4M3, F4, F8_E8M0, U8, I8, I32, I64)"));
   }
   uint64_t numel = 1;
   for (const Json& d : *shape_it) {
@@ -137,6 +137,10 @@ bool ParseSafetensorsDType(const std::string& name, DType* out) {
     *out = DType::kU8;
   } else if (name == "I8") {
     *out = DType::kI8;
+  } else if (name == "I32") {
+    *out = DType::kI32;
+  } else if (name == "I64") {
+    *out = DType::kI64;
   } else {
     return false;
   }

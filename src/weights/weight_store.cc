@@ -100,6 +100,20 @@ void ConvertToF32(DType dtype, const uint8_t* src, int64_t b, int64_t e, float* 
     case DType::kF8E8M0:
       for (int64_t i = b; i < e; ++i) out[i] = cpu::E8M0ToF32(src[i]);
       break;
+    case DType::kI32:
+      for (int64_t i = b; i < e; ++i) {
+        int32_t v;
+        std::memcpy(&v, src + i * 4, 4);
+        out[i] = static_cast<float>(v);
+      }
+      break;
+    case DType::kI64:
+      for (int64_t i = b; i < e; ++i) {
+        int64_t v;
+        std::memcpy(&v, src + i * 8, 8);
+        out[i] = static_cast<float>(v);
+      }
+      break;
     default:
       DSINFER_CHECK(false);  // FP8 / FP4 need their scales; raw bytes are not numbers
   }
@@ -119,6 +133,13 @@ void ConvertToBf16(DType dtype, const uint8_t* src, int64_t b, int64_t e, uint16
     case DType::kF8E8M0:
       for (int64_t i = b; i < e; ++i) out[i] = F32ToBf16(cpu::E8M0ToF32(src[i]));
       break;
+    case DType::kI32:
+    case DType::kI64: {
+      std::vector<float> f(static_cast<size_t>(e - b));
+      ConvertToF32(dtype, src + b * DTypeSize(dtype), 0, e - b, f.data());
+      for (int64_t i = b; i < e; ++i) out[i] = F32ToBf16(f[i - b]);
+      break;
+    }
     default:
       DSINFER_CHECK(false);
   }

@@ -226,8 +226,8 @@ void MlaPrefillNaive(const MlaPrefillParams& p, const ParallelFor& pfor) {
 }
 
 // Expanded-form MLA prefill of n new tokens after `cached` ones (V2-Lite: 16 heads, nope 128,
-// rope 64, v 128); arg 2: 0 = the naive loop above, 1 = MlaPrefill. FLOP/s counts the causal
-// QK^T and PV products.
+// rope 64, v 128); arg 2: 0 = the naive loop above, 1 = MlaPrefill; arg 3: threads (1 or the
+// 2-thread pool). FLOP/s counts the causal QK^T and PV products.
 void MlaPrefillBench(benchmark::State& state) {
   const int64_t n = state.range(0), cached = state.range(1), H = 16, nope = 128, rope = 64,
                 vd = 128, T = cached + n;
@@ -258,6 +258,7 @@ void MlaPrefillBench(benchmark::State& state) {
 BENCHMARK(MlaPrefillBench)
     ->ArgNames({"n", "cached", "tiled", "threads"})
     ->ArgsProduct({{512, 2048}, {0}, {0, 1}, {2}})
+    ->Args({512, 0, 0, 1})->Args({512, 0, 1, 1})
     ->Args({1, 2047, 0, 2})->Args({1, 2047, 1, 2})
     ->Args({16, 2032, 0, 2})->Args({16, 2032, 1, 2})
     ->Unit(benchmark::kMillisecond)

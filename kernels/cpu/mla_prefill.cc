@@ -97,7 +97,7 @@ inline Vec Pow2Bits(Vec t, int32_t k) {
 }
 #endif
 
-constexpr int64_t kMr = 4;           // query rows per register tile
+constexpr int64_t kMr = kLanes == 16 ? 8 : 4;  // query rows per register tile (AVX2: 16 regs)
 constexpr int64_t kNr = 2 * kLanes;  // keys (scores) or value columns (P·V) per register tile
 constexpr int64_t kBlock = 64;       // queries per work block (multiple of kMr)
 

@@ -260,6 +260,7 @@ BENCHMARK(MlaPrefillBench)
     ->ArgsProduct({{512, 2048}, {0}, {0, 1}, {2}})
     ->Args({512, 0, 0, 1})->Args({512, 0, 1, 1})
     ->Args({1, 2047, 0, 2})->Args({1, 2047, 1, 2})
+    ->Args({8, 2040, 0, 2})->Args({8, 2040, 1, 2})
     ->Args({16, 2032, 0, 2})->Args({16, 2032, 1, 2})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();

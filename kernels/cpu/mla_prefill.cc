@@ -100,6 +100,7 @@ inline Vec Pow2Bits(Vec t, int32_t k) {
 constexpr int64_t kMr = kLanes == 16 ? 8 : 4;  // query rows per register tile (AVX2: 16 regs)
 constexpr int64_t kNr = 2 * kLanes;  // keys (scores) or value columns (P·V) per register tile
 constexpr int64_t kBlock = 64;       // queries per work block (multiple of kMr)
+constexpr int64_t kDirectRows = 2;   // up to this many queries: no packing (AttendRowDirect)
 
 // e^x for x <= 0 (Cephes expf: x = n ln2 + r, |r| <= ln2 / 2, degree-7 polynomial; ~1 ulp).
 // Below -87 it returns e^-87 ~ 1.6e-38 instead of a denormal; softmax weights that small add
@@ -227,6 +228,49 @@ void AttendBlock(const MlaPrefillParams& p, const Geometry& g, const HeadPanels&
   }
 }
 
+// One query row straight from the unpacked kv / k_pe rows, for a few queries, where packing
+// every key would cost more than it saves. Same operations per element as the tiles (scalar
+// std::fma is the vector FMA lane by lane): the invariant above holds across both paths.
+void AttendRowDirect(const MlaPrefillParams& p, const Geometry& g, int64_t h, int64_t i,
+                     float* s) {
+  const int64_t kvw = p.nope + p.v, ld = p.heads * kvw, n = g.first + i + 1;
+  const float* q = p.q + (i * p.heads + h) * g.qk;
+  const float* k = p.kv + h * kvw;
+  constexpr int64_t kGroup = 8;  // independent FMA chains, one per key
+  for (int64_t t0 = 0; t0 < RoundUp(n, kNr); t0 += kGroup) {
+    const float* kr[kGroup];
+    const float* pe[kGroup];
+    for (int64_t j = 0; j < kGroup; ++j) {  // keys past n repeat the last one; zeroed below
+      const int64_t t = std::min(t0 + j, n - 1);
+      kr[j] = k + t * ld;
+      pe[j] = p.k_pe + t * p.ld_kpe;
+    }
+    float acc[kGroup] = {};
+    for (int64_t d = 0; d < p.nope; ++d)
+      for (int64_t j = 0; j < kGroup; ++j) acc[j] = std::fma(q[d], kr[j][d], acc[j]);
+    for (int64_t d = 0; d < p.rope; ++d)
+      for (int64_t j = 0; j < kGroup; ++j) acc[j] = std::fma(q[p.nope + d], pe[j][d], acc[j]);
+    for (int64_t j = 0; j < kGroup; ++j) s[t0 + j] = acc[j] * p.softmax_scale;
+  }
+  const float inv = SoftmaxRow(s, n, RoundUp(n, kNr));
+  const float* v = k + p.nope;
+  float* out = p.out + (i * p.heads + h) * p.v;
+  int64_t c0 = 0;
+  for (; c0 + 4 * kLanes <= p.v; c0 += 4 * kLanes) {
+    Vec a[4] = {Zero(), Zero(), Zero(), Zero()};
+    for (int64_t t = 0; t < n; ++t) {
+      const Vec e = Set1(s[t]);
+      for (int64_t c = 0; c < 4; ++c) a[c] = Fma(e, Load(v + t * ld + c0 + c * kLanes), a[c]);
+    }
+    for (int64_t c = 0; c < 4; ++c) Store(out + c0 + c * kLanes, Mul(a[c], Set1(inv)));
+  }
+  for (; c0 < p.v; ++c0) {
+    float a = 0.f;
+    for (int64_t t = 0; t < n; ++t) a = std::fma(s[t], v[t * ld + c0], a);
+    out[c0] = a * inv;
+  }
+}
+
 void PackHead(const MlaPrefillParams& p, const Geometry& g, int64_t h, const HeadPanels& hp) {
   const int64_t kvw = p.nope + p.v;
   for (int64_t t = 0; t < g.n_pad; ++t) {
@@ -261,6 +305,14 @@ void MlaPrefill(const MlaPrefillParams& p, const ParallelFor& pfor) {
   if (p.n_new <= 0 || p.heads <= 0) return;
   const Geometry g{.qk = p.nope + p.rope, .n_pad = RoundUp(p.n_total, kNr),
                    .v_pad = RoundUp(p.v, kNr), .first = p.n_total - p.n_new};
+  if (p.n_new <= kDirectRows) {
+    pfor(p.heads * p.n_new, [&](int64_t w0, int64_t w1) {
+      std::unique_ptr<float[]> s(new float[g.n_pad]);
+      // head-major: a head's rows (~1 KB a key) stay cached while its queries read them
+      for (int64_t w = w0; w < w1; ++w) AttendRowDirect(p, g, w / p.n_new, w % p.n_new, s.get());
+    });
+    return;
+  }
   // Work item = (head, pair of query blocks j and nb-1-j): a pair has about the same causal
   // work wherever it sits, so ParallelFor's contiguous equal-count chunks stay balanced. Items
   // are head-major and a worker packs a head's panels when its range reaches that head, so a

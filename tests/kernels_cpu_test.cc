@@ -339,7 +339,7 @@ TEST(MlaPrefill, BitIdenticalAcrossThreadSplitsAndChunks) {
     EXPECT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * sizeof(float)))
         << parts << " parts";
   }
-  for (int64_t n : {1, 5, 64, 130}) {
+  for (int64_t n : {1, 2, 3, 5, 64, 130}) {  // 1-2: no packing (few rows); 3+: tiles
     PrefillCase chunk = full;
     chunk.n_new = n;
     chunk.q.erase(chunk.q.begin(), chunk.q.end() - n * 3 * 192);

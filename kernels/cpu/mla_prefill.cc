@@ -12,7 +12,9 @@
 //   e_t   = Exp(s_t - max_t s_t)          (the polynomial below, elementwise)
 //   sum   = eight double lanes by t % 8, added in lane order
 //   out_c = (sum over t = 0..pos, in order, of fma(e_t, v_tc)) * float(1 / sum)
-// A tile that covers keys past a row's position adds exact zeros (e_t = 0) to that row.
+// A tile that covers keys past a row's position adds exact zeros (e_t = 0) to that row. Every
+// FMA is written out and the file is built with -ffp-contract=off, so the AVX-512, AVX2 and
+// portable paths give the same bits.
 #include <algorithm>
 #include <cmath>
 #include <cstring>

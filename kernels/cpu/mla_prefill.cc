@@ -76,17 +76,31 @@ inline Vec Map(F f) {
   for (int64_t j = 0; j < kLanes; ++j) r.x[j] = f(j);
   return r;
 }
-inline Vec Zero() { return Map([](int64_t) { return 0.f; }); }
-inline Vec Set1(float v) { return Map([v](int64_t) { return v; }); }
-inline Vec Load(const float* p) { return Map([p](int64_t j) { return p[j]; }); }
+inline Vec Zero() {
+  return Map([](int64_t) { return 0.f; });
+}
+inline Vec Set1(float v) {
+  return Map([v](int64_t) { return v; });
+}
+inline Vec Load(const float* p) {
+  return Map([p](int64_t j) { return p[j]; });
+}
 inline void Store(float* p, Vec v) { std::memcpy(p, v.x, sizeof(v.x)); }
 inline Vec Fma(Vec a, Vec b, Vec c) {
   return Map([&](int64_t j) { return std::fma(a.x[j], b.x[j], c.x[j]); });
 }
-inline Vec Mul(Vec a, Vec b) { return Map([&](int64_t j) { return a.x[j] * b.x[j]; }); }
-inline Vec Add(Vec a, Vec b) { return Map([&](int64_t j) { return a.x[j] + b.x[j]; }); }
-inline Vec Sub(Vec a, Vec b) { return Map([&](int64_t j) { return a.x[j] - b.x[j]; }); }
-inline Vec Max(Vec a, Vec b) { return Map([&](int64_t j) { return std::max(a.x[j], b.x[j]); }); }
+inline Vec Mul(Vec a, Vec b) {
+  return Map([&](int64_t j) { return a.x[j] * b.x[j]; });
+}
+inline Vec Add(Vec a, Vec b) {
+  return Map([&](int64_t j) { return a.x[j] + b.x[j]; });
+}
+inline Vec Sub(Vec a, Vec b) {
+  return Map([&](int64_t j) { return a.x[j] - b.x[j]; });
+}
+inline Vec Max(Vec a, Vec b) {
+  return Map([&](int64_t j) { return std::max(a.x[j], b.x[j]); });
+}
 inline Vec Pow2Bits(Vec t, int32_t k) {
   return Map([&](int64_t j) {
     uint32_t b;
@@ -136,8 +150,8 @@ struct HeadPanels {
 };
 
 // Scores of up to kMr query rows against key panel `kp`: s[i][kp*kNr + j] (row stride lds).
-inline void ScoreTile(const float* const* q, int64_t qk, const float* kpanel, float scale,
-                      float* s, int64_t lds) {
+inline void ScoreTile(const float* const* q, int64_t qk, const float* kpanel, float scale, float* s,
+                      int64_t lds) {
   Vec a0[kMr], a1[kMr];
   for (int64_t i = 0; i < kMr; ++i) a0[i] = a1[i] = Zero();
   for (int64_t d = 0; d < qk; ++d) {
@@ -233,8 +247,7 @@ void AttendBlock(const MlaPrefillParams& p, const Geometry& g, const HeadPanels&
 // One query row straight from the unpacked kv / k_pe rows, for a few queries, where packing
 // every key would cost more than it saves. Same operations per element as the tiles (scalar
 // std::fma is the vector FMA lane by lane): the invariant above holds across both paths.
-void AttendRowDirect(const MlaPrefillParams& p, const Geometry& g, int64_t h, int64_t i,
-                     float* s) {
+void AttendRowDirect(const MlaPrefillParams& p, const Geometry& g, int64_t h, int64_t i, float* s) {
   const int64_t kvw = p.nope + p.v, ld = p.heads * kvw, n = g.first + i + 1;
   const float* q = p.q + (i * p.heads + h) * g.qk;
   const float* k = p.kv + h * kvw;
@@ -305,8 +318,10 @@ void PackHead(const MlaPrefillParams& p, const Geometry& g, int64_t h, const Hea
 
 void MlaPrefill(const MlaPrefillParams& p, const ParallelFor& pfor) {
   if (p.n_new <= 0 || p.heads <= 0) return;
-  const Geometry g{.qk = p.nope + p.rope, .n_pad = RoundUp(p.n_total, kNr),
-                   .v_pad = RoundUp(p.v, kNr), .first = p.n_total - p.n_new};
+  const Geometry g{.qk = p.nope + p.rope,
+                   .n_pad = RoundUp(p.n_total, kNr),
+                   .v_pad = RoundUp(p.v, kNr),
+                   .first = p.n_total - p.n_new};
   if (p.n_new <= kDirectRows) {
     pfor(p.heads * p.n_new, [&](int64_t w0, int64_t w1) {
       std::unique_ptr<float[]> s(new float[g.n_pad]);

@@ -10,6 +10,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/attention_math.h"
 #include "kernels/cpu/isa.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/fp8.h"
@@ -260,6 +261,73 @@ void MlaDecodeBench(benchmark::State& state) {
 }
 BENCHMARK(MlaDecodeBench)->Args({1, 1024})->Args({8, 1024})->Args({1, 4096})
     ->Unit(benchmark::kMicrosecond)->UseRealTime();
+
+// The per-(query, head) MLA prefill that MlaPrefill replaced (main before the tiled kernel),
+// kept here only as the speed baseline for MlaPrefillBench.
+void MlaPrefillNaive(const MlaPrefillParams& p, const ParallelFor& pfor) {
+  const int64_t qk = p.nope + p.rope, kvw = p.nope + p.v;
+  const int64_t first = p.n_total - p.n_new;
+  pfor(p.n_new * p.heads, [&](int64_t w0, int64_t w1) {
+    std::vector<float> scores;
+    for (int64_t w = w0; w < w1; ++w) {
+      const int64_t i = w / p.heads, h = w % p.heads;
+      const int64_t n = first + i + 1;
+      const float* q = p.q + (i * p.heads + h) * qk;
+      scores.resize(n);
+      for (int64_t t = 0; t < n; ++t) {
+        const float* k = p.kv + (t * p.heads + h) * kvw;
+        scores[t] = (attention_math::Dot(q, k, p.nope) +
+                     attention_math::Dot(q + p.nope, p.k_pe + t * p.ld_kpe, p.rope)) *
+                    p.softmax_scale;
+      }
+      attention_math::Softmax(scores.data(), n);
+      float* out = p.out + (i * p.heads + h) * p.v;
+      std::fill(out, out + p.v, 0.f);
+      for (int64_t t = 0; t < n; ++t)
+        attention_math::Axpy(scores[t], p.kv + (t * p.heads + h) * kvw + p.nope, out, p.v);
+    }
+  });
+}
+
+// Expanded-form MLA prefill of n new tokens after `cached` ones (V2-Lite: 16 heads, nope 128,
+// rope 64, v 128); arg 2: 0 = the naive loop above, 1 = MlaPrefill; arg 3: threads (1 or the
+// 2-thread pool). FLOP/s counts the causal QK^T and PV products.
+void MlaPrefillBench(benchmark::State& state) {
+  const int64_t n = state.range(0), cached = state.range(1), H = 16, nope = 128, rope = 64,
+                vd = 128, T = cached + n;
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  std::vector<float> q(n * H * (nope + rope)), kv(T * H * (nope + vd)), kpe(T * rope),
+      out(n * H * vd);
+  for (auto* v : {&q, &kv, &kpe})
+    for (float& x : *v) x = u(rng);
+  const MlaPrefillParams p{.q = q.data(), .kv = kv.data(), .k_pe = kpe.data(), .ld_kpe = rope,
+                           .out = out.data(), .n_new = n, .n_total = T, .heads = H,
+                           .nope = nope, .rope = rope, .v = vd, .softmax_scale = 0.07f};
+  const auto pfor = state.range(3) == 1 ? ParallelFor(SerialFor) : Pfor();
+  for (auto _ : state) {
+    if (state.range(2) == 0) {
+      MlaPrefillNaive(p, pfor);
+    } else {
+      MlaPrefill(p, pfor);
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  double pairs = 0;  // (query, key) pairs under the causal mask
+  for (int64_t i = 0; i < n; ++i) pairs += static_cast<double>(cached + i + 1);
+  state.counters["FLOP/s"] = benchmark::Counter(
+      pairs * H * 2.0 * (nope + rope + vd) * static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate);
+}
+BENCHMARK(MlaPrefillBench)
+    ->ArgNames({"n", "cached", "tiled", "threads"})
+    ->ArgsProduct({{512, 2048}, {0}, {0, 1}, {2}})
+    ->Args({512, 0, 0, 1})->Args({512, 0, 1, 1})
+    ->Args({1, 2047, 0, 2})->Args({1, 2047, 1, 2})
+    ->Args({8, 2040, 0, 2})->Args({8, 2040, 1, 2})
+    ->Args({16, 2032, 0, 2})->Args({16, 2032, 1, 2})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 }  // namespace
 }  // namespace dsinfer::cpu

@@ -1,6 +1,7 @@
 // CPU kernels against straightforward loops: the reference every GPU kernel is later held to.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -244,6 +245,109 @@ TEST(MlaAttention, AbsorbedEqualsExpanded) {
         for (int64_t c = 0; c < kvl; ++c)
           out_abs[h * vd + d] += o_lat[h * kvl + c] * kv_b[(h * (nope + vd) + nope + d) * kvl + c];
     for (int64_t i = 0; i < H * vd; ++i) EXPECT_NEAR(out_abs[i], out_exp[i], 1e-4) << "T=" << T;
+  }
+}
+
+// MLA prefill inputs in the kernel's layout and a double-precision reference.
+struct PrefillCase {
+  int64_t n_new, n_total, heads, nope, rope, v;
+  float scale;
+  std::vector<float> q, kv, rows;  // rows: [n_total, ld] with k_pe at column 2 (ld = rope + 3)
+  int64_t ld() const { return rope + 3; }
+  PrefillCase(int64_t n, int64_t T, int64_t H, int64_t no, int64_t ro, int64_t vd, float sc,
+              uint32_t seed)
+      : n_new(n), n_total(T), heads(H), nope(no), rope(ro), v(vd), scale(sc),
+        q(Random(n * H * (no + ro), seed)), kv(Random(T * H * (no + vd), seed + 1)),
+        rows(Random(T * (ro + 3), seed + 2)) {}
+  MlaPrefillParams Params(float* out) const {
+    return {.q = q.data(), .kv = kv.data(), .k_pe = rows.data() + 2, .ld_kpe = ld(),
+            .out = out, .n_new = n_new, .n_total = n_total, .heads = heads, .nope = nope,
+            .rope = rope, .v = v, .softmax_scale = scale};
+  }
+  std::vector<double> Reference() const {
+    const int64_t qk = nope + rope, kvw = nope + v;
+    std::vector<double> out(n_new * heads * v, 0.0);
+    for (int64_t i = 0; i < n_new; ++i)
+      for (int64_t h = 0; h < heads; ++h) {
+        const int64_t n = n_total - n_new + i + 1;
+        std::vector<double> s(n);
+        double mx = -INFINITY, sum = 0.0;
+        for (int64_t t = 0; t < n; ++t) {
+          double d = 0.0;
+          for (int64_t c = 0; c < nope; ++c)
+            d += double{q[(i * heads + h) * qk + c]} * kv[(t * heads + h) * kvw + c];
+          for (int64_t c = 0; c < rope; ++c)
+            d += double{q[(i * heads + h) * qk + nope + c]} * rows[t * ld() + 2 + c];
+          mx = std::max(mx, s[t] = d * scale);
+        }
+        for (double& x : s) sum += (x = std::exp(x - mx));
+        for (int64_t t = 0; t < n; ++t)
+          for (int64_t c = 0; c < v; ++c)
+            out[(i * heads + h) * v + c] += s[t] / sum * kv[(t * heads + h) * kvw + nope + c];
+      }
+    return out;
+  }
+};
+
+// Tiled prefill against double precision: uneven sizes, chunked prefill after cached tokens,
+// V2-Lite head shapes and small odd ones. Error relative to the largest |value| of each
+// (query, head) output row.
+TEST(MlaPrefill, MatchesDoubleReference) {
+  struct Shape {
+    int64_t n_new, n_total, heads, nope, rope, v;
+    float scale;
+  };
+  for (const Shape& c : {Shape{100, 100, 3, 128, 64, 128, 0.072f},
+                         Shape{70, 150, 3, 128, 64, 128, 0.072f},
+                         Shape{1, 77, 3, 128, 64, 128, 0.072f},
+                         Shape{130, 130, 3, 128, 64, 128, 0.3f},
+                         Shape{37, 50, 3, 5, 3, 7, 0.4f}, Shape{3, 3, 1, 1, 1, 1, 1.f},
+                         Shape{65, 66, 2, 9, 2, 33, 0.25f}}) {
+    const PrefillCase pc(c.n_new, c.n_total, c.heads, c.nope, c.rope, c.v, c.scale, 11);
+    std::vector<float> out(c.n_new * c.heads * c.v, NAN);
+    MlaPrefill(pc.Params(out.data()), SerialFor);
+    const auto ref = pc.Reference();
+    double worst = 0.0;
+    for (int64_t r = 0; r < c.n_new * c.heads; ++r) {
+      double row_max = 1e-30;
+      for (int64_t k = 0; k < c.v; ++k) row_max = std::max(row_max, std::abs(ref[r * c.v + k]));
+      for (int64_t k = 0; k < c.v; ++k)
+        worst = std::max(worst, std::abs(out[r * c.v + k] - ref[r * c.v + k]) / row_max);
+    }
+    EXPECT_LE(worst, 1e-5) << "n_new=" << c.n_new << " n_total=" << c.n_total
+                           << " heads=" << c.heads << " nope=" << c.nope << " v=" << c.v;
+  }
+}
+
+// The same bits whatever the thread count, the split of the work, and the chunk a query was
+// prefilled in (the last rows of a full prefill equal a chunk over the same cached tokens).
+TEST(MlaPrefill, BitIdenticalAcrossThreadSplitsAndChunks) {
+  const PrefillCase full(203, 203, 3, 128, 64, 128, 0.1f, 21);
+  std::vector<float> one(203 * 3 * 128);
+  MlaPrefill(full.Params(one.data()), SerialFor);
+  for (int parts : {2, 3, 7}) {
+    ParallelFor split = [parts](int64_t n, const RangeBody& body) {
+      std::vector<std::thread> ts;
+      for (int k = 0; k < parts; ++k) {
+        const int64_t b = n * k / parts, e = n * (k + 1) / parts;
+        if (b < e) ts.emplace_back([&body, b, e] { body(b, e); });
+      }
+      for (auto& t : ts) t.join();
+    };
+    std::vector<float> many(one.size());
+    MlaPrefill(full.Params(many.data()), split);
+    EXPECT_EQ(0, std::memcmp(one.data(), many.data(), one.size() * sizeof(float)))
+        << parts << " parts";
+  }
+  for (int64_t n : {1, 2, 3, 5, 64, 130}) {  // 1-2: no packing (few rows); 3+: tiles
+    PrefillCase chunk = full;
+    chunk.n_new = n;
+    chunk.q.erase(chunk.q.begin(), chunk.q.end() - n * 3 * 192);
+    std::vector<float> out(n * 3 * 128);
+    MlaPrefill(chunk.Params(out.data()), SerialFor);
+    EXPECT_EQ(0, std::memcmp(out.data(), one.data() + (203 - n) * 3 * 128,
+                             out.size() * sizeof(float)))
+        << "chunk of " << n;
   }
 }
 

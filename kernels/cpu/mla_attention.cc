@@ -44,29 +44,6 @@ void MlaDecode(const MlaDecodeParams& p, const ParallelFor& pfor) {
   });
 }
 
-void MlaPrefill(const MlaPrefillParams& p, const ParallelFor& pfor) {
-  const int64_t qk = p.nope + p.rope, kvw = p.nope + p.v;
-  const int64_t first = p.n_total - p.n_new;
-  pfor(p.n_new * p.heads, [&](int64_t w0, int64_t w1) {
-    std::vector<float> scores;
-    for (int64_t w = w0; w < w1; ++w) {
-      const int64_t i = w / p.heads, h = w % p.heads;
-      const int64_t n = first + i + 1;  // causal: keys 0..position
-      const float* q = p.q + (i * p.heads + h) * qk;
-      scores.resize(n);
-      for (int64_t t = 0; t < n; ++t) {
-        const float* k = p.kv + (t * p.heads + h) * kvw;
-        scores[t] = (Dot(q, k, p.nope) + Dot(q + p.nope, p.k_pe + t * p.ld_kpe, p.rope)) *
-                    p.softmax_scale;
-      }
-      Softmax(scores.data(), n);
-      float* out = p.out + (i * p.heads + h) * p.v;
-      std::fill(out, out + p.v, 0.f);
-      for (int64_t t = 0; t < n; ++t) Axpy(scores[t], p.kv + (t * p.heads + h) * kvw + p.nope, out, p.v);
-    }
-  });
-}
-
 void GatherPagedRows(const PagedLatentView& cache, const int32_t* block_table, int64_t n,
                      float* dst) {
   for (int64_t t = 0; t < n; t += cache.block_size) {

@@ -50,6 +50,8 @@ struct MlaPrefillParams {
   float softmax_scale;
 };
 
+// Causal attention of the n_new queries over keys 0..their position (mla_prefill.cc: tiled,
+// each output a fixed sequence of operations whatever the thread split or prefill chunking).
 void MlaPrefill(const MlaPrefillParams& p, const ParallelFor& pfor);
 
 // Copies rows [0, n) of one sequence out of the paged cache: dst [n, width].

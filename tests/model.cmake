@@ -7,6 +7,7 @@ dsinfer_add_test(kv_cache_test SOURCES kv_cache_test.cc LIBS dsinfer_kv_cache LA
 dsinfer_add_test(sampler_test SOURCES sampler_test.cc LIBS dsinfer_sampling LABELS cpu)
 dsinfer_add_test(speculative_sampling_test SOURCES speculative_sampling_test.cc
   LIBS dsinfer_sampling LABELS cpu)
+dsinfer_add_test(step_input_test SOURCES step_input_test.cc LIBS dsinfer_runner LABELS cpu)
 dsinfer_add_test(model_program_test SOURCES model_program_test.cc
   LIBS dsinfer_engine dsinfer_runner nlohmann_json::nlohmann_json LABELS cpu)
 dsinfer_add_test(dsa_indexer_test SOURCES dsa_indexer_test.cc LIBS dsinfer_cpu_kernels LABELS cpu)

@@ -290,12 +290,12 @@ absl::Status CpuOps::MlaAttention(int64_t layer, const MlaParams& p, const MlaIn
   float* attn = out.as<float>();  // [N, H, v]
   if (out.ld != H * vd) return absl::InternalError("mla: output rows must be packed");
   if (!in.topk.empty()) return SparseMla(p, q, view, in.topk, kv_b, attn);
-  // Decode tokens, absorbed form.
-  const int64_t Dn = static_cast<int64_t>(st.decode_seqs.size());
+  // Decode queries (one token after a prefix, or a token and its draft), absorbed form.
+  const int64_t Dn = static_cast<int64_t>(st.decode_rows.size());
   if (Dn > 0) {
     std::vector<float> q_nope(Dn * H * nope), q_pe(Dn * H * rope), q_lat(Dn * H * kvl);
     for (int64_t d = 0; d < Dn; ++d) {
-      const float* src = q + st.token_offset[st.decode_seqs[d]] * H * qk;
+      const float* src = q + st.decode_rows[d] * H * qk;
       for (int64_t h = 0; h < H; ++h) {
         std::memcpy(q_nope.data() + (d * H + h) * nope, src + h * qk, nope * sizeof(float));
         std::memcpy(q_pe.data() + (d * H + h) * rope, src + h * qk + nope, rope * sizeof(float));
@@ -321,7 +321,7 @@ absl::Status CpuOps::MlaAttention(int64_t layer, const MlaParams& p, const MlaIn
                   pfor_);
     }
     for (int64_t d = 0; d < Dn; ++d)
-      std::memcpy(attn + st.token_offset[st.decode_seqs[d]] * H * vd, o_dec.data() + d * H * vd,
+      std::memcpy(attn + st.decode_rows[d] * H * vd, o_dec.data() + d * H * vd,
                   H * vd * sizeof(float));
   }
   // Prefill chunks, expanded form: keys/values of the whole prefix expanded through kv_b.

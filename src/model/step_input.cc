@@ -56,21 +56,24 @@ absl::StatusOr<StepInput> BuildStepInput(absl::Span<const RunnerSequence> seqs,
     }
     st.last_logit.push_back(static_cast<int32_t>(st.logit_rows.size()) - 1);
     st.num_tokens += n;
-    if (n == 1 && in.start_pos > 0) {
+    if (in.start_pos > 0 && n == 1 + in.num_draft) {
       st.decode_seqs.push_back(static_cast<int32_t>(s));
       st.max_blocks = std::max<int64_t>(st.max_blocks, nb);
     } else {
       st.prefill_seqs.push_back(static_cast<int32_t>(s));
     }
   }
-  st.all_decode = st.prefill_seqs.empty();
-  st.decode_tables.assign(st.decode_seqs.size() * st.max_blocks, 0);
-  for (size_t d = 0; d < st.decode_seqs.size(); ++d) {
-    const RunnerSequence& in = seqs[st.decode_seqs[d]];
-    const int64_t nb = (in.start_pos + 1 + bs - 1) / bs;
-    std::copy(in.block_table.begin(), in.block_table.begin() + nb,
-              st.decode_tables.begin() + d * st.max_blocks);
-    st.decode_lens.push_back(static_cast<int32_t>(in.start_pos + 1));
+  st.all_decode = st.prefill_seqs.empty() && st.num_tokens == st.num_seqs;
+  for (int32_t s : st.decode_seqs) {
+    const RunnerSequence& in = seqs[s];
+    for (int64_t i = 0; i < st.n_new[s]; ++i) {
+      const int64_t len = in.start_pos + i + 1, nb = (len + bs - 1) / bs;
+      const size_t at = st.decode_tables.size();
+      st.decode_tables.resize(at + st.max_blocks, 0);
+      std::copy(in.block_table.begin(), in.block_table.begin() + nb, st.decode_tables.begin() + at);
+      st.decode_rows.push_back(static_cast<int32_t>(st.token_offset[s] + i));
+      st.decode_lens.push_back(static_cast<int32_t>(len));
+    }
   }
   return st;
 }

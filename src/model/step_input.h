@@ -33,12 +33,16 @@ struct StepInput {
   std::vector<int32_t> logit_rows;    // [R] token rows whose logits are computed, in order
                                       // (a drafted sequence: its last two)
   std::vector<int32_t> last_logit;    // [S] index into logit_rows of each sequence's last token
-  std::vector<int32_t> decode_seqs;   // sequences with one new token after a cached prefix
-  std::vector<int32_t> prefill_seqs;  // the others
-  std::vector<int32_t> decode_tables;  // [decode_seqs, max_blocks] padded block tables
-  std::vector<int32_t> decode_lens;    // [decode_seqs] tokens attended (their own included)
+  // Decode form: sequences with one new token after a cached prefix, and drafted sequences (the
+  // token and its draft: two decode queries, so verifying a draft costs what a decode costs
+  // instead of re-expanding the whole prefix). Each decode query attends its own causal prefix.
+  std::vector<int32_t> decode_seqs;    // sequences in decode form
+  std::vector<int32_t> prefill_seqs;   // the others
+  std::vector<int32_t> decode_rows;    // [Q] token row of each decode query
+  std::vector<int32_t> decode_tables;  // [Q, max_blocks] padded block tables
+  std::vector<int32_t> decode_lens;    // [Q] tokens attended (its own included)
   int64_t max_blocks = 0;
-  bool all_decode = false;  // every sequence is a decode sequence
+  bool all_decode = false;  // every sequence has exactly one new token, after a prefix
 
   absl::Span<const int32_t> table(int64_t s) const {
     const int64_t end = s + 1 < num_seqs ? table_offset[s + 1] : static_cast<int64_t>(tables.size());

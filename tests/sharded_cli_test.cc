@@ -1,6 +1,6 @@
 // The model sharded over local rank processes (--tp / --ep) gives the single-rank result: f32
 // logits within 1e-5 (relative to the largest logit) and the same greedy tokens, for both
-// families; bad layouts are refused by name; a rank that dies makes the leader fail fast.
+// DeepSeek families and the dense distills; bad layouts are refused by name; a rank that dies makes the leader fail fast.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -67,10 +67,8 @@ std::vector<int32_t> Greedy(const std::string& model, const std::string& layout)
   return nlohmann::json::parse(r.out)["ids"].get<std::vector<int32_t>>();
 }
 
-class Layouts : public testing::TestWithParam<std::string> {};
-
-TEST_P(Layouts, MatchOneRank) {
-  const std::string model = GetParam();
+// Logits within 1e-5 of one rank's (relative to its largest) and the same greedy tokens.
+void ExpectLayoutsMatchOneRank(const std::string& model, const std::vector<std::string>& layouts) {
   const auto want = Logits(model, "");
   ASSERT_FALSE(want.empty());
   float scale = 0;
@@ -78,7 +76,7 @@ TEST_P(Layouts, MatchOneRank) {
     for (float v : row) scale = std::max(scale, std::fabs(v));
   const auto want_ids = Greedy(model, "");
   ASSERT_EQ(want_ids.size(), 12u);
-  for (const std::string layout : {"--tp 2", "--tp 2 --ep 2", "--tp 4 --ep 4", "--tp 4 --ep 2"}) {
+  for (const std::string& layout : layouts) {
     const auto got = Logits(model, layout);
     ASSERT_EQ(got.size(), want.size()) << layout;
     float err = 0;
@@ -92,8 +90,37 @@ TEST_P(Layouts, MatchOneRank) {
   }
 }
 
+class Layouts : public testing::TestWithParam<std::string> {};
+
+TEST_P(Layouts, MatchOneRank) {
+  ExpectLayoutsMatchOneRank(GetParam(),
+                            {"--tp 2", "--tp 2 --ep 2", "--tp 4 --ep 4", "--tp 4 --ep 2"});
+}
+
 INSTANTIATE_TEST_SUITE_P(BothFamilies, Layouts,
                          testing::Values("v2_lite_bf16", "v3_fp8", "v32_fp8"));
+
+// The R1 distills' families: heads and KV heads split (qwen2 6:2 at tp 2), KV heads replicated
+// where tp exceeds them (llama 8:2 at tp 4, 4:1 with q/k/v and o biases at tp 2 and 4).
+TEST(DenseLayouts, MatchOneRank) {
+  ExpectLayoutsMatchOneRank("qwen2_gqa_f32", {"--tp 2"});
+  ExpectLayoutsMatchOneRank("llama_gqa_bf16", {"--tp 2", "--tp 4"});
+  ExpectLayoutsMatchOneRank("llama_bias_mqa_f32", {"--tp 2", "--tp 4"});
+}
+
+TEST(DenseLayouts, BadLayoutsAreRefusedByName) {
+  Result r = RunCli("logits --model " + kFixtures + "qwen2_gqa_f32 --ids 1,2 --tp 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("num_key_value_heads (2) and tp (3): one must divide the other"),
+            std::string::npos)
+      << r.err;
+  r = RunCli("logits --model " + kFixtures + "qwen2_gqa_f32 --ids 1,2 --tp 4");
+  EXPECT_NE(r.err.find("num_attention_heads (6) is not divisible by tp (4)"), std::string::npos)
+      << r.err;
+  r = RunCli("logits --model " + kFixtures + "llama_gqa_bf16 --ids 1,2 --tp 2 --ep 2");
+  EXPECT_NE(r.err.find("ep (2): model_type llama has no routed experts"), std::string::npos)
+      << r.err;
+}
 
 TEST(ShardedCli, BadLayoutsAreRefusedByName) {
   Result r = RunCli("logits --model " + kFixtures + "v3_fp8 --ids 1,2 --tp 3");

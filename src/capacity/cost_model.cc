@@ -127,6 +127,12 @@ absl::StatusOr<CostModel> CostModel::Create(const ModelConfig& model, const Prec
                                             const Deployment& d) {
   CostModel m;
   m.fp_ = FootprintOf(model);
+  if (model.IsDense() && d.layout.tp > 1) {
+    // A GQA cache is split by KV heads: each GPU of the group holds its heads' share.
+    const KvCacheSpec kv = ModelKvCacheSpec(model, KvDType::kBF16,
+                                            ShardLayout{.rank = 0, .tp = d.layout.tp, .ep = 1});
+    m.fp_.kv_elements_per_token = static_cast<double>(kv.num_layers * kv.row_width);
+  }
   m.precision_ = precision;
   m.layout_ = d.layout;
   m.gpu_ = d.gpu;

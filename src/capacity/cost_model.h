@@ -84,7 +84,8 @@ class CostModel {
   double kv_bytes_per_token() const { return fp_.KvBytesPerToken(precision_.kv_bytes); }
   // KV pool of one replica in blocks of kKvBlockSize tokens: the scheduler override, else GPU
   // memory * kv_memory_fraction - weights, per GPU, times dp (attention groups hold disjoint
-  // sequences; the tp GPUs of a group each hold the group's full latent cache).
+  // sequences; the tp GPUs of a group each hold the group's full latent cache, or with GQA
+  // their KV heads' share).
   int32_t num_kv_blocks() const { return num_kv_blocks_; }
   // Expected distinct routed experts (of E per layer) that `tokens` tokens touch.
   double ExpectedExpertsTouched(int64_t tokens) const;

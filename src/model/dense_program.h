@@ -2,7 +2,9 @@
 // distills use them) over BackendOps: embedding, per layer RMSNorm -> GQA attention (fused qkv
 // projection, optional q/k/v and o biases, RoPE in HF's rotate_half layout with default or
 // llama3 frequencies) -> RMSNorm -> SwiGLU MLP with residuals, final norm, lm_head (tied or
-// not). Follows transformers' modeling_qwen2.py / modeling_llama.py (eager attention). One rank.
+// not). Follows transformers' modeling_qwen2.py / modeling_llama.py (eager attention). Sharded
+// (tp > 1) as Megatron-LM's tensor parallelism: heads and intermediate split, attention and MLP
+// outputs all-reduced (shard_layout.h).
 #pragma once
 
 #include <memory>
@@ -14,15 +16,16 @@
 namespace dsinfer {
 
 // GQA's cache row: [K (kv_heads * head_dim) | V (kv_heads * head_dim)] per token and layer,
-// K after RoPE. The one place this width is derived.
-KvCacheSpec GqaKvCacheSpec(const ModelConfig& c, KvDType dtype);
+// K after RoPE, for this rank's KV heads. The one place this width is derived.
+KvCacheSpec GqaKvCacheSpec(const ModelConfig& c, const ShardLayout& layout, KvDType dtype);
 
 // The rotary frequencies and softmax scale of a dense config (default or llama3 rope_scaling).
 GqaParams DenseGqaParams(const ModelConfig& c);
 
 class DenseProgram final : public ModelProgram {
  public:
-  // InvalidArgument for a sharded layout (tp > 1) or a backend without GQA attention.
+  // InvalidArgument for a layout that does not divide the model or a backend without GQA
+  // attention.
   static absl::StatusOr<std::unique_ptr<DenseProgram>> Load(const ModelConfig& config,
                                                            const ShardLayout& layout,
                                                            const WeightStore& store,
@@ -40,8 +43,9 @@ class DenseProgram final : public ModelProgram {
                        int64_t max_seqs) const override;
 
  private:
-  DenseProgram(const ModelConfig& config, BackendOps& ops, DenseWeights weights);
-  absl::Status Attention(int64_t layer, Tensor xn, Tensor out);
+  DenseProgram(const ModelConfig& config, const ShardLayout& layout, BackendOps& ops,
+               DenseWeights weights);
+  absl::Status Attention(int64_t layer, Tensor xn, Tensor out, bool accumulate);
 
   ModelConfig config_;
   ShardLayout layout_;

@@ -8,13 +8,17 @@
 namespace dsinfer {
 using namespace schema;  // NOLINT: the schema building blocks
 
-DenseSchema MakeDenseSchema(const ModelConfig& c, bool tied_lm_head) {
+DenseSchema MakeDenseSchema(const ModelConfig& c, const ShardLayout& lay, bool tied_lm_head) {
   DenseSchema s;
   const int64_t D = c.hidden_size, V = c.vocab_size, hd = c.head_dim;
   const int64_t qw = c.num_attention_heads * hd, kw = c.num_key_value_heads * hd;
-  s.embed = Desc("embed", WeightRole::kEmbedding, {Whole("model.embed_tokens.weight", {V, D})});
+  // This rank's query heads, KV heads, intermediate and vocabulary slices (shard_layout.h).
+  const int64_t q0 = lay.HeadBegin(c) * hd, ql = lay.LocalHeads(c) * hd;
+  const int64_t k0 = lay.KvHeadBegin(c) * hd, kl = lay.LocalKvHeads(c) * hd;
+  const int64_t v0 = lay.VocabBegin(c), nv = lay.VocabEnd(c) - v0;
+  s.embed = Desc("embed", WeightRole::kEmbedding, {Rows("model.embed_tokens.weight", V, D, v0, nv)});
   s.lm_head = Desc("lm_head", WeightRole::kLinear,
-                   {Whole(tied_lm_head ? "model.embed_tokens.weight" : "lm_head.weight", {V, D})});
+                   {Rows(tied_lm_head ? "model.embed_tokens.weight" : "lm_head.weight", V, D, v0, nv)});
   s.final_norm = Vector("final_norm", "model.norm.weight", D);
   s.layers.resize(c.num_hidden_layers);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -26,17 +30,17 @@ DenseSchema MakeDenseSchema(const ModelConfig& c, bool tied_lm_head) {
     L.post_attention_norm =
         Vector(key + ".post_attention_norm", p + "post_attention_layernorm.weight", D);
     L.qkv = Desc(key + ".attn.qkv", WeightRole::kLinear,
-                 {Whole(a + "q_proj.weight", {qw, D}), Whole(a + "k_proj.weight", {kw, D}),
-                  Whole(a + "v_proj.weight", {kw, D})});
+                 {Rows(a + "q_proj.weight", qw, D, q0, ql), Rows(a + "k_proj.weight", kw, D, k0, kl),
+                  Rows(a + "v_proj.weight", kw, D, k0, kl)});
     if (c.qkv_bias) {
-      L.q_bias = Vector(key + ".attn.q_bias", a + "q_proj.bias", qw);
-      L.k_bias = Vector(key + ".attn.k_bias", a + "k_proj.bias", kw);
-      L.v_bias = Vector(key + ".attn.v_bias", a + "v_proj.bias", kw);
+      L.q_bias = Desc(key + ".attn.q_bias", WeightRole::kVector, {Elems(a + "q_proj.bias", qw, q0, ql)});
+      L.k_bias = Desc(key + ".attn.k_bias", WeightRole::kVector, {Elems(a + "k_proj.bias", kw, k0, kl)});
+      L.v_bias = Desc(key + ".attn.v_bias", WeightRole::kVector, {Elems(a + "v_proj.bias", kw, k0, kl)});
     }
-    L.o = Desc(key + ".attn.o", WeightRole::kLinear, {Whole(a + "o_proj.weight", {D, qw})});
+    L.o = Desc(key + ".attn.o", WeightRole::kLinear, {Cols(a + "o_proj.weight", D, qw, q0, ql)});
     if (c.o_bias) L.o_bias = Vector(key + ".attn.o_bias", a + "o_proj.bias", D);
-    const int64_t I = c.intermediate_size;
-    MlpSchema(key + ".mlp", p + "mlp.", D, I, 0, I, &L.gate_up, &L.down);
+    const int64_t I = c.intermediate_size, Il = I / lay.tp;
+    MlpSchema(key + ".mlp", p + "mlp.", D, I, lay.rank * Il, Il, &L.gate_up, &L.down);
   }
   return s;
 }
@@ -55,10 +59,11 @@ void ForEachDenseWeight(const DenseSchema& s, const std::function<void(const Wei
   each(s.lm_head);
 }
 
-absl::StatusOr<DenseWeights> LoadDenseWeights(const ModelConfig& c, const WeightStore& store,
-                                              BackendOps& ops) {
+absl::StatusOr<DenseWeights> LoadDenseWeights(const ModelConfig& c, const ShardLayout& layout,
+                                              const WeightStore& store, BackendOps& ops) {
+  RETURN_IF_ERROR(layout.Validate(c));
   const DenseSchema schema =
-      MakeDenseSchema(c, c.tie_word_embeddings && !store.Has("lm_head.weight"));
+      MakeDenseSchema(c, layout, c.tie_word_embeddings && !store.Has("lm_head.weight"));
   WeightReader reader(store);
   DenseWeights w;
   auto load = [&](const WeightDesc& d, std::unique_ptr<BackendWeight>* out) {

@@ -1,6 +1,7 @@
 // qwen2 / llama (the DeepSeek-R1 distills) weights: the schema (HF checkpoint names and fusions)
 // and the loaded weights as backend storage. Fusions: [q; k; v] as one projection, [gate; up].
-// Biases (qwen2's q/k/v, llama's attention_bias) are separate f32 vectors. One rank (tp 1).
+// Biases (qwen2's q/k/v, llama's attention_bias) are separate f32 vectors. A rank of tp holds
+// the slices of shard_layout.h (heads, KV heads, intermediate, vocabulary).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "src/config/model_config.h"
 #include "src/model/backend_ops.h"
+#include "src/model/shard_layout.h"
 #include "src/model/weight_desc.h"
 
 namespace dsinfer {
@@ -38,9 +40,9 @@ struct DenseWeights : DenseWeightsOf<std::unique_ptr<BackendWeight>> {
 };
 
 // `tied_lm_head`: lm_head is the embedding (tie_word_embeddings and no lm_head tensor).
-DenseSchema MakeDenseSchema(const ModelConfig& c, bool tied_lm_head);
+DenseSchema MakeDenseSchema(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head);
 void ForEachDenseWeight(const DenseSchema& s, const std::function<void(const WeightDesc&)>& f);
-absl::StatusOr<DenseWeights> LoadDenseWeights(const ModelConfig& c, const WeightStore& store,
-                                              BackendOps& ops);
+absl::StatusOr<DenseWeights> LoadDenseWeights(const ModelConfig& c, const ShardLayout& layout,
+                                              const WeightStore& store, BackendOps& ops);
 
 }  // namespace dsinfer

@@ -11,14 +11,14 @@
 
 namespace dsinfer {
 
-KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype) {
+KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype, const ShardLayout& layout) {
   if (c.IsV4()) return V4KvCacheSpec(c);  // f32 whatever the backend's KV dtype
-  return c.IsDense() ? GqaKvCacheSpec(c, dtype) : MlaKvCacheSpec(c, dtype);
+  return c.IsDense() ? GqaKvCacheSpec(c, layout, dtype) : MlaKvCacheSpec(c, dtype);
 }
 
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,
                         const std::function<void(const WeightDesc&)>& f, bool mtp_head) {
-  if (c.IsDense()) return ForEachDenseWeight(MakeDenseSchema(c, tied_lm_head), f);
+  if (c.IsDense()) return ForEachDenseWeight(MakeDenseSchema(c, layout, tied_lm_head), f);
   if (c.IsV4()) return ForEachV4Weight(MakeV4Schema(c), f);
   ForEachWeight(MakeDeepseekSchema(c, layout, tied_lm_head, mtp_head), f);
 }
@@ -33,14 +33,11 @@ absl::StatusOr<int64_t> ModelStoredBytes(const ModelConfig& c, const ShardLayout
     return V4StoredBytes(c, store);
   }
   if (!c.IsDense()) return DeepseekStoredBytes(c, layout, store, fp8_kept);
-  if (!layout.single()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tp (", layout.tp, "): model_type ", c.model_type, " runs on one rank"));
-  }
+  RETURN_IF_ERROR(layout.Validate(c));
   const bool tied = c.tie_word_embeddings && (store == nullptr || !store->Has("lm_head.weight"));
   int64_t total = 0;
   absl::Status st;
-  ForEachDenseWeight(MakeDenseSchema(c, tied), [&](const WeightDesc& d) {
+  ForEachDenseWeight(MakeDenseSchema(c, layout, tied), [&](const WeightDesc& d) {
     for (const TensorPart& p : d.parts) {
       DType t = DType::kBF16;  // the distills' release format
       if (store != nullptr) {

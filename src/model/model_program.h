@@ -48,8 +48,10 @@ class ModelProgram {
 };
 
 // ---- family dispatch (config.IsDense(): qwen2 / llama, else DeepSeek) ----------------------
-// The KV row of the family: MLA's latent row or GQA's [K | V] row. Every sizing path uses it.
-KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype);
+// The KV row of the family: MLA's latent row (whole on every rank) or GQA's [K | V] row (this
+// rank's KV heads). Every sizing path uses it.
+KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype,
+                             const ShardLayout& layout = {});
 // Every weight rank layout.rank loads, in load order (empty descriptions skipped).
 // `mtp_head`: a loaded MTP module has its own shared_head.head (HasMtpHead).
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,

@@ -46,13 +46,14 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
     RETURN_IF_ERROR(CheckWeightsFit(held, o.precision, *available));
     if (o.num_kv_blocks == 0 && o.kv_sizer) {
       const int64_t left = std::max<int64_t>(0, *available - static_cast<int64_t>(held.total));
-      RETURN_IF_ERROR(o.kv_sizer(ModelKvCacheSpec(config, ops->kv_dtype()), left).status());
+      RETURN_IF_ERROR(
+          o.kv_sizer(ModelKvCacheSpec(config, ops->kv_dtype(), o.layout), left).status());
     }
   }
   std::unique_ptr<ProgramRunner> r(new ProgramRunner(std::move(ops), o.precision));
   ASSIGN_OR_RETURN(r->program_, LoadModelProgram(config, o.layout, *store, *r->ops_));
   store->FinishProgress();
-  r->spec_ = ModelKvCacheSpec(r->program_->config(), r->ops_->kv_dtype());
+  r->spec_ = ModelKvCacheSpec(r->program_->config(), r->ops_->kv_dtype(), o.layout);
   if (const int64_t T = r->ops_->max_step_tokens(); T > 0) {
     const int64_t R = std::min(T, std::max<int64_t>(r->ops_->max_logit_rows(), 1));
     const int64_t S = std::min(T, std::max<int64_t>(r->ops_->max_step_seqs(), 1));

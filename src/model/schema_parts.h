@@ -26,6 +26,13 @@ inline TensorPart Cols(std::string name, int64_t rows, int64_t cols, int64_t c0,
           .slice = TensorSlice{.row0 = 0, .rows = rows, .col0 = c0, .cols = n}};
 }
 
+// Elements [e0, e0 + n) of a 1-D tensor of n_full elements (a bias a rank holds part of).
+inline TensorPart Elems(std::string name, int64_t n_full, int64_t e0, int64_t n) {
+  return {.name = std::move(name),
+          .shape = {n_full},
+          .slice = TensorSlice{.row0 = 0, .rows = 1, .col0 = e0, .cols = n}};
+}
+
 inline WeightDesc Desc(std::string key, WeightRole role, std::vector<TensorPart> parts) {
   WeightDesc d{.key = std::move(key), .role = role, .parts = std::move(parts)};
   d.cols = d.parts.front().cols();

@@ -23,13 +23,25 @@ absl::Status ShardLayout::Validate(const ModelConfig& c) const {
     return absl::InvalidArgumentError(absl::StrCat("rank ", rank, " is not in [0, ", tp, ")"));
   }
   if (tp == 1) return absl::OkStatus();
-  if (c.IsDense() || c.IsV4()) {
+  if (c.IsV4()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tp (", tp, "): model_type ", c.model_type,
-        " runs on one rank (tensor parallelism is implemented for DeepSeek-V2 / V3 / V3.2 only)"));
+        " runs on one rank (tensor parallelism is implemented for DeepSeek-V2 / V3 / V3.2, "
+        "qwen2 and llama)"));
   }
   if (absl::Status s = Divides(tp, c.num_attention_heads, "num_attention_heads", "tp"); !s.ok())
     return s;
+  if (c.IsDense()) {
+    if (ep != 1) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ep (", ep, "): model_type ", c.model_type, " has no routed experts; use ep 1"));
+    }
+    const int64_t kv = c.num_key_value_heads;
+    if (kv % tp != 0 && tp % kv != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "num_key_value_heads (", kv, ") and tp (", tp, "): one must divide the other"));
+    }
+  }
   bool any_dense = false;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) any_dense |= !c.IsMoeLayer(l);
   if (any_dense) {

@@ -8,6 +8,10 @@
 //   expert inter slice   (r % moe_tp) of moe_inter / moe_tp
 //   shared experts       replicated; each rank runs them on its own token slice
 //   MoE token slice      tokens [r·N/tp, (r+1)·N/tp) of a step are routed and dispatched by r
+// Dense families (qwen2 / llama): attention heads as above; KV heads [r·KV/tp, (r+1)·KV/tp) when
+// tp divides KV, else (KV divides tp) each rank keeps the one KV head its query heads read
+// (replicated over tp / KV ranks, as Megatron-LM and vLLM do); its GQA cache holds only those.
+// The o_proj bias is added once, after the all-reduce. ep is for routed experts: 1 for dense.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +36,13 @@ struct ShardLayout {
 
   int64_t HeadBegin(const ModelConfig& c) const { return PartBegin(c.num_attention_heads, tp, rank); }
   int64_t LocalHeads(const ModelConfig& c) const { return c.num_attention_heads / tp; }
+  int64_t LocalKvHeads(const ModelConfig& c) const {
+    return c.num_key_value_heads >= tp ? c.num_key_value_heads / tp : 1;
+  }
+  int64_t KvHeadBegin(const ModelConfig& c) const {
+    return c.num_key_value_heads >= tp ? rank * LocalKvHeads(c)
+                                       : rank * c.num_key_value_heads / tp;
+  }
   int64_t VocabBegin(const ModelConfig& c) const { return PartBegin(c.vocab_size, tp, rank); }
   int64_t VocabEnd(const ModelConfig& c) const { return PartBegin(c.vocab_size, tp, rank + 1); }
   int64_t ExpertsPerGroup(const ModelConfig& c) const { return c.n_routed_experts / ep; }

@@ -258,20 +258,23 @@ absl::Status WeightStore::Read(std::string_view name, absl::Span<const int64_t> 
   }
   const int64_t n = t.numel();
   uint64_t bytes = t.nbytes;
+  // A slice of a 1-D tensor reads it as one row: [1, n].
+  const int64_t full_rows = t.shape.size() == 2 ? t.shape[0] : 1;
+  const int64_t full_cols = t.shape.empty() ? 1 : t.shape.back();
   if (slice != nullptr) {
-    if (t.shape.size() != 2 || slice->row0 < 0 || slice->col0 < 0 || slice->rows < 0 ||
-        slice->cols < 0 || slice->row0 + slice->rows > t.shape[0] ||
-        slice->col0 + slice->cols > t.shape[1]) {
+    if (t.shape.empty() || t.shape.size() > 2 || slice->row0 < 0 || slice->col0 < 0 ||
+        slice->rows < 0 || slice->cols < 0 || slice->row0 + slice->rows > full_rows ||
+        slice->col0 + slice->cols > full_cols) {
       return absl::InvalidArgumentError(absl::StrCat(
           "tensor \"", t.name, "\": slice rows [", slice->row0, ", ", slice->row0 + slice->rows,
           ") cols [", slice->col0, ", ", slice->col0 + slice->cols, ") is outside shape ",
           ShapeString(t.shape)));
     }
-    bytes = static_cast<uint64_t>(slice->rows * t.shape[1] * DTypeSize(t.dtype));
+    bytes = static_cast<uint64_t>(slice->rows * full_cols * DTypeSize(t.dtype));
   }
 
   if (t.dtype != DType::kF8E4M3 && slice != nullptr) {
-    const int64_t full_cols = t.shape[1], esize = DTypeSize(t.dtype);
+    const int64_t esize = DTypeSize(t.dtype);
     ParallelRange(slice->rows, slice->cols, [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const uint8_t* src = t.data + ((slice->row0 + r) * full_cols + slice->col0) * esize;

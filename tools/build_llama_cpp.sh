@@ -35,7 +35,9 @@ mkdir -p "$PEERS" "$SRC"
 SDIST="$SRC/llama_cpp_python-$VER.tar.gz"
 if [[ ! -f "$SDIST" ]]; then
   log "downloading llama-cpp-python==$VER sdist"
-  python3 -m pip download --no-binary :all: --no-deps "llama-cpp-python==$VER" -d "$SRC"
+  # --no-binary for this package only: with :all: pip builds every build dependency (setuptools,
+  # scikit-build-core, cmake, ...) from source just to prepare the sdist's metadata.
+  python3 -m pip download --no-binary llama-cpp-python --no-deps "llama-cpp-python==$VER" -d "$SRC"
 fi
 SDIR="$SRC/llama_cpp_python-$VER"
 MODGIT="$SDIR/.git/modules/vendor/llama.cpp"

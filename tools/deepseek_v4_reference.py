@@ -80,10 +80,10 @@ def rope(x, pos, freq, inverse=False):
 
 
 class V4Reference:
-    def __init__(self, model_dir: str):
+    def __init__(self, model_dir: str, state: dict[str, torch.Tensor] | None = None):
         with open(os.path.join(model_dir, "config.json")) as f:
             self.c = json.load(f)
-        self.w = {k: (v.float() if v.is_floating_point() else v) for k, v in ref.load_f32_state(model_dir).items()}
+        self.w = {k: (v.float() if v.is_floating_point() else v) for k, v in (state if state is not None else ref.load_f32_state(model_dir)).items()}
         c = self.c
         self.eps = c["rms_norm_eps"]
         self.rd = c["qk_rope_head_dim"]

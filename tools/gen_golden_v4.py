@@ -7,7 +7,8 @@ attn.compressor.wkv / wgate / ape / norm, attn.indexer.*, ffn.gate.tid2eid, ffn.
 w2 / w3, hc_attn_fn, ...): every layer type (sliding, CSA with rate 4 and the lightning indexer,
 HCA with rate 128), hash-routed and top-k routed MoE, mHC with hc_mult 3, sizes that are not
 multiples of 128. The attention / shared-expert projections are FP8 E4M3 with 128x128 block
-scales (as the release); experts BF16; norms, mHC, compressor and router weights F32.
+scales (as the release); routed experts FP4 (E2M1 + E8M0 per 32 inputs); norms, mHC,
+compressor and router weights F32.
 
 Goldens: tools/deepseek_v4_reference.py (DeepSeek's published V4 inference semantics, float32) on
 the stored weights with FP8 dequantised by DeepSeek's 128x128 rule (../shared/PEERS.md); logits of
@@ -32,6 +33,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import deepseek_reference as ref  # noqa: E402
 import deepseek_v4_reference as v4ref  # noqa: E402
+import gen_fp4_fixture as fp4  # noqa: E402
 import gen_golden_models as gen  # noqa: E402
 
 NAME = "v4_tiny"
@@ -105,10 +107,24 @@ def make_weights(model, seed: int) -> None:
                 gate.e_score_correction_bias.copy_(normal((c.n_routed_experts,), 0.1))
 
 
+def is_routed_expert(k: str) -> bool:
+    return ".ffn.experts." in k and k.endswith(".weight")
+
+
 def to_storage(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Storage dtypes; routed experts FP4 (E2M1 + E8M0 per 32 inputs, as the V4 release): layers
+    0-1 as int8 codes + `.scale`, layers 2-3 as float4_e2m1fn_x2 + `.weight_scale_inv`."""
     out = {}
     for k, t in state.items():
-        if k.endswith(FP8_SUFFIXES):
+        if is_routed_expert(k):
+            packed, exps = fp4.quant_fp4(t.float())
+            if int(k.split(".")[2]) < 2:
+                out[k] = packed.view(torch.int8)
+                out[k[: -len(".weight")] + ".scale"] = exps.view(torch.float8_e8m0fnu)
+            else:
+                out[k] = packed.view(torch.float4_e2m1fn_x2)
+                out[k + "_scale_inv"] = exps.view(torch.float8_e8m0fnu)
+        elif k.endswith(FP8_SUFFIXES):
             q, s = ref.quant_fp8_block(t)
             out[k], out[k + "_scale_inv"] = q, s
         elif ".experts." in k or k.endswith(("embed_tokens.weight", "head.weight")):
@@ -138,15 +154,28 @@ def build(out_dir: str, seed: int):
         with open(os.path.join(tmp, "config.json")) as f:
             config_json = json.load(f)
     config_json["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic",
-                                          "weight_block_size": [128, 128]}
+                                          "weight_block_size": [128, 128], "expert_dtype": "fp4"}
     config_json["torch_dtype"] = "bfloat16"
     config_json.pop("dtype", None)
     gen.write_json(os.path.join(out_dir, "config.json"), config_json)
-    gen.save_st(to_storage(state), os.path.join(out_dir, "model.safetensors"))
+    stored = to_storage(state)
+    gen.save_st(stored, os.path.join(out_dir, "model.safetensors"))
+    # float32 copy the reference runs on: FP8 by DeepSeek's 128x128 blocks, FP4 by its table
+    f32 = {}
+    for k, t in stored.items():
+        if k.endswith(("_scale_inv", ".scale")):
+            continue
+        if is_routed_expert(k):
+            sk = k + "_scale_inv" if (k + "_scale_inv") in stored else k[: -len(".weight")] + ".scale"
+            f32[k] = fp4.dequant_fp4(t.view(torch.uint8), stored[sk])
+        elif t.dtype == torch.float8_e4m3fn:
+            f32[k] = ref.dequant_fp8_block(t, stored[k + "_scale_inv"])
+        else:
+            f32[k] = t.float()
 
     g = torch.Generator().manual_seed(seed + 7)
     prompts = [torch.randint(2, VOCAB, (n,), generator=g).tolist() for n in PROMPT_LENS]
-    r = v4ref.V4Reference(out_dir)  # float32 copy of the stored (FP8-dequantised) weights
+    r = v4ref.V4Reference(out_dir, state=f32)
     logits = [r.logits(p) for p in prompts]
     greedy, margin = [], float("inf")
     for p, lg in zip(prompts, logits):
@@ -189,7 +218,7 @@ def main() -> None:
         # bf16 run is held to the bar there only (a discontinuous top-k may flip under bf16 rounding).
         "index": {"index_topk": rate * (CONFIG["index_topk"] + 1) - 1},
         "notes": "Layers: sliding+hash, CSA(rate 4, indexer top-%d of %d heads)+hash, HCA(rate 128)+top-k, "
-                 "CSA+top-k; window %d; hc_mult 3; experts BF16 (FP8 attention / shared expert). The 150- and "
+                 "CSA+top-k; window %d; hc_mult 3; routed experts FP4 (layers 0-1 I8 + .scale, 2-3 F4 + .weight_scale_inv), attention / shared expert FP8. The 150- and "
                  "300-token prompts pass the window, many CSA windows and one / two HCA windows. Seeds whose "
                  "indexer top-k is within 1e-4 (relative) or greedy argmax within 1e-3 of a tie are skipped. HF transformers 5.25's "
                  "deepseek_v4 agrees with the reference to 1e-6 wherever the indexer selects every visible entry."

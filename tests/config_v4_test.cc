@@ -151,7 +151,7 @@ TEST(ConfigV4, RefusesUnsupportedNamingTheField) {
       {"rope_parameters.compress.rope_type",
        [](Json& j) { j["rope_parameters"]["compress"]["rope_type"] = "longrope"; }},
       {"quantization_config.expert_dtype", [](Json& j) {
-         j["quantization_config"] = {{"quant_method", "fp8"}, {"expert_dtype", "fp4"}};
+         j["quantization_config"] = {{"quant_method", "fp8"}, {"expert_dtype", "fp2"}};
        }},
       {"swiglu_limit", [](Json& j) { j["swiglu_limit"] = -1; }},
       {"index_topk", [](Json& j) { j["index_topk"] = 0; }},

@@ -182,7 +182,8 @@ TEST_P(GoldenModelTest, ChunkedPrefillMatches) {
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenModelTest,
                          ::testing::Values("v2_lite_bf16", "v3_fp8", "v3_fp4", "v2_group_f16", "v32_fp8",
-                                           "qwen2_gqa_f32", "llama_gqa_bf16", "llama_bias_mqa_f32"));
+                                           "qwen2_gqa_f32", "llama_gqa_bf16", "llama_bias_mqa_f32",
+                                           "v4_tiny"));
 
 TEST(ModelErrors, BadInputIsAnError) {
   auto model = Load("v2_lite_bf16", Precision::kF32);

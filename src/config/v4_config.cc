@@ -270,13 +270,14 @@ absl::Status ParseV4Quantization(const Json& root, ModelConfig* c) {
   if (auto q_expert = q.find("expert_dtype"); q_expert != q.end() && !q_expert->is_null()) {
     ASSIGN_OR_RETURN(expert_dtype, GetString(q, "expert_dtype", "quantization_config.expert_dtype"));
   }
-  if (expert_dtype.has_value() && *expert_dtype != "fp8" && *expert_dtype != "bf16" &&
-      *expert_dtype != "bfloat16") {
+  if (expert_dtype.has_value() && *expert_dtype != "fp4" && *expert_dtype != "fp8" &&
+      *expert_dtype != "bf16" && *expert_dtype != "bfloat16") {
     return FieldError("quantization_config.expert_dtype",
-                      absl::StrCat("\"", *expert_dtype,
-                                   "\" is not supported yet (fp8 or bf16 experts; FP4 experts "
-                                   "need the FP4 weight types)"));
+                      absl::StrCat("\"", *expert_dtype, "\" is not supported (fp4, fp8 or bf16)"));
   }
+  // FP4 routed experts (E2M1 codes + E8M0 scales per 32 inputs), checked by their value shape
+  // at load as for V3.
+  c->fp8.experts_fp4 = expert_dtype.has_value() && *expert_dtype == "fp4";
   c->fp8.enabled = true;
   if (auto wb = q.find("weight_block_size"); wb != q.end() && !wb->is_null()) {
     if (!wb->is_array() || wb->size() != 2) {

@@ -3,8 +3,10 @@
 // sampled row + cost per prompt token), so victim TTFT and throughput depend only on the
 // scheduling policy, not on what else the machine runs. Compares the step share on and off.
 // Usage: fairness_sim [--seconds S] [--fixed_ms F] [--row_ms R] [--token_ms T] [--seed N]
+//                     [--flood_prompt L]
 // The defaults model the bundled tiny model on the 2-core CPU (a 1-row step ~16 ms, a 64-row
-// step ~75 ms, ~0.3 ms per prompt token). Prints a markdown table.
+// step ~75 ms, ~0.3 ms per prompt token). --flood_prompt L: the flooder's prompts are L/2 to L
+// tokens (default 64, as the victim's: 32-64). Prints a markdown table.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -37,9 +39,10 @@ double Pct(std::vector<double> v, double q) {
   return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
 }
 
-// victim at `rate` req/s, flooder at flood x rate (0: none); both prompt 32-64, output 32-64.
+// victim at `rate` req/s, flooder at flood x rate (0: none); prompts 32-64 (the flooder's
+// flood_prompt / 2 to flood_prompt), outputs 32-64.
 Result Run(bool step_share, double rate, double flood, double seconds, const Model& m,
-           uint64_t seed) {
+           uint64_t seed, int flood_prompt) {
   SchedulerLimits l;  // the serving bench's server 1 (write_config ... 64 256 30)
   l.max_batched_tokens = 1024;
   l.prefill_chunk = 256;
@@ -70,6 +73,7 @@ Result Run(bool step_share, double rate, double flood, double seconds, const Mod
   std::sort(arrivals.begin(), arrivals.end(), [](auto& a, auto& b) { return a.t < b.t; });
 
   std::uniform_int_distribution<int> len(32, 64);
+  std::uniform_int_distribution<int> flood_len(flood_prompt / 2, flood_prompt);
   std::map<uint64_t, std::pair<double, int>> live;  // id -> (arrival, tenant)
   Result res;
   int64_t tokens[2] = {0, 0};
@@ -82,7 +86,8 @@ Result Run(bool step_share, double rate, double flood, double seconds, const Mod
       NewRequest r;
       r.id = id++;
       r.tenant = tenants[arrivals[next].tenant].id;
-      r.prompt.assign(len(rng), static_cast<int32_t>(r.id % 30000) + 1);
+      const int prompt = arrivals[next].tenant == 1 ? flood_len(rng) : len(rng);
+      r.prompt.assign(prompt, static_cast<int32_t>(r.id % 30000) + 1);
       r.max_tokens = len(rng);
       if (sched->Add(std::move(r), arrivals[next].t).status.ok()) {
         live[id - 1] = {arrivals[next].t, arrivals[next].tenant};
@@ -138,6 +143,7 @@ int main(int argc, char** argv) {
   Model m;
   double seconds = 600;
   uint64_t seed = 7;
+  int flood_prompt = 64;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string f = argv[i];
     const double v = std::atof(argv[i + 1]);
@@ -146,20 +152,24 @@ int main(int argc, char** argv) {
     else if (f == "--row_ms") m.row_ms = v;
     else if (f == "--token_ms") m.token_ms = v;
     else if (f == "--seed") seed = static_cast<uint64_t>(v);
+    else if (f == "--flood_prompt")
+      flood_prompt = std::max(2, static_cast<int>(v));
     else {
       std::fprintf(stderr, "unknown flag %s\n", f.c_str());
       return 2;
     }
   }
   const double rate = 2.125;  // the serving bench's victim rate (15% of 680 tok/s / 48)
-  std::printf("model: step = %.1f ms + %.2f ms per sampled row + %.2f ms per prompt token; "
-              "%.0f s simulated, seed %llu\n\n", m.fixed_ms, m.row_ms, m.token_ms, seconds,
-              static_cast<unsigned long long>(seed));
+  std::printf(
+      "model: step = %.1f ms + %.2f ms per sampled row + %.2f ms per prompt token; "
+      "%.0f s simulated, seed %llu, flooder prompts %d-%d tokens\n\n",
+      m.fixed_ms, m.row_ms, m.token_ms, seconds, static_cast<unsigned long long>(seed),
+      flood_prompt / 2, flood_prompt);
   std::printf("| step share | victim TTFT p50 / p99 alone (ms) | 10x flooder uncapped | ratio p99 "
               "| flooder / total tok/s |\n|---|---|---|---|---|\n");
   for (bool on : {false, true}) {
-    const Result alone = Run(on, rate, 0, seconds, m, seed);
-    const Result flood = Run(on, rate, 10, seconds, m, seed);
+    const Result alone = Run(on, rate, 0, seconds, m, seed, flood_prompt);
+    const Result flood = Run(on, rate, 10, seconds, m, seed, flood_prompt);
     const double a99 = Pct(alone.victim_ttft, 0.99), f99 = Pct(flood.victim_ttft, 0.99);
     std::printf("| %s | %.0f / %.0f | %.0f / %.0f (n=%zu) | %.2fx | %.0f / %.0f |\n",
                 on ? "on" : "off", 1e3 * Pct(alone.victim_ttft, 0.5), 1e3 * a99,

@@ -92,6 +92,7 @@ class Harness {
   }
 
   bool done(uint64_t id) const { return !sched_->Contains(id); }
+  int64_t prompt_len(uint64_t id) const { return prompt_len_.at(id); }
   bool idle() const { return sched_->num_waiting() == 0 && sched_->num_running() == 0; }
 
   // Plan, check, commit, execute, OnTokens. Returns the committed plan.

@@ -4,6 +4,7 @@
 // scheduler_harness.h.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -217,6 +218,136 @@ TEST(StepShare, AFloodersOwnNewcomerDefersNoTenantBelowIt) {
   EXPECT_TRUE(a_started);
   EXPECT_EQ(b_rows, 3);
   EXPECT_TRUE(plan.deferred.empty());
+}
+
+// Watches every plan of h (before Commit): the prompt tokens (first computation or recompute,
+// everything but a decode's one token) of tenant a's items (ids < 100), and whether tenant b
+// (ids >= 100) had work, running or waiting, when the step was planned.
+struct StepTokens {
+  int64_t a_prompt = 0;
+  bool b_has_work = false;
+};
+void WatchPromptTokens(Harness& h, StepTokens* out) {
+  h.on_plan = [&h, out](const StepPlan& plan) {
+    const SchedulerStats st = h.sched().Stats();
+    out->b_has_work = st.tenants[1].running + st.tenants[1].waiting > 0;
+    out->a_prompt = 0;
+    for (const StepItem& item : plan.items) {
+      if (item.seq_id >= 100) continue;
+      const int64_t len = static_cast<int64_t>(h.sched().tokens(item.seq_id).size());
+      const bool decode = item.num_tokens - item.num_draft == 1 && item.start_pos + 1 == len &&
+                          len > h.prompt_len(item.seq_id);
+      out->a_prompt += decode ? 0 : item.num_tokens;
+    }
+  };
+}
+
+// a floods (long prompts, more requests than slots); b, within its share, sends a short request
+// every third step. In every step planned while b has work, a computes at most its weight's
+// share of one prefill chunk of prompt tokens (64 / 2), so b's steps stay short and b's first
+// token comes in the step after its arrival; a keeps progressing (its prompts are bounded, not
+// stopped) and its outputs equal those of an undisturbed run. Alone, a fills the token budget.
+TEST(StepShare, AHeavierTenantsPromptTokensPerStepAreBoundedWhileALighterOneHasWork) {
+  const SchedulerLimits limits = ShareLimits();
+  std::vector<TenantPolicy> tenants = {Tenant("a"), Tenant("b")};
+  Harness h(limits, tenants), ref(limits, tenants);
+  for (Harness* x : {&h, &ref}) {
+    for (int i = 0; i < 24; ++i) {
+      ASSERT_TRUE(x->Add(i, "a", kI, Tokens(i, 200), 20).status.ok());
+    }
+  }
+  ref.RunUntilIdle();
+  StepTokens seen;
+  WatchPromptTokens(h, &seen);
+  const int64_t bound = limits.prefill_chunk / 2;
+  int64_t alone_max = 0;
+  for (int k = 0; k < 3; ++k) {
+    h.Step();
+    alone_max = std::max(alone_max, seen.a_prompt);
+  }
+  EXPECT_GT(alone_max, bound) << "a alone is not bounded in prompt tokens";
+
+  std::map<uint64_t, int64_t> added_at;  // b's request -> the step it arrived before
+  std::map<uint64_t, int64_t> first_at;  // b's request -> the step that sampled its first token
+  int64_t a_prompt_with_b = 0, steps_with_b = 0;
+  for (int k = 0; k < 90; ++k) {
+    if (k % 3 == 0) {
+      const uint64_t id = 100 + k / 3;
+      ASSERT_TRUE(h.Add(id, "b", kI, Tokens(id, 20), 6).status.ok());
+      added_at[id] = h.steps;
+    }
+    const int64_t step = h.steps;
+    StepPlan plan = h.Step();
+    for (const StepItem& item : plan.items) {
+      if (item.seq_id >= 100 && item.sample && !first_at.contains(item.seq_id)) {
+        first_at[item.seq_id] = step;
+      }
+    }
+    if (!seen.b_has_work) continue;
+    ++steps_with_b;
+    a_prompt_with_b += seen.a_prompt;
+    EXPECT_LE(seen.a_prompt, bound) << "step " << k << ": a's prompt tokens while b has work";
+  }
+  EXPECT_GT(steps_with_b, 60);
+  EXPECT_GT(a_prompt_with_b, 0) << "a's prompts stopped instead of being bounded";
+  for (const auto& [id, at] : added_at) {
+    ASSERT_TRUE(first_at.contains(id)) << "b's request " << id << " never started";
+    EXPECT_EQ(first_at[id], at) << "b's request " << id << ": first token not in its first step";
+  }
+  if (HasFailure()) return;  // RunUntilIdle stops at a failure: the outputs would differ too
+  h.RunUntilIdle();
+  for (int i = 0; i < 24; ++i) EXPECT_EQ(h.outputs[i], ref.outputs[i]) << "request " << i;
+}
+
+// The bound is never zero: with b weighing 100 times a, a's share of a chunk rounds down to 0
+// and a still computes one prompt token per step (at most) while b keeps sending. All of a's
+// requests finish while b is still busy: bounded, not starved.
+TEST(StepShare, ThePromptTokenBoundIsNeverZero) {
+  const SchedulerLimits limits = ShareLimits();
+  Harness h(limits, {Tenant("a"), Tenant("b", 100)});
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 40), 4).status.ok());
+  StepTokens seen;
+  WatchPromptTokens(h, &seen);
+  int64_t a_prompt_with_b = 0;
+  int k = 0;
+  for (; k < 1000 && !HasFailure(); ++k) {
+    if (k % 2 == 0) {
+      const uint64_t id = 100 + k / 2;
+      ASSERT_TRUE(h.Add(id, "b", kI, Tokens(id, 8), 3).status.ok());
+    }
+    h.Step();
+    if (seen.b_has_work) {
+      EXPECT_LE(seen.a_prompt, 1) << "step " << k;
+      a_prompt_with_b += seen.a_prompt;
+    }
+    if (h.done(0) && h.done(1) && h.done(2)) break;
+  }
+  if (HasFailure()) return;  // the loop stops at a failure
+  EXPECT_LT(k, 1000) << "a did not finish while b kept sending";
+  EXPECT_GE(a_prompt_with_b, 3 * 40) << "a's prompts were computed while b had work";
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(h.outputs[i].size(), 4u) << "request " << i;
+  h.RunUntilIdle();
+}
+
+// The lighter tenant itself is not bounded: b's long prompt runs in whole chunks while a floods
+// (a's bounded prompt tokens leave the budget for them).
+TEST(StepShare, TheLighterTenantsPromptsRunInWholeChunks) {
+  const SchedulerLimits limits = ShareLimits();
+  Harness h(limits, {Tenant("a"), Tenant("b")});
+  for (int i = 0; i < 24; ++i) ASSERT_TRUE(h.Add(i, "a", kI, Tokens(i, 200), 20).status.ok());
+  for (int k = 0; k < 5; ++k) h.Step();
+  ASSERT_TRUE(h.Add(100, "b", kI, Tokens(100, 4 * limits.prefill_chunk), 4).status.ok());
+  int chunks = 0;
+  while (!h.done(100) && !HasFailure()) {
+    StepPlan plan = h.Step();
+    for (const StepItem& item : plan.items) {
+      if (item.seq_id != 100 || item.start_pos >= 4 * limits.prefill_chunk) continue;
+      EXPECT_EQ(item.num_tokens, limits.prefill_chunk) << "b's chunk at " << item.start_pos;
+      ++chunks;
+    }
+  }
+  EXPECT_EQ(chunks, 4);
+  h.RunUntilIdle();
 }
 
 TEST(StepShare, OffMeansUnboundedStepsAndTheWindowIsChecked) {

@@ -20,6 +20,7 @@ Planner::Planner(const SchedulerState& state, double now) : st_(state), now_(now
     sim_.queue_pos[p].assign(st_.tenants.size(), 0);
     sim_.resume_pos[p].assign(st_.tenants.size(), 0);
     sim_.running_by[p].assign(st_.tenants.size(), 0);
+    sim_.prefill_by[p].assign(st_.tenants.size(), 0);
   }
 }
 
@@ -242,7 +243,8 @@ bool Planner::TryAdmit(const Sequence* s) {
     }
   }
   const int64_t cached = static_cast<int64_t>(hits.size()) * kKvBlockSize;
-  const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget});
+  const int64_t n = std::min({st_.limits.prefill_chunk, len - cached, sim_.budget,
+                              PrefillLeft(p, static_cast<size_t>(s->tenant))});
   const int32_t k =
       static_cast<int32_t>(BlocksForTokens(cached + n)) - static_cast<int32_t>(hits.size());
   int32_t pinned_evictable = 0;
@@ -282,6 +284,7 @@ bool Planner::TryAdmit(const Sequence* s) {
   ++sim_.running_by[p][s->tenant];
   AddItem(s, cached, n, k, /*admitted=*/true);
   sim_.items.back().newcomer = newcomer;
+  sim_.prefill_by[p][s->tenant] += n;
   return true;
 }
 
@@ -359,7 +362,10 @@ void Planner::DeferForNewcomers() {
 void Planner::BoundStepsByShare() {
   const size_t n = st_.tenants.size();
   held_.assign(order_.size(), 0);
-  for (int p = 0; p < kNumPriorities; ++p) row_bound_[p].assign(n, 0);
+  for (int p = 0; p < kNumPriorities; ++p) {
+    row_bound_[p].assign(n, 0);
+    token_bound_[p].assign(n, 0);
+  }
   if (!st_.limits.step_share) return;
   std::vector<char> active(n);
   std::vector<int32_t> mine;
@@ -389,6 +395,27 @@ void Planner::BoundStepsByShare() {
         return order_[a]->last_step < order_[b]->last_step;
       });
       for (size_t k = static_cast<size_t>(bound); k < mine.size(); ++k) held_[mine[k]] = 1;
+    }
+    // Step tokens: a tenant's demand is its running plus waiting sequences per weight. While an
+    // active tenant holds fewer slots than its share, every active tenant with a larger demand
+    // than the least such tenant computes at most its weight's share of one prefill chunk of
+    // prompt tokens this step (at least 1): its prompts cannot make the lighter tenant's steps
+    // long. Decodes are bounded by rows above. Demand, not slots, so a tenant kept below its
+    // share by this bound does not count as the lighter one while its queue is long.
+    auto demand = [this, p](size_t t) {
+      return (sim_.running_by[p][t] + st_.resume[p][t].size() + st_.queued[p][t].size()) /
+             st_.tenants[t].policy.weight;
+    };
+    double light = std::numeric_limits<double>::infinity();
+    for (size_t t = 0; t < n; ++t) {
+      const double share = st_.limits.max_running * st_.tenants[t].policy.weight / weights;
+      if (active[t] && sim_.running_by[p][t] < share - 1e-9) light = std::min(light, demand(t));
+    }
+    for (size_t t = 0; t < n; ++t) {
+      if (!active[t] || !(demand(t) > light + 1e-9)) continue;
+      token_bound_[p][t] = std::max<int64_t>(
+          1,
+          static_cast<int64_t>(st_.limits.prefill_chunk * st_.tenants[t].policy.weight / weights));
     }
   }
 }
@@ -484,9 +511,12 @@ StepPlan Planner::Run() {
     for (int32_t i = class_begin_[p]; i < class_begin_[p + 1] && sim_.budget > 0; ++i) {
       const Sequence* s = order_[i];
       if (held_[i] || sim_.dead.contains(s->id) || s->num_computed >= s->num_tokens() - 1) continue;
-      const int64_t n =
-          std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed, sim_.budget});
+      const int64_t n = std::min({st_.limits.prefill_chunk, s->num_tokens() - s->num_computed,
+                                  sim_.budget, PrefillLeft(p, static_cast<size_t>(s->tenant))});
+      if (n <= 0) continue;
+      const size_t before = sim_.items.size();
       ScheduleRunning(i, n, /*may_shrink=*/true);
+      if (sim_.items.size() > before) sim_.prefill_by[p][s->tenant] += sim_.items.back().n;
     }
     if (admitting) admitting = AdmitClass(p);
   }

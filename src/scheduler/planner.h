@@ -7,6 +7,7 @@
 #include <array>
 #include <cstdint>
 #include <deque>
+#include <limits>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -53,6 +54,7 @@ class Planner {
     std::array<std::vector<size_t>, kNumPriorities> resume_pos;   // [class][tenant]
     std::array<std::vector<size_t>, kNumPriorities> queue_pos;    // [class][tenant]
     std::array<std::vector<int32_t>, kNumPriorities> running_by;  // [class][tenant] sequences
+    std::array<std::vector<int64_t>, kNumPriorities> prefill_by;  // [class][tenant] prompt tokens
     int32_t tail = -1;  // victim search position in order_ (KV pressure)
   };
 
@@ -98,10 +100,19 @@ class Planner {
   // Step share: in a class where another tenant is active (running, waiting, or within the
   // window), each active tenant may run at most row_bound_ = ceil(its slot share among the
   // active tenants) sequences this step; those beyond it, the most recently run, are held.
+  // A tenant holding more slots per weight than an active tenant within its share computes at
+  // most token_bound_ = its weight's share of prefill_chunk prompt tokens this step.
   void BoundStepsByShare();
-  // Tenant t may not be admitted in class p: it holds its row bound of slots already.
+  // Tenant t may not be admitted in class p: it holds its row bound of slots already, or its
+  // prompt tokens of this step are spent.
   bool AtRowBound(int p, size_t t) const {
-    return row_bound_[p][t] > 0 && sim_.running_by[p][t] >= row_bound_[p][t];
+    return (row_bound_[p][t] > 0 && sim_.running_by[p][t] >= row_bound_[p][t]) ||
+           PrefillLeft(p, t) <= 0;
+  }
+  // Prompt tokens (prefill chunks and admissions) tenant t may still compute in class p.
+  int64_t PrefillLeft(int p, size_t t) const {
+    return token_bound_[p][t] > 0 ? token_bound_[p][t] - sim_.prefill_by[p][t]
+                                  : std::numeric_limits<int64_t>::max();
   }
 
   const SchedulerState& st_;
@@ -112,6 +123,7 @@ class Planner {
   std::vector<Rejection> rejections_;
   std::vector<uint64_t> deferred_;
   std::array<std::vector<int32_t>, kNumPriorities> row_bound_;  // [class][tenant]; 0: unbounded
+  std::array<std::vector<int64_t>, kNumPriorities> token_bound_;  // [class][tenant]; 0: unbounded
   std::vector<char> held_;  // by order_ index: held back by the step share
   Sim sim_;
 };

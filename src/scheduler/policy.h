@@ -37,8 +37,10 @@ struct SchedulerLimits {
   int32_t max_preemptions_per_request = 2;
   // Step share: while another tenant of its class is active (running, waiting, or either within
   // the last `share_window_seconds`), a tenant computes at most its slot share of the step's
-  // rows (sequences), rotating among its running sequences, and is not admitted beyond it. The
-  // step in flight when a tenant's request arrives is then short. false: steps are unbounded.
+  // rows (sequences), rotating among its running sequences, and is not admitted beyond it; while
+  // an active tenant is within its share, a tenant with more demand (running + waiting per
+  // weight) also computes at most its weight's share of prefill_chunk prompt tokens per step.
+  // The step in flight when a tenant's request arrives is then short. false: steps are unbounded.
   bool step_share = true;
   double share_window_seconds = 5;
 };

@@ -124,4 +124,18 @@ absl::Status CheckPositive(absl::string_view field, double v) {
   return absl::OkStatus();
 }
 
+absl::Status GetWeightBlockSize(const nlohmann::json& q, int64_t* n, int64_t* k) {
+  auto wb = q.find("weight_block_size");
+  if (wb == q.end() || wb->is_null()) return absl::OkStatus();
+  if (!wb->is_array() || wb->size() != 2) {
+    return FieldError("quantization_config.weight_block_size",
+                      absl::StrCat("must be a list [n, k], got ", Describe(*wb)));
+  }
+  const nlohmann::json pair = nlohmann::json::object({{"n", (*wb)[0]}, {"k", (*wb)[1]}});
+  RETURN_IF_ERROR(GetInt(pair, "n", "quantization_config.weight_block_size[0]", n));
+  RETURN_IF_ERROR(GetInt(pair, "k", "quantization_config.weight_block_size[1]", k));
+  RETURN_IF_ERROR(CheckRange("quantization_config.weight_block_size[0]", *n, 1, kMaxDim));
+  return CheckRange("quantization_config.weight_block_size[1]", *k, 1, kMaxDim);
+}
+
 }  // namespace dsinfer::config_json

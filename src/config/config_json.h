@@ -48,6 +48,10 @@ struct RopeObject {
 absl::StatusOr<RopeObject> FindRopeObject(const nlohmann::json& root, double* rope_theta);
 
 absl::Status CheckRange(absl::string_view field, int64_t v, int64_t lo, int64_t hi);
+// quantization_config.weight_block_size: [n, k] into *n, *k, each in [1, kMaxDim]; absent or
+// null leaves them unchanged.
+absl::Status GetWeightBlockSize(const nlohmann::json& quantization_config, int64_t* n,
+                                int64_t* k);
 absl::Status CheckPositive(absl::string_view field, double v);
 
 }  // namespace dsinfer::config_json

@@ -182,21 +182,7 @@ absl::Status ParseQuantization(const Json& root, ModelConfig* c) {
   }
   c->fp8.scale_ue8m0 = scale_fmt.has_value();
   c->fp8.enabled = true;
-  auto wb = q.find("weight_block_size");
-  if (wb != q.end() && !wb->is_null()) {
-    if (!wb->is_array() || wb->size() != 2) {
-      return FieldError("quantization_config.weight_block_size",
-                        absl::StrCat("must be a list [n, k], got ", Describe(*wb)));
-    }
-    Json pair = Json::object({{"n", (*wb)[0]}, {"k", (*wb)[1]}});
-    RETURN_IF_ERROR(GetInt(pair, "n", "quantization_config.weight_block_size[0]", &c->fp8.block_n));
-    RETURN_IF_ERROR(GetInt(pair, "k", "quantization_config.weight_block_size[1]", &c->fp8.block_k));
-    RETURN_IF_ERROR(
-        CheckRange("quantization_config.weight_block_size[0]", c->fp8.block_n, 1, kMaxDim));
-    RETURN_IF_ERROR(
-        CheckRange("quantization_config.weight_block_size[1]", c->fp8.block_k, 1, kMaxDim));
-  }
-  return absl::OkStatus();
+  return GetWeightBlockSize(q, &c->fp8.block_n, &c->fp8.block_k);
 }
 
 // DeepSeek-V3.2's indexer fields (HF DeepseekV32Config defaults); refused on other families, and

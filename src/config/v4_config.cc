@@ -279,19 +279,7 @@ absl::Status ParseV4Quantization(const Json& root, ModelConfig* c) {
   // at load as for V3.
   c->fp8.experts_fp4 = expert_dtype.has_value() && *expert_dtype == "fp4";
   c->fp8.enabled = true;
-  if (auto wb = q.find("weight_block_size"); wb != q.end() && !wb->is_null()) {
-    if (!wb->is_array() || wb->size() != 2) {
-      return FieldError("quantization_config.weight_block_size", "must be a list [n, k]");
-    }
-    Json pair = Json::object({{"n", (*wb)[0]}, {"k", (*wb)[1]}});
-    RETURN_IF_ERROR(GetInt(pair, "n", "quantization_config.weight_block_size[0]", &c->fp8.block_n));
-    RETURN_IF_ERROR(GetInt(pair, "k", "quantization_config.weight_block_size[1]", &c->fp8.block_k));
-    RETURN_IF_ERROR(
-        CheckRange("quantization_config.weight_block_size[0]", c->fp8.block_n, 1, kMaxDim));
-    RETURN_IF_ERROR(
-        CheckRange("quantization_config.weight_block_size[1]", c->fp8.block_k, 1, kMaxDim));
-  }
-  return absl::OkStatus();
+  return GetWeightBlockSize(q, &c->fp8.block_n, &c->fp8.block_k);
 }
 
 }  // namespace

@@ -161,7 +161,7 @@ TEST(ServerConfig, ProductionYaml) {
 TEST(ServerConfig, FullTenantAndSections) {
   const std::string yaml = std::string(R"(
 model_path: relative/model
-dtype: f32
+dtype: bf16
 backend: cuda
 threads: 8
 grpc_listen: "[::1]:6000"
@@ -300,6 +300,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"BadBackend", Minimal("backend: tpu\n"),
                 "backend: \"tpu\" is not one of cpu, cuda"},
         BadCase{"BadDtype", Minimal("dtype: int4\n"), "dtype: \"int4\" is not one of bf16, f32"},
+        BadCase{"CudaRunsBf16", Minimal("backend: cuda\ndtype: f32\n"),
+                "dtype: \"f32\" with backend cuda: the cuda backend runs bf16"},
         BadCase{"BadLogLevel", Minimal("log_level: verbose\n"),
                 "log_level: \"verbose\" is not one of"},
         BadCase{"IntNotInt", Minimal("threads: many\n"), "threads: \"many\" is not an integer"},

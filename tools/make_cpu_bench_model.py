@@ -103,16 +103,10 @@ def write_safetensors(path: Path, tensors: list):
             f.write(data)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--fp8", action="store_true")
-    ap.add_argument("--seed", type=int, default=0)
-    a = ap.parse_args()
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    c = config(a.layers, a.fp8)
+def write_checkpoint(out: Path, c: dict, specs_list, seed: int, as_fp8=lambda name: False) -> int:
+    """Writes config.json, ~1 GiB safetensors shards of random weights (N(0, 0.02); norms 1) and
+    the index; tensors for which as_fp8(name) holds are stored as FP8 with 128x128 block scales,
+    the rest as bf16. Returns the number of shards."""
     shard, shards, index, size = [], [], {}, 0
 
     def flush():
@@ -125,14 +119,13 @@ def main():
             shards.append(name)
             shard, size = [], 0
 
-    for name, shape, norm in specs(c):
+    for name, shape, norm in specs_list:
         if norm:
             w = np.ones(shape, np.float32)
         else:
-            rng = np.random.default_rng((a.seed * 1_000_003 + zlib.crc32(name.encode())) & 0x7FFFFFFF)
+            rng = np.random.default_rng((seed * 1_000_003 + zlib.crc32(name.encode())) & 0x7FFFFFFF)
             w = rng.standard_normal(shape, dtype=np.float32) * 0.02
-        proj = name.startswith("model.layers.") and ("_proj.weight" in name or "_proj_with_mqa.weight" in name)
-        if a.fp8 and proj:
+        if as_fp8(name):
             codes, scale = fp8_blocks(w)
             shard.append((name, "F8_E4M3", shape, codes.tobytes()))
             shard.append((name.replace(".weight", ".weight_scale_inv"), "F32", scale.shape, scale.tobytes()))
@@ -146,7 +139,25 @@ def main():
     flush()
     json.dump(c, open(out / "config.json", "w"), indent=2)
     json.dump({"metadata": {}, "weight_map": index}, open(out / "model.safetensors.index.json", "w"), indent=2)
-    print(json.dumps({"out": str(out), "shards": len(shards), "fp8": a.fp8}))
+    return len(shards)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--layers", type=int, default=4)
+    ap.add_argument("--fp8", action="store_true")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def as_fp8(name):
+        return a.fp8 and name.startswith("model.layers.") and (
+            "_proj.weight" in name or "_proj_with_mqa.weight" in name)
+
+    shards = write_checkpoint(out, config(a.layers, a.fp8), specs(config(a.layers, a.fp8)), a.seed, as_fp8)
+    print(json.dumps({"out": str(out), "shards": shards, "fp8": a.fp8}))
 
 
 if __name__ == "__main__":

@@ -18,14 +18,10 @@ import argparse
 import json
 import shutil
 import sys
-import zlib
 from pathlib import Path
 
-import ml_dtypes
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_cpu_bench_model import write_safetensors  # noqa: E402
+from make_cpu_bench_model import write_checkpoint  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 TOKENIZER = REPO / "tests/fixtures/tokenizer/distill/qwen2"
@@ -78,35 +74,10 @@ def main():
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     c = config(a.layers)
-    shard, shards, index, size = [], [], {}, 0
-
-    def flush():
-        nonlocal shard, size
-        if shard:
-            name = f"model-{len(shards) + 1:05d}.safetensors"
-            write_safetensors(out / name, shard)
-            for t in shard:
-                index[t[0]] = name
-            shards.append(name)
-            shard, size = [], 0
-
-    for name, shape, norm in specs(c):
-        if norm:
-            w = np.ones(shape, np.float32)
-        else:
-            rng = np.random.default_rng((a.seed * 1_000_003 + zlib.crc32(name.encode())) & 0x7FFFFFFF)
-            w = rng.standard_normal(shape, dtype=np.float32) * 0.02
-        b = w.astype(ml_dtypes.bfloat16)
-        shard.append((name, "BF16", shape, b.tobytes()))
-        size += b.nbytes
-        if size > 1 << 30:
-            flush()
-    flush()
-    json.dump(c, open(out / "config.json", "w"), indent=2)
-    json.dump({"metadata": {}, "weight_map": index}, open(out / "model.safetensors.index.json", "w"), indent=2)
+    shards = write_checkpoint(out, c, specs(c), a.seed)
     for f in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(TOKENIZER / f, out / f)
-    print(json.dumps({"out": str(out), "shards": len(shards), "layers": a.layers}))
+    print(json.dumps({"out": str(out), "shards": shards, "layers": a.layers}))
 
 
 if __name__ == "__main__":

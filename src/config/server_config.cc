@@ -464,6 +464,9 @@ class ConfigParser {
 
   // Rules that relate several keys; run after the walk.
   void CrossCheck(ServerConfig* c) {
+    if (c->backend == "cuda" && c->dtype != "bf16") {
+      Error("dtype", absl::StrCat(Quote(c->dtype), " with backend cuda: the cuda backend runs bf16"));
+    }
     const ParallelConfig& q = c->parallel;
     if (q.tp % q.ep != 0) {
       Error("parallel.ep", absl::StrCat("must divide parallel.tp (", q.tp, "); is ", q.ep));

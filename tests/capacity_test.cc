@@ -160,6 +160,40 @@ TEST(CostModel, DeepSeekV4KvBytesFollowTheRowFormula) {
   EXPECT_DOUBLE_EQ(f.dense_mlp_params, 0);
 }
 
+// V4-Flash at tp 8 x ep 8: every GPU keeps the whole cache row (the one K=V head, the
+// compressors and the indexer are replicated, so the row formula above holds per GPU), and its
+// weights are the V4 schema's share of rank 0: about an eighth of the model plus what every rank
+// replicates (q latent, K=V head, compressors, indexer, mHC, routers: ~2% of V4-Flash).
+TEST(CostModel, DeepSeekV4ShardedHoldsTheWholeRowAndAnEighthOfTheWeights) {
+  const PlanInput in =
+      Parse(std::string(
+          "model: {config: " DSINFER_SOURCE_DIR "/configs/plan/deepseek-v4-flash-config.json}\n"
+          "deployments: [{name: x, gpu: {memory: 141 GB, memory_bandwidth: 4.8 TB/s,"
+          " flops: 900 TFLOP/s, link_bandwidth: 450 GB/s}, layout: {tp: 8, ep: 8}}]\n"
+          "services: [{name: a, rate: 1, prompt_tokens: 8, output_tokens: 8}]\n"));
+  absl::StatusOr<CostModel> cost = CostModel::Create(in.model, in.precision, in.deployments[0]);
+  ASSERT_TRUE(cost.ok()) << cost.status();
+  EXPECT_DOUBLE_EQ(cost->kv_bytes_per_token(), 43.0 * (6 * 512 + 5 * 128) * 4);
+  EXPECT_EQ(ModelKvCacheSpec(in.model, KvDType::kBF16, ShardLayout{.rank = 5, .tp = 8, .ep = 8})
+                .bytes_per_token(),
+            43 * (6 * 512 + 5 * 128) * 4);
+  const bool fp8 = in.precision.weight_bytes == 1;
+  absl::StatusOr<int64_t> one = ModelStoredBytes(in.model, ShardLayout{}, nullptr, fp8);
+  absl::StatusOr<int64_t> rank0 =
+      ModelStoredBytes(in.model, ShardLayout{.rank = 0, .tp = 8, .ep = 8}, nullptr, fp8);
+  ASSERT_TRUE(one.ok()) << one.status();
+  ASSERT_TRUE(rank0.ok()) << rank0.status();
+  EXPECT_DOUBLE_EQ(cost->weight_bytes_per_gpu(), static_cast<double>(*rank0));
+  EXPECT_GT(8.0 * static_cast<double>(*rank0), static_cast<double>(*one));
+  EXPECT_LT(8.0 * static_cast<double>(*rank0), 1.05 * static_cast<double>(*one));
+  // A layout the grouped output projection cannot split is refused, naming the field.
+  absl::StatusOr<int64_t> bad =
+      ModelStoredBytes(in.model, ShardLayout{.rank = 0, .tp = 16, .ep = 16}, nullptr, fp8);
+  EXPECT_NE(bad.status().message().find("o_groups (8) is not divisible by tp (16)"),
+            std::string::npos)
+      << bad.status();
+}
+
 // A dense distill: GQA attention (no latent row), no experts.
 TEST(CostModel, R1DistillQwen7BFootprint) {
   const PlanInput in =

@@ -183,6 +183,33 @@ TEST(ShardLayout, NamesWhatDoesNotDivide) {
   EXPECT_EQ(l.ExpertBegin(c), 8);
 }
 
+// DeepSeek-V4 splits its grouped output projection by whole groups and its shared expert over
+// every rank (not only within an expert group): both are named when they do not divide.
+TEST(ShardLayout, V4NamesWhatDoesNotDivide) {
+  ModelConfig c;
+  c.model_type = "deepseek_v4";
+  c.num_attention_heads = 8;
+  c.num_hidden_layers = 2;
+  c.moe_intermediate_size = 40;
+  c.n_routed_experts = 6;
+  c.vocab_size = 512;
+  c.v4.o_groups = 4;
+  auto msg = [&](ShardLayout l) { return std::string(l.Validate(c).message()); };
+  EXPECT_TRUE((ShardLayout{.rank = 1, .tp = 4, .ep = 2}.Validate(c).ok()));
+  EXPECT_TRUE((ShardLayout{.rank = 1, .tp = 2, .ep = 2}.Validate(c).ok()));
+  EXPECT_NE(msg({.tp = 8}).find("o_groups (4) is not divisible by tp (8)"), std::string::npos);
+  EXPECT_NE(msg({.tp = 4, .ep = 4}).find("n_routed_experts (6) is not divisible by ep (4)"),
+            std::string::npos);
+  c.v4.o_groups = 8;
+  c.n_routed_experts = 8;
+  c.moe_intermediate_size = 36;  // 36 / (tp / ep) = 18 would do for the routed experts alone
+  EXPECT_NE(msg({.tp = 8, .ep = 4})
+                .find("moe_intermediate_size (36) is not divisible by tp (8): model_type "
+                      "deepseek_v4 splits its shared expert over every rank"),
+            std::string::npos)
+      << msg({.tp = 8, .ep = 4});
+}
+
 // A slice read equals the same part of a full read, for FP8 (block scales), BF16 and F32.
 TEST(WeightSlice, EqualsThePartOfTheFullTensor) {
   auto store = WeightStore::Open(std::string(DSINFER_SOURCE_DIR) + "/tests/fixtures/models/v3_fp8");

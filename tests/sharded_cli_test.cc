@@ -1,6 +1,7 @@
 // The model sharded over local rank processes (--tp / --ep) gives the single-rank result: f32
 // logits within 1e-5 (relative to the largest logit) and the same greedy tokens, for both
-// DeepSeek families and the dense distills; bad layouts are refused by name; a rank that dies makes the leader fail fast.
+// DeepSeek families, DeepSeek-V4 and the dense distills; bad layouts are refused by name; a rank
+// that dies makes the leader fail fast.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -50,6 +51,9 @@ std::vector<std::vector<float>> Logits(const std::string& model, const std::stri
   // Sparse attention: longer than the fixture's index_topk (24), so every rank's indexer selects.
   if (model == "v32_fp8")
     for (int i = 0; i < 30; ++i) absl::StrAppend(&ids, ",", (37 * i + 11) % 500 + 2);
+  // V4: past the sliding window (12) and the CSA layers' top-k (3 entries of 4 tokens each).
+  if (model == "v4_tiny")
+    for (int i = 0; i < 30; ++i) absl::StrAppend(&ids, ",", (53 * i + 29) % 500 + 2);
   Result r = RunCli(absl::StrCat("logits --model ", kFixtures, model, " --ids ", ids,
                                  " --threads 1 ", layout));
   EXPECT_EQ(r.code, 0) << layout << ": " << r.err;
@@ -120,6 +124,23 @@ TEST(DenseLayouts, BadLayoutsAreRefusedByName) {
   r = RunCli("logits --model " + kFixtures + "llama_gqa_bf16 --ids 1,2 --tp 2 --ep 2");
   EXPECT_NE(r.err.find("ep (2): model_type llama has no routed experts"), std::string::npos)
       << r.err;
+}
+
+// DeepSeek-V4 (v4_tiny: 4 heads in 2 output groups, 6 routed experts, hash-routed and top-k
+// layers, FP8 attention and FP4 experts): heads, output groups, the shared expert and every
+// routed expert's intermediate dim split at tp 2; experts in 2 groups of 3 at tp 2 x ep 2.
+// Greedy: 12 decode steps over the replicated window / compressed / indexer cache.
+TEST(V4Layouts, MatchOneRank) { ExpectLayoutsMatchOneRank("v4_tiny", {"--tp 2", "--tp 2 --ep 2"}); }
+
+TEST(V4Layouts, BadLayoutsAreRefusedByName) {
+  const std::string model = "logits --model " + kFixtures + "v4_tiny --ids 1,2 ";
+  Result r = RunCli(model + "--tp 3");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("num_attention_heads (4) is not divisible by tp (3)"), std::string::npos)
+      << r.err;
+  r = RunCli(model + "--tp 4 --ep 2");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("o_groups (2) is not divisible by tp (4)"), std::string::npos) << r.err;
 }
 
 TEST(ShardedCli, BadLayoutsAreRefusedByName) {

@@ -132,11 +132,11 @@ class CpuOps final : public BackendOps {
                          Tensor streams) override;
   absl::Status HyperHead(Tensor streams, const BackendWeight& fn, const BackendWeight& base,
                          const BackendWeight& scale, const HyperParams& p, Tensor out) override;
-  absl::Status V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
+  absl::Status V4Route(int64_t layer, Tensor x, int64_t first_token, const BackendWeight& gate,
                        const BackendWeight* bias, const BackendWeight* tid2eid,
                        const V4RouterParams& p, Tensor ids, Tensor weights) override;
-  absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
-                     const BackendWeight& shared_gate_up, const BackendWeight& shared_down,
+  absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight* experts,
+                     const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                      float swiglu_limit, Tensor out) override;
 
   int rank() const override { return comm_ ? comm_->rank() : 0; }

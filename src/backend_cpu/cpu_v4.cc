@@ -55,10 +55,16 @@ absl::Status CpuOps::HyperHead(Tensor streams, const BackendWeight& fn, const Ba
   return absl::OkStatus();
 }
 
-absl::Status CpuOps::V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
-                             const BackendWeight* bias, const BackendWeight* tid2eid,
-                             const V4RouterParams& p, Tensor ids, Tensor weights) {
+absl::Status CpuOps::V4Route(int64_t layer, Tensor x, int64_t first_token,
+                             const BackendWeight& gate, const BackendWeight* bias,
+                             const BackendWeight* tid2eid, const V4RouterParams& p, Tensor ids,
+                             Tensor weights) {
   const int64_t n = x.rows, E = p.n_experts, K = p.top_k;
+  if (first_token < 0 || first_token + n > step_->num_tokens) {
+    return absl::InternalError(absl::StrCat("V4 route: rows [", first_token, ", ",
+                                            first_token + n, ") outside the step's ",
+                                            step_->num_tokens, " tokens"));
+  }
   std::vector<float> logits(n * E);
   MatMul(static_cast<const CpuWeight&>(gate).m, x.as<float>(), x.ld, n, logits.data(), E, false);
   std::vector<int32_t> hash;
@@ -66,7 +72,7 @@ absl::Status CpuOps::V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
     hash.resize(n * K);
     const float* table = F32(*tid2eid);
     for (int64_t r = 0; r < n; ++r) {
-      const int32_t tok = step_->tokens[r];
+      const int32_t tok = step_->tokens[first_token + r];
       for (int64_t k = 0; k < K; ++k) {
         const float e = table[static_cast<int64_t>(tok) * K + k];
         if (!(e >= 0 && e < E)) {
@@ -83,17 +89,20 @@ absl::Status CpuOps::V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
                 .weights = weights.as<float>(), .rows = n, .n_experts = E, .top_k = K,
                 .scoring = static_cast<cpu::V4RouterScoring>(p.scoring), .scale = p.scale});
   const int32_t* id = ids.as<int32_t>();
-  for (int64_t i = 0; i < n * K; ++i) ++expert_load_.tokens[layer][id[i]];
+  for (int64_t i = 0; i < n * K; ++i) {
+    if (!pending_load_.empty()) pending_load_[layer * load_experts_ + id[i]] += 1.f;
+    else ++expert_load_.tokens[layer][id[i]];
+  }
   return absl::OkStatus();
 }
 
-absl::Status CpuOps::V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
-                           const BackendWeight& shared_gate_up, const BackendWeight& shared_down,
+absl::Status CpuOps::V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight* experts,
+                           const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                            float limit, Tensor out) {
-  const auto& ex = static_cast<const CpuWeight&>(experts);
-  const Matrix& sgu = static_cast<const CpuWeight&>(shared_gate_up).m;
-  const Matrix& sdn = static_cast<const CpuWeight&>(shared_down).m;
-  const int64_t n = x.rows, K = ids.cols, D = out.cols;
+  if ((shared_gate_up == nullptr) != (shared_down == nullptr))
+    return absl::InternalError("V4 MoE: the shared expert needs gate_up and down");
+  const auto* ex = static_cast<const CpuWeight*>(experts);
+  const int64_t n = x.rows, K = experts ? ids.cols : 0, D = out.cols;
   std::vector<float> gu, act, y(D);
   auto expert = [&](const Matrix& g, const Matrix& d, const float* xr, float* dst) {
     const int64_t I = d.cols;
@@ -113,12 +122,14 @@ absl::Status CpuOps::V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWe
       chosen.push_back({ids.as<int32_t>()[r * ids.ld + k], weights.as<float>()[r * weights.ld + k]});
     std::sort(chosen.begin(), chosen.end());
     for (const auto& [e, w] : chosen) {
-      const int64_t i = e - ex.first_expert;
-      if (i < 0 || i >= static_cast<int64_t>(ex.gate_up.size())) continue;
-      expert(ex.gate_up[i], ex.down[i], xr, y.data());
+      const int64_t i = e - ex->first_expert;
+      if (e < 0 || i < 0 || i >= static_cast<int64_t>(ex->gate_up.size())) continue;
+      expert(ex->gate_up[i], ex->down[i], xr, y.data());
       for (int64_t c = 0; c < D; ++c) o[c] += w * y[c];
     }
-    expert(sgu, sdn, xr, y.data());
+    if (shared_gate_up == nullptr) continue;
+    expert(static_cast<const CpuWeight*>(shared_gate_up)->m,
+           static_cast<const CpuWeight*>(shared_down)->m, xr, y.data());
     for (int64_t c = 0; c < D; ++c) o[c] += y[c];
   }
   return absl::OkStatus();

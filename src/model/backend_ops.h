@@ -282,15 +282,20 @@ class BackendOps {
                                  const BackendWeight& scale, const HyperParams& p, Tensor out) {
     return absl::UnimplementedError("hyper-head");
   }
-  // ids / weights [N, top_k]; hash layers (tid2eid given) take the experts of the step's tokens.
-  virtual absl::Status V4Route(int64_t layer, Tensor x, const BackendWeight& gate,
-                               const BackendWeight* bias, const BackendWeight* tid2eid,
-                               const V4RouterParams& p, Tensor ids, Tensor weights) {
+  // ids / weights [N, top_k] of x's rows, the step's tokens [first_token, first_token + N)
+  // (a rank's token slice); hash layers (tid2eid given) take those tokens' experts. Counts the
+  // routed tokens of `layer` in the expert load, as MoeRoute.
+  virtual absl::Status V4Route(int64_t layer, Tensor x, int64_t first_token,
+                               const BackendWeight& gate, const BackendWeight* bias,
+                               const BackendWeight* tid2eid, const V4RouterParams& p, Tensor ids,
+                               Tensor weights) {
     return absl::UnimplementedError("V4 routing");
   }
-  // Moe with V4's clipped SwiGLU (swiglu_limit, routed and shared experts alike).
-  virtual absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight& experts,
-                             const BackendWeight& shared_gate_up, const BackendWeight& shared_down,
+  // out = Σ_k weights[:, k] · expert_{ids[:, k]}(x) (experts given; ids it does not hold or -1
+  // skipped, ascending id) + shared(x) (shared given), with V4's clipped SwiGLU (swiglu_limit,
+  // routed and shared experts alike). Sharded layouts call it for either part alone.
+  virtual absl::Status V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeight* experts,
+                             const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                              float swiglu_limit, Tensor out) {
     return absl::UnimplementedError("V4 MoE");
   }

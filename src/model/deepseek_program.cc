@@ -1,8 +1,11 @@
 #include "src/model/deepseek_program.h"
 
+#include <vector>
+
 #include "kernels/cpu/dsa_indexer.h"
 #include "src/core/status_macros.h"
 #include "src/model/attention_scales.h"
+#include "src/model/moe_dispatch.h"
 
 namespace dsinfer {
 
@@ -199,10 +202,8 @@ int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
   int64_t moe = 0;
   if (any_moe && W == 1) moe = S(N, K, i32) + S(N, K, f);
   if (any_moe && W > 1) {
-    const int64_t nl = (N + W - 1) / W, sent = W * nl, recv = N;
-    moe = S(nl, K, i32) + S(nl, K, f) + S(sent, D, g) + S(sent, K, i32) + S(sent, K, f) +
-          S(recv, D, g) + S(recv, K, i32) + S(recv, K, f) + S(recv, D, f) + S(sent, D, f) +
-          S(nl, D, f);
+    const int64_t nl = (N + W - 1) / W;
+    moe = S(nl, K, i32) + S(nl, K, f) + S(nl, D, f) + DispatchScratchBytes(N, W, D, K, g);
   }
   const int64_t Vl = weights_.lm_head ? weights_.lm_head->rows : c.vocab_size;
   const int64_t logits = HeadScratchBytes(c, layout_, g, Vl, R);
@@ -305,6 +306,39 @@ absl::Status DeepseekProgram::MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tens
       ops_.MoeRoute(layer, xr, *L.router, L.router_bias.get(), router_, ids, wts));
   return ops_.Moe(xn, ids, wts, *L.experts, L.shared_gate_up.get(), L.shared_down.get(), out,
                   /*accumulate=*/true);
+}
+
+// Expert-parallel DeepSeekMoE: every rank routes its own slice of the step's tokens, the routed
+// experts run through dispatch / combine (moe_dispatch.h), the rank adds its replicated shared
+// experts on its slice, and an all-gather of the slices gives every rank the whole output.
+absl::Status DeepseekProgram::MoeParallel(int64_t layer, Tensor xn, Tensor xr, Tensor out) {
+  const ShardLayout& lay = layout_;
+  const DeepseekLayerWeights& L = weights_.layers[layer];
+  const int64_t n = xn.rows, D = config_.hidden_size, K = router_.top_k;
+  const int W = lay.tp;
+  const int64_t t0 = ShardLayout::PartBegin(n, W, lay.rank);
+  const int64_t nl = ShardLayout::PartBegin(n, W, lay.rank + 1) - t0;
+  // ids, wts: [nl, top_k] this rank's routing; local: [nl, hidden] its tokens' output.
+  ASSIGN_OR_RETURN(Tensor ids, ops_.Scratch(nl, K, ElemType::kI32));
+  ASSIGN_OR_RETURN(Tensor wts, ops_.Scratch(nl, K, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.MoeRoute(layer, xr.Rows(t0, nl), *L.router, L.router_bias.get(), router_,
+                                ids, wts));
+  ASSIGN_OR_RETURN(Tensor local, ops_.Scratch(nl, D, ElemType::kF32));
+  RETURN_IF_ERROR(DispatchCombine(
+      ops_, config_, lay, xn.Rows(t0, nl), ids, wts,
+      [&](Tensor rx, Tensor rids, Tensor rwts, Tensor partial) {
+        return ops_.Moe(rx, rids, rwts, *L.experts, nullptr, nullptr, partial,
+                        /*accumulate=*/false);
+      },
+      local));
+  if (L.shared_gate_up && nl > 0) {
+    RETURN_IF_ERROR(ops_.Mlp(xn.Rows(t0, nl), *L.shared_gate_up, *L.shared_down, local,
+                             /*accumulate=*/true));
+  }
+  std::vector<int64_t> slice_rows(W);
+  for (int r = 0; r < W; ++r)
+    slice_rows[r] = ShardLayout::PartBegin(n, W, r + 1) - ShardLayout::PartBegin(n, W, r);
+  return ops_.AllGatherRows(local, slice_rows, out);
 }
 
 // Final norm and lm_head on the logit rows; vocabulary-parallel logits are gathered.

@@ -62,7 +62,7 @@ class DeepseekProgram final : public ModelProgram {
   absl::Status Block(int64_t l, Tensor x, Tensor xn, Tensor xr, Tensor branch);
   absl::Status Attention(int64_t layer, Tensor xn, Tensor out, bool accumulate);
   absl::Status MoeLocal(int64_t layer, Tensor xn, Tensor xr, Tensor out);
-  // Expert parallel (moe_dispatch.cc): out [N, hidden] on every rank.
+  // Expert parallel (dispatch / combine of moe_dispatch.h): out [N, hidden] on every rank.
   absl::Status MoeParallel(int64_t layer, Tensor xn, Tensor xr, Tensor out);
 
   ModelConfig config_;

@@ -12,26 +12,21 @@
 namespace dsinfer {
 
 KvCacheSpec ModelKvCacheSpec(const ModelConfig& c, KvDType dtype, const ShardLayout& layout) {
-  if (c.IsV4()) return V4KvCacheSpec(c);  // f32 whatever the backend's KV dtype
+  // V4: f32 whatever the backend's KV dtype, and whole on every rank (replicated K=V head).
+  if (c.IsV4()) return V4KvCacheSpec(c);
   return c.IsDense() ? GqaKvCacheSpec(c, layout, dtype) : MlaKvCacheSpec(c, dtype);
 }
 
 void ForEachModelWeight(const ModelConfig& c, const ShardLayout& layout, bool tied_lm_head,
                         const std::function<void(const WeightDesc&)>& f, bool mtp_head) {
   if (c.IsDense()) return ForEachDenseWeight(MakeDenseSchema(c, layout, tied_lm_head), f);
-  if (c.IsV4()) return ForEachV4Weight(MakeV4Schema(c), f);
+  if (c.IsV4()) return ForEachV4Weight(MakeV4Schema(c, layout), f);
   ForEachWeight(MakeDeepseekSchema(c, layout, tied_lm_head, mtp_head), f);
 }
 
 absl::StatusOr<int64_t> ModelStoredBytes(const ModelConfig& c, const ShardLayout& layout,
                                          const WeightStore* store, bool fp8_kept) {
-  if (c.IsV4()) {
-    if (!layout.single()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tp (", layout.tp, "): model_type ", c.model_type, " runs on one rank"));
-    }
-    return V4StoredBytes(c, store);
-  }
+  if (c.IsV4()) return V4StoredBytes(c, layout, store);
   if (!c.IsDense()) return DeepseekStoredBytes(c, layout, store, fp8_kept);
   RETURN_IF_ERROR(layout.Validate(c));
   const bool tied = c.tie_word_embeddings && (store == nullptr || !store->Has("lm_head.weight"));

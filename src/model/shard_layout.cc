@@ -23,12 +23,6 @@ absl::Status ShardLayout::Validate(const ModelConfig& c) const {
     return absl::InvalidArgumentError(absl::StrCat("rank ", rank, " is not in [0, ", tp, ")"));
   }
   if (tp == 1) return absl::OkStatus();
-  if (c.IsV4()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tp (", tp, "): model_type ", c.model_type,
-        " runs on one rank (tensor parallelism is implemented for DeepSeek-V2 / V3 / V3.2, "
-        "qwen2 and llama)"));
-  }
   if (absl::Status s = Divides(tp, c.num_attention_heads, "num_attention_heads", "tp"); !s.ok())
     return s;
   if (c.IsDense()) {
@@ -40,6 +34,16 @@ absl::Status ShardLayout::Validate(const ModelConfig& c) const {
     if (kv % tp != 0 && tp % kv != 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "num_key_value_heads (", kv, ") and tp (", tp, "): one must divide the other"));
+    }
+  }
+  if (c.IsV4()) {
+    // The grouped output projection splits by whole groups; the shared expert by its
+    // intermediate dim over every rank (not only within an expert group).
+    if (absl::Status s = Divides(tp, c.v4.o_groups, "o_groups", "tp"); !s.ok()) return s;
+    if (c.moe_intermediate_size % tp != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "moe_intermediate_size (", c.moe_intermediate_size, ") is not divisible by tp (", tp,
+          "): model_type ", c.model_type, " splits its shared expert over every rank"));
     }
   }
   bool any_dense = false;

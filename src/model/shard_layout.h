@@ -12,6 +12,14 @@
 // tp divides KV, else (KV divides tp) each rank keeps the one KV head its query heads read
 // (replicated over tp / KV ranks, as Megatron-LM and vLLM do); its GQA cache holds only those.
 // The o_proj bias is added once, after the all-reduce. ep is for routed experts: 1 for dense.
+// DeepSeek-V4 (v4_program.h): q heads (wq_b rows, attn_sink) as attention heads above; the
+// grouped output projection by whole groups, rank r holding groups [r·G/tp, (r+1)·G/tp) of wo_a
+// and their columns of wo_b (G = o_groups, divisible by tp, so a rank's heads feed exactly its
+// groups), partial sums all-reduced. Replicated: the q latent (wq_a, q_norm), the one shared
+// K=V head (its cache row is whole on every rank), the compressors, the lightning indexer, mHC
+// and the hyper-head, the router and tid2eid. Routed experts as above (hash and top-k layers);
+// the shared expert's intermediate dim split over all tp ranks, its partial sums joined in the
+// MoE's all-reduce.
 #pragma once
 
 #include <cstdint>

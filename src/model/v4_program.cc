@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/rope.h"
 #include "src/core/status_macros.h"
+#include "src/model/moe_dispatch.h"
 
 namespace dsinfer {
 
@@ -18,6 +19,7 @@ int64_t V4RowWidth(const ModelConfig& c) {
   return w;
 }
 
+// The same on every rank of a layout: the K=V head, compressors and indexer are replicated.
 KvCacheSpec V4KvCacheSpec(const ModelConfig& c) {
   return {.num_layers = c.num_hidden_layers,
           .row_width = V4RowWidth(c),
@@ -29,22 +31,22 @@ absl::StatusOr<std::unique_ptr<V4Program>> V4Program::Load(const ModelConfig& co
                                                            const ShardLayout& layout,
                                                            const WeightStore& store,
                                                            BackendOps& ops) {
-  if (!layout.single() || ops.world_size() != 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "tp (", layout.tp, ") / ep (", layout.ep, "): model_type deepseek_v4 runs on one rank "
-        "(tensor and expert parallel V4 layouts are not implemented yet)"));
+  if (ops.world_size() != layout.tp || ops.rank() != layout.rank) {
+    return absl::InvalidArgumentError(
+        "a tensor-parallel model needs a backend on a communicator of its ranks");
   }
   if (!ops.has_v4_ops()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "model_type deepseek_v4: the ", ops.name(),
         " backend has no V4 attention / hyper-connection ops yet (use backend cpu)"));
   }
-  ASSIGN_OR_RETURN(V4Weights w, LoadV4Weights(config, store, ops));
-  return std::unique_ptr<V4Program>(new V4Program(config, ops, std::move(w)));
+  ASSIGN_OR_RETURN(V4Weights w, LoadV4Weights(config, layout, store, ops));
+  return std::unique_ptr<V4Program>(new V4Program(config, layout, ops, std::move(w)));
 }
 
-V4Program::V4Program(const ModelConfig& c, BackendOps& ops, V4Weights weights)
-    : config_(c), ops_(ops), weights_(std::move(weights)) {
+V4Program::V4Program(const ModelConfig& c, const ShardLayout& layout, BackendOps& ops,
+                     V4Weights weights)
+    : config_(c), layout_(layout), ops_(ops), weights_(std::move(weights)) {
   const V4Config& v = c.v4;
   eps_ = static_cast<float>(c.rms_norm_eps);
   const std::vector<float> main =
@@ -61,7 +63,7 @@ V4Program::V4Program(const ModelConfig& c, BackendOps& ops, V4Weights weights)
                         .beta_fast = y.beta_fast,
                         .beta_slow = y.beta_slow});
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    V4AttnParams p{.heads = c.num_attention_heads,
+    V4AttnParams p{.heads = layout_.LocalHeads(c),
                    .head_dim = c.head_dim,
                    .rope_dim = c.qk_rope_head_dim,
                    .window = v.sliding_window,
@@ -95,8 +97,11 @@ absl::StatusOr<Tensor> V4Program::Layers(const StepInput& step) {
   const int64_t N = step.num_tokens, D = config_.hidden_size, hc = hyper_.hc;
   const ElemType f = ElemType::kF32;
   // streams: [N, hc * hidden] the widened residual; x: the embedding, later the hyper-head's out.
+  const bool single = layout_.single();
   ASSIGN_OR_RETURN(Tensor x, ops_.Scratch(N, D, f));
-  RETURN_IF_ERROR(ops_.Embed(*weights_.embed, 0, x));
+  // Embedding rows outside this rank's vocabulary are zero until the all-reduce.
+  RETURN_IF_ERROR(ops_.Embed(*weights_.embed, layout_.VocabBegin(config_), x));
+  if (!single) RETURN_IF_ERROR(ops_.AllReduce(x));
   ASSIGN_OR_RETURN(Tensor streams, ops_.Scratch(N, hc * D, f));
   for (int64_t j = 0; j < hc; ++j) {
     Tensor s = streams.Cols(j * D, D);
@@ -116,6 +121,7 @@ absl::StatusOr<Tensor> V4Program::Layers(const StepInput& step) {
     RETURN_IF_ERROR(ops_.RmsNorm(collapsed, *L.attn_norm, eps_, xn));
     const int64_t mark = ops_.ScratchMark();
     RETURN_IF_ERROR(Attention(l, xn, y));
+    if (!single) RETURN_IF_ERROR(ops_.AllReduce(y));  // this rank's heads' output projection
     ops_.ScratchRelease(mark);
     RETURN_IF_ERROR(ops_.HyperPost(y, post, comb, hyper_, streams));
     RETURN_IF_ERROR(ops_.HyperPre(streams, *L.hc_ffn_fn, *L.hc_ffn_base, *L.hc_ffn_scale, hyper_,
@@ -127,6 +133,7 @@ absl::StatusOr<Tensor> V4Program::Layers(const StepInput& step) {
   }
   RETURN_IF_ERROR(ops_.HyperHead(streams, *weights_.hc_head_fn, *weights_.hc_head_base,
                                  *weights_.hc_head_scale, hyper_, x));
+  if (!single) RETURN_IF_ERROR(ops_.ReduceExpertLoad());
   return x;
 }
 
@@ -168,14 +175,15 @@ absl::Status V4Program::Attention(int64_t layer, Tensor xn, Tensor y) {
     in.idx_ape = L.idx_ape.get();
     in.idx_norm = L.idx_norm.get();
   }
-  // o: [N, H * d] attention output (rope channels rotated back); og: [N, groups * o_lora].
+  // o: [N, H * d] attention output of this rank's heads (rope channels rotated back);
+  // og: [N, G * o_lora] of its G = o_groups / tp groups (a group reads H * d / G channels).
   ASSIGN_OR_RETURN(Tensor o, ops_.Scratch(N, H * d, f));
   RETURN_IF_ERROR(ops_.V4Attention(layer, p, in, o));
-  const int64_t G = config_.v4.o_groups, R = config_.v4.o_lora_rank, gin = H * d / G;
+  const int64_t G = config_.v4.o_groups / layout_.tp, R = config_.v4.o_lora_rank, gin = H * d / G;
   ASSIGN_OR_RETURN(Tensor og, ops_.Scratch(N, G * R, f));
   for (int64_t g = 0; g < G; ++g)
     RETURN_IF_ERROR(ops_.Linear(o.Cols(g * gin, gin), *L.wo_a[g], og.Cols(g * R, R), false));
-  return ops_.Linear(og, *L.wo_b, y, false);
+  return ops_.Linear(og, *L.wo_b, y, false);  // sharded: a partial sum over the groups
 }
 
 int64_t V4Program::AttentionScratch(int64_t layer, int64_t N) const {
@@ -190,19 +198,45 @@ int64_t V4Program::AttentionScratch(int64_t layer, int64_t N) const {
          ScratchBytesOf(N, p.index_heads, f);
   }
   return b + ScratchBytesOf(N, H * d, f) +
-         ScratchBytesOf(N, config_.v4.o_groups * config_.v4.o_lora_rank, f);
+         ScratchBytesOf(N, config_.v4.o_groups / layout_.tp * config_.v4.o_lora_rank, f);
 }
 
 absl::Status V4Program::Moe(int64_t layer, Tensor xn, Tensor y) {
   const auto& L = weights_.layers[layer];
-  const int64_t N = xn.rows, K = router_.top_k;
-  // ids, weights: [N, top_k].
-  ASSIGN_OR_RETURN(Tensor ids, ops_.Scratch(N, K, ElemType::kI32));
-  ASSIGN_OR_RETURN(Tensor w, ops_.Scratch(N, K, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.V4Route(layer, xn, *L.router, L.router_bias.get(), L.tid2eid.get(),
-                               router_, ids, w));
-  return ops_.V4Moe(xn, ids, w, *L.experts, *L.shared_gate_up, *L.shared_down,
-                    static_cast<float>(config_.v4.swiglu_limit), y);
+  const int64_t N = xn.rows, D = config_.hidden_size, K = router_.top_k;
+  const float limit = static_cast<float>(config_.v4.swiglu_limit);
+  if (layout_.single()) {
+    // ids, weights: [N, top_k].
+    ASSIGN_OR_RETURN(Tensor ids, ops_.Scratch(N, K, ElemType::kI32));
+    ASSIGN_OR_RETURN(Tensor w, ops_.Scratch(N, K, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.V4Route(layer, xn, 0, *L.router, L.router_bias.get(), L.tid2eid.get(),
+                                 router_, ids, w));
+    return ops_.V4Moe(xn, ids, w, L.experts.get(), L.shared_gate_up.get(), L.shared_down.get(),
+                      limit, y);
+  }
+  // Sharded: this rank routes its slice [t0, t0 + nl) of the tokens (hash layers by their ids)
+  // and sends it through dispatch / combine; its slice of the shared expert's intermediate dim
+  // runs on every token; one all-reduce joins both (y = Σ_ranks shared partial + the rank's
+  // routed rows).
+  const int W = layout_.tp;
+  const int64_t t0 = ShardLayout::PartBegin(N, W, layout_.rank);
+  const int64_t nl = ShardLayout::PartBegin(N, W, layout_.rank + 1) - t0;
+  // ids, w: [nl, top_k]; local: [nl, hidden] the slice's routed experts.
+  ASSIGN_OR_RETURN(Tensor ids, ops_.Scratch(nl, K, ElemType::kI32));
+  ASSIGN_OR_RETURN(Tensor w, ops_.Scratch(nl, K, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.V4Route(layer, xn.Rows(t0, nl), t0, *L.router, L.router_bias.get(),
+                               L.tid2eid.get(), router_, ids, w));
+  ASSIGN_OR_RETURN(Tensor local, ops_.Scratch(nl, D, ElemType::kF32));
+  RETURN_IF_ERROR(DispatchCombine(
+      ops_, config_, layout_, xn.Rows(t0, nl), ids, w,
+      [&](Tensor rx, Tensor rids, Tensor rwts, Tensor partial) {
+        return ops_.V4Moe(rx, rids, rwts, L.experts.get(), nullptr, nullptr, limit, partial);
+      },
+      local));
+  RETURN_IF_ERROR(ops_.V4Moe(xn, Tensor{}, Tensor{}, nullptr, L.shared_gate_up.get(),
+                             L.shared_down.get(), limit, y));
+  RETURN_IF_ERROR(ops_.Add(y.Rows(t0, nl), local));
+  return ops_.AllReduce(y);
 }
 
 absl::StatusOr<Tensor> V4Program::Logits(const StepInput& step, Tensor x, int64_t first,
@@ -220,6 +254,11 @@ int64_t V4Program::ScratchBytes(int64_t N, int64_t R) const {
                              ScratchBytesOf(N, D, f) + ScratchBytesOf(N, hc, f) +
                              ScratchBytesOf(N, hc * hc, f);
   int64_t block = ScratchBytesOf(N, K, ElemType::kI32) + ScratchBytesOf(N, K, f);
+  if (const int W = layout_.tp; W > 1) {
+    const int64_t nl = (N + W - 1) / W;
+    block = ScratchBytesOf(nl, K, ElemType::kI32) + ScratchBytesOf(nl, K, f) +
+            ScratchBytesOf(nl, D, f) + DispatchScratchBytes(N, W, D, K, g);
+  }
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
     block = std::max(block, AttentionScratch(l, N));
   const int64_t logits = HeadScratchBytes(config_, layout_, g, weights_.lm_head->rows, R);
@@ -235,10 +274,10 @@ WorkspaceNeeds V4Program::Needs(int64_t T, int64_t R, int64_t S) const {
           .num_layers = config_.num_hidden_layers,
           .hidden = config_.hidden_size,
           .vocab = config_.vocab_size,
-          .max_mlp_inter = config_.moe_intermediate_size,
+          .max_mlp_inter = config_.moe_intermediate_size / layout_.tp,
           .n_experts = config_.n_routed_experts,
           .top_k = config_.num_experts_per_tok,
-          .moe_inter = config_.moe_intermediate_size};
+          .moe_inter = config_.moe_intermediate_size / layout_.moe_tp()};
 }
 
 }  // namespace dsinfer

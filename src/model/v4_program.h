@@ -3,7 +3,10 @@
 // (shared K=V head, partial RoPE, sliding window + compressed entries + sinks, grouped output
 // projection) -> mHC expand, mHC collapse -> RMSNorm -> MoE (hash or top-k routing, clipped
 // SwiGLU, one shared expert) -> mHC expand; the hyper-head collapses the streams; final norm,
-// lm_head. One rank (tensor / expert parallel layouts are refused by name).
+// lm_head. Under a ShardLayout (shard_layout.h): q heads and output groups split over tp and
+// all-reduced, the embedding and lm_head by vocabulary, routed experts over ep through dispatch /
+// combine (moe_dispatch.h), the shared expert split over tp; the K=V head, compressors, indexer
+// (every rank computes the same top-k from the same all-reduced stream) and mHC replicated.
 #pragma once
 
 #include <memory>
@@ -16,6 +19,7 @@ namespace dsinfer {
 
 // V4's per-token cache row (one width for every layer: the widest layer type's; see
 // V4AttnParams): sliding head_dim; HCA 4·head_dim; CSA 6·head_dim + 5·index_head_dim. f32.
+// Every rank of a layout holds the whole row (the K=V head and compressors are replicated).
 int64_t V4RowWidth(const ModelConfig& c);
 KvCacheSpec V4KvCacheSpec(const ModelConfig& c);
 
@@ -37,9 +41,12 @@ class V4Program final : public ModelProgram {
                        int64_t max_seqs) const override;
 
  private:
-  V4Program(const ModelConfig& config, BackendOps& ops, V4Weights weights);
-  // y [N, hidden] = the attention block of `layer` on xn [N, hidden].
+  V4Program(const ModelConfig& config, const ShardLayout& layout, BackendOps& ops,
+            V4Weights weights);
+  // y [N, hidden] = the attention block of `layer` on xn [N, hidden] (sharded: this rank's
+  // partial sum, all-reduced by the caller).
   absl::Status Attention(int64_t layer, Tensor xn, Tensor y);
+  // y [N, hidden] = the MoE block (routed + shared experts), whole on every rank.
   absl::Status Moe(int64_t layer, Tensor xn, Tensor y);
   int64_t AttentionScratch(int64_t layer, int64_t N) const;
 

@@ -57,15 +57,24 @@ void ForEachLayerMember(S& s, L& l, F&& f) {
 
 }  // namespace
 
-V4Schema MakeV4Schema(const ModelConfig& c) {
+V4Schema MakeV4Schema(const ModelConfig& c, const ShardLayout& lay) {
   const V4Config& v = c.v4;
   const int64_t D = c.hidden_size, H = c.num_attention_heads, d = c.head_dim;
   const int64_t hc = v.hc_mult, qr = c.q_lora_rank, E = c.n_routed_experts;
   const int64_t I = c.moe_intermediate_size, G = v.o_groups, R = v.o_lora_rank;
   const int64_t Hi = v.index_n_heads, di = v.index_head_dim;
+  // This rank's share (shard_layout.h): heads [h0, h0 + Hl), output groups [g0, g0 + Gl),
+  // vocabulary rows [v0, v0 + nv), routed experts of its group (intermediate slice [i0, i0 + Il)),
+  // shared-expert intermediate slice [s0, s0 + Is).
+  const int64_t Hl = lay.LocalHeads(c), h0 = lay.HeadBegin(c);
+  const int64_t Gl = G / lay.tp, g0 = lay.rank * Gl;
+  const int64_t v0 = lay.VocabBegin(c), nv = lay.VocabEnd(c) - v0;
+  const int64_t Il = I / lay.moe_tp(), i0 = lay.moe_tp_rank() * Il;
+  const int64_t Is = I / lay.tp, s0 = lay.rank * Is;
   V4Schema s;
-  s.embed = Lin("embed", "model.embed_tokens.weight", c.vocab_size, D, WeightRole::kEmbedding);
-  s.lm_head = Lin("lm_head", "head.weight", c.vocab_size, D);
+  s.embed = Desc("embed", WeightRole::kEmbedding,
+                 {Rows("model.embed_tokens.weight", c.vocab_size, D, v0, nv)});
+  s.lm_head = Desc("lm_head", WeightRole::kLinear, {Rows("head.weight", c.vocab_size, D, v0, nv)});
   s.final_norm = Vector("norm", "model.norm.weight", D);
   s.hc_head_fn = Lin("hc_head.fn", "model.hc_head.hc_fn", hc, hc * D, WeightRole::kLinearF32);
   s.hc_head_base = Vector("hc_head.base", "model.hc_head.hc_base", hc);
@@ -90,16 +99,18 @@ V4Schema MakeV4Schema(const ModelConfig& c) {
     const std::string a = p + "attn.";
     L.wq_a = Lin(k + "wq_a", a + "wq_a.weight", qr, D);
     L.q_norm = Vector(k + "q_norm", a + "q_norm.weight", qr);
-    L.wq_b = Lin(k + "wq_b", a + "wq_b.weight", H * d, qr);
+    L.wq_b = Desc(k + "wq_b", WeightRole::kLinear,
+                  {Rows(a + "wq_b.weight", H * d, qr, h0 * d, Hl * d)});
     L.wkv = Lin(k + "wkv", a + "wkv.weight", d, D);
     L.kv_norm = Vector(k + "kv_norm", a + "norm.weight", d);
     const int64_t gin = H * d / G;
-    for (int64_t g = 0; g < G; ++g) {
+    for (int64_t g = g0; g < g0 + Gl; ++g) {
       L.wo_a.push_back(Desc(absl::StrCat(k, "wo_a.", g), WeightRole::kLinear,
                             {Rows(a + "wo_a.weight", G * R, gin, g * R, R)}));
     }
-    L.wo_b = Lin(k + "wo_b", a + "wo_b.weight", D, G * R);
-    L.sinks = Vector(k + "attn_sink", a + "attn_sink", H);
+    L.wo_b = Desc(k + "wo_b", WeightRole::kLinear,
+                  {Cols(a + "wo_b.weight", D, G * R, g0 * R, Gl * R)});
+    L.sinks = Desc(k + "attn_sink", WeightRole::kVector, {Elems(a + "attn_sink", H, h0, Hl)});
     if (v.attn[l] != V4Attn::kSliding) {
       const bool csa = v.attn[l] == V4Attn::kCsa;
       const int64_t cw = csa ? 2 * d : d, rate = v.rate(l);
@@ -130,19 +141,21 @@ V4Schema MakeV4Schema(const ModelConfig& c) {
     } else {
       L.router_bias = Vector(k + "gate.bias", f + "gate.bias", E);
     }
-    WeightDesc ex{.key = k + "experts", .role = WeightRole::kExperts, .rows = I, .cols = D,
-                  .first_expert = 0, .local_experts = E, .total_experts = E};
-    for (int64_t e = 0; e < E; ++e) {
+    WeightDesc ex{.key = k + "experts", .role = WeightRole::kExperts, .rows = Il, .cols = D,
+                  .first_expert = lay.ExpertBegin(c), .local_experts = lay.ExpertsPerGroup(c),
+                  .total_experts = E};
+    for (int64_t e = ex.first_expert; e < ex.first_expert + ex.local_experts; ++e) {
       const std::string ep = absl::StrCat(f, "experts.", e, ".");
-      ex.parts.push_back(Whole(ep + "w1.weight", {I, D}));
-      ex.parts.push_back(Whole(ep + "w3.weight", {I, D}));
-      ex.parts.push_back(Whole(ep + "w2.weight", {D, I}));
+      ex.parts.push_back(Rows(ep + "w1.weight", I, D, i0, Il));
+      ex.parts.push_back(Rows(ep + "w3.weight", I, D, i0, Il));
+      ex.parts.push_back(Cols(ep + "w2.weight", D, I, i0, Il));
     }
     L.experts = std::move(ex);
     L.shared_gate_up = Desc(k + "shared_experts.gate_up", WeightRole::kLinear,
-                            {Whole(f + "shared_experts.w1.weight", {I, D}),
-                             Whole(f + "shared_experts.w3.weight", {I, D})});
-    L.shared_down = Lin(k + "shared_experts.down", f + "shared_experts.w2.weight", D, I);
+                            {Rows(f + "shared_experts.w1.weight", I, D, s0, Is),
+                             Rows(f + "shared_experts.w3.weight", I, D, s0, Is)});
+    L.shared_down = Desc(k + "shared_experts.down", WeightRole::kLinear,
+                         {Cols(f + "shared_experts.w2.weight", D, I, s0, Is)});
   }
   return s;
 }
@@ -160,10 +173,12 @@ void ForEachV4Weight(const V4Schema& s, const std::function<void(const WeightDes
   visit(s.lm_head);
 }
 
-absl::StatusOr<int64_t> V4StoredBytes(const ModelConfig& c, const WeightStore* store) {
+absl::StatusOr<int64_t> V4StoredBytes(const ModelConfig& c, const ShardLayout& layout,
+                                      const WeightStore* store) {
+  RETURN_IF_ERROR(layout.Validate(c));
   int64_t total = 0;
   absl::Status st;
-  ForEachV4Weight(MakeV4Schema(c), [&](const WeightDesc& d) {
+  ForEachV4Weight(MakeV4Schema(c, layout), [&](const WeightDesc& d) {
     for (const TensorPart& p : d.parts) {
       const int64_t n = p.rows() * p.cols();
       if (store != nullptr) {
@@ -189,9 +204,10 @@ absl::StatusOr<int64_t> V4StoredBytes(const ModelConfig& c, const WeightStore* s
   return total;
 }
 
-absl::StatusOr<V4Weights> LoadV4Weights(const ModelConfig& c, const WeightStore& store,
-                                        BackendOps& ops) {
-  const V4Schema s = MakeV4Schema(c);
+absl::StatusOr<V4Weights> LoadV4Weights(const ModelConfig& c, const ShardLayout& layout,
+                                        const WeightStore& store, BackendOps& ops) {
+  RETURN_IF_ERROR(layout.Validate(c));
+  const V4Schema s = MakeV4Schema(c, layout);
   WeightReader reader(store);
   V4Weights w;
   absl::Status st;

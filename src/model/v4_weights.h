@@ -1,6 +1,7 @@
 // DeepSeek-V4 weights: the schema (checkpoint tensor names as transformers' DeepseekV4 writes them
 // with save_pretrained, i.e. DeepSeek's own names under "model.": attn.wq_a, attn.compressor.wkv,
-// ffn.experts.<e>.w1 / w2 / w3, hc_attn_fn, ...) and the loaded weights. One rank.
+// ffn.experts.<e>.w1 / w2 / w3, hc_attn_fn, ...) and the loaded weights: the slices one rank of
+// a ShardLayout reads (shard_layout.h says what V4 splits and what it replicates).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "src/config/model_config.h"
 #include "src/model/backend_ops.h"
+#include "src/model/shard_layout.h"
 #include "src/model/weight_desc.h"
 
 namespace dsinfer {
@@ -22,6 +24,8 @@ struct V4LayerOf {
   T attn_norm, ffn_norm;                      // [hidden]
   T wq_a, q_norm, wq_b;   // [q_lora, hidden], [q_lora], [heads · head_dim, q_lora]
   T wkv, kv_norm;         // [head_dim, hidden], [head_dim]
+  // Per rank: wq_b and sinks of its heads, wo_a of its o_groups / tp groups and their columns
+  // of wo_b, its routed experts' and the shared expert's intermediate slices.
   std::vector<T> wo_a;    // o_groups × [o_lora_rank, heads · head_dim / o_groups] (row slices)
   T wo_b;                 // [hidden, o_groups · o_lora_rank]
   T sinks;                // [heads] f32
@@ -51,13 +55,15 @@ struct V4Weights : V4WeightsOf<std::unique_ptr<BackendWeight>> {
   int64_t bytes = 0, fp8_bytes = 0;
 };
 
-V4Schema MakeV4Schema(const ModelConfig& c);
+V4Schema MakeV4Schema(const ModelConfig& c, const ShardLayout& layout);
 void ForEachV4Weight(const V4Schema& s, const std::function<void(const WeightDesc&)>& f);
 // Bytes of the weights as the checkpoint stores them (with a store: each part's stored type;
 // without: FP8 codes and f32 block scales for kLinear roles when quantization_config says fp8,
 // else bf16).
-absl::StatusOr<int64_t> V4StoredBytes(const ModelConfig& c, const WeightStore* store);
-absl::StatusOr<V4Weights> LoadV4Weights(const ModelConfig& c, const WeightStore& store,
-                                        BackendOps& ops);
+// Rank layout.rank's share.
+absl::StatusOr<int64_t> V4StoredBytes(const ModelConfig& c, const ShardLayout& layout,
+                                      const WeightStore* store);
+absl::StatusOr<V4Weights> LoadV4Weights(const ModelConfig& c, const ShardLayout& layout,
+                                        const WeightStore& store, BackendOps& ops);
 
 }  // namespace dsinfer

@@ -30,7 +30,7 @@ peak_rss() {
     sleep 0.2
   done
   t1=$(date +%s.%N)
-  echo "{\"peak_vmrss_kb\": $rss, \"peak_rss_anon_kb\": $anon, \"peak_rss_file_kb\": $file, \"cpu_s\": $(awk -v t=$ticks -v hz=$(getconf CLK_TCK) 'BEGIN{printf "%.2f", t / hz}'), \"wall_s\": $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.2f", b - a}')}" > "$out"
+  echo "{\"peak_vmrss_kb\": $rss, \"peak_rss_anon_kb\": $anon, \"peak_rss_file_kb\": $file, \"cpu_s\": $(awk -v t=$ticks -v hz="$(getconf CLK_TCK)" 'BEGIN{printf "%.2f", t / hz}'), \"wall_s\": $(awk -v a=$t0 -v b=$t1 'BEGIN{printf "%.2f", b - a}')}" > "$out"
 }
 for r in $(seq 1 "$ROUNDS"); do
   for B in 1 8; do

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "kernels/cpu/mla_attention.h"
@@ -163,8 +164,15 @@ class CpuOps final : public BackendOps {
   // y (+)= x · w^T for one matrix (f32, bf16 or FP8 segments).
   void MatMul(const Matrix& w, const float* x, int64_t ldx, int64_t m, float* y, int64_t ldy,
               bool accumulate);
+  // SwiGLU MLP over n rows; clip: DeepSeek-V4's clipped SwiGLU with that limit (<= 0: none)
+  // instead of the plain one.
   void MlpRows(const Matrix& gate_up, const Matrix& down, const float* x, int64_t ldx, int64_t n,
-               float* out, bool accumulate);
+               float* out, bool accumulate, std::optional<float> clip = std::nullopt);
+  // Routed experts: sum[t] (+)= w * expert(x[t]) for every (expert, w) of row t, in ascending
+  // expert id per row, with each expert's rows in one GEMM (so a row's bits do not depend on its
+  // batch). Ids this rank does not hold are an error, or skipped with skip_foreign.
+  absl::Status RoutedRows(Tensor x, Tensor ids, Tensor weights, const CpuWeight& experts,
+                          bool skip_foreign, std::optional<float> clip, float* sum);
   absl::StatusOr<Matrix> ReadMatrix(const WeightDesc& d, absl::Span<const TensorPart> parts,
                                     WeightReader& reader, bool allow_fp8);
   float* layer_cache(int64_t layer) { return cache_.data() + layer * layer_stride_; }

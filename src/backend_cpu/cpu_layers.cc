@@ -14,6 +14,7 @@
 #include "kernels/cpu/moe_router.h"
 #include "kernels/cpu/rmsnorm.h"
 #include "kernels/cpu/rope.h"
+#include "kernels/cpu/v4_moe.h"
 #include "src/backend_cpu/cpu_backend.h"
 #include "src/core/numeric.h"
 #include "src/core/status_macros.h"
@@ -145,12 +146,55 @@ absl::Status CpuOps::Linear(Tensor x, const BackendWeight& w, Tensor y, bool acc
 }
 
 void CpuOps::MlpRows(const Matrix& gate_up, const Matrix& down, const float* x, int64_t ldx,
-                     int64_t n, float* out, bool accumulate) {
+                     int64_t n, float* out, bool accumulate, std::optional<float> clip) {
   const int64_t I = gate_up.rows / 2, D = down.rows;
   std::vector<float> gu(n * 2 * I), act(n * I);
   MatMul(gate_up, x, ldx, n, gu.data(), 2 * I, false);
-  cpu::SiluMul(gu.data(), act.data(), n, I);
+  if (clip.has_value()) {
+    cpu::ClippedSiluMul(gu.data(), act.data(), n, I, *clip);
+  } else {
+    cpu::SiluMul(gu.data(), act.data(), n, I);
+  }
   MatMul(down, act.data(), I, n, out, D, accumulate);
+}
+
+absl::Status CpuOps::RoutedRows(Tensor x, Tensor ids, Tensor weights, const CpuWeight& ex,
+                                bool skip_foreign, std::optional<float> clip, float* sum) {
+  const int64_t n = x.rows, K = ids.cols, D = ex.down.empty() ? 0 : ex.down[0].rows;
+  const int64_t e0 = ex.first_expert, ne = static_cast<int64_t>(ex.gate_up.size());
+  // Rows per expert, in row order, so each row's sum runs over its experts in ascending order
+  // whatever else is in the batch.
+  std::vector<std::vector<std::pair<int32_t, float>>> assigned(ne);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t k = 0; k < K; ++k) {
+      const int32_t id = ids.as<int32_t>()[t * ids.ld + k];
+      if (id < 0) continue;
+      if (id < e0 || id >= e0 + ne) {
+        if (skip_foreign) continue;
+        return absl::InternalError(absl::StrCat("moe: row for expert ", id,
+                                                " which this rank does not hold"));
+      }
+      assigned[id - e0].push_back({static_cast<int32_t>(t), weights.as<float>()[t * weights.ld + k]});
+    }
+  std::vector<float> xs, ys;
+  for (int64_t e = 0; e < ne; ++e) {
+    const auto& rows = assigned[e];
+    if (rows.empty()) continue;
+    const int64_t cnt = static_cast<int64_t>(rows.size());
+    xs.resize(cnt * x.cols);
+    ys.resize(cnt * D);
+    for (int64_t i = 0; i < cnt; ++i)
+      std::memcpy(xs.data() + i * x.cols, x.as<float>() + rows[i].first * x.ld,
+                  x.cols * sizeof(float));
+    MlpRows(ex.gate_up[e], ex.down[e], xs.data(), x.cols, cnt, ys.data(), false, clip);
+    for (int64_t i = 0; i < cnt; ++i) {
+      float* dst = sum + rows[i].first * D;
+      const float* src = ys.data() + i * D;
+      const float wt = rows[i].second;
+      for (int64_t j = 0; j < D; ++j) dst[j] += wt * src[j];
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CpuOps::Mlp(Tensor x, const BackendWeight& gate_up, const BackendWeight& down,
@@ -197,41 +241,11 @@ absl::Status CpuOps::Moe(Tensor x, Tensor ids, Tensor weights, const BackendWeig
                          const BackendWeight* shared_gate_up, const BackendWeight* shared_down,
                          Tensor out, bool accumulate) {
   RETURN_IF_ERROR(NeedF32(x, "moe"));
-  const CpuWeight& ex = W(experts);
-  const int64_t n = x.rows, K = ids.cols, D = out.cols;
-  const int64_t e0 = ex.first_expert, ne = static_cast<int64_t>(ex.gate_up.size());
-  // Rows per expert, in row order, so each row's sum runs over its experts in ascending order
-  // whatever else is in the batch.
-  std::vector<std::vector<std::pair<int32_t, float>>> assigned(ne);
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t k = 0; k < K; ++k) {
-      const int32_t id = ids.as<int32_t>()[t * ids.ld + k];
-      if (id < 0) continue;
-      if (id < e0 || id >= e0 + ne)
-        return absl::InternalError(absl::StrCat("moe: row for expert ", id,
-                                                " which this rank does not hold"));
-      assigned[id - e0].push_back({static_cast<int32_t>(t), weights.as<float>()[t * weights.ld + k]});
-    }
+  const int64_t n = x.rows, D = out.cols;
   std::vector<float> sum_data(n * D, 0.f);
   const Tensor sum{sum_data.data(), ElemType::kF32, n, D, D};
-  std::vector<float> xs, ys;
-  for (int64_t e = 0; e < ne; ++e) {
-    const auto& rows = assigned[e];
-    if (rows.empty()) continue;
-    const int64_t cnt = static_cast<int64_t>(rows.size());
-    xs.resize(cnt * x.cols);
-    ys.resize(cnt * D);
-    for (int64_t i = 0; i < cnt; ++i)
-      std::memcpy(xs.data() + i * x.cols, x.as<float>() + rows[i].first * x.ld,
-                  x.cols * sizeof(float));
-    MlpRows(ex.gate_up[e], ex.down[e], xs.data(), x.cols, cnt, ys.data(), false);
-    for (int64_t i = 0; i < cnt; ++i) {
-      float* dst = sum.as<float>() + rows[i].first * D;
-      const float* src = ys.data() + i * D;
-      const float wt = rows[i].second;
-      for (int64_t j = 0; j < D; ++j) dst[j] += wt * src[j];
-    }
-  }
+  RETURN_IF_ERROR(RoutedRows(x, ids, weights, W(experts), /*skip_foreign=*/false, std::nullopt,
+                             sum_data.data()));
   if (shared_gate_up != nullptr && n > 0)
     MlpRows(W(*shared_gate_up).m, W(*shared_down).m, x.as<float>(), x.ld, n, sum.as<float>(),
             /*accumulate=*/true);

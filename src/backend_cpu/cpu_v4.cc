@@ -101,37 +101,22 @@ absl::Status CpuOps::V4Moe(Tensor x, Tensor ids, Tensor weights, const BackendWe
                            float limit, Tensor out) {
   if ((shared_gate_up == nullptr) != (shared_down == nullptr))
     return absl::InternalError("V4 MoE: the shared expert needs gate_up and down");
-  const auto* ex = static_cast<const CpuWeight*>(experts);
-  const int64_t n = x.rows, K = experts ? ids.cols : 0, D = out.cols;
-  std::vector<float> gu, act, y(D);
-  auto expert = [&](const Matrix& g, const Matrix& d, const float* xr, float* dst) {
-    const int64_t I = d.cols;
-    gu.resize(2 * I);
-    act.resize(I);
-    MatMul(g, xr, x.ld, 1, gu.data(), 2 * I, false);
-    cpu::ClippedSiluMul(gu.data(), act.data(), 1, I, limit);
-    MatMul(d, act.data(), I, 1, dst, D, false);
-  };
-  for (int64_t r = 0; r < n; ++r) {
-    const float* xr = x.as<float>() + r * x.ld;
-    float* o = out.as<float>() + r * out.ld;
-    std::fill(o, o + D, 0.0f);
-    // Routed experts in ascending id (a row's result does not depend on its batch).
-    std::vector<std::pair<int32_t, float>> chosen;
-    for (int64_t k = 0; k < K; ++k)
-      chosen.push_back({ids.as<int32_t>()[r * ids.ld + k], weights.as<float>()[r * weights.ld + k]});
-    std::sort(chosen.begin(), chosen.end());
-    for (const auto& [e, w] : chosen) {
-      const int64_t i = e - ex->first_expert;
-      if (e < 0 || i < 0 || i >= static_cast<int64_t>(ex->gate_up.size())) continue;
-      expert(ex->gate_up[i], ex->down[i], xr, y.data());
-      for (int64_t c = 0; c < D; ++c) o[c] += w * y[c];
-    }
-    if (shared_gate_up == nullptr) continue;
-    expert(static_cast<const CpuWeight*>(shared_gate_up)->m,
-           static_cast<const CpuWeight*>(shared_down)->m, xr, y.data());
-    for (int64_t c = 0; c < D; ++c) o[c] += y[c];
+  const int64_t n = x.rows, D = out.cols;
+  if (n == 0) return absl::OkStatus();
+  // Each row: its routed experts in ascending id, then the shared expert; the routed rows of an
+  // expert run as one GEMM (the same per-row bits as one row at a time: see RoutedRows).
+  std::vector<float> sum(n * D, 0.f);
+  if (experts != nullptr) {
+    RETURN_IF_ERROR(RoutedRows(x, ids, weights, *static_cast<const CpuWeight*>(experts),
+                               /*skip_foreign=*/true, limit, sum.data()));
   }
+  if (shared_gate_up != nullptr) {
+    MlpRows(static_cast<const CpuWeight*>(shared_gate_up)->m,
+            static_cast<const CpuWeight*>(shared_down)->m, x.as<float>(), x.ld, n, sum.data(),
+            /*accumulate=*/true, limit);
+  }
+  for (int64_t r = 0; r < n; ++r)
+    std::copy(sum.data() + r * D, sum.data() + (r + 1) * D, out.as<float>() + r * out.ld);
   return absl::OkStatus();
 }
 

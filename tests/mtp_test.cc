@@ -1,7 +1,7 @@
 // MTP speculative decoding on the CPU backend: the MTP layer's logits against the float32
 // golden of tools/gen_mtp_fixtures.py, greedy output with MTP on identical to MTP off (both
-// DeepSeek families, batched, drafts accepted and rejected), the MTP layer's KV cache layer, and
-// the refusals that name why.
+// DeepSeek families, batched, drafts accepted and rejected; one draft per step and k = 2, 3
+// chained drafts), the MTP layer's KV cache layer, and the refusals that name why.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,10 +21,11 @@ namespace {
 const std::string kFixtures = std::string(DSINFER_SOURCE_DIR) + "/tests/fixtures/models/";
 
 std::unique_ptr<ModelRunner> Load(const std::string& name, bool mtp,
-                                  Precision p = Precision::kF32) {
+                                  Precision p = Precision::kF32, int32_t draft_tokens = 1) {
   auto m = MakeModelRunner({.model_dir = kFixtures + name,
                             .precision = p,
                             .mtp = mtp,
+                            .mtp_draft_tokens = draft_tokens,
                             .threads = 2,
                             .num_kv_blocks = 64});
   EXPECT_TRUE(m.ok()) << m.status();
@@ -162,6 +163,98 @@ TEST_P(MtpFixture, SampledWithMtpIsReproducible) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, MtpFixture, ::testing::Values("mtp_v2_lite", "mtp_v3_fp8"));
+
+// k = 2, 3 drafts per step (the MTP layer chained on its own state and drafts): greedy output
+// identical to MTP off, batched and alone, with drafts accepted at every position and rejected.
+class MtpChained : public ::testing::TestWithParam<std::tuple<std::string, int>> {};
+
+TEST_P(MtpChained, GreedyWithKDraftsEqualsWithout) {
+  const auto [name, k] = GetParam();
+  const nlohmann::json j = GoldenJson(name);
+  std::vector<GenerationRequest> reqs;
+  reqs.push_back({.prompt = j["prompt"].get<std::vector<int32_t>>(),
+                  .max_tokens = static_cast<int64_t>(j["greedy"].size()),
+                  .stop_at_eos = false});
+  for (int b = 0; b < 3; ++b) {
+    GenerationRequest r{.max_tokens = 30 + 7 * b, .stop_at_eos = false};
+    for (int i = 0; i < 5 + 23 * b; ++i) r.prompt.push_back((131 * (b + 1) + 37 * i) % 500 + 2);
+    reqs.push_back(r);
+  }
+  auto off = Load(name, false);
+  auto on = Load(name, true, Precision::kF32, k);
+  ASSERT_TRUE(off && on);
+  EXPECT_EQ(on->mtp_draft_tokens(), k);
+  GenerationOptions opts{.prefill_chunk = 16};
+  auto want = GenerateOnRunner(*off, reqs, opts);
+  GenerationStats st;
+  auto got = GenerateOnRunner(*on, reqs, opts, &st);
+  ASSERT_TRUE(want.ok() && got.ok());
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    EXPECT_EQ((*got)[r].tokens, (*want)[r].tokens) << "request " << r;
+    EXPECT_EQ(static_cast<int64_t>((*got)[r].tokens.size()), reqs[r].max_tokens);
+  }
+  EXPECT_EQ((*want)[0].tokens, j["greedy"].get<std::vector<int32_t>>());
+  std::printf("[%s k=%d] drafts %lld, accepted %lld;", name.c_str(), k,
+              static_cast<long long>(st.draft_tokens), static_cast<long long>(st.accepted_tokens));
+  for (int p = 0; p < k; ++p) {
+    std::printf(" position %d: %lld/%lld", p, static_cast<long long>(st.accepted_at[p]),
+                static_cast<long long>(st.drafted_at[p]));
+  }
+  std::printf("\n");
+  EXPECT_LT(st.accepted_tokens, st.draft_tokens);  // rejections happen
+  for (int p = 0; p < k; ++p) {
+    EXPECT_GT(st.drafted_at[p], 0) << "position " << p;   // k drafts are verified ...
+    EXPECT_GT(st.accepted_at[p], 0) << "position " << p;  // ... and accepted at every position
+  }
+  EXPECT_EQ(st.drafted_at[k], 0);
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    auto alone = GenerateOnRunner(*on, {&reqs[r], 1}, opts);
+    ASSERT_TRUE(alone.ok());
+    EXPECT_EQ((*alone)[0].tokens, (*want)[r].tokens) << "request " << r;
+  }
+}
+
+// Sampled generation with chained drafts keeps every request's length and is reproducible.
+TEST_P(MtpChained, SampledWithKDraftsIsReproducible) {
+  const auto [name, k] = GetParam();
+  auto on = Load(name, true, Precision::kF32, k);
+  ASSERT_NE(on, nullptr);
+  std::vector<GenerationRequest> reqs(4);
+  for (int b = 0; b < 4; ++b) {
+    for (int i = 0; i < 9 + b; ++i) reqs[b].prompt.push_back((17 * b + 29 * i) % 500 + 2);
+    reqs[b].max_tokens = 20;
+    reqs[b].stop_at_eos = false;
+    reqs[b].sampling.temperature = 0.8f;
+    reqs[b].sampling.seed = 100 + b;
+  }
+  GenerationStats st;
+  auto a = GenerateOnRunner(*on, reqs, {}, &st);
+  auto b = GenerateOnRunner(*on, reqs);
+  ASSERT_TRUE(a.ok() && b.ok());
+  for (size_t r = 0; r < reqs.size(); ++r) {
+    EXPECT_EQ((*a)[r].tokens.size(), 20u);
+    EXPECT_EQ((*a)[r].tokens, (*b)[r].tokens);
+  }
+  EXPECT_GT(st.drafted_at[k - 1], 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, MtpChained,
+                         ::testing::Combine(::testing::Values("mtp_v2_lite", "mtp_v3_fp8"),
+                                            ::testing::Values(2, 3)),
+                         [](const auto& info) {
+                           return std::get<0>(info.param) + "_k" +
+                                  std::to_string(std::get<1>(info.param));
+                         });
+
+TEST(Mtp, DraftTokensOutOfRangeAreRefused) {
+  for (int32_t k : {0, kMaxMtpDraftTokens + 1}) {
+    auto m = MakeModelRunner({.model_dir = kFixtures + "mtp_v2_lite", .mtp = true,
+                              .mtp_draft_tokens = k, .num_kv_blocks = 4});
+    ASSERT_FALSE(m.ok()) << k;
+    EXPECT_EQ(m.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(m.status().message().find("mtp_draft_tokens"), std::string::npos) << m.status();
+  }
+}
 
 TEST(Mtp, TheMtpLayerHasItsOwnCacheLayer) {
   auto off = Load("mtp_v3_fp8", false);

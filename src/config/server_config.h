@@ -94,6 +94,7 @@ struct ServerConfig {
   // memory; for checking FP8 kernels against dequantised math). Default: they stay FP8.
   bool dequantize_fp8 = false;
   bool mtp = false;  // MTP speculative decoding (DeepSeek checkpoints with an MTP layer; cpu)
+  int32_t mtp_draft_tokens = 1;  // with mtp: drafts per sequence and step (the layer chained)
   std::string grpc_listen = "0.0.0.0:50051";
   std::string http_listen = "0.0.0.0:9090";  // /metrics, /healthz, /readyz
   // The OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions); empty: off.

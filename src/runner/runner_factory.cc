@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> LoadShard(const RunnerOptions& o,
                           .num_kv_blocks = blocks,
                           .kv_sizer = o.kv_sizer,
                           .mtp = o.mtp,
+                          .mtp_draft_tokens = o.mtp_draft_tokens,
                           .progress = o.progress};
   return ProgramRunner::Create(std::move(ops), ro);
 }

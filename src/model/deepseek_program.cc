@@ -259,7 +259,7 @@ WorkspaceNeeds DeepseekProgram::Needs(int64_t T, int64_t R, int64_t S) const {
                    .max_logit_rows = R,
                    .max_seqs = S,
                    .max_positions = c.max_position_embeddings,
-                   .num_layers = c.num_hidden_layers,
+                   .num_layers = c.num_hidden_layers + c.mtp_layers,  // MTP: expert load
                    .hidden = c.hidden_size,
                    .vocab = c.vocab_size,
                    .mla = mla_,

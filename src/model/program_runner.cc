@@ -19,15 +19,6 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
       return absl::InvalidArgumentError(
           "mtp: the checkpoint has no MTP layer (num_nextn_predict_layers is 0)");
     }
-    if (std::string(ops->name()) != "cpu") {
-      return absl::UnimplementedError(absl::StrCat(
-          "mtp: speculative decoding runs on the cpu backend only; the ", ops->name(),
-          " backend has no MTP step yet"));
-    }
-    if (!o.layout.single()) {
-      return absl::UnimplementedError(absl::StrCat(
-          "mtp: speculative decoding runs on one rank; tp is ", o.layout.tp));
-    }
     if (o.mtp_draft_tokens < 1 || o.mtp_draft_tokens > kMaxMtpDraftTokens) {
       return absl::InvalidArgumentError(absl::StrCat("mtp_draft_tokens: ", o.mtp_draft_tokens,
                                                      " is not in [1, ", kMaxMtpDraftTokens, "]"));
@@ -87,7 +78,8 @@ absl::Status ProgramRunner::AllocateKvCache(int32_t num_blocks) {
 }
 
 absl::Status ProgramRunner::WarmUp(int64_t max_batch) {
-  if (!ops_->can_replay()) return absl::OkStatus();
+  // MTP steps run eagerly (Step): nothing to capture.
+  if (!ops_->can_replay() || program_->has_mtp()) return absl::OkStatus();
   const int64_t limit = ops_->max_logit_rows() > 0 ? ops_->max_logit_rows() : max_batch;
   max_batch = std::min({max_batch, limit, static_cast<int64_t>(ops_->max_step_seqs())});
   // Decode steps of B dummy sequences (token 0 at position 1 of block 0): the first runs
@@ -137,6 +129,10 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
   }
   ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
   RETURN_IF_ERROR(ops_->BeginStep(step));
+  // A rank without outputs of an MTP model still samples: the MTP layer's inputs (and its
+  // collectives) follow the sampled tokens, which every rank draws alike from gathered logits.
+  StepResult rank_result;
+  if (result == nullptr && program_->has_mtp()) result = &rank_result;
   const int64_t R = static_cast<int64_t>(step.logit_rows.size());
   if (result != nullptr) {
     result->seqs.assign(seqs.size(), SequenceResult{});

@@ -217,6 +217,7 @@ absl::Status ProgramRunner::Draft(absl::Span<const RunnerSequence> seqs, const S
     state.resize(num_drafts * hidden.cols);
     RETURN_IF_ERROR(ops_->CopyToHost(hidden.Rows(0, static_cast<int64_t>(num_drafts)),
                                      state.data()));
+    RETURN_IF_ERROR(ops_->Sync());
   }
   ops_->ScratchRelease(mark);
   if (chain) RETURN_IF_ERROR(ChainDrafts(seqs, which, newest, newest_pos, std::move(state), result));
@@ -295,6 +296,7 @@ absl::Status ProgramRunner::ChainDrafts(absl::Span<const RunnerSequence> seqs,
     if (more) {
       state.resize(A * D);
       RETURN_IF_ERROR(ops_->CopyToHost(hout, state.data()));
+      RETURN_IF_ERROR(ops_->Sync());
     }
     which = std::move(which2);
     newest = std::move(newest2);

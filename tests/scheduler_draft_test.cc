@@ -173,7 +173,7 @@ TEST(SchedulerDraft, AllDraftsRejectedReleaseTheirBlock) {
 
 TEST(SchedulerDraft, DraftsCountAgainstTheTokenBudgetAndMaxTokens) {
   {
-    DraftFixture f(8, 16, 63, /*budget=*/3);  // the decode and two drafts
+    DraftFixture f(8, 16, /*prompt_len=*/2, /*budget=*/3);  // the decode and two drafts
     f.s->SetDrafts(1, {200, 201, 202});
     StepPlan p = f.Step();
     EXPECT_EQ(p.items[0].num_draft, 2);
@@ -209,15 +209,33 @@ TEST(SchedulerDraft, LookaheadBlocksAreLentForOneStep) {
 }
 
 TEST(SchedulerDraft, LookaheadNeverPreempts) {
-  // One block: the prompt (62) and its decode fit; the lookahead's block does not exist.
-  DraftFixture f(1, 16, /*prompt_len=*/62, 256, /*lookahead=*/3);
-  f.s->SetDrafts(1, {200});
-  StepPlan p = f.Step();
-  ASSERT_EQ(p.items.size(), 1u);
-  EXPECT_EQ(p.items[0].num_draft, 1);
-  EXPECT_EQ(p.items[0].lookahead, 0);
+  // Two blocks, two prompts of 62: positions 62 and 63 of each lookahead fit its own block; a
+  // third position would need a third block, which only preempting the other could give.
+  SchedulerLimits l = TestLimits();
+  l.num_kv_blocks = 2;
+  l.prefix_caching = false;
+  l.mtp_lookahead = 3;
+  auto c = Scheduler::Create(l, {testing::Tenant("t")});
+  ASSERT_TRUE(c.ok()) << c.status();
+  Scheduler& s = **c;
+  ASSERT_TRUE(s.Add({.id = 1, .tenant = "t", .prompt = Tokens(1, 62), .max_tokens = 2}, 0)
+                  .status.ok());
+  ASSERT_TRUE(s.Add({.id = 2, .tenant = "t", .prompt = Tokens(2, 62), .max_tokens = 2}, 0)
+                  .status.ok());
+  StepPlan p = s.Plan(0);
+  s.Commit(p);
+  ASSERT_EQ(p.items.size(), 2u);
+  for (const StepItem& item : p.items) {
+    EXPECT_TRUE(item.sample);
+    EXPECT_EQ(item.lookahead, 2);
+    EXPECT_EQ(item.num_blocks, 1);
+  }
   EXPECT_TRUE(p.preempted.empty());
-  EXPECT_TRUE(f.s->Validate().ok()) << f.s->Validate();
+  EXPECT_TRUE(s.Validate().ok()) << s.Validate();
+  const std::vector<std::pair<uint64_t, int32_t>> toks = {{1, 100}, {2, 101}};
+  s.OnTokens(toks, {});
+  EXPECT_TRUE(s.Validate().ok()) << s.Validate();
+  EXPECT_EQ(s.block_pool().num_free(), 0);
 }
 
 }  // namespace

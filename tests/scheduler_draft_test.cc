@@ -21,6 +21,7 @@ struct DraftFixture {
     l.num_kv_blocks = blocks;
     l.prefix_caching = false;
     l.max_batched_tokens = budget;
+    l.max_running = static_cast<int32_t>(std::min<int64_t>(l.max_running, budget));
     l.mtp_lookahead = lookahead;
     auto c = Scheduler::Create(l, {testing::Tenant("t")});
     EXPECT_TRUE(c.ok()) << c.status();

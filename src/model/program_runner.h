@@ -30,8 +30,8 @@ struct ProgramRunnerOptions {
   ShardLayout layout = {};
   int32_t num_kv_blocks = 0;  // > 0: exactly this many; < 0: none yet (AllocateKvCache later)
   KvSizer kv_sizer;           // 0: this decides (required then)
-  // Load the checkpoint's MTP layer and draft with it (DeepSeek families, cpu backend, tp 1),
-  // mtp_draft_tokens (1 .. kMaxMtpDraftTokens) per sequence and step: the layer chained.
+  // Load the checkpoint's MTP layer and draft with it (DeepSeek families, any backend and
+  // layout), mtp_draft_tokens (1 .. kMaxMtpDraftTokens) per sequence and step: the layer chained.
   bool mtp = false;
   int32_t mtp_draft_tokens = 1;
   ProgressFn progress = nullptr;

@@ -126,6 +126,10 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
       return absl::InvalidArgumentError(absl::StrCat(
           "sequence ", s, ": a draft needs a runner with MTP and no logprobs"));
     }
+    if (static_cast<int64_t>(seqs[s].draft_sampling.size()) != seqs[s].num_draft) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s, ": ", seqs[s].num_draft,
+                                                     " drafts need as many draft_sampling rows"));
+    }
   }
   ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
   RETURN_IF_ERROR(ops_->BeginStep(step));

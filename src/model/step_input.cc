@@ -37,11 +37,10 @@ absl::StatusOr<StepInput> BuildStepInput(absl::Span<const RunnerSequence> seqs,
                                                        " outside the vocabulary [0, ",
                                                        limits.vocab_size, ")"));
     if (in.num_draft < 0 || in.num_draft > kMaxMtpDraftTokens || in.num_draft >= n ||
-        (in.num_draft > 0 && !in.sample) ||
-        static_cast<int64_t>(in.draft_sampling.size()) != in.num_draft) {
+        (in.num_draft > 0 && !in.sample)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "sequence ", s, ": num_draft ", in.num_draft, " (0 .. ", kMaxMtpDraftTokens,
-          ", below the ", n, " new tokens, with sample and one draft_sampling row each)"));
+          ", below the ", n, " new tokens, with sample)"));
     }
     st.token_offset.push_back(st.num_tokens);
     st.n_new.push_back(static_cast<int32_t>(n));

@@ -161,6 +161,60 @@ TEST(StepMessage, RoundTripsAndRejectsTruncation) {
   }
 }
 
+// MTP ranks sample as the leader does: sampling rows (penalties too), drafts, the next token and
+// the sampled vocabulary travel with the step.
+TEST(StepMessage, CarriesSamplingAndDrafts) {
+  const std::vector<int32_t> toks = {5, 6, 7}, table = {2}, pen = {5, 9}, counts = {0, 3};
+  const std::vector<SamplingRow> drafts = {{.temperature = 0.5f, .uniform = 0.25},
+                                           {.temperature = 0.7f, .top_k = 4, .uniform = 0.75}};
+  RunnerSequence in{.tokens = toks,
+                    .start_pos = 40,
+                    .block_table = table,
+                    .sample = true,
+                    .sampling = {.temperature = 0.8f, .top_k = 3, .top_p = 0.9f, .min_p = 0.1f,
+                                 .repetition_penalty = 1.2f, .frequency_penalty = 0.5f,
+                                 .presence_penalty = 0.25f, .uniform = 0.125,
+                                 .penalty_tokens = pen, .penalty_counts = counts},
+                    .logprobs = -1,
+                    .num_draft = 2,
+                    .draft_sampling = drafts,
+                    .next_token = 11};
+  const RunnerSequence plain{.tokens = toks, .start_pos = 0, .block_table = table,
+                             .next_token = 8};
+  const std::vector<RunnerSequence> seqs = {in, plain};
+  std::vector<char> bytes = EncodeStep(seqs, 500);
+  auto step = DecodeStep(bytes);
+  ASSERT_TRUE(step.ok()) << step.status();
+  EXPECT_EQ(step->sample_vocab, 500);
+  ASSERT_EQ(step->seqs.size(), 2u);
+  const RunnerSequence& got = step->seqs[0];
+  EXPECT_TRUE(got.sample);
+  EXPECT_EQ(got.logprobs, -1);
+  EXPECT_EQ(got.num_draft, 2);
+  EXPECT_EQ(got.next_token, 11);
+  EXPECT_EQ(got.sampling.top_k, 3);
+  EXPECT_FLOAT_EQ(got.sampling.top_p, 0.9f);
+  EXPECT_FLOAT_EQ(got.sampling.min_p, 0.1f);
+  EXPECT_FLOAT_EQ(got.sampling.repetition_penalty, 1.2f);
+  EXPECT_FLOAT_EQ(got.sampling.frequency_penalty, 0.5f);
+  EXPECT_FLOAT_EQ(got.sampling.presence_penalty, 0.25f);
+  EXPECT_DOUBLE_EQ(got.sampling.uniform, 0.125);
+  EXPECT_EQ(std::vector<int32_t>(got.sampling.penalty_tokens.begin(),
+                                 got.sampling.penalty_tokens.end()), pen);
+  EXPECT_EQ(std::vector<int32_t>(got.sampling.penalty_counts.begin(),
+                                 got.sampling.penalty_counts.end()), counts);
+  ASSERT_EQ(got.draft_sampling.size(), 2u);
+  EXPECT_FLOAT_EQ(got.draft_sampling[1].temperature, 0.7f);
+  EXPECT_EQ(got.draft_sampling[1].top_k, 4);
+  EXPECT_DOUBLE_EQ(got.draft_sampling[1].uniform, 0.75);
+  EXPECT_TRUE(got.draft_sampling[0].penalty_tokens.empty());
+  EXPECT_FALSE(step->seqs[1].sample);
+  EXPECT_EQ(step->seqs[1].next_token, 8);
+  for (size_t cut = 0; cut < bytes.size(); ++cut) {
+    EXPECT_FALSE(DecodeStep(absl::MakeSpan(bytes.data(), cut)).ok()) << cut;
+  }
+}
+
 TEST(ShardLayout, NamesWhatDoesNotDivide) {
   ModelConfig c;
   c.num_attention_heads = 4;

@@ -20,6 +20,10 @@ if(DSINFER_HAVE_CUDA)
          CUDA::cudart LABELS gpu)
   add_dependencies(cuda_runner_test dsinfer)
   target_compile_definitions(cuda_runner_test PRIVATE DSINFER_CLI="$<TARGET_FILE:dsinfer>")
+  # MTP speculative decoding on the CUDA backend against the CPU backend and the golden.
+  dsinfer_add_test(mtp_gpu_test SOURCES gpu/mtp_gpu_test.cc
+    LIBS dsinfer_runner dsinfer_engine dsinfer_weights nlohmann_json::nlohmann_json absl::strings
+         CUDA::cudart LABELS gpu)
   dsinfer_add_test(logprobs_gpu_test SOURCES gpu/logprobs_gpu_test.cc
     LIBS dsinfer_cuda_kernels dsinfer_cpu_kernels dsinfer_core CUDA::cudart LABELS gpu)
   # The embedding API (libdsinfer) with its CUDA code: load, stream, cancel on the GPU.

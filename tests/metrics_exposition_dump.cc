@@ -49,6 +49,12 @@ int main(int argc, char** argv) {
   m.sequences_waiting->Set(5);
   m.prefix_cache_queried_tokens->Inc(10000);
   m.prefix_cache_hit_tokens->Inc(4096);
+  m.spec_decode_draft_tokens->Inc(30);
+  m.spec_decode_accepted_tokens->Inc(21);
+  for (int j = 0; j < 3; ++j) {
+    m.SpecDecodeDraftsAt(j).Inc(10);
+    m.SpecDecodeAcceptedAt(j).Inc(9 - 2 * j);
+  }
 
   MetricsHttpServer server(&m.registry(), nullptr);
   if (absl::Status s = server.Start("127.0.0.1:0"); !s.ok()) {

@@ -96,6 +96,22 @@ TEST(ServerConfig, DequantizeFp8IsABoolean) {
   EXPECT_NE(c.status().message().find("dequantize_fp8"), std::string::npos) << c.status();
 }
 
+TEST(ServerConfig, MtpDraftTokens) {
+  absl::StatusOr<ServerConfig> c = ParseServerConfig(Minimal("mtp: true\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mtp_draft_tokens, 1);  // today's one-token drafts by default
+  c = ParseServerConfig(Minimal("mtp: true\nmtp_draft_tokens: 3\n"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->mtp_draft_tokens, 3);
+  EXPECT_THAT(ErrorOf(Minimal("mtp: true\nmtp_draft_tokens: 0\n")), HasSubstr("mtp_draft_tokens"));
+  EXPECT_THAT(ErrorOf(Minimal("mtp: true\nmtp_draft_tokens: 64\n")),
+              HasSubstr("mtp_draft_tokens"));
+  EXPECT_THAT(ErrorOf(Minimal("mtp: true\nmtp_draft_tokens: two\n")),
+              HasSubstr("mtp_draft_tokens"));
+  EXPECT_THAT(ErrorOf(Minimal("mtp_draft_tokens: 2\n")),
+              HasSubstr("mtp_draft_tokens: 2 drafts but mtp is false"));
+}
+
 TEST(ServerConfig, HttpSection) {
   absl::StatusOr<ServerConfig> c = ParseServerConfig(Minimal(
       "openai_listen: 127.0.0.1:8000\n"

@@ -1,7 +1,7 @@
 // The model sharded over local rank processes (--tp / --ep) gives the single-rank result: f32
 // logits within 1e-5 (relative to the largest logit) and the same greedy tokens, for both
-// DeepSeek families, DeepSeek-V4 and the dense distills; bad layouts are refused by name; a rank
-// that dies makes the leader fail fast.
+// DeepSeek families (MTP included), DeepSeek-V4 and the dense distills; bad layouts are refused
+// by name; a rank that dies makes the leader fail fast.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -91,6 +91,29 @@ void ExpectLayoutsMatchOneRank(const std::string& model, const std::vector<std::
     }
     EXPECT_LE(err / scale, 1e-5) << model << " " << layout;
     EXPECT_EQ(Greedy(model, layout), want_ids) << model << " " << layout;
+  }
+}
+
+// MTP with the MTP layer sharded like the main layers (its MoE over ep ranks): every rank samples
+// the same tokens from the gathered logits and drafts the same (k = 1 and 2), so greedy output
+// equals one rank's with MTP, and MTP off.
+TEST(ShardedMtp, GreedyMatchesOneRank) {
+  for (const std::string model : {"mtp_v3_fp8", "mtp_v2_lite"}) {
+    const auto off = Greedy(model, "");
+    ASSERT_EQ(off.size(), 12u);
+    for (const std::string k : {"1", "2"}) {
+      const std::string mtp = " --mtp --mtp-draft-tokens " + k;
+      for (const std::string layout : {"", "--tp 2", "--tp 2 --ep 2"}) {
+        Result r = RunCli(absl::StrCat("generate --model ", kFixtures, model,
+                                       " --ids 3,14,15,92,65 --max-tokens 12 --ignore-eos "
+                                       "--dtype f32 --threads 1 ",
+                                       layout, mtp));
+        ASSERT_EQ(r.code, 0) << model << " " << layout << mtp << ": " << r.err;
+        const nlohmann::json j = nlohmann::json::parse(r.out);
+        EXPECT_EQ(j["ids"].get<std::vector<int32_t>>(), off) << model << " " << layout << mtp;
+        EXPECT_GT(j["mtp"]["accepted_tokens"].get<int64_t>(), 0) << model << " " << layout << mtp;
+      }
+    }
   }
 }
 

@@ -1,7 +1,9 @@
 // Speculative sampling keeps the target distribution: chi-square of the verified tokens against
-// p on a small vocabulary (fixed seeds), with wrong rules shown to fail the same bar.
+// p on a small vocabulary (fixed seeds), with wrong rules shown to fail the same bar; for k > 1
+// chained greedy drafts, the joint law of two generated tokens against a Markov chain target.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <functional>
 #include <random>
 #include <vector>
@@ -94,6 +96,105 @@ TEST(SpeculativeSampling, WrongRulesFailTheBar) {
     return u1 < std::min(1.0, double{kQ[d]} / kP[d]) ? d : VerifyDraft(kP, kQ, d, 1.0, u2).token;
   };
   EXPECT_GT(Chi2(kQ, inverted, 1), 10 * kChi2Bar);
+}
+
+// k > 1: a Markov chain over 6 tokens is the target (row t: p(. | last token t)); the drafts are
+// a greedy draft model chained on its own output (d_1 = g(last), d_{j+1} = g(d_j)), as the MTP
+// layer drafts; g is right for some tokens and wrong for others. Steps of k drafts verified by
+// AcceptGreedyDrafts (row j sampled after d_j) generate two tokens after token 0; their joint
+// law must be p(t1 | 0) p(t2 | t1): chi-square with 35 degrees of freedom.
+const std::array<std::vector<float>, 6> kChain = {{{0.30f, 0.05f, 0.20f, 0.15f, 0.25f, 0.05f},
+                                                   {0.10f, 0.40f, 0.20f, 0.05f, 0.05f, 0.20f},
+                                                   {0.05f, 0.10f, 0.50f, 0.10f, 0.05f, 0.20f},
+                                                   {0.25f, 0.25f, 0.10f, 0.10f, 0.20f, 0.10f},
+                                                   {0.05f, 0.05f, 0.05f, 0.60f, 0.15f, 0.10f},
+                                                   {0.20f, 0.10f, 0.10f, 0.10f, 0.10f, 0.40f}}};
+constexpr std::array<int32_t, 6> kGreedyDraft = {0, 1, 2, 4, 3, 0};
+// Chi-square critical value for 35 degrees of freedom at p = 0.001.
+constexpr double kChi2Bar35 = 66.62;
+
+using StepRule = std::function<std::vector<int32_t>(absl::Span<const int32_t> drafts,
+                                                    absl::Span<const int32_t> samples)>;
+
+// Returns the chi-square; accepted_at[j]: how often draft j + 1 was accepted (the first step).
+double ChainChi2(int k, const StepRule& rule, uint64_t seed,
+                 std::vector<double>* accepted_at = nullptr) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<int64_t> counts(36, 0), accepted(k, 0);
+  for (int t = 0; t < kTrials; ++t) {
+    std::vector<int32_t> out;
+    int32_t last = 0;
+    for (bool first = true; out.size() < 2; first = false) {
+      std::vector<int32_t> drafts(k), samples(k + 1);
+      for (int j = 0; j < k; ++j) drafts[j] = kGreedyDraft[j == 0 ? last : drafts[j - 1]];
+      for (int j = 0; j <= k; ++j) samples[j] = Draw(kChain[j == 0 ? last : drafts[j - 1]], u(rng));
+      const std::vector<int32_t> produced = rule(drafts, samples);
+      if (first) {
+        for (size_t j = 0; j + 1 < produced.size(); ++j) ++accepted[j];
+      }
+      out.insert(out.end(), produced.begin(), produced.end());
+      last = out.back();
+    }
+    ++counts[out[0] * 6 + out[1]];
+  }
+  if (accepted_at != nullptr) {
+    accepted_at->clear();
+    for (int j = 0; j < k; ++j) accepted_at->push_back(static_cast<double>(accepted[j]) / kTrials);
+  }
+  double chi2 = 0;
+  for (int a = 0; a < 6; ++a) {
+    for (int b = 0; b < 6; ++b) {
+      const double expected = double{kChain[0][a]} * kChain[a][b] * kTrials;
+      chi2 += (counts[a * 6 + b] - expected) * (counts[a * 6 + b] - expected) / expected;
+    }
+  }
+  return chi2;
+}
+
+TEST(SpeculativeSampling, ChainedGreedyDraftsKeepTheTarget) {
+  const StepRule rule = [](absl::Span<const int32_t> d, absl::Span<const int32_t> x) {
+    return AcceptGreedyDrafts(d, x);
+  };
+  for (int k : {1, 2, 3}) {
+    for (uint64_t seed : {21, 22}) {
+      std::vector<double> at;
+      EXPECT_LT(ChainChi2(k, rule, seed, &at), kChi2Bar35) << "k " << k << " seed " << seed;
+      // Draft 1 from token 0 is g(0) = 0, accepted with p(0 | 0) = 0.30; draft 2 (0 again)
+      // needs both: 0.09; draft 3: 0.027. Deeper drafts are verified, not only the first.
+      const double want[3] = {0.30, 0.09, 0.027};
+      for (int j = 0; j < k; ++j) EXPECT_NEAR(at[j], want[j], 0.005) << "k " << k << " draft " << j;
+    }
+  }
+}
+
+// Wrong multi-draft rules fail the same bar: taking every row's sample whatever the drafts (a
+// row after a rejected draft was sampled in a context the sequence does not have), and taking
+// a sample that matched the draft past a rejection (verification must stop at the first miss).
+TEST(SpeculativeSampling, WrongChainRulesFailTheBar) {
+  const StepRule every_row = [](absl::Span<const int32_t>, absl::Span<const int32_t> x) {
+    return std::vector<int32_t>(x.begin(), x.end());
+  };
+  EXPECT_GT(ChainChi2(2, every_row, 21), 10 * kChi2Bar35);
+  const StepRule past_miss = [](absl::Span<const int32_t> d, absl::Span<const int32_t> x) {
+    std::vector<int32_t> out = {x[0]};
+    for (size_t j = 0; j < d.size(); ++j) {
+      if (x[j] == d[j]) out.push_back(x[j + 1]);
+    }
+    return out;
+  };
+  EXPECT_GT(ChainChi2(3, past_miss, 21), 10 * kChi2Bar35);
+}
+
+TEST(SpeculativeSampling, AcceptGreedyDraftsStopsAtTheFirstMiss) {
+  const std::vector<int32_t> d = {4, 5, 6};
+  EXPECT_EQ(AcceptGreedyDrafts(d, std::vector<int32_t>{1, 9, 9, 9}), (std::vector<int32_t>{1}));
+  EXPECT_EQ(AcceptGreedyDrafts(d, std::vector<int32_t>{4, 2, 9, 9}),
+            (std::vector<int32_t>{4, 2}));
+  EXPECT_EQ(AcceptGreedyDrafts(d, std::vector<int32_t>{4, 5, 7, 9}),
+            (std::vector<int32_t>{4, 5, 7}));
+  EXPECT_EQ(AcceptGreedyDrafts(d, std::vector<int32_t>{4, 5, 6, 8}),
+            (std::vector<int32_t>{4, 5, 6, 8}));
 }
 
 }  // namespace

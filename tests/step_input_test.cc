@@ -49,5 +49,29 @@ TEST(StepInput, AllDecodeOnlyWhenEverySequenceHasOneNewToken) {
   EXPECT_EQ(st->decode_rows.size(), 2u);
 }
 
+// k drafts: k + 1 decode queries, each attending its own causal prefix; more than
+// kMaxMtpDraftTokens, or drafts without sampling, are refused.
+TEST(StepInput, KDraftsAreKPlusOneDecodeQueries) {
+  const std::vector<int32_t> four = {7, 8, 9, 10}, table = {0, 1, 2};
+  const StepLimits limits{.vocab_size = 16, .max_positions = 64, .num_blocks = 8, .block_size = 4};
+  std::vector<RunnerSequence> seqs = {
+      {.tokens = four, .start_pos = 6, .block_table = table, .sample = true, .num_draft = 3}};
+  auto st = BuildStepInput(seqs, limits);
+  ASSERT_TRUE(st.ok()) << st.status();
+  EXPECT_EQ(st->decode_seqs, (std::vector<int32_t>{0}));
+  EXPECT_EQ(st->decode_rows, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(st->decode_lens, (std::vector<int32_t>{7, 8, 9, 10}));
+  EXPECT_EQ(st->logit_rows, (std::vector<int32_t>{0, 1, 2, 3}));
+  EXPECT_EQ(st->last_logit, (std::vector<int32_t>{3}));
+  seqs[0].sample = false;
+  EXPECT_EQ(BuildStepInput(seqs, limits).status().code(), absl::StatusCode::kInvalidArgument);
+  const std::vector<int32_t> many(kMaxMtpDraftTokens + 2, 5), wide = {0, 1, 2, 3, 4};
+  seqs[0] = {.tokens = many, .start_pos = 6, .block_table = wide, .sample = true,
+             .num_draft = kMaxMtpDraftTokens};
+  EXPECT_TRUE(BuildStepInput(seqs, limits).ok());
+  seqs[0].num_draft = kMaxMtpDraftTokens + 1;
+  EXPECT_EQ(BuildStepInput(seqs, limits).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace dsinfer

@@ -22,6 +22,7 @@ layer, over tools/deepseek_reference.py's float32 blocks (FP8 dequantised with D
 128x128 rule). Row i of the MTP logits predicts token i+2 from tokens 0..i+1.
 
     python3 tools/gen_mtp_fixtures.py            # both fixtures
+    python3 tools/gen_mtp_fixtures.py --chain    # only golden_mtp_chain.* (k = 3 chained drafts)
 """
 
 from __future__ import annotations
@@ -107,6 +108,60 @@ class MtpReference:
         return logits, mtp
 
 
+    @torch.no_grad()
+    def chain(self, prompt: list[int], k: int):
+        """Chained drafts after the prompt's greedy token g0 (DeepSeek-V3's sequential MTP with
+        the one layer reused, the MTP state fed back after shared_head.norm as SGLang's NextN
+        worker does): round 1 is the MTP row of the prompt's last position (pairing its final
+        normed hidden state with g0); round j > 1 appends a row at the next position pairing
+        round j-1's normed output with its draft. Returns g0, the drafts, logits [k, V]."""
+        w, P, L = self.w, len(prompt), self.L
+        p = f"model.layers.{L}."
+        freqs = self.ref.freqs_cis[:P + k]
+        h = w["model.embed_tokens.weight"][torch.as_tensor(prompt)]
+        for i in range(L):
+            h = self.ref.block(h, i, freqs[:P])
+        hn = rms_norm(h, w["model.norm.weight"], self.eps)
+        g0 = int((hn[-1] @ w["lm_head.weight"].t()).argmax())
+        head = w.get(p + "shared_head.head.weight", w["lm_head.weight"])
+
+        def rows(ids, states):
+            e = w["model.embed_tokens.weight"][torch.as_tensor(ids)]
+            return torch.cat([rms_norm(e, w[p + "enorm.weight"], self.eps),
+                              rms_norm(states, w[p + "hnorm.weight"], self.eps)], dim=-1) @ w[p + "eh_proj.weight"].t()
+
+        x_in = rows(prompt[1:] + [g0], hn)
+        drafts, out = [], []
+        for j in range(k):
+            if j > 0:
+                x_in = torch.cat([x_in, rows([drafts[-1]], s)])
+            x = self.ref.block(x_in, L, freqs[:P + j])
+            s = rms_norm(x[-1:], w[p + "shared_head.norm.weight"], self.eps)
+            lg = (s @ head.t())[0]
+            out.append(lg)
+            drafts.append(int(lg.argmax()))
+        return g0, drafts, torch.stack(out)
+
+
+CHAIN_K = 3
+
+
+def build_chain(name: str) -> None:
+    """golden_mtp_chain.*: the chained drafts of the existing fixture's golden prompt."""
+    dst = os.path.join(FIXTURES, name)
+    with open(os.path.join(dst, "golden_mtp.json")) as f:
+        prompt = json.load(f)["prompt"]
+    g0, drafts, logits = MtpReference(dst).chain(prompt, CHAIN_K)
+    save_file({"chain_logits": logits.contiguous()}, os.path.join(dst, "golden_mtp_chain.safetensors"))
+    with open(os.path.join(dst, "golden_mtp_chain.json"), "w") as f:
+        json.dump({"prompt": prompt, "g0": g0, "drafts": drafts,
+                   "note": "tools/gen_mtp_fixtures.py --chain: MTP logits of k chained draft rounds"},
+                  f, indent=1)
+    for fn in ("golden_mtp_chain.safetensors", "golden_mtp_chain.json"):
+        os.chmod(os.path.join(dst, fn), 0o644)
+    print(f"{name}: g0 {g0}, chained drafts {drafts}")
+
+
 def build(name: str) -> None:
     src = os.path.join(FIXTURES, SOURCES[name])
     dst = os.path.join(FIXTURES, name)
@@ -156,8 +211,13 @@ def build(name: str) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("names", nargs="*", default=list(SOURCES))
-    for name in ap.parse_args().names:
-        build(name)
+    ap.add_argument("--chain", action="store_true",
+                    help="only the chained-draft golden of the existing fixtures")
+    args = ap.parse_args()
+    for name in args.names:
+        if not args.chain:
+            build(name)
+        build_chain(name)
 
 
 if __name__ == "__main__":

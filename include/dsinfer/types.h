@@ -68,9 +68,10 @@ struct LoadOptions {
   // FP8 (block-scaled e4m3) checkpoints: false keeps the weights FP8 in memory (the kernels take
   // them as they are); true converts them to `dtype` at load (more memory, the exact path).
   bool dequantize_fp8 = false;
-  // Load the checkpoint's MTP layer and use it for one-token speculative drafts (DeepSeek-V3 /
-  // R1 / V3.2 checkpoints; cpu backend, one rank). Output is unchanged (greedy: identical).
+  // Load the checkpoint's MTP layer and use it for speculative drafts (DeepSeek-V3 / R1 / V3.2
+  // checkpoints; tp / ep layouts too). Output is unchanged (greedy: identical).
   bool mtp = false;
+  int mtp_draft_tokens = 1;  // with mtp: draft tokens per step (the MTP layer chained; 1 .. 8)
   ParallelOptions parallel;
   KvCacheOptions kv_cache;
   SchedulerOptions scheduler;

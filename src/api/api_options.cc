@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
+#include "src/config/model_config.h"
 #include "src/core/status_macros.h"
 
 namespace dsinfer::api_internal {
@@ -165,6 +166,10 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& o) 
   if (o.backend == "cuda" && o.dtype != "bf16")
     return Invalid("dtype", "the cuda backend runs bf16");
   RETURN_IF_ERROR(InRange("threads", o.threads, 0, 4096));
+  RETURN_IF_ERROR(InRange("mtp_draft_tokens", o.mtp_draft_tokens, 1, kMaxMtpDraftTokens));
+  if (o.mtp_draft_tokens != 1 && !o.mtp) {
+    return Invalid("mtp_draft_tokens", absl::StrCat(o.mtp_draft_tokens, " drafts but mtp is false"));
+  }
   RETURN_IF_ERROR(CheckParallel(o.parallel));
   RETURN_IF_ERROR(CheckKvCache(o.kv_cache));
   RETURN_IF_ERROR(CheckScheduler(o.scheduler));
@@ -177,6 +182,7 @@ absl::StatusOr<ServerConfig> ServerConfigFromOptions(const api::LoadOptions& o) 
   c.threads = o.threads;
   c.dequantize_fp8 = o.dequantize_fp8;
   c.mtp = o.mtp;
+  c.mtp_draft_tokens = o.mtp_draft_tokens;
   c.parallel.tp = o.parallel.tp;
   c.parallel.ep = o.parallel.ep;
   c.parallel.timeout_seconds = o.parallel.timeout_seconds;

@@ -147,6 +147,8 @@ class CudaOps final : public BackendOps {
   absl::Status ScatterAddRows(Tensor src, absl::Span<const int32_t> rows, Tensor dst) override;
 
   absl::Status Embed(const BackendWeight& table, int64_t vocab_begin, Tensor x) override;
+  absl::Status EmbedIds(const BackendWeight& table, int64_t vocab_begin,
+                        absl::Span<const int32_t> ids, Tensor x) override;
   absl::Status RmsNorm(Tensor x, const BackendWeight& w, float eps, Tensor y, Tensor y2) override;
   absl::Status Linear(Tensor x, const BackendWeight& w, Tensor y, bool accumulate) override;
   absl::Status MlaAttention(int64_t layer, const MlaParams& p, const MlaInputs& in,

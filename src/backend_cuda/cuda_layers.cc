@@ -138,6 +138,24 @@ absl::Status CudaOps::Embed(const BackendWeight& table, int64_t vocab_begin, Ten
   return absl::OkStatus();
 }
 
+absl::Status CudaOps::EmbedIds(const BackendWeight& table, int64_t vocab_begin,
+                               absl::Span<const int32_t> ids, Tensor x) {
+  if (static_cast<int64_t>(ids.size()) < x.rows)
+    return absl::InternalError(absl::StrCat("embed: ", ids.size(), " ids for ", x.rows, " rows"));
+  ASSIGN_OR_RETURN(const int32_t* dev_ids, UploadIndex(ids.first(x.rows)));
+  const CudaWeight& e = W(table);
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::EmbeddingGather({.tokens = dev_ids,
+                                                      .table = e.data.as<bf16>(),
+                                                      .out = x.as<float>(),
+                                                      .rows = x.rows,
+                                                      .dim = x.cols,
+                                                      .vocab_begin = vocab_begin,
+                                                      .table_rows = e.rows,
+                                                      .ld_out = x.ld},
+                                                     stream_));
+  return absl::OkStatus();
+}
+
 absl::Status CudaOps::RmsNorm(Tensor x, const BackendWeight& w, float eps, Tensor y, Tensor y2) {
   if (x.dtype != ElemType::kF32) return absl::InternalError("rmsnorm: f32 input expected");
   cuda::RmsNormParams p{.x = x.as<float>(), .w = W(w).data.as<float>(), .rows = x.rows,

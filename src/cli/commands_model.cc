@@ -25,12 +25,13 @@ namespace dsinfer::cli {
 namespace {
 
 const std::set<std::string> kModelFlags = {"model", "dtype", "threads", "device", "tp", "ep",
-                                           "timeout"};
+                                           "timeout", "mtp-draft-tokens"};
 const std::set<std::string> kModelBools = {"dequantize-fp8", "mtp"};
 
 // --device cpu (default) | cuda, --dtype (default: f32 or bf16 by command on the CPU, bf16 on
 // CUDA), --tp N [--ep M] [--timeout S] (N local rank processes), --dequantize-fp8, --mtp (load
-// the MTP layer: generate / bench draft with it, logits also prints its logits).
+// the MTP layer: generate / bench draft with it, logits also prints its logits),
+// --mtp-draft-tokens K (with --mtp: K drafts per step, the MTP layer chained; default 1).
 absl::StatusOr<RunnerOptions> RunnerFromArgs(const Args& args, const char* cpu_dtype) {
   RunnerOptions o;
   ASSIGN_OR_RETURN(o.model_dir, args.Required("model"));
@@ -47,6 +48,14 @@ absl::StatusOr<RunnerOptions> RunnerFromArgs(const Args& args, const char* cpu_d
   o.threads = static_cast<int>(threads);
   o.keep_fp8 = !args.Has("dequantize-fp8");
   o.mtp = args.Has("mtp");
+  ASSIGN_OR_RETURN(int64_t drafts, args.Int("mtp-draft-tokens", 1));
+  if (drafts < 1 || drafts > kMaxMtpDraftTokens) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mtp-draft-tokens must be in [1, ", kMaxMtpDraftTokens, "]"));
+  }
+  if (args.Has("mtp-draft-tokens") && !o.mtp)
+    return absl::InvalidArgumentError("--mtp-draft-tokens needs --mtp");
+  o.mtp_draft_tokens = static_cast<int32_t>(drafts);
   ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
   ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));
   ASSIGN_OR_RETURN(o.parallel.timeout_s, args.Float("timeout", 60));
@@ -261,9 +270,14 @@ absl::Status RunBench(int argc, char** argv) {
       {"kv_bytes_per_token", runner->kv_cache_spec().bytes_per_token()}};
   if (!cuda) out["blas_core"] = cpu::EnsureBlasCore().active;  // OpenBLAS's f32 kernels
   if (o.mtp) {
-    out["mtp"] = {{"draft_tokens", st.draft_tokens},
+    nlohmann::json at = nlohmann::json::array();  // acceptance per draft position
+    for (int32_t j = 0; j < o.mtp_draft_tokens; ++j)
+      at.push_back(st.accepted_at[j] / std::max(1.0, double(st.drafted_at[j])));
+    out["mtp"] = {{"draft_tokens_per_step", o.mtp_draft_tokens},
+                  {"draft_tokens", st.draft_tokens},
                   {"accepted_tokens", st.accepted_tokens},
                   {"acceptance", st.accepted_tokens / std::max(1.0, double(st.draft_tokens))},
+                  {"acceptance_by_position", at},
                   {"decode_tokens_per_step",
                    st.decode_tokens / std::max(1.0, double(st.decode_steps))}};
   }

@@ -42,6 +42,9 @@ absl::Status RunNode(const Args& args) {
   }
   RunnerOptions o{.model_dir = cfg.model_path, .backend = cfg.backend, .threads = cfg.threads};
   ASSIGN_OR_RETURN(o.precision, ParsePrecision(cfg.dtype));
+  o.keep_fp8 = !cfg.dequantize_fp8;
+  o.mtp = cfg.mtp;
+  o.mtp_draft_tokens = cfg.mtp_draft_tokens;
   o.parallel = {.tp = q.tp, .ep = q.ep, .ranks_per_node = per_node, .bind_address = bind,
                 .timeout_s = q.timeout_seconds};
   std::vector<std::string> argv = WorkerArgv(o);
@@ -65,8 +68,9 @@ absl::Status RunWorker(int argc, char** argv) {
   ASSIGN_OR_RETURN(Args args, Args::Parse(argc, argv, 2,
                                           {"model", "device", "dtype", "threads", "tp", "ep",
                                            "ranks-per-node", "rank", "rendezvous", "bind",
-                                           "timeout", "config", "node-rank", "leader"},
-                                          {"dequantize-fp8"}));
+                                           "timeout", "config", "node-rank", "leader",
+                                           "mtp-draft-tokens"},
+                                          {"dequantize-fp8", "mtp"}));
   if (args.Has("config")) return RunNode(args);
   RunnerOptions o;
   ASSIGN_OR_RETURN(o.model_dir, args.Required("model"));
@@ -75,6 +79,9 @@ absl::Status RunWorker(int argc, char** argv) {
   ASSIGN_OR_RETURN(int64_t threads, args.Int("threads", 0));
   o.threads = static_cast<int>(threads);
   o.keep_fp8 = !args.Has("dequantize-fp8");
+  o.mtp = args.Has("mtp");
+  ASSIGN_OR_RETURN(int64_t drafts, args.Int("mtp-draft-tokens", 1));
+  o.mtp_draft_tokens = static_cast<int32_t>(drafts);  // ProgramRunner::Create checks the range
   ParallelOptions& par = o.parallel;
   ASSIGN_OR_RETURN(int64_t tp, args.Int("tp", 1));
   ASSIGN_OR_RETURN(int64_t ep, args.Int("ep", 1));

@@ -72,6 +72,10 @@ struct V4Config {
   }
 };
 
+// MTP draft tokens per step (the one MTP layer chained k times) may be 1 .. this: past a few
+// drafts acceptance of chained drafts falls off while every verified row costs a decode row.
+inline constexpr int32_t kMaxMtpDraftTokens = 8;
+
 struct ModelConfig {
   std::string model_type;  // deepseek_v2, deepseek_v3, deepseek_v32, deepseek_v4, kimi_k2, qwen2
                            // or llama

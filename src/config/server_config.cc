@@ -1,5 +1,6 @@
 // ServerConfig from YAML (yaml-cpp): a strict walk that names the full key path of each problem.
 #include "src/config/server_config.h"
+#include "src/config/model_config.h"
 #include "src/config/yaml_kind.h"
 
 #include <yaml-cpp/yaml.h>
@@ -360,6 +361,7 @@ class ConfigParser {
             {"threads", Integer(&c->threads, 0, 4096)},
             {"dequantize_fp8", Bool(&c->dequantize_fp8)},
             {"mtp", Bool(&c->mtp)},
+            {"mtp_draft_tokens", Integer(&c->mtp_draft_tokens, 1, kMaxMtpDraftTokens)},
             {"grpc_listen", String(&c->grpc_listen)},
             {"http_listen", String(&c->http_listen)},
             {"openai_listen", String(&c->openai_listen)},
@@ -460,6 +462,9 @@ class ConfigParser {
             {"log_level", OneOf(&c->log_level, {"debug", "info", "warning", "error"})},
         });
     if (!has_model_path || c->model_path.empty()) Error("model_path", "required");
+    if (c->mtp_draft_tokens != 1 && !c->mtp) {
+      Error("mtp_draft_tokens", absl::StrCat(c->mtp_draft_tokens, " drafts but mtp is false"));
+    }
   }
 
   // Rules that relate several keys; run after the walk.

@@ -93,7 +93,8 @@ struct ServerConfig {
   // FP8 checkpoints: dequantise the FP8 weights to the compute dtype at load (twice the weight
   // memory; for checking FP8 kernels against dequantised math). Default: they stay FP8.
   bool dequantize_fp8 = false;
-  bool mtp = false;  // MTP speculative decoding (DeepSeek checkpoints with an MTP layer; cpu)
+  bool mtp = false;  // MTP speculative decoding (DeepSeek checkpoints with an MTP layer)
+  int32_t mtp_draft_tokens = 1;  // with mtp: drafts per sequence and step (the layer chained)
   std::string grpc_listen = "0.0.0.0:50051";
   std::string http_listen = "0.0.0.0:9090";  // /metrics, /healthz, /readyz
   // The OpenAI-compatible API (/v1/models, /v1/chat/completions, /v1/completions); empty: off.

@@ -42,7 +42,8 @@ std::string ShardFingerprint(const ProgramRunner& r) {
   return absl::StrCat(c.model_type, " layers=", c.num_hidden_layers, " hidden=", c.hidden_size,
                       " heads=", c.num_attention_heads, " experts=", c.n_routed_experts,
                       " vocab=", c.vocab_size, " backend=", r.backend_name(),
-                      " dtype=", r.dtype_name(), " tp=", l.tp, " ep=", l.ep);
+                      " dtype=", r.dtype_name(), " tp=", l.tp, " ep=", l.ep,
+                      " mtp=", r.mtp_draft_tokens());
 }
 
 ShardedRunner::ShardedRunner(std::unique_ptr<Communicator> comm,
@@ -109,7 +110,9 @@ absl::Status ShardedRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
   if (absl::Status f = failure(); !f.ok()) return f;
   if (stopped_) return absl::UnavailableError("the model's ranks have been shut down");
   last_activity_ = std::chrono::steady_clock::now();
-  if (absl::Status st = Send(static_cast<uint32_t>(RankOp::kForward), EncodeStep(seqs)); !st.ok())
+  if (absl::Status st =
+          Send(static_cast<uint32_t>(RankOp::kForward), EncodeStep(seqs, sample_vocab_));
+      !st.ok())
     return Fail(st);
   absl::Status st = local_->Step(seqs, result);
   last_activity_ = std::chrono::steady_clock::now();
@@ -195,6 +198,8 @@ absl::Status RunShardedWorker(Communicator& comm, ProgramRunner& runner,
         break;
       case RankOp::kForward: {
         ASSIGN_OR_RETURN(DecodedStep step, DecodeStep(payload));
+        // The leader's sampled vocabulary: an MTP rank samples the same tokens to draft from.
+        runner.LimitSampledVocabulary(step.sample_vocab);
         absl::Status st = runner.Step(step.seqs, nullptr);
         if (!st.ok() && !comm.healthy()) return st;  // else the leader reports it
         break;

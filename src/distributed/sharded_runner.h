@@ -53,7 +53,12 @@ class ShardedRunner : public ModelRunner {
   int expert_parallel_size() const override { return local_->layout().ep; }
   int64_t weight_bytes() const override { return local_->weight_bytes(); }
   int64_t max_step_tokens() const override { return local_->max_step_tokens(); }
-  void LimitSampledVocabulary(int64_t n) override { local_->LimitSampledVocabulary(n); }
+  void LimitSampledVocabulary(int64_t n) override {
+    sample_vocab_ = n;  // sent with every step
+    local_->LimitSampledVocabulary(n);
+  }
+  bool has_mtp() const override { return local_->has_mtp(); }
+  int32_t mtp_draft_tokens() const override { return local_->mtp_draft_tokens(); }
 
   // Tells the workers to exit (they return OK) and stops the heartbeat. Idempotent.
   void Shutdown();
@@ -80,6 +85,7 @@ class ShardedRunner : public ModelRunner {
 
   std::unique_ptr<Communicator> comm_;
   std::unique_ptr<ProgramRunner> local_;
+  int64_t sample_vocab_ = 0;  // LimitSampledVocabulary's n, for the workers
   ShardedOptions options_;
   mutable std::mutex mu_;  // one collective sequence at a time (steps, pings, shutdown)
   std::condition_variable cv_;

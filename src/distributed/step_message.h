@@ -23,11 +23,15 @@ static_assert(sizeof(RankHeader) == 16);
 
 // The sequences of one step, owning their storage.
 struct DecodedStep {
-  std::vector<int32_t> tokens, tables;
-  std::vector<RunnerSequence> seqs;  // spans into tokens / tables
+  std::vector<int32_t> tokens, tables, penalties;
+  std::vector<SamplingRow> rows;     // each sequence's sampling, then its draft_sampling rows
+  std::vector<RunnerSequence> seqs;  // spans into the vectors above
+  int64_t sample_vocab = 0;          // the leader's LimitSampledVocabulary
 };
 
-std::vector<char> EncodeStep(absl::Span<const RunnerSequence> seqs);
+// Everything a rank needs to run the step as the leader does: sampling too, so MTP ranks
+// sample the same tokens (from the same gathered logits and uniforms) and draft from them.
+std::vector<char> EncodeStep(absl::Span<const RunnerSequence> seqs, int64_t sample_vocab = 0);
 // Rejects anything malformed (sizes that do not add up) with INVALID_ARGUMENT.
 absl::StatusOr<DecodedStep> DecodeStep(absl::Span<const char> bytes);
 

@@ -33,6 +33,10 @@ class StatsObserver : public EngineObserver {
   void OnStep(const StepInfo& s, const SchedulerStats&, const ExpertLoad&) override {
     st_->draft_tokens += s.draft_tokens;
     st_->accepted_tokens += s.accepted_tokens;
+    for (size_t j = 0; j < s.drafted_at.size(); ++j) {
+      st_->drafted_at[j] += s.drafted_at[j];
+      st_->accepted_at[j] += s.accepted_at[j];
+    }
     if (s.prompt_tokens > 0) {
       st_->prefill_tokens += s.prompt_tokens;
       st_->prefill_seconds += s.seconds;

@@ -3,6 +3,7 @@
 // a runner the caller keeps.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -35,6 +36,8 @@ struct GenerationStats {
   double decode_seconds = 0;
   int64_t draft_tokens = 0;     // MTP drafts verified (every step)
   int64_t accepted_tokens = 0;  // of which accepted
+  // The same per draft position (0: a sequence's first draft of a step).
+  std::array<int64_t, kMaxMtpDraftTokens> drafted_at = {}, accepted_at = {};
 };
 
 struct GenerationOptions {

@@ -79,6 +79,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(std::unique_ptr<ModelRunn
   // Queue, concurrency and rate limits are decided once, at Submit, by the admission
   // controller; the scheduler orders and places what was admitted.
   SchedulerLimits placement = options.limits;
+  // Chained MTP drafts write the MTP layer's cache k - 1 positions past a sampled sequence's
+  // new tokens: the scheduler lends those blocks for the step where it has them free.
+  placement.mtp_lookahead = std::max(0, runner->mtp_draft_tokens() - 1);
   placement.max_waiting = std::numeric_limits<int32_t>::max();
   placement.max_waiting_tokens = 0;
   std::vector<TenantPolicy> tenants = options.tenants;
@@ -277,9 +280,11 @@ void Engine::RunStep(double now) {
 
   std::vector<RunnerSequence> seqs;
   seqs.reserve(plan.items.size());
+  std::vector<std::vector<SamplingRow>> draft_rows(plan.items.size());  // rows after each draft
   EngineObserver::StepInfo info;
   info.schedule_seconds = t_planned - now;
-  for (const StepItem& item : plan.items) {
+  for (size_t i = 0; i < plan.items.size(); ++i) {
+    const StepItem& item = plan.items[i];
     RunnerSequence rs{.tokens = plan.tokens(item),
                       .start_pos = item.start_pos,
                       .block_table = plan.block_table(item),
@@ -302,7 +307,8 @@ void Engine::RunStep(double now) {
         rs.sample = true;
         rs.sampling = l.sampler.NextRow();
         rs.logprobs = l.req.logprobs;
-        if (item.num_draft > 0) rs.draft_sampling = l.sampler.NextRow();
+        for (int32_t j = 0; j < item.num_draft; ++j) draft_rows[i].push_back(l.sampler.NextRow());
+        rs.draft_sampling = draft_rows[i];
       }
     }
     seqs.push_back(rs);
@@ -310,6 +316,7 @@ void Engine::RunStep(double now) {
     if (!(item.num_tokens - item.num_draft == 1 && item.sample && item.start_pos > 0))
       info.prompt_tokens += item.num_tokens;
     info.draft_tokens += item.num_draft;
+    for (int32_t j = 0; j < item.num_draft; ++j) ++info.drafted_at[j];
   }
   info.sequences = static_cast<int64_t>(plan.items.size());
 
@@ -332,7 +339,7 @@ void Engine::RunStep(double now) {
   // Events are delivered after the scheduler has taken the step in, so a client that sees its
   // request end also sees the KV blocks released in Stats().
   std::vector<std::pair<uint64_t, EngineEvent>> events;
-  std::vector<std::pair<uint64_t, int32_t>> drafts;  // MTP drafts for the next step
+  std::vector<std::pair<uint64_t, std::vector<int32_t>>> drafts;  // MTP drafts for the next step
   for (size_t i = 0; i < plan.items.size(); ++i) {
     const StepItem& item = plan.items[i];
     if (!seqs[i].sample) continue;
@@ -340,12 +347,13 @@ void Engine::RunStep(double now) {
     if (it == requests_.end()) continue;
     Live& l = *it->second;
     const SequenceResult& res = result_.seqs[i];
-    // The sampled token, then the bonus token after an accepted draft; the first that finishes
-    // the request ends it (a rejected or unused draft slot is rolled back by the scheduler).
+    // The sampled token, then one more per accepted draft; the first that finishes the request
+    // ends it (rejected or unused draft slots are rolled back by the scheduler).
     std::vector<int32_t> toks = {res.token};
-    if (item.num_draft > 0 && res.bonus_token >= 0) {
-      toks.push_back(res.bonus_token);
-      ++info.accepted_tokens;
+    if (item.num_draft > 0) {
+      toks.insert(toks.end(), res.bonus_tokens.begin(), res.bonus_tokens.end());
+      info.accepted_tokens += static_cast<int64_t>(res.bonus_tokens.size());
+      for (size_t j = 0; j < res.bonus_tokens.size(); ++j) ++info.accepted_at[j];
     }
     EngineEvent ev;
     for (const int32_t tok : toks) {
@@ -373,13 +381,13 @@ void Engine::RunStep(double now) {
     if (ev.finish != FinishReason::kNone) {
       ev.text += l.text.Finish();
       finished.push_back(item.seq_id);
-    } else if (res.draft >= 0 && l.MayDraft()) {
-      drafts.push_back({item.seq_id, res.draft});
+    } else if (!res.drafts.empty() && l.MayDraft()) {
+      drafts.push_back({item.seq_id, res.drafts});
     }
     events.emplace_back(item.seq_id, std::move(ev));
   }
   scheduler_->OnTokens(sampled, finished);
-  for (const auto& [id, token] : drafts) scheduler_->SetDraft(id, token);
+  for (const auto& [id, tokens] : drafts) scheduler_->SetDrafts(id, tokens);
   info.seconds = Now() - t_planned;
   PublishStats();
   if (observer_) observer_->OnStep(info, Stats(), runner_->expert_load());

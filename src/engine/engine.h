@@ -89,6 +89,8 @@ class EngineObserver {
     int64_t generated_tokens = 0;   // tokens sampled
     int64_t draft_tokens = 0;       // MTP draft tokens verified
     int64_t accepted_tokens = 0;    // of which accepted
+    // Per draft position j (0: the first draft of a sequence's step): verified, accepted.
+    std::array<int64_t, kMaxMtpDraftTokens> drafted_at = {}, accepted_at = {};
   };
   virtual void OnStep(const StepInfo& step, const SchedulerStats& stats,
                       const ExpertLoad& expert_load) {}

@@ -31,6 +31,7 @@ class ForwardingRunner : public ModelRunner {
   absl::Status WarmUp(int64_t max_batch) override { return inner_.WarmUp(max_batch); }
   void LimitSampledVocabulary(int64_t n) override { inner_.LimitSampledVocabulary(n); }
   bool has_mtp() const override { return inner_.has_mtp(); }
+  int32_t mtp_draft_tokens() const override { return inner_.mtp_draft_tokens(); }
 
  protected:
   ModelRunner& inner() const { return inner_; }

@@ -26,12 +26,15 @@ struct RunnerSequence {
   SamplingRow sampling = {};              // how (with sample)
   int32_t logprobs = -1;                  // with sample: -1 none, else top-n alternatives (0..20)
   bool all_logits = false;                // return full logits of every new token
-  // MTP speculative decoding (runners with has_mtp()): the last num_draft (0 or 1) new tokens
-  // are a draft. The row before the draft is sampled with `sampling` and the draft is accepted
-  // when that sample equals it (speculative sampling with a one-token greedy draft); then the
-  // draft's own row is sampled with `draft_sampling` (the bonus token). Needs sample, no logprobs.
+  // MTP speculative decoding (runners with has_mtp()): the last num_draft new tokens (0 ..
+  // mtp_draft_tokens()) are drafts d_1..d_k. Row j of the k + 1 rows from the token before the
+  // drafts on is sampled (the first with `sampling`, the others with draft_sampling[j - 1]);
+  // left to right, draft d_j is accepted while the sample of the row before it equals it
+  // (speculative sampling with greedy drafts, src/sampling/speculative.h), and the first sample
+  // that differs, or the last row's (all accepted: the bonus token), ends the step's tokens.
+  // Needs sample and no logprobs.
   int32_t num_draft = 0;
-  SamplingRow draft_sampling = {};
+  absl::Span<const SamplingRow> draft_sampling = {};  // num_draft rows
   // The token after the last new one when it is known already (a prompt chunk before the last),
   // which the MTP layer pairs with the chunk's last row; -1: the token this step samples.
   int32_t next_token = -1;
@@ -46,8 +49,13 @@ struct SequenceResult {
   int32_t token = -1;                   // sampled token (sample), else -1
   float logprob = 0;                    // of `token` under the model (logprobs >= 0)
   std::vector<TokenLogprob> top;        // the n most likely tokens (logprobs > 0)
-  int32_t bonus_token = -1;  // num_draft 1: the draft was accepted (token == draft), then this
-  int32_t draft = -1;        // MTP runners: the draft for the token after the last one produced
+  // Drafted sequences: the tokens after `token`, one per accepted draft (`token` equals the
+  // first draft, bonus_tokens[j] the draft after it ... ; the last one was sampled where the
+  // drafts ended: a correction or the bonus token). Empty when the first draft was rejected.
+  std::vector<int32_t> bonus_tokens;
+  // MTP runners: the drafts for the tokens after the last one produced (up to
+  // mtp_draft_tokens(), fewer where the block table or the context ends first).
+  std::vector<int32_t> drafts;
 };
 
 struct StepResult {
@@ -89,8 +97,12 @@ class ModelRunner {
   // (a model's padded embedding rows) are never generated; full logits stay whole. n <= 0 or
   // n >= vocab: every id. Set once, before the first step.
   virtual void LimitSampledVocabulary(int64_t n) = 0;
-  // Whether steps produce MTP drafts (SequenceResult::draft) and accept drafted sequences.
+  // Whether steps produce MTP drafts (SequenceResult::drafts) and accept drafted sequences.
   virtual bool has_mtp() const { return false; }
+  // MTP runners: the drafts each sampled sequence gets per step (k: the MTP layer chained k
+  // times); a sampled sequence's block table may cover k - 1 positions past its new tokens,
+  // where the chained drafts write the MTP layer's cache rows (fewer drafts where it does not).
+  virtual int32_t mtp_draft_tokens() const { return has_mtp() ? 1 : 0; }
 };
 
 }  // namespace dsinfer

@@ -128,6 +128,15 @@ ServerMetrics::ServerMetrics(const ServerMetricsOptions& options) {
                          "MTP draft tokens the main model accepted (vLLM "
                          "spec_decode_num_accepted_tokens)."))
            ->Get();
+  spec_decode_draft_at_ = Must(r.AddCounter(
+      "dsinfer_spec_decode_draft_tokens_per_position_total",
+      "MTP draft tokens verified, by draft position (0: a sequence's first draft of a step).",
+      {"position"}));
+  spec_decode_accepted_at_ = Must(r.AddCounter(
+      "dsinfer_spec_decode_accepted_tokens_per_position_total",
+      "MTP draft tokens accepted, by draft position (vLLM "
+      "spec_decode_num_accepted_tokens_per_pos).",
+      {"position"}));
   auto* prompt_tokens = Must(r.AddCounter("dsinfer_prompt_tokens_total",
                                           "Prompt tokens processed, by tenant.", {"tenant"}));
   auto* generation_tokens = Must(
@@ -273,6 +282,14 @@ void ServerMetrics::RecordMoeLoad(int layer, std::span<const int64_t> tokens_per
     const double mean = static_cast<double>(total) / static_cast<double>(num_experts_);
     imbalance_[moe_index_[layer]]->Set(static_cast<double>(max) / mean);
   }
+}
+
+Counter& ServerMetrics::SpecDecodeDraftsAt(int position) {
+  return spec_decode_draft_at_->WithLabels({std::to_string(position)});
+}
+
+Counter& ServerMetrics::SpecDecodeAcceptedAt(int position) {
+  return spec_decode_accepted_at_->WithLabels({std::to_string(position)});
 }
 
 }  // namespace dsinfer

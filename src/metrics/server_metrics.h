@@ -119,9 +119,14 @@ class ServerMetrics {
   // MTP speculative decoding: draft tokens verified, and those the main model accepted.
   Counter* spec_decode_draft_tokens = nullptr;
   Counter* spec_decode_accepted_tokens = nullptr;
+  // The same per draft position ("0": a step's first draft of a sequence; k > 1 drafts).
+  Counter& SpecDecodeDraftsAt(int position);
+  Counter& SpecDecodeAcceptedAt(int position);
 
  private:
   MetricRegistry registry_;
+  CounterFamily* spec_decode_draft_at_ = nullptr;     // [position]
+  CounterFamily* spec_decode_accepted_at_ = nullptr;  // [position]
   std::vector<std::string> tenant_ids_;  // sorted, parallel to tenants_
   std::vector<TenantMetrics> tenants_;
   std::array<Gauge*, kNumPriorities> queue_length_{};

@@ -134,30 +134,42 @@ absl::Status DeepseekProgram::Block(int64_t l, Tensor x, Tensor xn, Tensor xr, T
   return absl::OkStatus();
 }
 
-// DeepSeek-V3's MTP module (paper section 2.2, depth 1), as vLLM / SGLang run the released
-// layer: row i (position p) combines the main model's final normed hidden state h_p with the
-// embedding of token p + 1, goes through the MTP block (its own cache layer, rotary position p)
-// and predicts token p + 2 through shared_head.
-absl::StatusOr<Tensor> DeepseekProgram::MtpLogits(const StepInput& step, Tensor x,
+// DeepSeek-V3's MTP module (paper section 2.2), as vLLM / SGLang run the released layer: row i
+// (position p) combines a hidden state h_p with the embedding of token p + 1, goes through the
+// MTP block (its own cache layer, rotary position p) and predicts token p + 2 through
+// shared_head. From the main model h_p is its final normed hidden state; a chained draft step
+// (k > 1 drafts: the one layer reused, as vLLM and SGLang run V3's single MTP layer for several
+// draft tokens) pairs the MTP block's own shared_head-normed output with the drafted token, as
+// SGLang's NextN worker feeds it back.
+absl::StatusOr<Tensor> DeepseekProgram::MtpLogits(const StepInput& step, Tensor h,
+                                                  MtpInput input,
                                                   absl::Span<const int32_t> next_tokens,
-                                                  absl::Span<const int32_t> rows) {
+                                                  absl::Span<const int32_t> rows,
+                                                  Tensor* hidden_out) {
   const ModelConfig& c = config_;
   const DeepseekWeights& w = weights_;
   if (!has_mtp()) return absl::FailedPreconditionError("the MTP layer is not loaded");
   const int64_t N = step.num_tokens, D = c.hidden_size, R = static_cast<int64_t>(rows.size());
   const ElemType gemm = ops_.gemm_dtype();
+  const bool single = layout_.single();
   const int64_t layer = c.num_hidden_layers;
   // y: [N, hidden] f32, the MTP block's residual stream.
   ASSIGN_OR_RETURN(Tensor y, ops_.Scratch(N, D, ElemType::kF32));
   {
     const int64_t mark = ops_.ScratchMark();
-    // cat: [N, 2 * hidden] = [enorm(embed(next)) | hnorm(final_norm(x))]
+    // cat: [N, 2 * hidden] = [enorm(embed(next)) | hnorm(state)]
     ASSIGN_OR_RETURN(Tensor cat, ops_.Scratch(N, 2 * D, gemm));
-    ASSIGN_OR_RETURN(Tensor h, ops_.Scratch(N, D, ElemType::kF32));
-    RETURN_IF_ERROR(ops_.RmsNorm(x, *w.final_norm, eps_, h));
-    RETURN_IF_ERROR(ops_.RmsNorm(h, *w.mtp.hnorm, eps_, cat.Cols(D, D)));
-    RETURN_IF_ERROR(ops_.EmbedIds(*w.embed, layout_.VocabBegin(c), next_tokens, h));
-    RETURN_IF_ERROR(ops_.RmsNorm(h, *w.mtp.enorm, eps_, cat.Cols(0, D)));
+    ASSIGN_OR_RETURN(Tensor e, ops_.Scratch(N, D, ElemType::kF32));
+    if (input == MtpInput::kMainHidden) {
+      RETURN_IF_ERROR(ops_.RmsNorm(h, *w.final_norm, eps_, e));
+      RETURN_IF_ERROR(ops_.RmsNorm(e, *w.mtp.hnorm, eps_, cat.Cols(D, D)));
+    } else {
+      RETURN_IF_ERROR(ops_.RmsNorm(h, *w.mtp.hnorm, eps_, cat.Cols(D, D)));
+    }
+    // Embedding rows outside this rank's vocabulary are zero: summed over the ranks.
+    RETURN_IF_ERROR(ops_.EmbedIds(*w.embed, layout_.VocabBegin(c), next_tokens, e));
+    RETURN_IF_ERROR(ops_.AllReduce(e));
+    RETURN_IF_ERROR(ops_.RmsNorm(e, *w.mtp.enorm, eps_, cat.Cols(0, D)));
     RETURN_IF_ERROR(ops_.Linear(cat, *w.mtp.eh_proj, y, false));
     ops_.ScratchRelease(mark);
   }
@@ -166,16 +178,33 @@ absl::StatusOr<Tensor> DeepseekProgram::MtpLogits(const StepInput& step, Tensor 
   if (w.layers[layer].is_moe && gemm != ElemType::kF32) {
     ASSIGN_OR_RETURN(xr, ops_.Scratch(N, D, ElemType::kF32));
   }
-  RETURN_IF_ERROR(Block(layer, y, xn, xr, Tensor{}));
+  Tensor branch;
+  if (!single) {
+    ASSIGN_OR_RETURN(branch, ops_.Scratch(N, D, ElemType::kF32));
+  }
+  RETURN_IF_ERROR(Block(layer, y, xn, xr, branch));
   if (R == 0) return Tensor{.dtype = ElemType::kF32, .rows = 0, .cols = c.vocab_size};
   // shared_head: norm and head on the asked rows.
   ASSIGN_OR_RETURN(Tensor sel, ops_.Scratch(R, D, ElemType::kF32));
   RETURN_IF_ERROR(ops_.GatherRows(y, rows, sel));
+  if (hidden_out != nullptr) {
+    // hidden_out: [R, hidden] f32, the state a chained draft step pairs with the draft.
+    ASSIGN_OR_RETURN(*hidden_out, ops_.Scratch(R, D, ElemType::kF32));
+    RETURN_IF_ERROR(ops_.RmsNorm(sel, *w.mtp.head_norm, eps_, *hidden_out));
+  }
   ASSIGN_OR_RETURN(Tensor normed, ops_.Scratch(R, D, gemm));
   RETURN_IF_ERROR(ops_.RmsNorm(sel, *w.mtp.head_norm, eps_, normed));
   const BackendWeight& head = w.mtp.head ? *w.mtp.head : *w.lm_head;
-  ASSIGN_OR_RETURN(Tensor logits, ops_.Scratch(R, head.rows, ElemType::kF32));
-  RETURN_IF_ERROR(ops_.Linear(normed, head, logits, false));
+  // local: [R, this rank's vocabulary] (all of it on one rank)
+  ASSIGN_OR_RETURN(Tensor local, ops_.Scratch(R, head.rows, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.Linear(normed, head, local, false));
+  if (single) return local;
+  std::vector<int64_t> cols(layout_.tp);
+  for (int r = 0; r < layout_.tp; ++r)
+    cols[r] = ShardLayout::PartBegin(c.vocab_size, layout_.tp, r + 1) -
+              ShardLayout::PartBegin(c.vocab_size, layout_.tp, r);
+  ASSIGN_OR_RETURN(Tensor logits, ops_.Scratch(R, c.vocab_size, ElemType::kF32));
+  RETURN_IF_ERROR(ops_.AllGatherCols(local, cols, logits));
   return logits;
 }
 
@@ -210,11 +239,15 @@ int64_t DeepseekProgram::ScratchBytes(int64_t N, int64_t R) const {
   // MtpLogits (after the logits are released): y, then the input or the block and the head.
   int64_t mtp = 0;
   if (has_mtp()) {
+    // A chained draft step (k > 1) runs after a BeginStep of its own, over at most N rows with
+    // its [rows, hidden] state first: within `persistent`.
     const bool mtp_moe = weights_.layers[c.num_hidden_layers].is_moe;
-    const int64_t head = S(R, D, f) + S(R, D, g) + S(R, Vl, f);
+    const int64_t Vm = weights_.mtp.head ? weights_.mtp.head->rows : Vl;
+    const int64_t head = 2 * S(R, D, f) + S(R, D, g) + S(R, Vm, f) + (W > 1 ? S(R, c.vocab_size, f) : 0);
     const int64_t input = S(N, 2 * D, g) + S(N, D, f);
     const int64_t block = S(N, D, g) + (mtp_moe && g != f ? S(N, D, f) : 0) +
-                          std::max(std::max(attn, mtp_moe ? S(N, K, i32) + S(N, K, f) : 0), head);
+                          (W > 1 ? S(N, D, f) : 0) +
+                          std::max(std::max(attn, mtp_moe ? moe : 0), head);
     mtp = S(N, D, f) + std::max(input, block);
   }
   return persistent + std::max({attn, moe, logits, mtp});
@@ -227,7 +260,7 @@ WorkspaceNeeds DeepseekProgram::Needs(int64_t T, int64_t R, int64_t S) const {
                    .max_logit_rows = R,
                    .max_seqs = S,
                    .max_positions = c.max_position_embeddings,
-                   .num_layers = c.num_hidden_layers,
+                   .num_layers = c.num_hidden_layers + c.mtp_layers,  // MTP: expert load
                    .hidden = c.hidden_size,
                    .vocab = c.vocab_size,
                    .mla = mla_,

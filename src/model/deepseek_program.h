@@ -46,9 +46,9 @@ class DeepseekProgram final : public ModelProgram {
                                 int64_t rows) override;
 
   bool has_mtp() const override { return config_.mtp_layers > 0; }
-  absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor x,
+  absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor h, MtpInput input,
                                    absl::Span<const int32_t> next_tokens,
-                                   absl::Span<const int32_t> rows) override;
+                                   absl::Span<const int32_t> rows, Tensor* hidden_out) override;
 
   // The most scratch bytes a step of N tokens and R logit rows takes.
   int64_t ScratchBytes(int64_t max_tokens, int64_t max_logit_rows) const override;

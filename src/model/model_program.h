@@ -30,14 +30,18 @@ class ModelProgram {
   virtual absl::StatusOr<Tensor> Logits(const StepInput& step, Tensor x, int64_t first,
                                         int64_t rows) = 0;
   // Multi-token prediction (DeepSeek-V3's MTP module, config.mtp_layers = 1). MtpLogits runs
-  // the MTP block over every row of the step (after Layers; x is its result): row i pairs the
-  // final hidden state of its token with next_tokens[i], the token after it, and writes the
-  // block's own cache layer at the row's position. Returns the MTP logits [rows.size(), vocab]
-  // (f32) of the given rows: the model's guess at the token after next_tokens[row].
+  // the MTP block over every row of the step `ops` has begun: row i pairs a hidden state
+  // h [N, hidden] (f32) with next_tokens[i], the token after row i's, and writes the block's
+  // own cache layer at the row's position. h is the main model's (Layers' result, kMainHidden)
+  // or, for a chained draft step, the previous MTP step's hidden_out rows (kMtpHidden). Returns
+  // the MTP logits [rows.size(), vocab] (f32) of the given rows, the model's guess at the token
+  // after next_tokens[row]; hidden_out (when not null) gets those rows' MTP state
+  // [rows.size(), hidden] (f32) for the next chained step. Both are scratch.
+  enum class MtpInput { kMainHidden, kMtpHidden };
   virtual bool has_mtp() const { return false; }
-  virtual absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor x,
+  virtual absl::StatusOr<Tensor> MtpLogits(const StepInput& step, Tensor h, MtpInput input,
                                            absl::Span<const int32_t> next_tokens,
-                                           absl::Span<const int32_t> rows) {
+                                           absl::Span<const int32_t> rows, Tensor* hidden_out) {
     return absl::UnimplementedError("this model family has no MTP layer");
   }
   // The most scratch bytes a step of N tokens and R logit rows takes (mirrors the Scratch calls).

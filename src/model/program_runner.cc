@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "src/core/status_macros.h"
 #include "src/model/weight_budget.h"
+#include "src/sampling/speculative.h"
 
 namespace dsinfer {
 
@@ -18,16 +19,11 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
       return absl::InvalidArgumentError(
           "mtp: the checkpoint has no MTP layer (num_nextn_predict_layers is 0)");
     }
-    if (std::string(ops->name()) != "cpu") {
-      return absl::UnimplementedError(absl::StrCat(
-          "mtp: speculative decoding runs on the cpu backend only; the ", ops->name(),
-          " backend has no MTP step yet"));
+    if (o.mtp_draft_tokens < 1 || o.mtp_draft_tokens > kMaxMtpDraftTokens) {
+      return absl::InvalidArgumentError(absl::StrCat("mtp_draft_tokens: ", o.mtp_draft_tokens,
+                                                     " is not in [1, ", kMaxMtpDraftTokens, "]"));
     }
-    if (!o.layout.single()) {
-      return absl::UnimplementedError(absl::StrCat(
-          "mtp: speculative decoding runs on one rank; tp is ", o.layout.tp));
-    }
-    config.mtp_layers = 1;  // depth 1: one-token drafts
+    config.mtp_layers = 1;  // the one MTP layer; k > 1 drafts chain it
   }
   if (config.dsa.enabled && !ops->has_sparse_attention()) {
     return absl::UnimplementedError(absl::StrCat(
@@ -51,6 +47,7 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> ProgramRunner::Create(
     }
   }
   std::unique_ptr<ProgramRunner> r(new ProgramRunner(std::move(ops), o.precision));
+  r->mtp_draft_tokens_ = o.mtp_draft_tokens;
   ASSIGN_OR_RETURN(r->program_, LoadModelProgram(config, o.layout, *store, *r->ops_));
   store->FinishProgress();
   r->spec_ = ModelKvCacheSpec(r->program_->config(), r->ops_->kv_dtype(), o.layout);
@@ -81,7 +78,8 @@ absl::Status ProgramRunner::AllocateKvCache(int32_t num_blocks) {
 }
 
 absl::Status ProgramRunner::WarmUp(int64_t max_batch) {
-  if (!ops_->can_replay()) return absl::OkStatus();
+  // MTP steps run eagerly (Step): nothing to capture.
+  if (!ops_->can_replay() || program_->has_mtp()) return absl::OkStatus();
   const int64_t limit = ops_->max_logit_rows() > 0 ? ops_->max_logit_rows() : max_batch;
   max_batch = std::min({max_batch, limit, static_cast<int64_t>(ops_->max_step_seqs())});
   // Decode steps of B dummy sequences (token 0 at position 1 of block 0): the first runs
@@ -128,9 +126,17 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
       return absl::InvalidArgumentError(absl::StrCat(
           "sequence ", s, ": a draft needs a runner with MTP and no logprobs"));
     }
+    if (static_cast<int64_t>(seqs[s].draft_sampling.size()) != seqs[s].num_draft) {
+      return absl::InvalidArgumentError(absl::StrCat("sequence ", s, ": ", seqs[s].num_draft,
+                                                     " drafts need as many draft_sampling rows"));
+    }
   }
   ASSIGN_OR_RETURN(StepInput step, BuildStepInput(seqs, limits_));
   RETURN_IF_ERROR(ops_->BeginStep(step));
+  // A rank without outputs of an MTP model still samples: the MTP layer's inputs (and its
+  // collectives) follow the sampled tokens, which every rank draws alike from gathered logits.
+  StepResult rank_result;
+  if (result == nullptr && program_->has_mtp()) result = &rank_result;
   const int64_t R = static_cast<int64_t>(step.logit_rows.size());
   if (result != nullptr) {
     result->seqs.assign(seqs.size(), SequenceResult{});
@@ -141,7 +147,8 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
     result->mtp_logits.clear();
   }
   // Decode steps of a batch size seen before replay one captured step (layers and logits).
-  const int64_t key = replay_failed_ ? -1 : ops_->ReplayKey(step);
+  // MTP steps draft after the logits, which a replayed step does not: they run eagerly.
+  const int64_t key = replay_failed_ || program_->has_mtp() ? -1 : ops_->ReplayKey(step);
   if (key >= 0) {
     ASSIGN_OR_RETURN(Tensor logits, RunReplayable(step, key));
     if (result == nullptr) return ops_->Sync();
@@ -162,10 +169,12 @@ absl::Status ProgramRunner::Step(absl::Span<const RunnerSequence> seqs, StepResu
 
 absl::Status ProgramRunner::Draft(absl::Span<const RunnerSequence> seqs, const StepInput& step,
                                   Tensor x, StepResult* result) {
-  // next[i]: the token after row i's, as the sequence now stands. A rejected draft's row gets
-  // a stand-in: its MTP cache row is rewritten when that position is computed again.
+  // next[i]: the token after row i's, as the sequence now stands. Rows of rejected drafts get
+  // stand-ins: their MTP cache rows are rewritten when those positions are computed again.
   std::vector<int32_t> next(step.num_tokens, 0), rows;
-  std::vector<size_t> which;
+  std::vector<size_t> which;     // per draft row: its sequence
+  std::vector<int32_t> newest;   // per draft row: the last token produced, and its position
+  std::vector<int64_t> newest_pos;
   for (size_t s = 0; s < seqs.size(); ++s) {
     const RunnerSequence& in = seqs[s];
     const int64_t n = static_cast<int64_t>(in.tokens.size()), off = step.token_offset[s];
@@ -175,16 +184,16 @@ absl::Status ProgramRunner::Draft(absl::Span<const RunnerSequence> seqs, const S
       next[off + n - 1] = std::max(in.next_token, 0);
       continue;
     }
-    int64_t last = off + n - 1;  // the row of the last token whose successor is now known
-    if (in.num_draft > 0 && r->bonus_token < 0) {
-      --last;  // rejected: the sampled token replaces the draft
-      next[last] = r->token;
-      next[off + n - 1] = r->token;
-    } else {
-      next[last] = in.num_draft > 0 ? r->bonus_token : r->token;
-    }
+    // The row of the token before the last one produced: accepted drafts move it right.
+    const int64_t accepted = static_cast<int64_t>(r->bonus_tokens.size());
+    const int64_t last = off + n - 1 - in.num_draft + accepted;
+    const int32_t produced = accepted == 0 ? r->token : r->bonus_tokens.back();
+    next[last] = produced;
+    next[off + n - 1] = produced;  // the last row's own successor, or a rejected row's stand-in
     rows.push_back(static_cast<int32_t>(last));
     which.push_back(s);
+    newest.push_back(produced);
+    newest_pos.push_back(in.start_pos + (last - off) + 1);
   }
   // All rows of all_logits sequences too (after the draft rows), for result->mtp_logits.
   const size_t num_drafts = rows.size();
@@ -194,25 +203,109 @@ absl::Status ProgramRunner::Draft(absl::Span<const RunnerSequence> seqs, const S
       rows.push_back(static_cast<int32_t>(step.token_offset[s] + i));
   }
   const int64_t mark = ops_->ScratchMark();
-  ASSIGN_OR_RETURN(Tensor all, program_->MtpLogits(step, x, next, rows));
+  const bool chain = mtp_draft_tokens_ > 1 && num_drafts > 0;
+  Tensor hidden;
+  ASSIGN_OR_RETURN(Tensor all, program_->MtpLogits(step, x, ModelProgram::MtpInput::kMainHidden,
+                                                   next, rows, chain ? &hidden : nullptr));
   if (rows.size() > num_drafts) {
     const int64_t V = all.cols, n = static_cast<int64_t>(rows.size() - num_drafts);
     result->mtp_logits.resize(n * V);
     RETURN_IF_ERROR(ops_->CopyToHost(all.Rows(static_cast<int64_t>(num_drafts), n),
                                      result->mtp_logits.data()));
   }
-  Tensor logits = all.Rows(0, static_cast<int64_t>(num_drafts));
-  rows.resize(num_drafts);
-  if (!rows.empty()) {
-    if (sample_vocab_ > 0 && sample_vocab_ < logits.cols) logits = logits.Cols(0, sample_vocab_);
-    std::vector<int32_t> idx(rows.size()), drafts(rows.size());
-    for (size_t i = 0; i < rows.size(); ++i) idx[i] = static_cast<int32_t>(i);
-    const std::vector<SamplingRow> greedy(rows.size());  // temperature 0: argmax
-    RETURN_IF_ERROR(ops_->Sample(logits, idx, greedy, drafts.data()));
+  std::vector<int32_t> drafts(num_drafts);
+  RETURN_IF_ERROR(GreedyDrafts(all.Rows(0, static_cast<int64_t>(num_drafts)), drafts.data()));
+  for (size_t i = 0; i < num_drafts; ++i) result->seqs[which[i]].drafts = {drafts[i]};
+  std::vector<float> state;  // [num_drafts, hidden] MTP states of the chain, on the host
+  if (chain) {
+    state.resize(num_drafts * hidden.cols);
+    RETURN_IF_ERROR(ops_->CopyToHost(hidden.Rows(0, static_cast<int64_t>(num_drafts)),
+                                     state.data()));
     RETURN_IF_ERROR(ops_->Sync());
-    for (size_t i = 0; i < rows.size(); ++i) result->seqs[which[i]].draft = drafts[i];
   }
   ops_->ScratchRelease(mark);
+  if (chain) RETURN_IF_ERROR(ChainDrafts(seqs, which, newest, newest_pos, std::move(state), result));
+  return absl::OkStatus();
+}
+
+absl::Status ProgramRunner::GreedyDrafts(Tensor logits, int32_t* drafts) {
+  if (logits.rows == 0) return absl::OkStatus();
+  if (sample_vocab_ > 0 && sample_vocab_ < logits.cols) logits = logits.Cols(0, sample_vocab_);
+  std::vector<int32_t> idx(logits.rows);
+  for (int64_t i = 0; i < logits.rows; ++i) idx[i] = static_cast<int32_t>(i);
+  const std::vector<SamplingRow> greedy(logits.rows);  // temperature 0: argmax
+  RETURN_IF_ERROR(ops_->Sample(logits, idx, greedy, drafts));
+  return ops_->Sync();
+}
+
+// Draft j (2..k) of a sequence: the MTP layer once more, at the position after the previous
+// draft's row, pairing that row's MTP state with the previous draft (DeepSeek-V3's sequential
+// MTP with the one layer reused). Each round is a decode step of its own over the sequences
+// still drafting (their block tables must cover the row; the context must not end).
+absl::Status ProgramRunner::ChainDrafts(absl::Span<const RunnerSequence> seqs,
+                                        std::vector<size_t> which, std::vector<int32_t> newest,
+                                        std::vector<int64_t> pos, std::vector<float> state,
+                                        StepResult* result) {
+  const int64_t D = program_->config().hidden_size;
+  for (int32_t j = 2; j <= mtp_draft_tokens_; ++j) {
+    // Round j's rows: position pos + j - 2 holds the token before draft j - 1.
+    std::vector<size_t> keep;
+    for (size_t i = 0; i < which.size(); ++i) {
+      const RunnerSequence& in = seqs[which[i]];
+      const int64_t p = pos[i] + j - 2;
+      if (p + 1 <= limits_.max_positions &&
+          static_cast<int64_t>(in.block_table.size()) * limits_.block_size >= p + 1) {
+        keep.push_back(i);
+      }
+    }
+    if (keep.empty()) break;
+    const int64_t A = static_cast<int64_t>(keep.size());
+    std::vector<int32_t> row_tokens(A), next(A), rows(A);
+    std::vector<float> h(A * D);
+    std::vector<RunnerSequence> round(A);
+    for (int64_t a = 0; a < A; ++a) {
+      const size_t i = keep[a];
+      const std::vector<int32_t>& d = result->seqs[which[i]].drafts;
+      row_tokens[a] = j == 2 ? newest[i] : d[j - 3];
+      next[a] = d[j - 2];
+      rows[a] = static_cast<int32_t>(a);
+      std::copy(state.begin() + i * D, state.begin() + (i + 1) * D, h.begin() + a * D);
+    }
+    for (int64_t a = 0; a < A; ++a) {
+      round[a] = RunnerSequence{.tokens = absl::MakeConstSpan(&row_tokens[a], 1),
+                                .start_pos = pos[keep[a]] + j - 2,
+                                .block_table = seqs[which[keep[a]]].block_table};
+    }
+    ASSIGN_OR_RETURN(chain_step_, BuildStepInput(round, limits_));
+    RETURN_IF_ERROR(ops_->BeginStep(chain_step_));
+    ASSIGN_OR_RETURN(Tensor hin, ops_->Scratch(A, D, ElemType::kF32));
+    RETURN_IF_ERROR(ops_->CopyFromHost(h.data(), hin));
+    Tensor hout;
+    const bool more = j < mtp_draft_tokens_;
+    ASSIGN_OR_RETURN(Tensor logits,
+                     program_->MtpLogits(chain_step_, hin, ModelProgram::MtpInput::kMtpHidden,
+                                         next, rows, more ? &hout : nullptr));
+    std::vector<int32_t> drafts(A);
+    RETURN_IF_ERROR(GreedyDrafts(logits, drafts.data()));
+    std::vector<size_t> which2(A);
+    std::vector<int32_t> newest2(A);
+    std::vector<int64_t> pos2(A);
+    for (int64_t a = 0; a < A; ++a) {
+      const size_t i = keep[a];
+      result->seqs[which[i]].drafts.push_back(drafts[a]);
+      which2[a] = which[i];
+      newest2[a] = newest[i];
+      pos2[a] = pos[i];
+    }
+    if (more) {
+      state.resize(A * D);
+      RETURN_IF_ERROR(ops_->CopyToHost(hout, state.data()));
+      RETURN_IF_ERROR(ops_->Sync());
+    }
+    which = std::move(which2);
+    newest = std::move(newest2);
+    pos = std::move(pos2);
+  }
   return absl::OkStatus();
 }
 
@@ -241,17 +334,17 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
   int32_t top_n = -1;
   for (size_t s = 0; s < seqs.size(); ++s) {
     if (!seqs[s].sample || step.last_logit[s] < r0 || step.last_logit[s] >= r1) continue;
-    if (seqs[s].num_draft > 0) {
-      // The row before the draft verifies it; the draft's row gives the bonus token.
-      if (step.last_logit[s] - 1 < r0) {
+    if (const int64_t m = seqs[s].num_draft; m > 0) {
+      // Row j of the m + 1 from the token before the drafts verifies draft j + 1 (the last
+      // one gives the bonus token).
+      if (step.last_logit[s] - m < r0) {
         return absl::InternalError("a drafted sequence's logit rows span two chunks");
       }
-      rows.push_back(static_cast<int32_t>(step.last_logit[s] - 1 - r0));
-      params.push_back(seqs[s].sampling);
-      which.push_back(s);
-      rows.push_back(static_cast<int32_t>(step.last_logit[s] - r0));
-      params.push_back(seqs[s].draft_sampling);
-      which.push_back(s);
+      for (int64_t j = 0; j <= m; ++j) {
+        rows.push_back(static_cast<int32_t>(step.last_logit[s] - m + j - r0));
+        params.push_back(j == 0 ? seqs[s].sampling : seqs[s].draft_sampling[j - 1]);
+        which.push_back(s);
+      }
       continue;
     }
     rows.push_back(static_cast<int32_t>(step.last_logit[s] - r0));
@@ -293,13 +386,17 @@ absl::Status ProgramRunner::Outputs(absl::Span<const RunnerSequence> seqs, const
       out.token = tokens[i];
       continue;
     }
-    // Speculative sampling with a greedy draft d (q = one-hot at d): accept with probability
-    // min(1, p(d) / q(d)) = p(d), else resample from norm(max(0, p - q)) = p without d. One
-    // sample x ~ p does both: accept iff x == d, and x is the resample otherwise
-    // (src/sampling/speculative.h states the rule for any q and tests it).
-    out.token = tokens[i];
-    out.bonus_token = tokens[i] == in.tokens.back() ? tokens[i + 1] : -1;
-    ++i;
+    // Speculative sampling with greedy drafts (q = one-hot at d): draft d accepted with
+    // probability min(1, p(d) / q(d)) = p(d), else a resample from norm(max(0, p - q)) = p
+    // without d. One sample x ~ p does both: accept iff x == d, and x is the resample
+    // otherwise; left to right over the k drafts (src/sampling/speculative.h states the rule
+    // and tests it).
+    const int64_t m = in.num_draft;
+    const std::vector<int32_t> produced = AcceptGreedyDrafts(
+        in.tokens.subspan(in.tokens.size() - m), absl::MakeConstSpan(tokens).subspan(i, m + 1));
+    out.token = produced[0];
+    out.bonus_tokens.assign(produced.begin() + 1, produced.end());
+    i += m;
   }
   return absl::OkStatus();
 }

@@ -30,8 +30,10 @@ struct ProgramRunnerOptions {
   ShardLayout layout = {};
   int32_t num_kv_blocks = 0;  // > 0: exactly this many; < 0: none yet (AllocateKvCache later)
   KvSizer kv_sizer;           // 0: this decides (required then)
-  // Load the checkpoint's MTP layer and draft with it (DeepSeek families, cpu backend, tp 1).
+  // Load the checkpoint's MTP layer and draft with it (DeepSeek families, any backend and
+  // layout), mtp_draft_tokens (1 .. kMaxMtpDraftTokens) per sequence and step: the layer chained.
   bool mtp = false;
+  int32_t mtp_draft_tokens = 1;
   ProgressFn progress = nullptr;
 };
 
@@ -57,6 +59,7 @@ class ProgramRunner : public ModelRunner {
   absl::Status WarmUp(int64_t max_batch) override;
   void LimitSampledVocabulary(int64_t n) override { sample_vocab_ = n; }
   bool has_mtp() const override { return program_->has_mtp(); }
+  int32_t mtp_draft_tokens() const override { return has_mtp() ? mtp_draft_tokens_ : 0; }
   int64_t scratch_peak() const { return ops_->scratch_peak(); }
   int64_t ScratchBound(int64_t tokens, int64_t logit_rows) const {
     return program_->ScratchBytes(tokens, logit_rows);
@@ -73,9 +76,16 @@ class ProgramRunner : public ModelRunner {
   absl::Status Outputs(absl::Span<const RunnerSequence> seqs, const StepInput& step,
                        Tensor logits, int64_t first, StepResult* result);
   // MTP: runs the MTP layer over the step (x: the final hidden states) and puts each sampled
-  // sequence's greedy draft in result.
+  // sequence's greedy drafts in result.
   absl::Status Draft(absl::Span<const RunnerSequence> seqs, const StepInput& step, Tensor x,
                      StepResult* result);
+  // Argmax over the sampled vocabulary of each row of logits.
+  absl::Status GreedyDrafts(Tensor logits, int32_t* drafts);
+  // Drafts 2 .. k: the MTP layer again per draft, over the sequences `which` (their last token
+  // produced `newest` at position `pos`; `state` their MTP states [which.size(), hidden]).
+  absl::Status ChainDrafts(absl::Span<const RunnerSequence> seqs, std::vector<size_t> which,
+                           std::vector<int32_t> newest, std::vector<int64_t> pos,
+                           std::vector<float> state, StepResult* result);
 
   std::unique_ptr<BackendOps> ops_;
   Precision precision_;
@@ -86,6 +96,8 @@ class ProgramRunner : public ModelRunner {
   std::map<int64_t, Tensor> replay_logits_;   // captured steps: where their logits land
   bool replay_failed_ = false;
   int64_t sample_vocab_ = 0;  // ids sampled from [0, sample_vocab_) (0: all)
+  int32_t mtp_draft_tokens_ = 1;
+  StepInput chain_step_;  // a chained draft round's step (the backend keeps a pointer to it)
 };
 
 }  // namespace dsinfer

@@ -36,11 +36,11 @@ absl::StatusOr<StepInput> BuildStepInput(absl::Span<const RunnerSequence> seqs,
         return absl::InvalidArgumentError(absl::StrCat("sequence ", s, ": token id ", t,
                                                        " outside the vocabulary [0, ",
                                                        limits.vocab_size, ")"));
-    if (in.num_draft < 0 || in.num_draft > 1 || in.num_draft >= n ||
+    if (in.num_draft < 0 || in.num_draft > kMaxMtpDraftTokens || in.num_draft >= n ||
         (in.num_draft > 0 && !in.sample)) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "sequence ", s, ": num_draft ", in.num_draft, " (0 or 1, below the ", n,
-          " new tokens, with sample)"));
+          "sequence ", s, ": num_draft ", in.num_draft, " (0 .. ", kMaxMtpDraftTokens,
+          ", below the ", n, " new tokens, with sample)"));
     }
     st.token_offset.push_back(st.num_tokens);
     st.n_new.push_back(static_cast<int32_t>(n));

@@ -31,10 +31,10 @@ struct StepInput {
   std::vector<int32_t> tables;        // blocks covering each sequence after the step, concatenated
   std::vector<int32_t> table_offset;  // [S] first entry of each sequence in tables
   std::vector<int32_t> logit_rows;    // [R] token rows whose logits are computed, in order
-                                      // (a drafted sequence: its last two)
+                                      // (a drafted sequence: its last 1 + num_draft)
   std::vector<int32_t> last_logit;    // [S] index into logit_rows of each sequence's last token
   // Decode form: sequences with one new token after a cached prefix, and drafted sequences (the
-  // token and its draft: two decode queries, so verifying a draft costs what a decode costs
+  // token and its k drafts: k + 1 decode queries, so verifying drafts costs what decodes cost
   // instead of re-expanding the whole prefix). Each decode query attends its own causal prefix.
   std::vector<int32_t> decode_seqs;    // sequences in decode form
   std::vector<int32_t> prefill_seqs;   // the others

@@ -63,6 +63,7 @@ absl::StatusOr<std::unique_ptr<ProgramRunner>> LoadShard(const RunnerOptions& o,
                           .num_kv_blocks = blocks,
                           .kv_sizer = o.kv_sizer,
                           .mtp = o.mtp,
+                          .mtp_draft_tokens = o.mtp_draft_tokens,
                           .progress = o.progress};
   return ProgramRunner::Create(std::move(ops), ro);
 }
@@ -72,10 +73,6 @@ absl::StatusOr<std::unique_ptr<ModelRunner>> StartShardedLeader(const RunnerOpti
   if (p.tp % p.local_ranks() != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tp (", p.tp, ") is not a multiple of ranks_per_node (", p.local_ranks(), ")"));
-  }
-  if (o.mtp) {
-    return absl::UnimplementedError(absl::StrCat(
-        "mtp: speculative decoding runs on one rank; tp is ", p.tp));
   }
   // Check the layout against the model before starting anything.
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.model_dir));
@@ -157,6 +154,10 @@ std::vector<std::string> WorkerArgv(const RunnerOptions& o) {
                                    "--timeout", absl::StrCat(p.timeout_s),
                                    "--bind", p.bind_address};
   if (!o.keep_fp8) argv.push_back("--dequantize-fp8");
+  if (o.mtp) {
+    // Every rank runs the MTP layer's collectives (and its chained drafts) with the leader.
+    argv.insert(argv.end(), {"--mtp", "--mtp-draft-tokens", std::to_string(o.mtp_draft_tokens)});
+  }
   return argv;
 }
 

@@ -49,7 +49,8 @@ struct RunnerOptions {
   std::string backend = "cpu";  // "cpu" | "cuda"
   Precision precision = Precision::kBF16;
   bool keep_fp8 = true;         // FP8 checkpoint weights stay FP8
-  bool mtp = false;             // load the MTP layer and draft with it (cpu, tp 1)
+  bool mtp = false;             // load the MTP layer and draft with it
+  int32_t mtp_draft_tokens = 1;  // with mtp: drafts per sequence and step
   // CPU: FP8 weights multiply FP8 activations as the GPU's FP8 GEMMs do (the GPU twin's
   // reference); else they multiply bf16 / f32 activations (dequantised tile by tile).
   bool fp8_activations = false;

@@ -26,4 +26,12 @@ DraftVerdict VerifyDraft(absl::Span<const float> p, absl::Span<const float> q, i
   return {.accepted = false, .token = last};  // rounding at the top end
 }
 
+std::vector<int32_t> AcceptGreedyDrafts(absl::Span<const int32_t> drafts,
+                                        absl::Span<const int32_t> samples) {
+  std::vector<int32_t> out = {samples[0]};
+  for (size_t j = 0; j < drafts.size() && j + 1 < samples.size() && samples[j] == drafts[j]; ++j)
+    out.push_back(samples[j + 1]);
+  return out;
+}
+
 }  // namespace dsinfer

@@ -183,6 +183,46 @@ void Planner::ScheduleRunning(int32_t index, int64_t n, bool may_shrink, int32_t
   AddItem(s, c, n, static_cast<int32_t>(k), /*admitted=*/false, draft);
 }
 
+void Planner::AddDrafts() {
+  for (Item& it : sim_.items) {
+    const Sequence* s = it.seq;
+    if (it.dropped || it.n != 1 || !it.sample || s->drafts.empty()) continue;
+    // Every draft is one more verified row (budget), and the step may produce all of them and
+    // the token after them (max_tokens).
+    int64_t m = std::min({static_cast<int64_t>(s->drafts.size()), sim_.budget,
+                          s->max_tokens - s->generated() - 1});
+    int64_t k = 0;
+    for (; m > 0; --m) {
+      k = BlocksForTokens(it.start + 1 + m) - BlocksForTokens(it.start + 1);
+      if (Avail() >= k) break;
+    }
+    if (m <= 0) continue;
+    Allocate(static_cast<int32_t>(k));
+    it.new_blocks += static_cast<int32_t>(k);
+    it.n = 1 + m;
+    it.draft = static_cast<int32_t>(m);
+    sim_.budget -= m;
+  }
+}
+
+void Planner::AddLookahead() {
+  if (st_.limits.mtp_lookahead <= 0) return;
+  for (Item& it : sim_.items) {
+    if (it.dropped || !it.sample) continue;
+    const int64_t end = it.start + it.n;
+    int64_t la = std::min<int64_t>(st_.limits.mtp_lookahead, st_.limits.max_model_len - end);
+    int64_t k = 0;
+    for (; la > 0; --la) {
+      k = BlocksForTokens(end + la) - BlocksForTokens(end);
+      if (Avail() >= k) break;
+    }
+    if (la <= 0) continue;
+    Allocate(static_cast<int32_t>(k));
+    it.new_blocks += static_cast<int32_t>(k);
+    it.lookahead = static_cast<int32_t>(la);
+  }
+}
+
 size_t Planner::SkipRejected(const std::deque<Sequence*>& q, size_t pos) const {
   while (pos < q.size() && rejected_.contains(q[pos]->id)) ++pos;
   return pos;
@@ -483,28 +523,15 @@ StepPlan Planner::Run() {
   BoundStepsByShare();
 
   // 1. Decodes: one token for every running sequence whose prompt is computed; then, in the
-  // same order, each one's MTP draft where a token of budget and the draft's block are left
-  // over (drafts never take what a decode needs, never preempt) and max_tokens leaves room for
-  // two tokens.
+  // same order, each one's MTP drafts where budget and the drafts' blocks are left over
+  // (drafts never take what a decode needs, never preempt) and max_tokens leaves room for them
+  // and the token after them.
   for (int32_t i = 0; i < static_cast<int32_t>(order_.size()) && sim_.budget > 0; ++i) {
     const Sequence* s = order_[i];
     if (held_[i] || sim_.dead.contains(s->id) || s->num_computed != s->num_tokens() - 1) continue;
     ScheduleRunning(i, 1, /*may_shrink=*/false);
   }
-  for (Item& it : sim_.items) {
-    const Sequence* s = it.seq;
-    if (it.dropped || it.n != 1 || !it.sample || s->draft < 0 || sim_.budget < 1 ||
-        s->generated() + 2 > s->max_tokens) {
-      continue;
-    }
-    const int64_t k = BlocksForTokens(it.start + 2) - BlocksForTokens(it.start + 1);
-    if (Avail() < k) continue;
-    Allocate(static_cast<int32_t>(k));
-    it.new_blocks += static_cast<int32_t>(k);
-    it.n = 2;
-    it.draft = 1;
-    --sim_.budget;
-  }
+  AddDrafts();
   // 2. Per class, best first: prefill chunks of running sequences, then admissions.
   bool admitting = true;
   for (int p = 0; p < kNumPriorities && sim_.budget > 0; ++p) {
@@ -522,6 +549,8 @@ StepPlan Planner::Run() {
   }
   // 3. Never two shortened steps in a row: a sequence waits at most one step at a time.
   if (!st_.deferred_last_step) DeferForNewcomers();
+  // 4. Lookahead blocks for chained MTP drafts, from what is left.
+  AddLookahead();
 
   StepPlan plan;
   plan.now = now_;
@@ -539,12 +568,14 @@ StepPlan Planner::Run() {
     out.resumed = it.admitted && it.seq->admitted_before();
     out.cached_tokens = it.admitted ? it.start : 0;
     out.num_draft = it.draft;
+    out.lookahead = it.lookahead;
     out.token_offset = static_cast<int64_t>(plan.token_ids.size());
     plan.token_ids.insert(plan.token_ids.end(), it.seq->tokens.begin() + it.start,
                           it.seq->tokens.begin() + it.start + it.n - it.draft);
-    if (it.draft > 0) plan.token_ids.push_back(it.seq->draft);
+    plan.token_ids.insert(plan.token_ids.end(), it.seq->drafts.begin(),
+                          it.seq->drafts.begin() + it.draft);
     out.block_offset = blocks;
-    out.num_blocks = static_cast<int32_t>(BlocksForTokens(it.start + it.n));
+    out.num_blocks = static_cast<int32_t>(BlocksForTokens(it.start + it.n + it.lookahead));
     blocks += out.num_blocks;
     plan.num_batched_tokens += it.n;
   }

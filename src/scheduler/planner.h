@@ -32,7 +32,8 @@ class Planner {
     bool admitted;
     bool dropped;
     bool newcomer = false;  // a first admission of a tenant below its slot share
-    int32_t draft = 0;      // the last token is the sequence's MTP draft
+    int32_t draft = 0;      // the last `draft` tokens are the sequence's MTP drafts
+    int32_t lookahead = 0;  // positions past the tokens the blocks cover (chained drafts)
   };
   // Everything the plan changes, kept apart from the state (copyable, to try a preemption).
   struct Sim {
@@ -80,6 +81,10 @@ class Planner {
   void AddItem(const Sequence* s, int64_t start, int64_t n, int32_t new_blocks, bool admitted,
                int32_t draft = 0);
   void ScheduleRunning(int32_t index, int64_t n, bool may_shrink, int32_t draft = 0);
+  // MTP: each decode takes as many of its sequence's drafts as budget, free blocks and
+  // max_tokens allow (a draft never preempts); then sampling items get lookahead blocks.
+  void AddDrafts();
+  void AddLookahead();
   size_t SkipRejected(const std::deque<Sequence*>& q, size_t pos) const;
   // Tenant t's next waiting sequence of class p: its preempted ones first, then FCFS.
   const Sequence* Head(int p, size_t t) const;

@@ -43,6 +43,10 @@ struct SchedulerLimits {
   // The step in flight when a tenant's request arrives is then short. false: steps are unbounded.
   bool step_share = true;
   double share_window_seconds = 5;
+  // MTP with k > 1 drafts (k - 1): a sampling step's chained drafts write the MTP layer's cache
+  // rows this many positions past its tokens; the plan lends those blocks where they are free
+  // (never preempting) and OnTokens takes them back. 0: none.
+  int32_t mtp_lookahead = 0;
 };
 
 }  // namespace dsinfer

@@ -322,8 +322,8 @@ void Scheduler::Commit(StepPlan& plan) {
     DSINFER_CHECK(s != nullptr);
     if (item.admitted) Admit(s, item.cached_tokens);
     DSINFER_CHECK(s->running && s->num_computed == item.start_pos);
-    const int64_t need =
-        BlocksForTokens(item.start_pos + item.num_tokens) - static_cast<int64_t>(s->blocks.size());
+    const int64_t need = BlocksForTokens(item.start_pos + item.num_tokens + item.lookahead) -
+                         static_cast<int64_t>(s->blocks.size());
     if (need > 0) {
       DSINFER_CHECK(state_.pool.Allocate(static_cast<int32_t>(need), &s->blocks).ok());
     }
@@ -339,12 +339,14 @@ void Scheduler::Commit(StepPlan& plan) {
     s->prompt_charged = std::max(s->prompt_charged, to);
     s->pending_tokens = item.num_tokens;
     s->pending_sample = item.sample;
-    s->pending_draft = -1;
+    s->pending_lookahead = item.lookahead;
+    s->pending_drafts.clear();
+    s->pending_accepted = 0;
     if (item.num_draft > 0) {
-      DSINFER_CHECK(s->draft >= 0 && item.sample);
-      s->pending_draft = s->draft;
-      s->draft = -1;
+      DSINFER_CHECK(static_cast<int32_t>(s->drafts.size()) >= item.num_draft && item.sample);
+      s->pending_drafts.assign(s->drafts.begin(), s->drafts.begin() + item.num_draft);
     }
+    s->drafts.clear();
     s->last_step = static_cast<uint64_t>(c.steps);
     state_.in_flight.push_back(s->id);
   }
@@ -369,8 +371,8 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
   for (uint64_t id : state_.in_flight) {
     Sequence* s = Find(id);
     if (s == nullptr) continue;
-    // A draft's KV counts once the draft is accepted (its token arrives second, below).
-    s->num_computed += s->pending_tokens - (s->pending_draft >= 0 ? 1 : 0);
+    // Drafts' KV counts once they are accepted (each by the token after it, below).
+    s->num_computed += s->pending_tokens - static_cast<int64_t>(s->pending_drafts.size());
     s->pending_tokens = 0;
   }
   for (const auto& [id, token] : sampled) {
@@ -379,12 +381,12 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
     if (s->pending_sample) {
       s->pending_sample = false;
     } else {
-      // The second token of a drafted item: the first was the draft, accepted.
-      DSINFER_CHECK(s->pending_draft >= 0 && s->tokens.back() == s->pending_draft);
-      s->pending_draft = -1;
+      // A further token of a drafted item: the token before it was the next draft, accepted.
+      DSINFER_CHECK(s->pending_accepted < static_cast<int64_t>(s->pending_drafts.size()) &&
+                    s->tokens.back() == s->pending_drafts[s->pending_accepted]);
+      ++s->pending_accepted;
       ++s->num_computed;
     }
-    s->draft = -1;  // drafted for the previous last token
     s->tokens.push_back(token);
     state_.vtc.Charge(s->tenant, 0, 1);
     ++state_.tenants[s->tenant].output_tokens;
@@ -392,14 +394,15 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
   for (uint64_t id : state_.in_flight) {
     Sequence* s = Find(id);
     if (s == nullptr) continue;
-    if (s->pending_draft >= 0) {
-      // Rejected draft: roll its slot back; a block only it occupied goes back to the pool.
-      s->pending_draft = -1;
-      while (static_cast<int64_t>(s->blocks.size()) > BlocksForTokens(s->num_computed)) {
-        state_.pool.Release(s->blocks.back());
-        state_.cache.OnRelease(state_.pool, s->blocks.back());
-        s->blocks.pop_back();
-      }
+    // Rejected drafts' slots and the lookahead are rolled back: blocks past the computed
+    // tokens go back to the pool (a cache row they hold is rewritten before it is read).
+    s->pending_drafts.clear();
+    s->pending_accepted = 0;
+    s->pending_lookahead = 0;
+    while (static_cast<int64_t>(s->blocks.size()) > BlocksForTokens(s->num_computed)) {
+      state_.pool.Release(s->blocks.back());
+      state_.cache.OnRelease(state_.pool, s->blocks.back());
+      s->blocks.pop_back();
     }
     RegisterFullBlocks(s);
   }
@@ -418,10 +421,10 @@ void Scheduler::OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
 
 // ---- introspection ----
 
-void Scheduler::SetDraft(uint64_t id, int32_t token) {
+void Scheduler::SetDrafts(uint64_t id, absl::Span<const int32_t> tokens) {
   Sequence* s = Find(id);
   if (s == nullptr || !s->running) return;
-  s->draft = token;
+  s->drafts.assign(tokens.begin(), tokens.end());
   ++state_.version;
 }
 
@@ -461,11 +464,13 @@ absl::Status Scheduler::Validate() const {
     if (s.running) {
       ++running;
       ++t_running[s.tenant];
-      const int64_t want = BlocksForTokens(s.num_computed + s.pending_tokens);
+      const int64_t want =
+          BlocksForTokens(s.num_computed + s.pending_tokens + s.pending_lookahead);
       if (static_cast<int64_t>(s.blocks.size()) != want) {
         return absl::InternalError(absl::StrCat("sequence ", id, " holds ", s.blocks.size(),
                                                 " blocks for ", s.num_computed, "+",
-                                                s.pending_tokens, " tokens"));
+                                                s.pending_tokens, "+", s.pending_lookahead,
+                                                " tokens"));
       }
       if (s.num_computed >= s.num_tokens()) {
         return absl::InternalError(absl::StrCat("sequence ", id, " computed all its tokens"));

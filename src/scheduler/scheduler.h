@@ -58,15 +58,16 @@ class Scheduler {
   // in the prefix cache, appends `sampled` tokens (one for each item with sample = true) and
   // releases `finished` sequences. A sequence that reaches max_tokens finishes here by itself.
   // Ids no longer known (cancelled meanwhile) are ignored.
-  // A drafted item (num_draft 1) gets one token (the draft was rejected: its slot is rolled
-  // back, and a block it alone needed is freed) or two (the first equals the accepted draft).
+  // A drafted item (num_draft m) gets 1 .. m + 1 tokens: each token after the first says the
+  // one before it was the next draft, accepted. Rejected drafts' slots and the lookahead are
+  // rolled back (blocks past the computed tokens go back to the pool).
   void OnTokens(absl::Span<const std::pair<uint64_t, int32_t>> sampled,
                 absl::Span<const uint64_t> finished);
 
-  // MTP: the draft for the token after a running sequence's last one (between steps). Plan
-  // adds it to the sequence's next decode when the token budget, its free blocks and
-  // max_tokens allow (a draft never preempts); it is dropped once the sequence gets tokens.
-  void SetDraft(uint64_t id, int32_t token);
+  // MTP: the drafts for the tokens after a running sequence's last one (between steps). Plan
+  // adds as many as the token budget, free blocks and max_tokens allow to the sequence's next
+  // decode (a draft never preempts); they are dropped once the sequence runs a step.
+  void SetDrafts(uint64_t id, absl::Span<const int32_t> tokens);
 
   SchedulerStats Stats() const;
 

@@ -32,12 +32,14 @@ struct Sequence {
   uint64_t last_step = 0;  // the step (SchedulerStats::steps) that last computed its tokens
 
   // Set by Commit, cleared by OnTokens: the step in flight.
-  int64_t pending_tokens = 0;  // a draft included
+  int64_t pending_tokens = 0;  // drafts included
   bool pending_sample = false;
-  // MTP speculative decoding: the draft for the token after the last one (SetDraft; -1: none),
-  // and the draft the step in flight verifies (its KV counts only once accepted).
-  int32_t draft = -1;
-  int32_t pending_draft = -1;
+  // MTP speculative decoding: drafts for the tokens after the last one (SetDrafts; empty:
+  // none), and the drafts the step in flight verifies (their KV counts only once accepted).
+  std::vector<int32_t> drafts;
+  std::vector<int32_t> pending_drafts;
+  int64_t pending_accepted = 0;    // of pending_drafts, accepted so far (OnTokens)
+  int64_t pending_lookahead = 0;   // positions past the step's tokens its blocks cover
 
   int64_t num_tokens() const { return static_cast<int64_t>(tokens.size()); }
   int64_t generated() const { return num_tokens() - prompt_len; }

@@ -21,10 +21,14 @@ struct StepItem {
   int64_t cached_tokens = 0;  // on admission: tokens reused from the prefix cache (= start_pos)
   int64_t token_offset = 0;   // into StepPlan::token_ids
   int64_t block_offset = 0;   // into StepPlan::block_ids
-  int32_t num_blocks = 0;     // blocks covering [0, start_pos + num_tokens)
-  // A decode carrying the sequence's MTP draft as its last token (num_tokens 2); the draft's KV
-  // counts only if the step accepts it (OnTokens rolls it back otherwise).
+  int32_t num_blocks = 0;     // blocks covering [0, start_pos + num_tokens + lookahead)
+  // A decode carrying the sequence's MTP drafts as its last num_draft tokens (num_tokens
+  // 1 + num_draft); a draft's KV counts only if the step accepts it (OnTokens rolls the rest
+  // back).
   int32_t num_draft = 0;
+  // Positions past the step's tokens its block table covers, for the MTP layer's chained
+  // drafts (SchedulerLimits::mtp_lookahead, where free blocks allowed); OnTokens releases them.
+  int32_t lookahead = 0;
 };
 
 struct Rejection {

@@ -53,6 +53,14 @@ void ServerObserver::OnStep(const StepInfo& step, const SchedulerStats& stats,
   if (step.draft_tokens > 0) {
     m.spec_decode_draft_tokens->Inc(static_cast<double>(step.draft_tokens));
     m.spec_decode_accepted_tokens->Inc(static_cast<double>(step.accepted_tokens));
+    for (size_t j = 0; j < step.drafted_at.size() && step.drafted_at[j] > 0; ++j) {
+      if (drafted_at_[j] == nullptr) {
+        drafted_at_[j] = &m.SpecDecodeDraftsAt(static_cast<int>(j));
+        accepted_at_[j] = &m.SpecDecodeAcceptedAt(static_cast<int>(j));
+      }
+      drafted_at_[j]->Inc(static_cast<double>(step.drafted_at[j]));
+      accepted_at_[j]->Inc(static_cast<double>(step.accepted_at[j]));
+    }
   }
   // Expert load is cumulative in the executor; the metric wants this step's tokens.
   expert_tokens_.resize(expert_load.tokens.size());

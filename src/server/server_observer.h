@@ -42,6 +42,8 @@ class ServerObserver : public EngineObserver {
   std::array<int64_t, kNumPriorities> preemptions_{};
   std::vector<std::vector<int64_t>> expert_tokens_;
   std::vector<int64_t> delta_;
+  // Per draft position: the series, looked up once.
+  std::array<Counter*, kMaxMtpDraftTokens> drafted_at_{}, accepted_at_{};
 };
 
 // The `reason` label of dsinfer_rejections_total for an admission rejection.

@@ -31,6 +31,7 @@ absl::StatusOr<ServingModel> LoadServingModel(const ServerConfig& config, int64_
                   .progress = std::move(hooks.progress)};
   o.keep_fp8 = !config.dequantize_fp8;
   o.mtp = config.mtp;
+  o.mtp_draft_tokens = config.mtp_draft_tokens;
   RETURN_IF_ERROR(CheckBackend(config.backend));
   ASSIGN_OR_RETURN(o.precision, ParsePrecision(config.dtype));
   o.parallel = {.tp = q.tp,

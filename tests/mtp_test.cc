@@ -139,19 +139,26 @@ TEST_P(MtpFixture, GreedyWithMtpEqualsWithout) {
   }
 }
 
-// Sampled generation with MTP keeps every request's length and is reproducible by seed.
-TEST_P(MtpFixture, SampledWithMtpIsReproducible) {
-  auto on = Load(GetParam(), true);
-  ASSERT_NE(on, nullptr);
+// Four sampled requests of 20 tokens (temperature 0.8, seeds 100..103) for the reproducibility
+// tests.
+std::vector<GenerationRequest> SampledRequests(float top_p) {
   std::vector<GenerationRequest> reqs(4);
   for (int b = 0; b < 4; ++b) {
     for (int i = 0; i < 9 + b; ++i) reqs[b].prompt.push_back((17 * b + 29 * i) % 500 + 2);
     reqs[b].max_tokens = 20;
     reqs[b].stop_at_eos = false;
     reqs[b].sampling.temperature = 0.8f;
-    reqs[b].sampling.top_p = 0.95f;
+    reqs[b].sampling.top_p = top_p;
     reqs[b].sampling.seed = 100 + b;
   }
+  return reqs;
+}
+
+// Sampled generation with MTP keeps every request's length and is reproducible by seed.
+TEST_P(MtpFixture, SampledWithMtpIsReproducible) {
+  auto on = Load(GetParam(), true);
+  ASSERT_NE(on, nullptr);
+  const std::vector<GenerationRequest> reqs = SampledRequests(0.95f);
   GenerationStats st;
   auto a = GenerateOnRunner(*on, reqs, {}, &st);
   auto b = GenerateOnRunner(*on, reqs);
@@ -313,14 +320,7 @@ TEST_P(MtpChained, SampledWithKDraftsIsReproducible) {
   const auto [name, k] = GetParam();
   auto on = Load(name, true, Precision::kF32, k);
   ASSERT_NE(on, nullptr);
-  std::vector<GenerationRequest> reqs(4);
-  for (int b = 0; b < 4; ++b) {
-    for (int i = 0; i < 9 + b; ++i) reqs[b].prompt.push_back((17 * b + 29 * i) % 500 + 2);
-    reqs[b].max_tokens = 20;
-    reqs[b].stop_at_eos = false;
-    reqs[b].sampling.temperature = 0.8f;
-    reqs[b].sampling.seed = 100 + b;
-  }
+  const std::vector<GenerationRequest> reqs = SampledRequests(1.0f);
   GenerationStats st;
   auto a = GenerateOnRunner(*on, reqs, {}, &st);
   auto b = GenerateOnRunner(*on, reqs);

@@ -124,18 +124,27 @@ absl::Status CudaOps::Gemm(Tensor x, const CudaWeight& w, float* y, int64_t ldy,
   return absl::OkStatus();
 }
 
-absl::Status CudaOps::Embed(const BackendWeight& table, int64_t vocab_begin, Tensor x) {
-  const CudaWeight& e = W(table);
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::EmbeddingGather({.tokens = step_.tokens,
+namespace {
+
+// x[r] = table[tokens[r] - vocab_begin] (zero where this rank's vocabulary slice lacks it).
+absl::Status Gather(const CudaWeight& e, int64_t vocab_begin, const int32_t* tokens, int64_t rows,
+                    Tensor x, cudaStream_t stream) {
+  DSINFER_CUDA_RETURN_IF_ERROR(cuda::EmbeddingGather({.tokens = tokens,
                                                       .table = e.data.as<bf16>(),
                                                       .out = x.as<float>(),
-                                                      .rows = step_.num_tokens,
+                                                      .rows = rows,
                                                       .dim = x.cols,
                                                       .vocab_begin = vocab_begin,
                                                       .table_rows = e.rows,
                                                       .ld_out = x.ld},
-                                                     stream_));
+                                                     stream));
   return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status CudaOps::Embed(const BackendWeight& table, int64_t vocab_begin, Tensor x) {
+  return Gather(W(table), vocab_begin, step_.tokens, step_.num_tokens, x, stream_);
 }
 
 absl::Status CudaOps::EmbedIds(const BackendWeight& table, int64_t vocab_begin,
@@ -143,17 +152,7 @@ absl::Status CudaOps::EmbedIds(const BackendWeight& table, int64_t vocab_begin,
   if (static_cast<int64_t>(ids.size()) < x.rows)
     return absl::InternalError(absl::StrCat("embed: ", ids.size(), " ids for ", x.rows, " rows"));
   ASSIGN_OR_RETURN(const int32_t* dev_ids, UploadIndex(ids.first(x.rows)));
-  const CudaWeight& e = W(table);
-  DSINFER_CUDA_RETURN_IF_ERROR(cuda::EmbeddingGather({.tokens = dev_ids,
-                                                      .table = e.data.as<bf16>(),
-                                                      .out = x.as<float>(),
-                                                      .rows = x.rows,
-                                                      .dim = x.cols,
-                                                      .vocab_begin = vocab_begin,
-                                                      .table_rows = e.rows,
-                                                      .ld_out = x.ld},
-                                                     stream_));
-  return absl::OkStatus();
+  return Gather(W(table), vocab_begin, dev_ids, x.rows, x, stream_);
 }
 
 absl::Status CudaOps::RmsNorm(Tensor x, const BackendWeight& w, float eps, Tensor y, Tensor y2) {

@@ -8,9 +8,8 @@
 //    32-code table decode (fp8_decode.h) into FMAs, or, for bf16 runs with AVX512-BF16, the
 //    vpermi2b decode (fp8_avx512.h) into vdpbf16ps.
 //  - AMX (bf16 runs, any m): the tiles, handed to linear_amx.h's tile GEMM, whose order is not
-//    vdpbf16ps's, so the fused schedule does not apply. Known cost: at m = 1 this is ~2.8x
-//    slower than the fused AVX512 path (bench/RESULTS.md); decoding straight into A-tile rows
-//    (fp8::Decode64Bf16) is the fix still to do.
+//    vdpbf16ps's, so the fused schedule does not apply; bf16 tiles are decoded 64 codes at a
+//    time with the fused path's vpermi2b tables (DequantRowVbmi).
 #pragma once
 
 #include <algorithm>
@@ -319,6 +318,25 @@ inline void RunFusedBf16(const Fp8LinearParams& p, const Geometry& g, const uint
 
 #endif  // __AVX2__
 
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+// One row's codes -> bf16 with the vpermi2b tables of fp8_avx512.h, 64 codes at a time (exactly
+// DequantBf16, as every path); a block's k % 64 rest exactly, one code at a time.
+inline void DequantRowVbmi(const Fp8LinearParams& p, const fp8::Bf16Lut* luts, const uint8_t* c,
+                           const float* s, uint16_t* out) {
+  for (int64_t b = 0, j0 = 0; j0 < p.k; ++b, j0 += p.block_k) {
+    const int64_t j1 = std::min(p.k, j0 + p.block_k);
+    int64_t j = j0;
+    for (; j + 64 <= j1; j += 64) {
+      __m512i lo, hi;
+      fp8::Decode64Bf16(c + j, luts[b], &lo, &hi);
+      _mm512_storeu_si512(reinterpret_cast<void*>(out + j), lo);
+      _mm512_storeu_si512(reinterpret_cast<void*>(out + j + 32), hi);
+    }
+    DequantSpan(c, s[b], j, j1, out);
+  }
+}
+#endif
+
 // Dequantises tiles of a thread's weight rows (T: float, or uint16_t bf16 bits) into scratch
 // and hands each to dot(tile, rows, first_row). Threads take blocks of `unit` rows.
 template <typename T, typename Dot>
@@ -336,12 +354,24 @@ void ForEachTile(const Fp8LinearParams& p, const Geometry& g, int64_t unit,
     thread_local TableCache<kBytes<T>> cache;
     cache.Reset();
 #endif
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+    thread_local LutCache<fp8::Bf16Lut, fp8::MakeBf16Lut> bf16_cache;
+    bf16_cache.Reset();
+#endif
     for (int64_t t0 = n0; t0 < n1; t0 += tile_rows) {
       const int64_t t1 = std::min(n1, t0 + tile_rows);
       for (int64_t r = t0; r < t1; ++r) {  // dequantise rows [t0, t1) into the tile
         const uint8_t* c = p.w + r * g.ldw;
         const float* s = p.scale_inv + (r / p.block_n) * g.ld_scale;
         T* o = scratch.data() + (r - t0) * p.k;
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+        if constexpr (std::is_same_v<T, uint16_t>) {
+          if (p.block_k % 64 == 0) {
+            DequantRowVbmi(p, bf16_cache.Row(p, g, r / p.block_n), c, s, o);
+            continue;
+          }
+        }
+#endif
 #if defined(__AVX2__)
         if (p.block_k % 32 == 0) {
           DequantRowTables(p, cache.Row(p, g, r / p.block_n), c, s, o);

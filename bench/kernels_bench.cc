@@ -2,6 +2,7 @@
 // memory bound) and FLOP/s; compare with the memory bandwidth from `MemcpyBandwidth`.
 // LinearFp8VsBf16 compares FP8 and bf16 weights call by call on weights that exceed the L3;
 // LinearFp4VsFp8 adds FP4 (E2M1 + E8M0, DeepSeek-V4 experts) on V4-Flash expert shapes.
+// LinearBf16AmxVsAvx512 compares the AMX-BF16 tiles with AVX512-BF16 on V2-Lite's GEMMs.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -174,6 +175,61 @@ BENCHMARK(LinearFp8VsBf16)
     ->ArgsProduct({{1, 8, 32}, {2048}, {7168}, {1, 2}})
     ->ArgsProduct({{1, 8, 32}, {1408}, {2048}, {1, 2}})
     ->MinTime(1.0)
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// AMX-BF16 tiles against AVX512-BF16 dot products on the same bf16 GEMM, interleaved call by
+// call on cold weight copies (as a model's weights stream in every call): args m, n, k; the
+// 2-thread pool. Counters: the fastest call of each (us), avx512_us / amx_us, and each one's
+// GFLOP/s. Shapes: V2-Lite's bf16 prefill GEMMs (q_proj, kv_a_proj_with_mqa, o_proj, a routed
+// expert's fused gate/up and its down) at m = 128, 1024, 2048 rows, and decode-sized m = 1, 4,
+// 16 (AMX runs every m, so it must not lose there either). Skipped without AMX.
+void LinearBf16AmxVsAvx512(benchmark::State& state) {
+  const int64_t m = state.range(0), n = state.range(1), k = state.range(2);
+  const CpuIsa before = ActiveCpuIsa();
+  if (!CpuIsaAvailable(CpuIsa::kAmxBf16)) {
+    state.SkipWithError("AMX-BF16 not available");
+    return;
+  }
+  const int64_t copies = ColdCopies(n * k * 2);
+  std::vector<uint16_t> wb(copies * n * k);
+  std::mt19937 rng(1);
+  for (auto& v : wb) v = static_cast<uint16_t>(0x3c00 + rng() % 256);  // finite, ~0.008-0.016
+  std::vector<float> x(m * k), y(m * n);
+  for (auto& v : x) v = static_cast<float>(rng() % 1000) * 1e-3f - 0.5f;
+  auto pfor = Pfor();
+  auto seconds = [](auto&& fn) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  double best[2] = {1e30, 1e30};
+  int64_t c = 0;
+  for (auto _ : state) {
+    const uint16_t* w = wb.data() + (c++ % copies) * n * k;
+    for (int q = 0; q < 2; ++q) {
+      SetActiveCpuIsa(q == 0 ? CpuIsa::kAvx512Bf16 : CpuIsa::kAmxBf16);
+      best[q] = std::min(best[q], seconds([&] {
+        Linear({.x = x.data(), .w = w, .y = y.data(), .m = m, .n = n, .k = k, .w_bf16 = true},
+               pfor);
+      }));
+    }
+    benchmark::DoNotOptimize(y.data());
+  }
+  SetActiveCpuIsa(before);
+  state.counters["avx512_us"] = best[0] * 1e6;
+  state.counters["amx_us"] = best[1] * 1e6;
+  state.counters["speedup"] = best[0] / best[1];
+  state.counters["avx512_GFLOPs"] = 2.0 * m * n * k / best[0] / 1e9;
+  state.counters["amx_GFLOPs"] = 2.0 * m * n * k / best[1] / 1e9;
+}
+BENCHMARK(LinearBf16AmxVsAvx512)
+    ->ArgNames({"m", "n", "k"})
+    ->ArgsProduct({{1, 4, 16, 128, 1024, 2048}, {3072}, {2048}})   // q_proj
+    ->ArgsProduct({{1, 4, 16, 128, 1024, 2048}, {576}, {2048}})    // kv_a_proj_with_mqa
+    ->ArgsProduct({{1, 4, 16, 128, 1024, 2048}, {2048}, {2048}})   // o_proj
+    ->ArgsProduct({{1, 4, 16, 128, 1024, 2048}, {2816}, {2048}})   // expert gate_up (fused)
+    ->ArgsProduct({{1, 4, 16, 128, 1024, 2048}, {2048}, {1408}})   // expert down
     ->Unit(benchmark::kMicrosecond)
     ->UseRealTime();
 

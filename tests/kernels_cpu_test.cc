@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <functional>
@@ -44,7 +45,7 @@ float FromBf16(uint16_t h) {
 // Runs fn once per GEMM ISA this machine has (AVX2 always: the fallback), kernels switched to it.
 void ForEachIsa(const std::function<void()>& fn) {
   const CpuIsa before = ActiveCpuIsa();
-  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512Bf16}) {
+  for (CpuIsa isa : {CpuIsa::kAvx2, CpuIsa::kAvx512Bf16, CpuIsa::kAmxBf16}) {
     if (!SetActiveCpuIsa(isa)) continue;
     SCOPED_TRACE(CpuIsaName(isa));
     fn();
@@ -58,16 +59,25 @@ void TwoThreads(int64_t n, const RangeBody& body) {
   t.join();
 }
 
-// DSINFER_CPU_ISA=avx2 (how ctest runs the .avx2 copies of these suites) selects the fallback;
-// otherwise the best ISA the machine has is active.
+// DSINFER_CPU_ISA=avx2 / avx512 (how ctest runs the .avx2 / .avx512 copies of these suites)
+// selects that fallback; otherwise the best ISA the machine has is active.
 TEST(CpuIsa, EnvironmentSelectsTheKernels) {
   EXPECT_TRUE(CpuIsaAvailable(CpuIsa::kAvx2));
+  if (CpuIsaAvailable(CpuIsa::kAmxBf16)) {
+    EXPECT_TRUE(CpuIsaAvailable(CpuIsa::kAvx512Bf16));  // AMX runs on top of it
+  }
   const char* env = std::getenv("DSINFER_CPU_ISA");
-  if (env != nullptr && std::string(env) == "avx2") {
+  const std::string want = env != nullptr ? env : "";
+  if (want == "avx2") {
     EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAvx2);
+  } else if (want == "avx512" && CpuIsaAvailable(CpuIsa::kAvx512Bf16)) {
+    EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAvx512Bf16);
+  } else if (CpuIsaAvailable(CpuIsa::kAmxBf16)) {
+    EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAmxBf16);
   } else if (CpuIsaAvailable(CpuIsa::kAvx512Bf16)) {
     EXPECT_EQ(ActiveCpuIsa(), CpuIsa::kAvx512Bf16);
   }
+  std::printf("active GEMM ISA: %s\n", CpuIsaName(ActiveCpuIsa()));
 }
 
 TEST(Linear, F32AndBf16MatchNaive) {
@@ -120,6 +130,67 @@ TEST(Linear, Bf16RowsDoNotDependOnTheBatch) {
               .w_bf16 = true, .accumulate = true},
              TwoThreads);
       EXPECT_EQ(std::memcmp(one.data(), acc.data(), n * 4), 0) << "row " << i;
+    }
+  });
+}
+
+// Every ISA's bf16 GEMM (AMX tiles included) against an f64 sum of the same bf16-rounded
+// products. The products are exact in f32, so an f32 sum of k of them in any order is within
+// (k - 1) * 2^-24 * sum |x w| of the exact value (recursive summation, Higham 2002, 4.2); the
+// bar is that bound with k. Shapes: V2-Lite's k (2048, 1408, 512) with m and n crossing the
+// 16-row tiles and the 2 x 2 tile blocks, k tails, and m beyond one L2 pass of AMX tiles.
+TEST(Linear, Bf16WithinTheSummationBoundOfK) {
+  struct Shape {
+    int64_t m, n, k;
+  };
+  ForEachIsa([&] {
+    for (const Shape s : {Shape{1, 33, 2048}, Shape{15, 16, 1408}, Shape{16, 48, 512},
+                          Shape{33, 65, 512}, Shape{40, 37, 75}, Shape{300, 34, 2048 + 45}}) {
+      SCOPED_TRACE(::testing::Message() << s.m << "x" << s.n << "x" << s.k);
+      const auto x = Random(s.m * s.k, 21), w = Random(s.n * s.k, 22, 0.05f);
+      std::vector<uint16_t> wb(s.n * s.k);
+      for (size_t i = 0; i < wb.size(); ++i) wb[i] = Bf16(w[i]);
+      std::vector<float> y(s.m * s.n, 3.0f);
+      Linear({.x = x.data(), .w = wb.data(), .y = y.data(), .m = s.m, .n = s.n, .k = s.k,
+              .w_bf16 = true},
+             TwoThreads);
+      int bad = 0;
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t j = 0; j < s.n; ++j) {
+          double ref = 0, mag = 0;
+          for (int64_t q = 0; q < s.k; ++q) {
+            const double t = static_cast<double>(FromBf16(Bf16(x[i * s.k + q]))) *
+                             FromBf16(wb[j * s.k + q]);
+            ref += t;
+            mag += std::fabs(t);
+          }
+          const double bound = static_cast<double>(s.k - 1) * 0x1p-24 * mag;
+          if (std::fabs(y[i * s.n + j] - ref) > bound && ++bad <= 5)
+            ADD_FAILURE() << "y[" << i << "][" << j << "] = " << y[i * s.n + j] << ", f64 " << ref
+                          << ", bound " << bound;
+        }
+    }
+  });
+}
+
+// Rows of a large batch (several of the AMX schedule's L2 passes, 2 x 2 tile blocks, a partial
+// block of 16 rows) equal the same rows alone, bit for bit, whatever the thread split.
+TEST(Linear, Bf16LargeBatchRowsEqualSingleRows) {
+  ForEachIsa([&] {
+    const int64_t m = 300, n = 40, k = 2048;
+    const auto x = Random(m * k, 23), w = Random(n * k, 24, 0.05f);
+    std::vector<uint16_t> wb(n * k);
+    for (size_t i = 0; i < wb.size(); ++i) wb[i] = Bf16(w[i]);
+    std::vector<float> all(m * n);
+    Linear({.x = x.data(), .w = wb.data(), .y = all.data(), .m = m, .n = n, .k = k,
+            .w_bf16 = true},
+           TwoThreads);
+    for (int64_t i : {0, 15, 16, 31, 255, 256, 299}) {
+      std::vector<float> one(n);
+      Linear({.x = x.data() + i * k, .w = wb.data(), .y = one.data(), .m = 1, .n = n, .k = k,
+              .w_bf16 = true},
+             SerialFor);
+      EXPECT_EQ(std::memcmp(one.data(), all.data() + i * n, n * 4), 0) << "row " << i;
     }
   });
 }

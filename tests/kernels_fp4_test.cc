@@ -131,8 +131,9 @@ TEST(LinearFp4, EveryCodeExactUnderExtremeScales) {
   for (bool bf16 : {false, true}) {
     std::vector<float> y(k * n);
     LinearFp4(w.Params(x.data(), y.data(), k, bf16), SerialFor);
-    // vdpbf16ps (AVX512-BF16) reads subnormal inputs as zero, as cpu::Linear's bf16 GEMM does.
-    const bool flush = bf16 && ActiveCpuIsa() == CpuIsa::kAvx512Bf16;
+    // vdpbf16ps (AVX512-BF16) and TDPBF16PS (AMX) read subnormal inputs as zero, as
+    // cpu::Linear's bf16 GEMM does.
+    const bool flush = bf16 && ActiveCpuIsa() != CpuIsa::kAvx2;
     for (int64_t j = 0; j < k; ++j)
       for (int64_t i = 0; i < n; ++i) {
         const float v = want[i * k + j];

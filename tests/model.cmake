@@ -17,6 +17,11 @@ gtest_discover_tests(kernels_cpu_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
 gtest_discover_tests(model_golden_test TEST_SUFFIX .avx2 DISCOVERY_TIMEOUT 60
   PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx2)
+# ... and on AVX512-BF16 without AMX tiles, where the machine has AMX (the default is then AMX).
+gtest_discover_tests(kernels_cpu_test TEST_SUFFIX .avx512 DISCOVERY_TIMEOUT 60
+  PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx512)
+gtest_discover_tests(model_golden_test TEST_SUFFIX .avx512 DISCOVERY_TIMEOUT 60
+  PROPERTIES LABELS cpu ENVIRONMENT DSINFER_CPU_ISA=avx512)
 dsinfer_add_test(mtp_test SOURCES mtp_test.cc
   LIBS dsinfer_engine dsinfer_runner dsinfer_weights nlohmann_json::nlohmann_json LABELS cpu)
 # FP4 routed experts (expert_dtype fp4): kept FP4 == dequantised experts; expert_dtype checked.

@@ -23,7 +23,14 @@ void Linear(const LinearParams& p, const ParallelFor& pfor) {
   }
   if (p.w_bf16) {
 #if defined(DSINFER_HAVE_AVX512_KERNELS)
-    if (ActiveCpuIsa() == CpuIsa::kAvx512Bf16) {
+    const CpuIsa isa = ActiveCpuIsa();
+#if defined(DSINFER_HAVE_AMX_KERNELS)
+    if (isa == CpuIsa::kAmxBf16) {
+      avx512::GemmBf16Amx(p, pfor);
+      return;
+    }
+#endif
+    if (isa == CpuIsa::kAvx512Bf16) {
       avx512::GemmBf16(p, pfor);
       return;
     }

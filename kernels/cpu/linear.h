@@ -1,8 +1,9 @@
 // Dense linear layers in Hugging Face weight layout: y[m, n] = x[m, k] · w[n, k]^T.
 // f32 weights go to OpenBLAS sgemm. bf16 weights: x is rounded to bf16 and products are
-// accumulated in f32 (bf16 storage, f32 accumulation) by a register-tiled kernel (AVX512-BF16
-// dot products where the CPU has them, AVX2 FMA otherwise) that streams each weight row once
-// per L2-sized chunk of activations (Debian's OpenBLAS has no bf16 GEMM).
+// accumulated in f32 (bf16 storage, f32 accumulation) by AMX-BF16 tiles where the CPU has them
+// (linear_amx.h), else a register-tiled kernel (AVX512-BF16 dot products, or AVX2 FMA) that
+// streams each weight row once per L2-sized chunk of activations (Debian's OpenBLAS has no bf16
+// GEMM). isa.h says which runs and how each orders its sums.
 #pragma once
 
 #include <cstdint>

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/cpu/linear.h"
+#include "kernels/cpu/linear_amx.h"
 #include "kernels/cpu/linear_tile.h"
 
 namespace dsinfer::cpu::DSINFER_CPU_ISA {
@@ -30,5 +31,20 @@ inline void GemmBf16Impl(const LinearParams& p, const ParallelFor& pfor) {
     }
   });
 }
+
+#if defined(DSINFER_AMX_TILES)
+// The AMX schedule (linear_amx.h), for every m: activations packed once, then blocks of 16
+// weight rows split across threads (so no output's order depends on the split).
+inline void GemmBf16AmxImpl(const LinearParams& p, const ParallelFor& pfor) {
+  const int64_t ldx = p.ldx ? p.ldx : p.k, ldy = p.ldy ? p.ldy : p.n;
+  amx::PackedX xp;
+  amx::PackX(p.x, ldx, p.m, p.k, pfor, &xp);
+  const uint16_t* w = static_cast<const uint16_t*>(p.w);
+  pfor((p.n + 15) / 16, [&](int64_t b0, int64_t b1) {
+    const int64_t n0 = 16 * b0, n1 = std::min(p.n, 16 * b1);
+    amx::DotRows(w + n0 * p.k, p.k, n1 - n0, xp, p.y + n0, ldy, p.accumulate);
+  });
+}
+#endif
 
 }  // namespace dsinfer::cpu::DSINFER_CPU_ISA

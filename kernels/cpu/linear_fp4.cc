@@ -12,7 +12,14 @@ namespace dsinfer::cpu {
 
 void LinearFp4(const Fp4LinearParams& p, const ParallelFor& pfor) {
 #if defined(DSINFER_HAVE_AVX512_KERNELS)
-  if (ActiveCpuIsa() == CpuIsa::kAvx512Bf16) {
+  const CpuIsa isa = ActiveCpuIsa();
+#if defined(DSINFER_HAVE_AMX_KERNELS)
+  if (isa == CpuIsa::kAmxBf16) {
+    avx512::LinearFp4Amx(p, pfor);
+    return;
+  }
+#endif
+  if (isa == CpuIsa::kAvx512Bf16) {
     avx512::LinearFp4(p, pfor);
     return;
   }

@@ -1,13 +1,15 @@
 // LinearFp4, compiled once per ISA (gemm_avx2.cc, gemm_avx512.cc): a thread decodes a tile of
 // its weight rows into scratch (f32, or bf16 for round_bf16 runs) exactly and runs
 // tile::DotRows on it, once per L2-sized chunk of activations, so results match cpu::Linear on
-// the dequantised matrix in the active ISA's lanes and order (linear_tile.h).
+// the dequantised matrix in the active ISA's lanes and order (linear_tile.h; with AMX, bf16 runs
+// hand the decoded tiles to linear_amx.h).
 #pragma once
 
 #include <algorithm>
 #include <vector>
 
 #include "kernels/cpu/fp4.h"
+#include "kernels/cpu/linear_amx.h"
 #include "kernels/cpu/linear_fp4.h"
 #include "kernels/cpu/linear_tile.h"
 
@@ -91,25 +93,37 @@ inline void DecodeRow(const uint8_t* c, const uint8_t* s, int64_t k, uint16_t* o
   for (; j < k; ++j) out[j] = tile::ToBf16(E2M1ToF32(Fp4Code(c, j)) * E8M0ToF32(s[j / kFp4BlockK]));
 }
 
-// T: the element type of the decoded tile and of x (float, or uint16_t bf16 bits).
-template <typename T>
-void RunFp4Tiles(const Fp4LinearParams& p, const Fp4Geometry& g, const T* x, int64_t ldx,
-                 const ParallelFor& pfor) {
+// Decodes tiles of a thread's weight rows (T: float, or uint16_t bf16 bits) into scratch and
+// hands each to dot(tile, rows, first_row). Threads take blocks of `unit` rows.
+template <typename T, typename Dot>
+void ForEachFp4Tile(const Fp4LinearParams& p, const Fp4Geometry& g, int64_t unit,
+                    const ParallelFor& pfor, const Dot& dot) {
   const int64_t row_bytes = p.k * static_cast<int64_t>(sizeof(T));
-  const int64_t chunk = std::max<int64_t>(4, (256 * 1024) / row_bytes / 4 * 4);
-  const int64_t tile_rows = std::clamp<int64_t>(192 * 1024 / row_bytes / 2 * 2, 2, 128);
-  pfor((p.n + 1) / 2, [&](int64_t p0, int64_t p1) {
-    const int64_t n0 = 2 * p0, n1 = std::min(p.n, 2 * p1);
+  const int64_t tile_rows = std::clamp<int64_t>(192 * 1024 / row_bytes / unit * unit, unit,
+                                                std::max<int64_t>(128, unit));
+  pfor((p.n + unit - 1) / unit, [&](int64_t b0, int64_t b1) {
+    const int64_t n0 = unit * b0, n1 = std::min(p.n, unit * b1);
     thread_local std::vector<T> scratch;
     if (scratch.size() < static_cast<size_t>(tile_rows * p.k)) scratch.resize(tile_rows * p.k);
     for (int64_t t0 = n0; t0 < n1; t0 += tile_rows) {
       const int64_t t1 = std::min(n1, t0 + tile_rows);
       for (int64_t r = t0; r < t1; ++r)
         DecodeRow(p.w + r * g.ldw, p.scale + r * g.ld_scale, p.k, scratch.data() + (r - t0) * p.k);
-      for (int64_t i0 = 0; i0 < p.m; i0 += chunk)
-        tile::DotRows(scratch.data(), p.k, t1 - t0, x, ldx, i0, std::min(p.m, i0 + chunk), p.k,
-                      p.y + t0, g.ldy, p.accumulate);
+      dot(scratch.data(), t1 - t0, t0);
     }
+  });
+}
+
+// T: the element type of the decoded tile and of x (float, or uint16_t bf16 bits).
+template <typename T>
+void RunFp4Tiles(const Fp4LinearParams& p, const Fp4Geometry& g, const T* x, int64_t ldx,
+                 const ParallelFor& pfor) {
+  const int64_t chunk =
+      std::max<int64_t>(4, (256 * 1024) / (p.k * static_cast<int64_t>(sizeof(T))) / 4 * 4);
+  ForEachFp4Tile<T>(p, g, 2, pfor, [&](const T* tile, int64_t rows, int64_t t0) {
+    for (int64_t i0 = 0; i0 < p.m; i0 += chunk)
+      tile::DotRows(tile, p.k, rows, x, ldx, i0, std::min(p.m, i0 + chunk), p.k, p.y + t0, g.ldy,
+                    p.accumulate);
   });
 }
 
@@ -133,5 +147,21 @@ inline void LinearFp4Impl(const Fp4LinearParams& p, const ParallelFor& pfor) {
     for (int64_t j = 0; j < p.k; ++j) xb[i * p.k + j] = tile::ToBf16(p.x[i * g.ldx + j]);
   RunFp4Tiles<uint16_t>(p, g, xb.data(), p.k, pfor);
 }
+
+#if defined(DSINFER_AMX_TILES)
+// bf16 runs on AMX (linear_amx.h), every m: bf16 tiles of decoded rows, so bf16 runs stay
+// bit-identical to cpu::Linear (AMX) on the dequantised matrix; f32 runs as above.
+inline void LinearFp4AmxImpl(const Fp4LinearParams& p, const ParallelFor& pfor) {
+  if (!p.round_bf16 || p.m <= 0 || p.n <= 0 || p.k == 0) return LinearFp4Impl(p, pfor);
+  const fp4_impl::Fp4Geometry g = fp4_impl::GetFp4Geometry(p);
+  amx::PackedX xp;
+  amx::PackX(p.x, g.ldx, p.m, p.k, pfor, &xp);
+  fp4_impl::ForEachFp4Tile<uint16_t>(p, g, 16, pfor,
+                                     [&](const uint16_t* tile, int64_t rows, int64_t t0) {
+                                       amx::DotRows(tile, p.k, rows, xp, p.y + t0, g.ldy,
+                                                    p.accumulate);
+                                     });
+}
+#endif
 
 }  // namespace dsinfer::cpu::DSINFER_CPU_ISA

@@ -8,7 +8,14 @@ namespace dsinfer::cpu {
 
 void LinearFp8(const Fp8LinearParams& p, const ParallelFor& pfor) {
 #if defined(DSINFER_HAVE_AVX512_KERNELS)
-  if (ActiveCpuIsa() == CpuIsa::kAvx512Bf16) {
+  const CpuIsa isa = ActiveCpuIsa();
+#if defined(DSINFER_HAVE_AMX_KERNELS)
+  if (isa == CpuIsa::kAmxBf16) {
+    avx512::LinearFp8Amx(p, pfor);
+    return;
+  }
+#endif
+  if (isa == CpuIsa::kAvx512Bf16) {
     avx512::LinearFp8(p, pfor);
     return;
   }

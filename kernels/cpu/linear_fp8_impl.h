@@ -7,6 +7,9 @@
 //    products, in the same lanes and order as tile::DotTile (bit-identical results): the AVX2
 //    32-code table decode (fp8_decode.h) into FMAs, or, for bf16 runs with AVX512-BF16, the
 //    vpermi2b decode (fp8_avx512.h) into vdpbf16ps.
+//  - AMX (bf16 runs, any m): the tiles, handed to linear_amx.h's tile GEMM, whose order is not
+//    vdpbf16ps's, so the fused schedule does not apply; bf16 tiles are decoded 64 codes at a
+//    time with the fused path's vpermi2b tables (DequantRowVbmi).
 #pragma once
 
 #include <algorithm>
@@ -15,6 +18,7 @@
 
 #include "kernels/cpu/fp8_avx512.h"
 #include "kernels/cpu/fp8_decode.h"
+#include "kernels/cpu/linear_amx.h"
 #include "kernels/cpu/linear_fp8.h"
 #include "kernels/cpu/linear_tile.h"
 
@@ -314,22 +318,45 @@ inline void RunFusedBf16(const Fp8LinearParams& p, const Geometry& g, const uint
 
 #endif  // __AVX2__
 
-// T: the element type of the dequantised tile and of x (float, or uint16_t bf16 bits).
-template <typename T>
-void RunTiles(const Fp8LinearParams& p, const Geometry& g, const T* x, int64_t ldx,
-              const ParallelFor& pfor) {
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+// One row's codes -> bf16 with the vpermi2b tables of fp8_avx512.h, 64 codes at a time (exactly
+// DequantBf16, as every path); a block's k % 64 rest exactly, one code at a time.
+inline void DequantRowVbmi(const Fp8LinearParams& p, const fp8::Bf16Lut* luts, const uint8_t* c,
+                           const float* s, uint16_t* out) {
+  for (int64_t b = 0, j0 = 0; j0 < p.k; ++b, j0 += p.block_k) {
+    const int64_t j1 = std::min(p.k, j0 + p.block_k);
+    int64_t j = j0;
+    for (; j + 64 <= j1; j += 64) {
+      __m512i lo, hi;
+      fp8::Decode64Bf16(c + j, luts[b], &lo, &hi);
+      _mm512_storeu_si512(reinterpret_cast<void*>(out + j), lo);
+      _mm512_storeu_si512(reinterpret_cast<void*>(out + j + 32), hi);
+    }
+    DequantSpan(c, s[b], j, j1, out);
+  }
+}
+#endif
+
+// Dequantises tiles of a thread's weight rows (T: float, or uint16_t bf16 bits) into scratch
+// and hands each to dot(tile, rows, first_row). Threads take blocks of `unit` rows.
+template <typename T, typename Dot>
+void ForEachTile(const Fp8LinearParams& p, const Geometry& g, int64_t unit,
+                 const ParallelFor& pfor, const Dot& dot) {
   const int64_t row_bytes = p.k * static_cast<int64_t>(sizeof(T));
-  // Activation rows per pass: an L2-sized chunk, as cpu::Linear walks them.
-  const int64_t chunk = std::max<int64_t>(4, (256 * 1024) / row_bytes / 4 * 4);
   // Weight rows per tile: a tile that stays in L2 while the activations stream past it.
-  const int64_t tile_rows = std::clamp<int64_t>(192 * 1024 / row_bytes / 2 * 2, 2, 128);
-  pfor((p.n + 1) / 2, [&](int64_t p0, int64_t p1) {
-    const int64_t n0 = 2 * p0, n1 = std::min(p.n, 2 * p1);
+  const int64_t tile_rows = std::clamp<int64_t>(192 * 1024 / row_bytes / unit * unit, unit,
+                                                std::max<int64_t>(128, unit));
+  pfor((p.n + unit - 1) / unit, [&](int64_t b0, int64_t b1) {
+    const int64_t n0 = unit * b0, n1 = std::min(p.n, unit * b1);
     thread_local std::vector<T> scratch;
     if (scratch.size() < static_cast<size_t>(tile_rows * p.k)) scratch.resize(tile_rows * p.k);
 #if defined(__AVX2__)
     thread_local TableCache<kBytes<T>> cache;
     cache.Reset();
+#endif
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+    thread_local LutCache<fp8::Bf16Lut, fp8::MakeBf16Lut> bf16_cache;
+    bf16_cache.Reset();
 #endif
     for (int64_t t0 = n0; t0 < n1; t0 += tile_rows) {
       const int64_t t1 = std::min(n1, t0 + tile_rows);
@@ -337,6 +364,14 @@ void RunTiles(const Fp8LinearParams& p, const Geometry& g, const T* x, int64_t l
         const uint8_t* c = p.w + r * g.ldw;
         const float* s = p.scale_inv + (r / p.block_n) * g.ld_scale;
         T* o = scratch.data() + (r - t0) * p.k;
+#if defined(__AVX512BF16__) && defined(__AVX512VBMI__)
+        if constexpr (std::is_same_v<T, uint16_t>) {
+          if (p.block_k % 64 == 0) {
+            DequantRowVbmi(p, bf16_cache.Row(p, g, r / p.block_n), c, s, o);
+            continue;
+          }
+        }
+#endif
 #if defined(__AVX2__)
         if (p.block_k % 32 == 0) {
           DequantRowTables(p, cache.Row(p, g, r / p.block_n), c, s, o);
@@ -346,10 +381,22 @@ void RunTiles(const Fp8LinearParams& p, const Geometry& g, const T* x, int64_t l
         for (int64_t b = 0, j0 = 0; j0 < p.k; ++b, j0 += p.block_k)
           DequantSpan(c, s[b], j0, std::min(p.k, j0 + p.block_k), o);
       }
-      for (int64_t i0 = 0; i0 < p.m; i0 += chunk)
-        tile::DotRows(scratch.data(), p.k, t1 - t0, x, ldx, i0, std::min(p.m, i0 + chunk), p.k,
-                      p.y + t0, g.ldy, p.accumulate);
+      dot(scratch.data(), t1 - t0, t0);
     }
+  });
+}
+
+// T: the element type of the dequantised tile and of x (float, or uint16_t bf16 bits).
+template <typename T>
+void RunTiles(const Fp8LinearParams& p, const Geometry& g, const T* x, int64_t ldx,
+              const ParallelFor& pfor) {
+  // Activation rows per pass: an L2-sized chunk, as cpu::Linear walks them.
+  const int64_t chunk =
+      std::max<int64_t>(4, (256 * 1024) / (p.k * static_cast<int64_t>(sizeof(T))) / 4 * 4);
+  ForEachTile<T>(p, g, 2, pfor, [&](const T* tile, int64_t rows, int64_t t0) {
+    for (int64_t i0 = 0; i0 < p.m; i0 += chunk)
+      tile::DotRows(tile, p.k, rows, x, ldx, i0, std::min(p.m, i0 + chunk), p.k, p.y + t0, g.ldy,
+                    p.accumulate);
   });
 }
 
@@ -401,5 +448,21 @@ inline void LinearFp8Impl(const Fp8LinearParams& p, const ParallelFor& pfor) {
     for (int64_t j = 0; j < p.k; ++j) xb[i * p.k + j] = tile::ToBf16(p.x[i * g.ldx + j]);
   RunTiles<uint16_t>(p, g, xb.data(), p.k, pfor);
 }
+
+#if defined(DSINFER_AMX_TILES)
+// bf16 runs on AMX (linear_amx.h), every m: bf16 tiles of dequantised rows, so the products add
+// in cpu::Linear's AMX order (bit-identical to it on the bf16-rounded dequantised matrix).
+// f32 runs are not AMX's business and take the tiled schedule.
+inline void LinearFp8AmxImpl(const Fp8LinearParams& p, const ParallelFor& pfor) {
+  if (!p.round_bf16 || p.m <= 0 || p.n <= 0 || p.k == 0) return LinearFp8Impl(p, pfor);
+  const Geometry g = GetGeometry(p);
+  amx::PackedX xp;
+  amx::PackX(p.x, g.ldx, p.m, p.k, pfor, &xp);
+  const int64_t ldy = g.ldy;  // (a capture of g would give the lambda internal linkage)
+  ForEachTile<uint16_t>(p, g, 16, pfor, [&](const uint16_t* tile, int64_t rows, int64_t t0) {
+    amx::DotRows(tile, p.k, rows, xp, p.y + t0, ldy, p.accumulate);
+  });
+}
+#endif
 
 }  // namespace dsinfer::cpu::DSINFER_CPU_ISA

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cpu/blas_core.h"
+#include "kernels/cpu/isa.h"
 #include "nlohmann/json.hpp"
 #include "src/chat/chat_format.h"
 #include "src/chat/prompt_renderer.h"
@@ -269,6 +270,7 @@ absl::Status RunBench(int argc, char** argv) {
       {"weight_bytes", runner->weight_bytes()},
       {"kv_bytes_per_token", runner->kv_cache_spec().bytes_per_token()}};
   if (!cuda) out["blas_core"] = cpu::EnsureBlasCore().active;  // OpenBLAS's f32 kernels
+  if (!cuda) out["gemm_isa"] = cpu::CpuIsaName(cpu::ActiveCpuIsa());  // bf16 / FP8 GEMMs
   if (o.mtp) {
     nlohmann::json at = nlohmann::json::array();  // acceptance per draft position
     for (int32_t j = 0; j < o.mtp_draft_tokens; ++j)

@@ -100,23 +100,7 @@ if [[ ! -f "$GGUF" || "$MODEL_DIR/model.safetensors.index.json" -nt "$GGUF" ]]; 
   # The bench model's tokenizer (V3's cut to 100000 ids, see make_bench_model.py) has no known
   # pre-tokenizer hash, so the converter is run through a wrapper that falls back to
   # "deepseek-v3" (its pre-tokenizer) instead of raising; weights and hparams are untouched.
-  LLAMA="$LLAMA" nice -n "$NICE" python3 - "$MODEL_DIR" --outtype bf16 --outfile "$GGUF.tmp" <<'PY'
-import os, runpy, sys
-llama = os.environ["LLAMA"]
-sys.path[:0] = [llama, os.path.join(llama, "gguf-py")]
-import conversion.base as base
-orig = base.TextModel.get_vocab_base_pre
-def get_vocab_base_pre(self, tokenizer):
-    try:
-        return orig(self, tokenizer)
-    except NotImplementedError:
-        print("convert wrapper: unknown tokenizer hash, using pre-tokenizer 'deepseek-v3'", file=sys.stderr)
-        return "deepseek-v3"
-base.TextModel.get_vocab_base_pre = get_vocab_base_pre
-script = os.path.join(llama, "convert_hf_to_gguf.py")
-sys.argv = [script] + sys.argv[1:]
-runpy.run_path(script, run_name="__main__")
-PY
+  LLAMA="$LLAMA" nice -n "$NICE" python3 "$(dirname "${BASH_SOURCE[0]}")/convert_gguf_wrapper.py" deepseek-v3 "$MODEL_DIR" --outtype bf16 --outfile "$GGUF.tmp"
   mv "$GGUF.tmp" "$GGUF"
   log "conversion took $((SECONDS - t0)) s"
 else
